@@ -1,0 +1,168 @@
+package kernel
+
+import "slices"
+
+// Cred is a task's credentials (include/linux/cred.h:struct cred): the
+// four uids and gids, supplementary groups, the effective and permitted
+// capability sets and the user namespace the capabilities are valid in.
+// The model does not distinguish a task's subjective and objective
+// credentials: they differ only inside override_creds sections, which no
+// ptrace path observes.
+type Cred struct {
+	UID, EUID, SUID, FSUID KUID
+	GID, EGID, SGID, FSGID KGID
+	// Groups are the supplementary groups (global ids).
+	Groups []KGID
+	// CapEffective must be a subset of CapPermitted.
+	CapEffective, CapPermitted CapSet
+	// UserNS is the namespace the capabilities are valid in; never nil.
+	UserNS *UserNS
+}
+
+// InGroup reports whether g is the fsgid or a supplementary group
+// (kernel/groups.c:in_group_p).
+func (c *Cred) InGroup(g KGID) bool {
+	return c.FSGID == g || slices.Contains(c.Groups, g)
+}
+
+// Dumpable is an mm's dumpable value (include/linux/sched/coredump.h).
+type Dumpable uint8
+
+// Dumpable values. Only [SuidDumpUser] counts as dumpable for ptrace.
+const (
+	SuidDumpDisable Dumpable = 0 // SUID_DUMP_DISABLE
+	SuidDumpUser    Dumpable = 1 // SUID_DUMP_USER
+	SuidDumpRoot    Dumpable = 2 // SUID_DUMP_ROOT
+)
+
+// MM is an address space (struct mm_struct) as far as access checks see
+// it: whether it is dumpable and the user namespace it was created in. Two
+// tasks share an address space when they point to the same MM (threads,
+// vfork, CLONE_VM).
+type MM struct {
+	Dumpable Dumpable
+	// UserNS is mm->user_ns: the namespace whose CAP_SYS_PTRACE overrides a
+	// non-dumpable mm; never nil.
+	UserNS *UserNS
+}
+
+// State is a task's life-cycle state as the checks see it.
+type State uint8
+
+// Task states.
+const (
+	// Running is any live task (running, sleeping or stopped).
+	Running State = iota
+	// Exiting is a task inside do_exit after exit_mm: it has no mm but is
+	// not yet a zombie (exit_state is 0).
+	Exiting
+	// Zombie is a task that exited and waits to be reaped (exit_state set).
+	Zombie
+)
+
+// String returns "running", "exiting" or "zombie".
+func (s State) String() string {
+	switch s {
+	case Running:
+		return "running"
+	case Exiting:
+		return "exiting"
+	case Zombie:
+		return "zombie"
+	}
+	return "state?"
+}
+
+// PtracerException is a Yama PR_SET_PTRACER exception, kept for the
+// thread-group leader of the task that declared it
+// (security/yama/yama_lsm.c:yama_ptracer_add).
+type PtracerException struct {
+	// Any is PR_SET_PTRACER_ANY: every task passing the other checks.
+	Any bool
+	// Tracer, when Any is false, may attach, as may its descendants.
+	Tracer *Task
+}
+
+// LandlockDomain is one Landlock domain; nested domains point to the
+// domain they were created in (struct landlock_ruleset hierarchy).
+type LandlockDomain struct {
+	Name   string
+	Parent *LandlockDomain
+}
+
+// Task is one task (thread) as the checks see it.
+type Task struct {
+	// Name identifies the task in scenarios and explanations.
+	Name string
+	// PID is the task's id; TGID the id of its thread group (its leader's
+	// PID). Both are in the initial pid namespace.
+	PID, TGID int
+	// Comm is the command name for audit records; defaults to Name.
+	Comm string
+	// Cmdline is what Yama prints for the task; defaults to Comm.
+	Cmdline string
+	// Parent is the real parent (of the thread-group leader); nil for init
+	// and for tasks reparented out of the modelled world.
+	Parent *Task
+	// Leader is the thread-group leader; a leader points to itself.
+	Leader *Task
+	// Cred holds the task's credentials.
+	Cred Cred
+	// MM is nil for kernel threads and for tasks past exit_mm.
+	MM *MM
+	// UserDumpable is task->user_dumpable, saved by exit_mm: whether the mm
+	// was SUID_DUMP_USER when the task lost it (CVE-2026-46333 fix).
+	UserDumpable bool
+	// Kthread is PF_KTHREAD.
+	Kthread bool
+	// State is running, exiting (no mm yet not a zombie) or zombie.
+	State State
+	// Tracer is the task ptrace-attached to this one, if any.
+	Tracer *Task
+	// Ptracer is the Yama exception declared by this task's thread group.
+	Ptracer *PtracerException
+
+	// Security-module labels. Empty means "unlabelled" for modules that
+	// are active; see each module for its default.
+	SELinux  string
+	AppArmor string
+	Smack    string
+	// Landlock is the innermost Landlock domain, nil when unrestricted.
+	Landlock *LandlockDomain
+}
+
+// SameThreadGroup reports whether a and b belong to one thread group
+// (include/linux/sched/signal.h:same_thread_group).
+func SameThreadGroup(a, b *Task) bool { return a.TGID == b.TGID }
+
+// IsLeader reports whether t leads its thread group.
+func (t *Task) IsLeader() bool { return t.PID == t.TGID }
+
+// GroupLeader returns t's thread-group leader (t itself when unknown).
+func (t *Task) GroupLeader() *Task {
+	if t.Leader != nil {
+		return t.Leader
+	}
+	return t
+}
+
+// IsDescendant reports whether child is parent or one of its descendants,
+// walking real parents by thread-group leader
+// (security/yama/yama_lsm.c:task_is_descendant).
+func IsDescendant(parent, child *Task) bool {
+	if parent == nil || child == nil {
+		return false
+	}
+	p := parent.GroupLeader()
+	seen := 0
+	for w := child; w != nil && w.PID > 0; w = w.Parent {
+		w = w.GroupLeader()
+		if w == p {
+			return true
+		}
+		if seen++; seen > 1<<16 {
+			return false // a cycle; World validation rejects these
+		}
+	}
+	return false
+}
