@@ -82,6 +82,10 @@ type Features struct {
 	// so stat-less operations such as inotify_add_watch are refused too
 	// (0a960ba49869, v6.10 and stable backports).
 	FdinfoPermission bool
+	// PidfdGetfdESRCH: pidfd_getfd on a task whose files are gone (it is
+	// exiting or a zombie) reports ESRCH instead of EBADF ("pidfd: getfd
+	// should always report ESRCH if a task is exiting", v6.9).
+	PidfdGetfdESRCH bool
 }
 
 // FeaturesFor returns the rules that apply to release r.
@@ -93,6 +97,7 @@ func FeaturesFor(r Release) Features {
 		ProcMemESRCH:     r.AtLeast(6, 12, 0),
 		FdinfoCheck:      r.AtLeast(5, 14, 0),
 		FdinfoPermission: r.AtLeast(6, 10, 0),
+		PidfdGetfdESRCH:  r.AtLeast(6, 9, 0),
 	}
 }
 

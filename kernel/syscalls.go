@@ -96,8 +96,16 @@ func (w *World) checkSyscall(e Env, c, t *Task, sc *Syscall) (Errno, Layer) {
 		if !ok {
 			return EPERM, layer
 		}
-		if t.State == Zombie || t.Kthread {
-			tr.Add(LayerSyscall, Deny, "the target has no file table: EBADF")
+		if t.State == Zombie {
+			if w.Features.PidfdGetfdESRCH {
+				tr.Add(LayerSyscall, Deny, "the zombie's file table is gone and it has PF_EXITING: ESRCH (v6.9+)")
+				return ESRCH, LayerSyscall
+			}
+			tr.Add(LayerSyscall, Deny, "the zombie's file table is gone: EBADF (before v6.9)")
+			return EBADF, LayerSyscall
+		}
+		if t.Kthread {
+			tr.Add(LayerSyscall, Deny, "a kernel thread has no descriptors of its own: EBADF")
 			return EBADF, LayerSyscall
 		}
 		tr.Add(LayerSyscall, Allow, "the descriptor is duplicated into the caller")

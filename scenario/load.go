@@ -241,6 +241,7 @@ func (l *loader) features(n *yaml.Node) {
 		"proc_mem_esrch":    &f.ProcMemESRCH,
 		"fdinfo_check":      &f.FdinfoCheck,
 		"fdinfo_permission": &f.FdinfoPermission,
+		"pidfd_getfd_esrch": &f.PidfdGetfdESRCH,
 	}
 	names := make([]string, 0, len(fields))
 	for k := range fields {
