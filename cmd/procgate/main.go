@@ -12,9 +12,14 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/procgate/procgate/oracle"
 )
 
 func main() {
+	// The verifier re-executes this binary as its target and prober
+	// processes; such a run never reaches the command line.
+	oracle.RunRoleIfRequested()
 	os.Exit(run(os.Args[1:]))
 }
 
