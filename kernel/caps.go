@@ -168,6 +168,15 @@ func (s CapSet) String() string {
 	case CapSetAll:
 		return "all"
 	}
+	if s&^CapSetAll == 0 && bits.OnesCount64(uint64(s)) > int(CapLast+1)/2 {
+		// Mostly full: name what is missing, as "all -sys_resource".
+		missing := CapSetAll &^ s
+		names := make([]string, 0, bits.OnesCount64(uint64(missing)))
+		for _, c := range missing.Caps() {
+			names = append(names, "-"+c.String())
+		}
+		return "all " + strings.Join(names, ",")
+	}
 	names := make([]string, 0, bits.OnesCount64(uint64(s)))
 	for _, c := range s.Caps() {
 		names = append(names, c.String())

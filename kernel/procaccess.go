@@ -26,6 +26,9 @@ func (w *World) checkEntry(e Env, c, t *Task, ent *Entry) (Errno, bool, Layer) {
 		return errno, false, LayerHidepid
 	}
 	if ent.Check == CheckPIDDir {
+		if tr.On() {
+			tr.Addf(LayerHidepid, Allow, "/proc/%d is visible to the caller (hidepid=%s)", t.PID, w.Proc.HidePID)
+		}
 		return OK, false, LayerHidepid
 	}
 	// The VFS permission check on the entry (or on the directory a link

@@ -131,8 +131,8 @@ func (w *World) checkSyscall(e Env, c, t *Task, sc *Syscall) (Errno, Layer) {
 		if errno != OK {
 			return errno, layer
 		}
-		if c.MM != t.MM && !e.Capable(c, c.Cred.UserNS, CapSysNice, false) {
-			tr.Add(LayerSyscall, Deny, "process_madvise on another mm needs CAP_SYS_NICE: EPERM")
+		if c.MM != t.MM && !e.Capable(c, w.Init, CapSysNice, false) {
+			tr.Add(LayerSyscall, Deny, "process_madvise on another mm needs CAP_SYS_NICE in the initial namespace (capable()): EPERM")
 			return EPERM, LayerSyscall
 		}
 		return OK, layer

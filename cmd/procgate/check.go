@@ -35,20 +35,38 @@ type checkOpts struct {
 	json      bool
 	explain   bool
 	only      string
+
+	// The live form: --caller PID --target PID with one access.
+	caller, target        int
+	entry, syscall, mode string
 }
 
 func newCheckCmd() *cobra.Command {
 	var o checkOpts
 	cmd := &cobra.Command{
-		Use:   "check --scenario FILE [FILE...] [--json] [--explain]",
-		Short: "Evaluate the checks of scenario files",
+		Use:   "check (--scenario FILE [FILE...] | --caller PID --target PID (--entry E | --syscall S | --mode M)) [--json] [--explain]",
+		Short: "Evaluate the checks of scenario files, or one question about live processes",
 		Long: `check evaluates every check of one or more scenario files and prints one
-line per check, or a JSON report with --json. Exit status: 0 when every
-expectation is met (or none is given), 1 when one is not, 2 on invalid input.`,
+line per check, or a JSON report with --json. With --caller and --target it
+reads the two live processes (pinned by pidfd) and answers one question about
+them in the same formats; a live answer that depends on something user space
+cannot read (a Landlock domain, a Yama exception) says so.
+
+Exit status: 0 when every expectation is met (or none is given), 1 when one
+is not, 2 on invalid input.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// A shell glob after --scenario expands to further arguments.
 			o.scenarios = append(o.scenarios, args...)
+			if cmd.Flags().Changed("caller") || cmd.Flags().Changed("target") {
+				if len(o.scenarios) > 0 {
+					return &exitError{2, errors.New("check: give either --scenario or --caller/--target, not both")}
+				}
+				return runLiveCheck(cmd.OutOrStdout(), o.caller, o.target, o.entry, o.syscall, o.mode, o.json, o.explain)
+			}
+			if o.entry != "" || o.syscall != "" || o.mode != "" {
+				return &exitError{2, errors.New("check: --entry, --syscall and --mode need --caller and --target")}
+			}
 			return runCheck(cmd.OutOrStdout(), o)
 		},
 	}
@@ -56,6 +74,11 @@ expectation is met (or none is given), 1 when one is not, 2 on invalid input.`,
 	cmd.Flags().BoolVar(&o.json, "json", false, "print a JSON report")
 	cmd.Flags().BoolVar(&o.explain, "explain", false, "print each decision as a step-by-step story")
 	cmd.Flags().StringVar(&o.only, "name", "", "evaluate only the check with this name")
+	cmd.Flags().IntVar(&o.caller, "caller", 0, "live: the calling process's pid")
+	cmd.Flags().IntVar(&o.target, "target", 0, "live: the target process's pid")
+	cmd.Flags().StringVar(&o.entry, "entry", "", "live: a /proc/<pid>/ entry (environ, maps, fd/3, …)")
+	cmd.Flags().StringVar(&o.syscall, "syscall", "", "live: a system call (ptrace_attach, process_vm_readv, …)")
+	cmd.Flags().StringVar(&o.mode, "mode", "", "live: a ptrace mode (read_fscreds, attach_realcreds[,noaudit], …)")
 	return cmd
 }
 

@@ -1,0 +1,696 @@
+package live
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/kernel/lsm/capability"
+	"github.com/procgate/procgate/kernel/lsm/landlock"
+	"github.com/procgate/procgate/kernel/lsm/yama"
+)
+
+// Options select what Read and ReadPIDs read.
+type Options struct {
+	// Proc is the procfs mount to read; "" means /proc. Processes are
+	// pinned with pidfds only when this is the procfs of the reader's own
+	// pid namespace; a different root (a test fixture) is read unpinned.
+	Proc string
+	// Sys is the sysfs mount; "" means /sys.
+	Sys string
+	// Threads adds every thread of every process, not only the
+	// thread-group leaders.
+	Threads bool
+	// MountSecurityFS lets Read mount securityfs at
+	// <Sys>/kernel/security when it is not mounted there, to read the
+	// list of active security modules. It needs CAP_SYS_ADMIN; the mount
+	// is left in place.
+	MountSecurityFS bool
+}
+
+// ProcessError reports a process that could not be read. A process that
+// exited (or whose pid was reused) while it was read has Err ESRCH, so
+// errors.Is(err, unix.ESRCH) holds.
+type ProcessError struct {
+	PID int
+	Op  string
+	Err error
+}
+
+// Error returns "pid 42: read status: no such process".
+func (e *ProcessError) Error() string {
+	return fmt.Sprintf("pid %d: %s: %v", e.PID, e.Op, e.Err)
+}
+
+// Unwrap returns the underlying error (an errno).
+func (e *ProcessError) Unwrap() error { return e.Err }
+
+// uncertain marks what Read could not learn about a task.
+type uncertain uint8
+
+const (
+	// unkDumpable: the dump owner cannot tell dumpable 1 from 0 (the
+	// task's euid/egid are root of its mm's namespace).
+	unkDumpable uncertain = 1 << iota
+	// unkDumpable02: dumpable is 0 or 2, and the release is one where
+	// the two differ (before 4.10).
+	unkDumpable02
+	// unkMMUserNS: the dump owner matches neither the task's ids nor root
+	// of its namespace, so mm->user_ns is not the cred's namespace (setns
+	// without exec) or the task changed credentials while it was read.
+	unkMMUserNS
+	// unkUserDumpable: a task without an mm whose saved user_dumpable
+	// flag cannot be read.
+	unkUserDumpable
+	// unkUserNS: the task's user namespace could not be read (no
+	// permission to read its ns/user link); the initial one is assumed.
+	unkUserNS
+)
+
+// System is the running system read into the model: the world and what
+// could not be read.
+type System struct {
+	// World holds the kernel's settings, user namespaces and tasks. Its
+	// security modules are those the model can take from the running
+	// system (capability, Yama, Landlock); see Unmodelled for the others.
+	World *kernel.World
+	// Kernel holds the settings as read.
+	Kernel KernelInfo
+	// Unmodelled lists active modules that take part in ptrace decisions
+	// but whose policy Read cannot load (selinux, apparmor, smack): the
+	// world leaves them out and decisions that they could change say so.
+	Unmodelled []string
+	// Notes are one-line remarks about what could not be read.
+	Notes []string
+
+	unknown map[*kernel.Task]uncertain
+}
+
+// TaskName is the name Read gives a task: its command name and pid, as
+// audit records and Yama print them ("sshd[812]").
+func TaskName(comm string, pid int) string {
+	return comm + "[" + strconv.Itoa(pid) + "]"
+}
+
+// Read reads every process of the running system (thread-group leaders,
+// and threads with Options.Threads), the user namespaces they live in and
+// the kernel's settings. A process that exits while it is read is left
+// out.
+func Read(opts Options) (*System, error) {
+	r, err := newReader(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	pids, err := r.listPIDs()
+	if err != nil {
+		return nil, err
+	}
+	return r.read(pids, false)
+}
+
+// ReadPIDs reads the given processes (or threads) and, so that relations
+// such as Yama's descendant rule can be decided, their ancestors, their
+// thread-group leaders and the tasks tracing them. When one of the given
+// pids does not exist or exits while it is read, it returns a
+// *ProcessError wrapping ESRCH.
+func ReadPIDs(pids []int, opts Options) (*System, error) {
+	r, err := newReader(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	for _, p := range pids {
+		if p <= 0 {
+			return nil, &ProcessError{PID: p, Op: "read", Err: unix.ESRCH}
+		}
+	}
+	return r.read(pids, true)
+}
+
+// reader holds the state of one Read.
+type reader struct {
+	opts   Options
+	procFD int
+	pin    bool
+	buf    []byte
+	lbuf   [256]byte
+
+	initIno uint64
+	ns      map[uint64]*kernel.UserNS
+	// nsMaps records the namespaces whose maps were read from a member.
+	nsMaps map[uint64]bool
+	// labels are the attr/ files to read, per model field.
+	labels labelFiles
+	notes  []string
+	// threadOf maps the thread ids found under a leader's task/ to it.
+	threadOf map[int]int
+	// afterRead runs between a task's reads and its verification (tests).
+	afterRead func(pid int)
+}
+
+// testHookAfterRead, when set by tests, runs after a task's files were
+// read and before the pin is verified.
+var testHookAfterRead func(pid int)
+
+type labelFiles struct{ selinux, apparmor, smack bool }
+
+func newReader(opts Options) (*reader, error) {
+	if opts.Proc == "" {
+		opts.Proc = "/proc"
+	}
+	if opts.Sys == "" {
+		opts.Sys = "/sys"
+	}
+	fd, err := unix.Open(opts.Proc, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", opts.Proc, err)
+	}
+	r := &reader{opts: opts, procFD: fd, buf: make([]byte, 8192), ns: map[uint64]*kernel.UserNS{}, nsMaps: map[uint64]bool{}, threadOf: map[int]int{}, afterRead: testHookAfterRead}
+	// Pin only when the pids in this procfs are the reader's own: the
+	// pidfd of pid N must be the process /proc/N shows.
+	n, err := unix.Readlinkat(fd, "self", r.lbuf[:])
+	self := -1
+	if err == nil {
+		self, _ = strconv.Atoi(string(r.lbuf[:n]))
+	}
+	abs, _ := filepath.Abs(opts.Proc)
+	switch {
+	case self == os.Getpid():
+		r.pin = true
+	case abs == "/proc":
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s belongs to another pid namespace (it calls the reader %d, not %d): its pids cannot be pinned", opts.Proc, self, os.Getpid())
+	}
+	return r, nil
+}
+
+func (r *reader) close() { unix.Close(r.procFD) }
+
+func (r *reader) note(format string, args ...any) {
+	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+}
+
+// listPIDs lists the numeric entries of the procfs root.
+func (r *reader) listPIDs() ([]int, error) {
+	f, err := os.Open(r.opts.Proc)
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if p, ok := atoi([]byte(n)); ok && p > 0 {
+			pids = append(pids, p)
+		}
+	}
+	sort.Ints(pids)
+	return pids, nil
+}
+
+// rawTask is one task as read, before the world is built.
+type rawTask struct {
+	st      Status
+	leader  bool // st.Pid == st.Tgid
+	nsIno   uint64
+	nsErr   error
+	ownUID  uint32
+	ownGID  uint32
+	ownErr  error
+	pfFlags uint64 // from stat, when status has no Kthread line
+	selinux string
+	apparmr string
+	smack   string
+}
+
+// read reads pids; closure adds parents, leaders and tracers, and makes
+// a missing pid an error.
+func (r *reader) read(pids []int, closure bool) (*System, error) {
+	k, err := r.readKernel()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range k.LSMs {
+		switch m {
+		case "selinux":
+			r.labels.selinux = true
+		case "apparmor":
+			r.labels.apparmor = true
+		case "smack":
+			r.labels.smack = true
+		}
+	}
+	if err := r.readInitNS(); err != nil {
+		return nil, err
+	}
+	raws := make(map[int]*rawTask, len(pids))
+	requested := map[int]bool{}
+	queued := map[int]bool{}
+	var queue []int
+	push := func(p int) {
+		if p > 0 && raws[p] == nil && !queued[p] {
+			queued[p] = true
+			queue = append(queue, p)
+		}
+	}
+	for _, p := range pids {
+		push(p)
+		if closure {
+			requested[p] = true
+		}
+	}
+	for len(queue) > 0 {
+		for len(queue) > 0 {
+			pid := queue[0]
+			queue = queue[1:]
+			rt, err := r.readTask(pid)
+			if err != nil {
+				if requested[pid] {
+					return nil, err
+				}
+				if !isGone(err) {
+					r.note("pid %d left out: %v", pid, err)
+				}
+				continue // exited while being read: left out
+			}
+			raws[pid] = rt
+			if r.opts.Threads && rt.leader {
+				for _, tid := range r.listThreads(pid) {
+					r.threadOf[tid] = pid
+					push(tid)
+				}
+			}
+		}
+		// Leaders and tracers are needed in every read (a tracer may be a
+		// thread); parents only when reading a subset.
+		for _, rt := range raws {
+			push(rt.st.Tgid)
+			push(rt.st.TracerPid)
+			if closure {
+				push(rt.st.PPid)
+			}
+		}
+	}
+	return r.build(k, raws)
+}
+
+// isGone reports whether err means the process is no longer there.
+func isGone(err error) bool {
+	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)
+}
+
+// listThreads lists /proc/<pid>/task, leader excluded. Threads of a
+// process that exits in the meantime are simply not found.
+func (r *reader) listThreads(pid int) []int {
+	f, err := os.Open(filepath.Join(r.opts.Proc, strconv.Itoa(pid), "task"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(-1)
+	var out []int
+	for _, n := range names {
+		if t, ok := atoi([]byte(n)); ok && t != pid {
+			out = append(out, t)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// readTask pins pid, reads its files through a directory descriptor
+// opened after the pin, and verifies that the pin still holds: the
+// process the pidfd refers to is alive, so it held the pid throughout and
+// every file read belongs to it. A thread id is pinned through its
+// thread-group leader and read under /proc/<tgid>/task/<tid>, whose lookup
+// fails unless the tid is a thread of that group.
+func (r *reader) readTask(pid int) (*rawTask, error) {
+	if tgid, ok := r.threadOf[pid]; ok {
+		return r.readThread(pid, tgid)
+	}
+	if !r.pin {
+		return r.readPinned(pid, -1, strconv.Itoa(pid))
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.EINVAL) {
+		// Not a thread-group leader: find its group, then pin the leader.
+		n, rerr := readAt(r.procFD, strconv.Itoa(pid)+"/status", r.buf)
+		if rerr != nil {
+			return nil, &ProcessError{pid, "read status", gone(rerr)}
+		}
+		st, perr := ParseStatus(r.buf[:n])
+		if perr != nil {
+			return nil, &ProcessError{pid, "parse status", perr}
+		}
+		if st.Tgid == pid {
+			return nil, &ProcessError{pid, "pidfd_open", err}
+		}
+		return r.readThread(pid, st.Tgid)
+	}
+	if err != nil {
+		return nil, &ProcessError{pid, "pidfd_open", err}
+	}
+	defer unix.Close(pidfd)
+	return r.readPinned(pid, pidfd, strconv.Itoa(pid))
+}
+
+// readThread reads thread tid of the thread group tgid, pinned by its
+// leader.
+func (r *reader) readThread(tid, tgid int) (*rawTask, error) {
+	dir := strconv.Itoa(tgid) + "/task/" + strconv.Itoa(tid)
+	if !r.pin {
+		return r.readPinned(tid, -1, dir)
+	}
+	pidfd, err := unix.PidfdOpen(tgid, 0)
+	if err != nil {
+		return nil, &ProcessError{tid, "pidfd_open of its leader", err}
+	}
+	defer unix.Close(pidfd)
+	return r.readPinned(tid, pidfd, dir)
+}
+
+// readPinned reads the task pid through the directory dir (relative to
+// the procfs root), opened after pidfd was; then checks pidfd.
+func (r *reader) readPinned(pid, pidfd int, dir string) (*rawTask, error) {
+	dirfd, err := unix.Openat(r.procFD, dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &ProcessError{pid, "open " + dir, gone(err)}
+	}
+	defer unix.Close(dirfd)
+	rt, err := r.readFiles(pid, dirfd)
+	if err != nil {
+		return nil, err
+	}
+	if r.afterRead != nil {
+		r.afterRead(pid)
+	}
+	if pidfd >= 0 {
+		// Signal 0 checks existence; EPERM still means the process is there.
+		if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil && !errors.Is(err, unix.EPERM) {
+			return nil, &ProcessError{pid, "verify pin", gone(err)}
+		}
+	}
+	return rt, nil
+}
+
+// gone maps the errors a vanished process produces in /proc to ESRCH.
+func gone(err error) error {
+	if errors.Is(err, unix.ENOENT) {
+		return unix.ESRCH
+	}
+	return err
+}
+
+// readFiles reads status, ns/user, the dump owner and labels of the task
+// whose /proc directory is dirfd.
+func (r *reader) readFiles(pid, dirfd int) (*rawTask, error) {
+	n, err := readAt(dirfd, "status", r.buf)
+	if err != nil {
+		return nil, &ProcessError{pid, "read status", gone(err)}
+	}
+	st, err := ParseStatus(r.buf[:n])
+	if err != nil {
+		return nil, &ProcessError{pid, "parse status", err}
+	}
+	if st.Pid != pid {
+		return nil, &ProcessError{pid, "read status", fmt.Errorf("status is for pid %d: %w", st.Pid, errParse)}
+	}
+	rt := &rawTask{st: st, leader: st.Pid == st.Tgid}
+	// The user namespace: the link names its inode.
+	if n, err := unix.Readlinkat(dirfd, "ns/user", r.lbuf[:]); err != nil {
+		switch {
+		case !r.pin && errors.Is(err, unix.ENOENT):
+			rt.nsIno = r.initIno // a fixture without namespace links
+		case r.pin && isGone(err):
+			return nil, &ProcessError{pid, "readlink ns/user", gone(err)}
+		default:
+			rt.nsErr = err
+		}
+	} else if ino, err := ParseNSLink(r.lbuf[:n], "user"); err != nil {
+		rt.nsErr = err
+	} else {
+		rt.nsIno = ino
+		if _, ok := r.ns[ino]; !ok {
+			if err := r.resolveNS(pid, dirfd, ino); err != nil {
+				if r.pin && isGone(err) {
+					return nil, &ProcessError{pid, "read user namespace", gone(err)}
+				}
+				rt.nsErr = err
+			}
+		} else if !r.nsMaps[ino] && ino != r.initIno {
+			r.readMaps(dirfd, ino)
+		}
+	}
+	// The dump owner: the owner of a non-0555 entry (fd/ is 0500).
+	var sb unix.Stat_t
+	if err := unix.Fstatat(dirfd, "fd", &sb, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if r.pin && isGone(err) {
+			return nil, &ProcessError{pid, "stat fd/", gone(err)}
+		}
+		rt.ownErr = err
+	} else {
+		rt.ownUID, rt.ownGID = sb.Uid, sb.Gid
+	}
+	if !st.HasKthread {
+		n, err := readAt(dirfd, "stat", r.buf)
+		if err != nil {
+			return nil, &ProcessError{pid, "read stat", gone(err)}
+		}
+		sf, err := ParseStat(r.buf[:n])
+		if err != nil {
+			return nil, &ProcessError{pid, "parse stat", err}
+		}
+		rt.pfFlags = sf.Flags
+	}
+	if r.labels.selinux {
+		rt.selinux = r.readLabel(dirfd, "attr/current")
+	}
+	if r.labels.apparmor {
+		rt.apparmr = r.readLabel(dirfd, "attr/apparmor/current")
+	}
+	if r.labels.smack {
+		rt.smack = r.readLabel(dirfd, "attr/smack/current")
+	}
+	return rt, nil
+}
+
+// readLabel reads an attr/ file: the label without its trailing newline
+// or NUL, and for AppArmor without the " (enforce)" mode suffix.
+func (r *reader) readLabel(dirfd int, name string) string {
+	n, err := readAt(dirfd, name, r.buf)
+	if err != nil {
+		return ""
+	}
+	b := trimSpace(r.buf[:n])
+	for len(b) > 0 && b[len(b)-1] == 0 {
+		b = b[:len(b)-1]
+	}
+	if i := lastIndex(b, " ("); i > 0 && b[len(b)-1] == ')' {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+func lastIndex(b []byte, sep string) int {
+	for i := len(b) - len(sep); i >= 0; i-- {
+		if string(b[i:i+len(sep)]) == sep {
+			return i
+		}
+	}
+	return -1
+}
+
+// readAt reads the file name under dirfd into buf, in one read when it
+// fits, and returns the number of bytes read.
+func readAt(dirfd int, name string, buf []byte) (int, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	total := 0
+	for total < len(buf) {
+		n, err := unix.Read(fd, buf[total:])
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return 0, err
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// build turns the raw tasks into the world.
+func (r *reader) build(k KernelInfo, raws map[int]*rawTask) (*System, error) {
+	rel, err := kernel.ParseRelease(k.Release)
+	if err != nil {
+		return nil, fmt.Errorf("kernel release: %w", err)
+	}
+	w := kernel.NewWorld(rel)
+	w.Init = r.ns[r.initIno]
+	w.Namespaces = r.namespaces()
+	w.SuidDumpable = k.SuidDumpable
+	w.Proc = k.Proc.Options
+	sys := &System{World: w, Kernel: k, unknown: map[*kernel.Task]uncertain{}}
+	w.LSMs = []kernel.LSM{capability.New()}
+	for _, m := range k.LSMs {
+		switch {
+		case m == "capability" || noPtraceHooks[m]:
+		case m == "landlock":
+			if k.LandlockABI > 0 {
+				w.LSMs = append(w.LSMs, landlock.New(k.LandlockABI))
+			} else {
+				w.LSMs = append(w.LSMs, landlock.New(1))
+				r.note("landlock is listed but its ABI version cannot be read; assumed 1")
+			}
+		case m == "yama":
+			if k.YamaScope < 0 {
+				return nil, errNoYamaScope
+			}
+			y, err := yama.New(k.YamaScope)
+			if err != nil {
+				return nil, err
+			}
+			w.LSMs = append(w.LSMs, y)
+		default:
+			sys.Unmodelled = append(sys.Unmodelled, m)
+		}
+	}
+	if len(sys.Unmodelled) > 0 {
+		r.note("active modules not modelled (their policy is not read): %v; decisions they could change are marked", sys.Unmodelled)
+	}
+
+	pids := make([]int, 0, len(raws))
+	for p := range raws {
+		pids = append(pids, p)
+	}
+	sort.Ints(pids)
+	tasks := make(map[int]*kernel.Task, len(raws))
+	for _, p := range pids {
+		rt := raws[p]
+		st := &rt.st
+		t := &kernel.Task{Name: TaskName(st.Name, st.Pid), PID: st.Pid, TGID: st.Tgid, Comm: st.Name}
+		c := &t.Cred
+		c.UID, c.EUID, c.SUID, c.FSUID = kernel.KUID(st.UIDs[0]), kernel.KUID(st.UIDs[1]), kernel.KUID(st.UIDs[2]), kernel.KUID(st.UIDs[3])
+		c.GID, c.EGID, c.SGID, c.FSGID = kernel.KGID(st.GIDs[0]), kernel.KGID(st.GIDs[1]), kernel.KGID(st.GIDs[2]), kernel.KGID(st.GIDs[3])
+		if len(st.Groups) > 0 {
+			c.Groups = make([]kernel.KGID, len(st.Groups))
+			for i, g := range st.Groups {
+				c.Groups[i] = kernel.KGID(g)
+			}
+		}
+		c.CapEffective = kernel.CapSet(st.CapEff) & kernel.CapSetAll
+		c.CapPermitted = kernel.CapSet(st.CapPrm) & kernel.CapSetAll
+		c.UserNS = r.ns[rt.nsIno]
+		if c.UserNS == nil || rt.nsErr != nil {
+			c.UserNS = w.Init
+			sys.unknown[t] |= unkUserNS
+		}
+		t.Kthread = st.Kthread || (!st.HasKthread && rt.pfFlags&pfKthread != 0)
+		switch {
+		case st.State == 'Z' || st.State == 'X':
+			t.State = kernel.Zombie
+		case !st.HasMM && !t.Kthread:
+			t.State = kernel.Exiting
+		default:
+			t.State = kernel.Running
+		}
+		t.SELinux, t.AppArmor, t.Smack = rt.selinux, rt.apparmr, rt.smack
+		tasks[p] = t
+	}
+	// Relations and address spaces.
+	for _, p := range pids {
+		rt, t := raws[p], tasks[p]
+		t.Leader = tasks[rt.st.Tgid]
+		if t.Leader == nil {
+			t.Leader = t // leader exited while read: the thread stands alone
+			t.TGID = t.PID
+		}
+		if rt.st.PPid > 0 {
+			t.Parent = tasks[rt.st.PPid]
+		}
+		if rt.st.TracerPid > 0 {
+			t.Tracer = tasks[rt.st.TracerPid]
+		}
+	}
+	for _, p := range pids {
+		rt, t := raws[p], tasks[p]
+		if t.Kthread || t.State != kernel.Running {
+			if !t.Kthread && w.Features.UserDumpable {
+				sys.unknown[t] |= unkUserDumpable
+			}
+			continue
+		}
+		if t.Leader != t {
+			continue
+		}
+		t.MM = &kernel.MM{Dumpable: kernel.SuidDumpUser, UserNS: t.Cred.UserNS}
+		sys.unknown[t] |= inferDumpable(w, t, rt)
+	}
+	for _, p := range pids {
+		t := tasks[p]
+		if t.Leader != t && t.Leader.MM != nil && t.State == kernel.Running && !t.Kthread {
+			t.MM = t.Leader.MM
+		}
+		if sys.unknown[t] == 0 {
+			delete(sys.unknown, t)
+		}
+		w.AddTask(t)
+	}
+	sys.Notes = r.notes
+	if err := w.Validate(); err != nil {
+		return nil, fmt.Errorf("the world read is inconsistent: %w", err)
+	}
+	return sys, nil
+}
+
+// inferDumpable sets t.MM.Dumpable from the owner of /proc/<pid>/fd:
+// task_dump_owner gives a 0500 directory the task's euid/egid when the mm
+// is SUID_DUMP_USER, and root of mm->user_ns (global root when unmapped)
+// otherwise. mm->user_ns is taken to be the credentials' namespace.
+func inferDumpable(w *kernel.World, t *kernel.Task, rt *rawTask) uncertain {
+	if rt.ownErr != nil {
+		return unkDumpable
+	}
+	ru, rg := kernel.KUID(0), kernel.KGID(0)
+	if u, ok := t.MM.UserNS.RootUID(); ok {
+		ru = u
+	}
+	if g, ok := t.MM.UserNS.RootGID(); ok {
+		rg = g
+	}
+	own := [2]uint32{rt.ownUID, rt.ownGID}
+	ids := [2]uint32{uint32(t.Cred.EUID), uint32(t.Cred.EGID)}
+	root := [2]uint32{uint32(ru), uint32(rg)}
+	switch {
+	case own == ids && ids == root:
+		t.MM.Dumpable = kernel.SuidDumpUser
+		return unkDumpable
+	case own == ids:
+		t.MM.Dumpable = kernel.SuidDumpUser
+		return 0
+	case own == root:
+		t.MM.Dumpable = kernel.SuidDumpDisable
+		if !w.Features.MMUserNS {
+			return unkDumpable02
+		}
+		return 0
+	}
+	t.MM.Dumpable = kernel.SuidDumpDisable
+	return unkMMUserNS
+}

@@ -1,0 +1,234 @@
+package live
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/kernel/lsm/yama"
+)
+
+// Access is one question about a target: a /proc/<pid> entry, a system
+// call, or a bare ptrace_may_access mode. Exactly one is set.
+type Access struct {
+	Entry   *kernel.Entry
+	Syscall *kernel.Syscall
+	Mode    kernel.Mode
+}
+
+// Evaluate answers the question in world w; explain fills in the steps
+// and audit records.
+func (a Access) Evaluate(w *kernel.World, caller, target *kernel.Task, explain bool) kernel.Decision {
+	switch {
+	case a.Entry != nil && explain:
+		return w.ExplainEntry(caller, target, a.Entry)
+	case a.Entry != nil:
+		return w.CheckEntry(caller, target, a.Entry)
+	case a.Syscall != nil && explain:
+		return w.ExplainSyscall(caller, target, a.Syscall)
+	case a.Syscall != nil:
+		return w.CheckSyscall(caller, target, a.Syscall)
+	case explain:
+		return w.ExplainPtraceMayAccess(caller, target, a.Mode)
+	}
+	return w.PtraceMayAccess(caller, target, a.Mode)
+}
+
+// Decide answers the question for two tasks of the system and fills in
+// Decision.Unknown with what the answer depends on that could not be
+// read (see Unknowns).
+func (s *System) Decide(caller, target *kernel.Task, a Access, explain bool) kernel.Decision {
+	d := a.Evaluate(s.World, caller, target, explain)
+	d.Unknown = s.Unknowns(caller, target, a)
+	return d
+}
+
+// Unknowns lists, one sentence each, the inputs the decision depends on
+// that cannot be read from user space. It asks "what if": it evaluates
+// the question again with each unknown set to the value that could change
+// the answer (a Landlock domain around the caller, a PR_SET_PTRACER
+// exception, a denying module for each active but unmodelled one, the
+// other dumpable value), and lists the unknown when the answer changes.
+// An empty list means no unread input can change the answer.
+//
+// The what-if worlds are copies of the tasks involved; s.World is not
+// modified, so Unknowns may run alongside other readers of it.
+func (s *System) Unknowns(caller, target *kernel.Task, a Access) []string {
+	w := s.World
+	base := a.Evaluate(w, caller, target, false)
+	var out []string
+	differs := func(mutate func(w *kernel.World, c, t *kernel.Task)) (kernel.Decision, bool) {
+		cw, c, t := cloneFor(w, caller, target)
+		mutate(cw, c, t)
+		d := a.Evaluate(cw, c, t, false)
+		return d, d.Allowed != base.Allowed || d.Errno != base.Errno || d.Masked != base.Masked
+	}
+	traceme := a.Syscall != nil && a.Syscall.Name == "ptrace_traceme"
+
+	if w.LSM("landlock") != nil {
+		sandbox := func(x *kernel.Task) { x.Landlock = &kernel.LandlockDomain{Name: "unknown"} }
+		who, whom := caller, target
+		d, changed := differs(func(_ *kernel.World, c, _ *kernel.Task) { sandbox(c) })
+		if traceme {
+			who, whom = target, caller
+			d, changed = differs(func(_ *kernel.World, _, t *kernel.Task) { sandbox(t) })
+		}
+		if changed {
+			out = append(out, fmt.Sprintf("landlock: Landlock domains cannot be read from user space; if %s is sandboxed in a domain that does not enclose %s, the answer is %s",
+				who.Name, whom.Name, d.Result()))
+		}
+	}
+	if y, ok := w.LSM("yama").(*yama.Module); ok && y.Scope == yama.Relational {
+		d, changed := differs(func(_ *kernel.World, _, t *kernel.Task) {
+			t.GroupLeader().Ptracer = &kernel.PtracerException{Any: true}
+		})
+		if changed {
+			out = append(out, fmt.Sprintf("yama: PR_SET_PTRACER exceptions cannot be read from user space; if %s declared one that covers %s, the answer is %s",
+				target.Name, caller.Name, d.Result()))
+		}
+	}
+	tu := s.unknown[target]
+	if tu&(unkDumpable|unkMMUserNS|unkDumpable02) != 0 && target.MM != nil {
+		other := kernel.SuidDumpUser
+		switch {
+		case tu&unkDumpable02 != 0:
+			other = kernel.SuidDumpRoot
+		case target.MM.Dumpable == kernel.SuidDumpUser:
+			other = kernel.SuidDumpDisable
+		}
+		if d, changed := differs(func(_ *kernel.World, _, t *kernel.Task) { t.MM.Dumpable = other }); changed {
+			why := "its /proc files belong to root either way"
+			switch {
+			case tu&unkDumpable02 != 0:
+				why = "values 0 and 2 look alike in /proc, and release " + w.Release.String() + " treats them differently"
+			case tu&unkMMUserNS != 0:
+				why = "its /proc files belong neither to its euid nor to root of its user namespace (setns without exec, or credentials changed while read)"
+			}
+			out = append(out, fmt.Sprintf("dumpable: %s's dumpable flag cannot be read (%s); if it is %d, the answer is %s", target.Name, why, other, d.Result()))
+		}
+	}
+	if tu&unkUserDumpable != 0 {
+		if d, changed := differs(func(_ *kernel.World, _, t *kernel.Task) { t.UserDumpable = !t.UserDumpable }); changed {
+			out = append(out, fmt.Sprintf("user_dumpable: %s has no address space and whether it was dumpable when it lost it cannot be read; if it was, the answer is %s", target.Name, d.Result()))
+		}
+	}
+	for _, x := range []*kernel.Task{caller, target} {
+		if s.unknown[x]&unkUserNS != 0 {
+			out = append(out, fmt.Sprintf("userns: the user namespace of %s could not be read; the initial one was assumed", x.Name))
+		}
+		if x == target {
+			break
+		}
+	}
+	tracer := caller
+	if traceme {
+		tracer = target
+	}
+	for _, m := range s.Unmodelled {
+		if noPtraceHooks[m] || m == "apparmor" && tracer.AppArmor == "unconfined" {
+			// An unconfined tracer is never restricted by AppArmor.
+			continue
+		}
+		if d, changed := differs(func(w *kernel.World, _, _ *kernel.Task) { w.LSMs = append(w.LSMs, denyModule(m)) }); changed {
+			out = append(out, fmt.Sprintf("%s: the module is active but its policy is not read; it may deny this access (%s)", m, d.Result()))
+		}
+	}
+	return out
+}
+
+// denyModule stands in for an active module whose policy is unknown, at
+// its most restrictive: it denies every ptrace hook with EACCES, the errno
+// SELinux, AppArmor and Smack deny with.
+type denyModule string
+
+func (m denyModule) Name() string { return string(m) }
+
+func (denyModule) PtraceAccessCheck(kernel.Env, *kernel.Task, *kernel.Task, kernel.Mode) kernel.Errno {
+	return kernel.EACCES
+}
+
+func (denyModule) PtraceTraceme(kernel.Env, *kernel.Task, *kernel.Task) kernel.Errno {
+	return kernel.EACCES
+}
+
+func (denyModule) Capable(kernel.Env, *kernel.Task, *kernel.UserNS, kernel.Cap, bool) kernel.Errno {
+	return kernel.OK
+}
+
+// cloneFor copies the tasks a decision between c and t can reach
+// (parents, leaders, tracers, Yama exceptions) and their address spaces
+// into a new world with w's settings, so that a what-if can change them.
+func cloneFor(w *kernel.World, c, t *kernel.Task) (*kernel.World, *kernel.Task, *kernel.Task) {
+	m := map[*kernel.Task]*kernel.Task{}
+	var order []*kernel.Task
+	var visit func(x *kernel.Task)
+	visit = func(x *kernel.Task) {
+		if x == nil || m[x] != nil {
+			return
+		}
+		cp := *x
+		m[x] = &cp
+		order = append(order, x)
+		visit(x.Parent)
+		visit(x.Leader)
+		visit(x.Tracer)
+		if x.Ptracer != nil {
+			visit(x.Ptracer.Tracer)
+		}
+	}
+	visit(c)
+	visit(t)
+	nw := &kernel.World{
+		Release: w.Release, Features: w.Features, LSMs: slices.Clone(w.LSMs),
+		SuidDumpable: w.SuidDumpable, Proc: w.Proc, Init: w.Init, Namespaces: w.Namespaces,
+	}
+	mms := map[*kernel.MM]*kernel.MM{}
+	for _, old := range order {
+		cp := m[old]
+		cp.Parent, cp.Leader, cp.Tracer = m[old.Parent], m[old.Leader], m[old.Tracer]
+		if old.Ptracer != nil {
+			x := *old.Ptracer
+			x.Tracer = m[x.Tracer]
+			cp.Ptracer = &x
+		}
+		if old.MM != nil {
+			if mms[old.MM] == nil {
+				mm := *old.MM
+				mms[old.MM] = &mm
+			}
+			cp.MM = mms[old.MM]
+		}
+		nw.AddTask(cp)
+	}
+	return nw, m[c], m[t]
+}
+
+// Uncertainties lists, one sentence per kind, the tasks about which Read
+// could not learn everything, in pid order: a dumpable flag that cannot
+// be told apart, a user namespace that could not be read, and so on.
+func (s *System) Uncertainties() []string {
+	kinds := []struct {
+		bit  uncertain
+		what string
+	}{
+		{unkDumpable, "dumpable flag assumed 1 (their /proc files belong to root either way)"},
+		{unkDumpable02, "dumpable flag 0 or 2 (alike in /proc; this release treats them differently)"},
+		{unkMMUserNS, "address space's user namespace assumed to be the credentials' (the owner of their /proc files fits neither)"},
+		{unkUserDumpable, "saved user_dumpable flag unknown (no address space)"},
+		{unkUserNS, "user namespace unreadable, the initial one assumed"},
+	}
+	var out []string
+	for _, k := range kinds {
+		var names []string
+		for _, t := range s.World.Tasks {
+			if s.unknown[t]&k.bit != 0 {
+				names = append(names, t.Name)
+			}
+		}
+		if len(names) > 0 {
+			out = append(out, fmt.Sprintf("%s: %s", k.what, strings.Join(names, ", ")))
+		}
+	}
+	return out
+}

@@ -1,0 +1,233 @@
+package scenario_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/procgate/procgate/scenario"
+)
+
+// TestLoadErrors feeds bad scenarios to Load and checks the first error's
+// exact file:line:column prefix and a fragment of its message.
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		pos  string // "bad.yaml:line:col"
+		msg  string // fragment of the message
+	}{
+		{
+			name: "malformed YAML",
+			src:  "tasks: [a, b\n",
+			pos:  "bad.yaml:1:1",
+			msg:  "invalid YAML: did not find expected ',' or ']'",
+		},
+		{
+			name: "empty file",
+			src:  "",
+			pos:  "bad.yaml:1:1",
+			msg:  "empty scenario",
+		},
+		{
+			name: "two documents",
+			src:  "tasks: []\n---\ntasks: []\n",
+			pos:  "bad.yaml:2:1",
+			msg:  "more than one YAML document",
+		},
+		{
+			name: "aliases",
+			src:  "a: &x 1\nb: *x\n",
+			pos:  "bad.yaml:1:1",
+			msg:  "aliases and anchors are not accepted",
+		},
+		{
+			name: "unknown top-level key",
+			src:  "task:\n  - {name: a}\n",
+			pos:  "bad.yaml:1:1",
+			msg:  `scenario: unknown key "task" (did you mean "tasks"?)`,
+		},
+		{
+			name: "unknown kernel key",
+			src:  "kernel:\n  relase: \"6.1\"\n",
+			pos:  "bad.yaml:2:3",
+			msg:  `kernel: unknown key "relase" (did you mean "release"?)`,
+		},
+		{
+			name: "unknown task name in a check",
+			src:  "tasks:\n  - {name: a, uid: 1000}\nchecks:\n  - {name: c, caller: a, target: nobody, mode: read_fscreds}\n",
+			pos:  "bad.yaml:4:34",
+			msg:  `check.target: unknown task "nobody"`,
+		},
+		{
+			name: "unknown parent task",
+			src:  "tasks:\n  - {name: a, parent: b}\n",
+			pos:  "bad.yaml:2:23",
+			msg:  `task.parent: unknown task "b"`,
+		},
+		{
+			name: "unknown capability",
+			src:  "tasks:\n  - name: a\n    caps: [sys_ptrce]\n",
+			pos:  "bad.yaml:3:12",
+			msg:  `unknown capability "sys_ptrce" (did you mean "sys_ptrace"?)`,
+		},
+		{
+			name: "effective caps not a subset of permitted",
+			src:  "tasks:\n  - name: a\n    caps: {effective: [sys_ptrace], permitted: [net_raw]}\n",
+			pos:  "bad.yaml:3:11",
+			msg:  "effective {sys_ptrace} is not a subset of permitted {net_raw}",
+		},
+		{
+			name: "zombie with an mm",
+			src:  "tasks:\n  - name: z\n    state: zombie\n    mm: {dumpable: 1}\n",
+			pos:  "bad.yaml:4:9",
+			msg:  `task "z" is a zombie task and has no mm`,
+		},
+		{
+			name: "kernel thread with an mm",
+			src:  "tasks:\n  - {name: k, kthread: true, mm: {dumpable: 1}}\n",
+			pos:  "bad.yaml:2:34",
+			msg:  `task "k" is a kernel thread and has no mm`,
+		},
+		{
+			name: "user_dumpable on a task with an mm",
+			src:  "tasks:\n  - {name: a, user_dumpable: true}\n",
+			pos:  "bad.yaml:2:30",
+			msg:  "user_dumpable applies only to kernel threads and exited tasks",
+		},
+		{
+			name: "namespace cycle",
+			src:  "usernamespaces:\n  - {name: a, parent: b}\n  - {name: b, parent: a}\n",
+			pos:  "bad.yaml:2:5",
+			msg:  `usernamespace "a": parent chain forms a cycle`,
+		},
+		{
+			name: "unknown parent namespace",
+			src:  "usernamespaces:\n  - {name: a, parent: nope}\n",
+			pos:  "bad.yaml:2:23",
+			msg:  `usernamespace "a": unknown parent "nope"`,
+		},
+		{
+			name: "one pid two tgids",
+			src:  "tasks:\n  - {name: a, pid: 5}\n  - {name: b, pid: 5, tgid: 7}\n",
+			pos:  "bad.yaml:3:20",
+			msg:  `task "b": pid 5 is also task "a", with a different tgid (7 vs 5)`,
+		},
+		{
+			name: "unknown entry",
+			src:  "tasks:\n  - {name: a}\nchecks:\n  - {name: c, caller: a, target: a, entry: environment}\n",
+			pos:  "bad.yaml:4:44",
+			msg:  `unknown /proc/<pid> entry "environment"`,
+		},
+		{
+			name: "unknown syscall",
+			src:  "tasks:\n  - {name: a}\nchecks:\n  - {name: c, caller: a, target: a, syscall: ptrace_attack}\n",
+			pos:  "bad.yaml:4:46",
+			msg:  `unknown syscall "ptrace_attack"`,
+		},
+		{
+			name: "unknown mode",
+			src:  "tasks:\n  - {name: a}\nchecks:\n  - {name: c, caller: a, target: a, mode: read}\n",
+			pos:  "bad.yaml:4:43",
+			msg:  `unknown mode "read"`,
+		},
+		{
+			name: "unknown expectation",
+			src:  "tasks:\n  - {name: a}\nchecks:\n  - {name: c, caller: a, target: a, mode: read_fscreds, expect: EWHAT}\n",
+			pos:  "bad.yaml:4:65",
+			msg:  `unknown errno "EWHAT"`,
+		},
+		{
+			name: "two accesses in one check",
+			src:  "tasks:\n  - {name: a}\nchecks:\n  - {name: c, caller: a, target: a, mode: read_fscreds, entry: maps}\n",
+			pos:  "bad.yaml:4:5",
+			msg:  "give exactly one of entry, syscall or mode",
+		},
+		{
+			name: "capability not first",
+			src:  "kernel:\n  lsm: [yama, capability]\n",
+			pos:  "bad.yaml:2:8",
+			msg:  "capability must be listed first",
+		},
+		{
+			name: "unknown security module",
+			src:  "kernel:\n  lsm: [capability, tomoyo2]\n",
+			pos:  "bad.yaml:2:21",
+			msg:  `unknown security module "tomoyo2"`,
+		},
+		{
+			name: "duplicate task",
+			src:  "tasks:\n  - {name: a}\n  - {name: a}\n",
+			pos:  "bad.yaml:3:12",
+			msg:  `task "a" defined twice`,
+		},
+		{
+			name: "duplicate check",
+			src:  "tasks:\n  - {name: a}\nchecks:\n  - {name: c, caller: a, target: a, mode: read_fscreds}\n  - {name: c, caller: a, target: a, mode: read_fscreds}\n",
+			pos:  "bad.yaml:5:12",
+			msg:  `check "c": name used twice`,
+		},
+		{
+			name: "duplicate namespace",
+			src:  "usernamespaces:\n  - {name: x}\n  - {name: x}\n",
+			pos:  "bad.yaml:3:12",
+			msg:  `usernamespace "x" defined twice`,
+		},
+		{
+			name: "uid out of range",
+			src:  "tasks:\n  - {name: a, uid: 99999999999}\n",
+			pos:  "bad.yaml:2:20",
+			msg:  "task.uid: 99999999999 is out of range",
+		},
+		{
+			name: "duplicate key",
+			src:  "tasks:\n  - {name: a, uid: 1, uid: 2}\n",
+			pos:  "bad.yaml:2:23",
+			msg:  `key "uid" given twice`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := scenario.Load("bad.yaml", []byte(tc.src))
+			if err == nil {
+				t.Fatalf("Load succeeded with %d checks, want an error at %s", len(s.Checks), tc.pos)
+			}
+			var list scenario.ErrorList
+			if !errors.As(err, &list) || len(list) == 0 {
+				t.Fatalf("error %T %v, want a non-empty scenario.ErrorList", err, err)
+			}
+			first := list[0].Error()
+			if !strings.HasPrefix(first, tc.pos+": ") {
+				t.Errorf("first error %q, want position %s", first, tc.pos)
+			}
+			if !strings.Contains(first, tc.msg) {
+				t.Errorf("first error %q, want it to mention %q", first, tc.msg)
+			}
+		})
+	}
+}
+
+// TestLoadValid checks that a small well-formed scenario loads and that
+// its checks keep file order and lines.
+func TestLoadValid(t *testing.T) {
+	src := `kernel: {release: "6.18.44", lsm: [capability, landlock, yama], yama: {ptrace_scope: 1}}
+tasks:
+  - {name: shell, pid: 100, uid: 1000, gid: 1000}
+  - {name: child, pid: 101, parent: shell, uid: 1000, gid: 1000}
+checks:
+  - {name: attach, caller: shell, target: child, syscall: ptrace_attach, expect: allow}
+  - {name: back, caller: child, target: shell, mode: attach_realcreds, expect: EPERM}
+`
+	s, err := scenario.Load("ok.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Checks) != 2 || s.Checks[0].Line != 6 || s.Checks[1].Line != 7 {
+		t.Fatalf("checks %v", s.Checks)
+	}
+	for _, c := range s.Checks {
+		if d := s.Evaluate(c, false); !c.Met(d) {
+			t.Errorf("%s: got %s, want %s", c, d.Result(), c.Expect)
+		}
+	}
+}
