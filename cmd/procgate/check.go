@@ -37,7 +37,7 @@ type checkOpts struct {
 	only      string
 
 	// The live form: --caller PID --target PID with one access.
-	caller, target        int
+	caller, target       int
 	entry, syscall, mode string
 }
 
