@@ -1,7 +1,11 @@
 package kernel_test
 
 import (
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/kernel/lsm/capability"
@@ -74,4 +78,37 @@ func BenchmarkExplainEntry(b *testing.B) {
 			b.Fatal(d)
 		}
 	}
+}
+
+// BenchmarkModelVsKernel decides the same question twice per iteration —
+// once in the model, once by the running kernel through kcmp(2), which
+// makes ptrace_may_access(PTRACE_MODE_READ_REALCREDS) on both tasks — and
+// reports both costs and their ratio from the one run.
+func BenchmarkModelVsKernel(b *testing.B) {
+	w, c, t := benchWorld(b)
+	self, parent := syscall.Getpid(), syscall.Getppid()
+	const kcmpVM = 1 // KCMP_VM
+	if _, _, errno := syscall.RawSyscall6(unix.SYS_KCMP, uintptr(self), uintptr(parent), kcmpVM, 0, 0, 0); errno != 0 && errno != syscall.EPERM {
+		b.Skipf("kcmp unavailable: %v", errno)
+	}
+	var model, kern time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		for range 100 {
+			if d := w.PtraceMayAccess(c, t, kernel.ReadRealCreds); !d.Allowed {
+				b.Fatal(d)
+			}
+		}
+		t1 := time.Now()
+		for range 100 {
+			syscall.RawSyscall6(unix.SYS_KCMP, uintptr(self), uintptr(parent), kcmpVM, 0, 0, 0)
+		}
+		t2 := time.Now()
+		model += t1.Sub(t0)
+		kern += t2.Sub(t1)
+	}
+	n := float64(b.N) * 100
+	b.ReportMetric(float64(model.Nanoseconds())/n, "model-ns/decision")
+	b.ReportMetric(float64(kern.Nanoseconds())/n, "kernel-kcmp-ns/decision")
+	b.ReportMetric(float64(kern)/float64(model), "kernel/model")
 }
