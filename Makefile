@@ -16,7 +16,7 @@ PKGS         := ./...
 # AllThreadsSyscall, which cgo (and so the race detector) rules out: those
 # packages run without -race and with CGO_ENABLED=0; everything else runs
 # with the race detector.
-ORACLE_PKGS  := ./oracle/... ./verify/... ./cmd/procgate/...
+ORACLE_PKGS   = $(shell $(GO) list ./... | grep -e /oracle -e /verify -e /cmd/procgate)
 RACE_PKGS     = $(shell $(GO) list ./... | grep -v -e /oracle -e /verify -e /cmd/procgate)
 
 .PHONY: run build test tools fmt-check vet staticcheck unit race bench-smoke fuzz-seeds help
