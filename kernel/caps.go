@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
+
+	"github.com/procgate/procgate/internal/suggest"
 )
 
 // Cap is a capability number (include/uapi/linux/capability.h).
@@ -95,37 +97,7 @@ func ParseCap(s string) (Cap, error) {
 }
 
 func suggestCap(n string) string {
-	best, bestD := "", 4
-	for _, name := range capNames {
-		if d := editDistance(n, name); d < bestD {
-			best, bestD = name, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance, used only for suggestions.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggest.DidYouMean(n, capNames[:], 3)
 }
 
 // CapSet is a set of capabilities, one bit per [Cap], as in kernel_cap_t.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/procgate/procgate/internal/suggest"
 )
 
 // Check is the rule a /proc/<pid>/ entry applies after the VFS
@@ -181,14 +183,10 @@ func isDigits(s string) bool {
 }
 
 func suggestEntry(p string) string {
-	best, bestD := "", 4
+	names := make([]string, 0, len(catalog))
 	for n := range catalog {
-		if d := editDistance(p, n); d < bestD || (d == bestD && n < best) {
-			best, bestD = n, d
-		}
+		names = append(names, n)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	sort.Strings(names)
+	return suggest.DidYouMean(p, names, 3)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/procgate/procgate/internal/suggest"
 )
 
 // reader turns YAML nodes into values, collecting positioned errors.
@@ -141,37 +143,8 @@ func contains(list []string, s string) bool {
 }
 
 func nearest(s string, list []string) string {
-	best, bestD := "", 1+len(s)/2
-	if bestD > 4 {
-		bestD = 4
+	if hint := suggest.DidYouMean(s, list, min(3, 1+len(s)/2-1)); hint != "" {
+		return hint
 	}
-	for _, x := range list {
-		if d := levenshtein(s, x); d < bestD {
-			best, bestD = x, d
-		}
-	}
-	if best == "" {
-		return " (known: " + strings.Join(list, ", ") + ")"
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return " (known: " + strings.Join(list, ", ") + ")"
 }
