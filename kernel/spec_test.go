@@ -101,39 +101,14 @@ func TestSpecAudit(t *testing.T) {
 	}
 }
 
-// loadSpec loads a spec scenario. It skips the test, loudly, only when
-// the loader does not know a security module the file names (SELinux,
-// AppArmor and Smack until they are wired); any other error fails.
+// loadSpec loads a spec scenario; any error fails the test.
 func loadSpec(t *testing.T, path string) *scenario.Scenario {
 	t.Helper()
 	s, err := scenario.LoadFile(path)
 	if err != nil {
-		if mod, ok := unwiredModule(err); ok {
-			t.Skipf("module not wired yet: %v (security module %q; remove this skip once the loader knows it)", err, mod)
-		}
 		t.Fatalf("load: %v", err)
 	}
 	return s
-}
-
-// unwiredModule reports whether err says only that a security module in
-// kernel.lsm is unknown to the loader (SELinux, AppArmor and Smack until
-// they are wired), and names the module.
-func unwiredModule(err error) (string, bool) {
-	var list scenario.ErrorList
-	if !errors.As(err, &list) || len(list) == 0 {
-		return "", false
-	}
-	mod := ""
-	for _, e := range list {
-		_, rest, ok := strings.Cut(e.Msg, "unknown security module ")
-		if !ok {
-			return "", false
-		}
-		name, _, _ := strings.Cut(rest, " ")
-		mod = strings.Trim(name, `"`)
-	}
-	return mod, true
 }
 
 // story renders the explained decision: every step and audit record.

@@ -185,6 +185,42 @@ func TestLoadErrors(t *testing.T) {
 			pos:  "bad.yaml:2:23",
 			msg:  `key "uid" given twice`,
 		},
+		{
+			name: "selinux policy error in a block scalar",
+			src:  "kernel:\n  lsm: [capability, selinux]\n  selinux:\n    policy: |\n      type a_t;\n      allow a_t b_t:file read;\n",
+			pos:  "bad.yaml:6:17",
+			msg:  "kernel.selinux.policy: ",
+		},
+		{
+			name: "selinux policy error in a quoted scalar",
+			src:  "kernel:\n  lsm: [capability, selinux]\n  selinux: {policy: \"type a_t;\\nallow a_t b_t:file read;\"}\n",
+			pos:  "bad.yaml:3:21",
+			msg:  "text line 2 column",
+		},
+		{
+			name: "apparmor profile error",
+			src:  "kernel:\n  lsm: [capability, apparmor]\n  apparmor:\n    profiles: |\n      profile p {\n        ptrace (fly),\n      }\n",
+			pos:  "bad.yaml:6:17",
+			msg:  "kernel.apparmor.profiles: ",
+		},
+		{
+			name: "smack rule error",
+			src:  "kernel:\n  lsm: [capability, smack]\n  smack:\n    rules: |\n      a b rwq\n",
+			pos:  "bad.yaml:5:13",
+			msg:  "kernel.smack.rules: ",
+		},
+		{
+			name: "smack ptrace out of range",
+			src:  "kernel:\n  lsm: [capability, smack]\n  smack: {ptrace: 3}\n",
+			pos:  "bad.yaml:3:19",
+			msg:  "kernel.smack.ptrace: 3 is out of range",
+		},
+		{
+			name: "selinux unknown key",
+			src:  "kernel:\n  lsm: [capability, selinux]\n  selinux: {enforce: true}\n",
+			pos:  "bad.yaml:3:13",
+			msg:  `unknown key "enforce" (did you mean "enforcing"?)`,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -154,6 +154,12 @@ func TestMarshalRoundTripExamples(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no examples: %v", err)
 	}
+	// The spec cases cover every security module's configuration.
+	spec, err := filepath.Glob("../kernel/testdata/spec/*.yaml")
+	if err != nil || len(spec) == 0 {
+		t.Fatalf("no spec scenarios: %v", err)
+	}
+	files = append(files, spec...)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			src, err := os.ReadFile(f)

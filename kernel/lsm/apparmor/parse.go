@@ -9,7 +9,7 @@ import (
 // Parse parses profiles. On failure the error is an [ErrorList] holding
 // the first problem. It never panics.
 func Parse(src string) (*Policy, error) {
-	p := &parser{src: src, pol: &Policy{profiles: map[string]*Profile{}}}
+	p := &parser{src: src, pol: &Policy{src: src, profiles: map[string]*Profile{}}}
 	if !p.top() {
 		return nil, ErrorList{p.err}
 	}

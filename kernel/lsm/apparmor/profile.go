@@ -169,7 +169,11 @@ func (p *Profile) match(peer string) perms {
 type Policy struct {
 	profiles map[string]*Profile
 	order    []string
+	src      string // the text given to Parse
 }
+
+// Source returns the profile text the policy was parsed from.
+func (p *Policy) Source() string { return p.src }
 
 // Profile returns the named profile, or nil.
 func (p *Policy) Profile(name string) *Profile { return p.profiles[name] }

@@ -19,7 +19,7 @@ func Parse(src string) (*Policy, error) {
 	if len(ps.errs) > 0 {
 		return nil, ps.errs
 	}
-	c := &compiler{p: &Policy{index: map[string]ident{}, avtab: map[avKey]avEntry{}}, anon: map[string]int32{}}
+	c := &compiler{p: &Policy{src: src, index: map[string]ident{}, avtab: map[avKey]avEntry{}}, anon: map[string]int32{}}
 	c.declare(stmts)
 	if len(c.errs) == 0 {
 		c.rules(stmts)

@@ -13,7 +13,11 @@ type Policy struct {
 	avtab      map[avKey]avEntry
 	permissive []bool // per type
 	rules      int    // access-vector rules, for Stats and tests
+	src        string // the text given to Parse
 }
+
+// Source returns the policy text the policy was parsed from.
+func (p *Policy) Source() string { return p.src }
 
 // ident is a declared name.
 type ident struct {

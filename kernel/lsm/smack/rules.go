@@ -49,7 +49,11 @@ type pair struct{ subject, object string }
 // Rules are Smack access rules, as written to /smack/load2.
 type Rules struct {
 	byPair map[pair]Access
+	src    string // the text given to ParseRules
 }
+
+// Source returns the text the rules were parsed from (empty for no rules).
+func (r *Rules) Source() string { return r.src }
 
 // Error is a problem in a rules text; Line and Col are 1-based within
 // the text given to [ParseRules].
@@ -67,7 +71,7 @@ func (e *Error) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.Col, 
 // same subject and object replaces an earlier one, as writes to
 // /smack/load2 do. The error is an *Error. It never panics.
 func ParseRules(src string) (*Rules, error) {
-	r := &Rules{byPair: map[pair]Access{}}
+	r := &Rules{src: src, byPair: map[pair]Access{}}
 	for n, line := range strings.Split(src, "\n") {
 		fields, cols := splitFields(line)
 		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
