@@ -171,7 +171,9 @@ func applyCreds(c Creds, landlock bool) error {
 	if err := syscall.Setresuid(int(c.RUID), int(c.EUID), int(c.SUID)); err != nil {
 		return fmt.Errorf("setresuid(%d, %d, %d): %w", c.RUID, c.EUID, c.SUID, err)
 	}
-	_, prm, err := capget()
+	// Not capget: AppArmor's capget hook masks the reported sets with the
+	// profile's capability rules, while the credentials keep the full set.
+	prm, err := permittedCaps()
 	if err != nil {
 		return err
 	}

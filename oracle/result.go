@@ -41,6 +41,9 @@ type Observed struct {
 	// Landlocked reports whether the process runs in a Landlock domain
 	// (inherited from a launcher thread or its own).
 	Landlocked bool `json:"landlocked"`
+	// AppArmor is /proc/PID/attr/apparmor/current, e.g. "unconfined" or
+	// "name (enforce)"; empty when AppArmor is not active.
+	AppArmor string `json:"apparmor,omitempty"`
 }
 
 // Result is the outcome of one Case.

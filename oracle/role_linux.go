@@ -78,11 +78,15 @@ type jobReply struct {
 func RunRoleIfRequested() {
 	role := os.Getenv(envRole)
 	if role == "" {
+		runVMIfPID1() // returns at once unless this is a verification VM's init
 		return
 	}
 	var spec childSpec
 	if err := json.Unmarshal([]byte(os.Getenv(envSpec)), &spec); err != nil {
 		fail(fmt.Errorf("oracle %s: bad spec: %w", role, err))
+	}
+	if spec.Creds.AppArmor != "" && os.Getenv(envAppArmor) == "" {
+		fail(fmt.Errorf("oracle %s: %w", role, enterAppArmor(spec.Creds.AppArmor)))
 	}
 	var err error
 	switch role {

@@ -114,6 +114,14 @@ type Creds struct {
 	PtracerAny bool `json:"ptracer_any,omitempty"`
 	// UserNS is the user-namespace placement.
 	UserNS UserNS `json:"userns"`
+	// AppArmor is the AppArmor profile the process runs under; empty
+	// means unconfined. The profile must be loaded. The process enters it
+	// first, by an exec transition (attr/apparmor/exec, then re-exec), so
+	// that every thread is confined, and then applies the other
+	// credentials under it: the profile must grant "capability setuid,
+	// setgid," (and file access). The case is refused when
+	// /proc/PID/attr/apparmor/current does not name the profile.
+	AppArmor string `json:"apparmor,omitempty"`
 }
 
 // User returns dumpable credentials with every uid set to uid, every gid
@@ -186,6 +194,9 @@ func (c Creds) Validate() error {
 		}
 	default:
 		return fmt.Errorf("unknown user namespace kind %q", c.UserNS.Kind)
+	}
+	if err := validProfileName(c.AppArmor); err != nil {
+		return err
 	}
 	return nil
 }
@@ -344,6 +355,9 @@ func (c *Case) Validate() error {
 	case RelParent:
 		if c.Target.UserNS.kind() != NSNone || c.Prober.UserNS.kind() != NSNone {
 			return errors.New("prober-is-parent needs both processes in the initial user namespace")
+		}
+		if c.Target.AppArmor != "" || c.Prober.AppArmor != "" {
+			return errors.New("prober-is-parent cannot confine its processes with AppArmor (the target would inherit the prober's profile)")
 		}
 	case RelSelf, RelThread:
 		if l := c.Landlock.norm(); l != LandlockNone && l != LandlockProberOnly {

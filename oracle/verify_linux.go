@@ -87,6 +87,9 @@ func observe(pid int, initNS string) (Observed, error) {
 		return o, fmt.Errorf("user namespace owner of %d: %w", pid, err)
 	}
 	o.NSOwner = owner
+	if o.AppArmor, err = readAppArmor(pid); err != nil {
+		return o, err
+	}
 	return o, nil
 }
 
@@ -157,6 +160,9 @@ func verify(role string, want Creds, got Observed) error {
 		if got.InitNS || got.NSOwner != ns.Owner {
 			diffs = append(diffs, fmt.Sprintf("want a new namespace owned by %d, got %s owned by %d", ns.Owner, got.UserNS, got.NSOwner))
 		}
+	}
+	if !appArmorMatches(want.AppArmor, got.AppArmor) {
+		diffs = append(diffs, fmt.Sprintf("apparmor want %q got %q", want.AppArmor, got.AppArmor))
 	}
 	if len(diffs) > 0 {
 		return fmt.Errorf("%s pid %d: kernel credentials differ from the request: %s", role, got.Pid, strings.Join(diffs, "; "))

@@ -1,0 +1,88 @@
+package oracle
+
+// The verification VM protocol. The host writes a [VMPlan] as JSON to
+// [VMPlanPath] in an initramfs whose /init is a binary that calls
+// [RunRoleIfRequested]; booted as PID 1, that binary mounts the pseudo
+// file systems, loads the plan's AppArmor profiles, runs the plan's steps
+// and prints one console line per event, each a prefix and one JSON
+// object: [VMBegin], one [VMRes] per case, then [VMEnd] (or a
+// VMErrorPrefix line with the error text), and powers the machine off.
+
+// Console line prefixes printed by the VM's init.
+const (
+	VMBeginPrefix = "PROCGATE-VM-BEGIN "
+	VMResPrefix   = "PROCGATE-VM-RES "
+	VMEndPrefix   = "PROCGATE-VM-END "
+	VMErrorPrefix = "PROCGATE-VM-ERROR "
+)
+
+// VMPlanPath is where the VM's init reads its plan. Its presence (with
+// the process being PID 1) is what selects the VM mode.
+const VMPlanPath = "/etc/procgate/vm-plan.json"
+
+// VMPlan is what the VM's init runs.
+type VMPlan struct {
+	// AppArmor is profile text loaded with "apparmor_parser -r" before
+	// the first step; empty loads nothing.
+	AppArmor string `json:"apparmor,omitempty"`
+	// Workers is the number of cases run in parallel (default 2).
+	Workers int `json:"workers,omitempty"`
+	// TimeoutSeconds bounds each wait for a child (default 60: software
+	// emulation is about 50 times slower than the host).
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	// Steps run in order. Yama's scope 3 cannot be lowered again, so a
+	// step at scope 3 must come after every step at a lower scope.
+	Steps []VMStep `json:"steps"`
+}
+
+// VMStep is a set of cases run at one Yama scope.
+type VMStep struct {
+	Name string `json:"name"`
+	// YamaScope is written to kernel.yama.ptrace_scope before the cases
+	// run; -1 leaves the scope alone.
+	YamaScope int    `json:"yama_scope"`
+	Cases     []Case `json:"cases"`
+}
+
+// VMBegin describes the booted kernel.
+type VMBegin struct {
+	// Release is uname -r; Version is /proc/version, which carries the
+	// distribution's package version (for Debian "… Debian 6.1.x-y …").
+	Release string   `json:"release"`
+	Version string   `json:"version"`
+	Cmdline string   `json:"cmdline"`
+	LSMs    []string `json:"lsms"`
+	// LandlockABI is 0 without Landlock; YamaScope -1 without Yama.
+	LandlockABI  int `json:"landlock_abi"`
+	YamaScope    int `json:"yama_scope"`
+	SuidDumpable int `json:"suid_dumpable"`
+	// Uptime is /proc/uptime at the start of init, in seconds.
+	Uptime float64 `json:"uptime"`
+	// Cases is the number of cases in the plan.
+	Cases int `json:"cases"`
+}
+
+// VMRes is the outcome of one case of a step.
+type VMRes struct {
+	Step string `json:"step"`
+	// Scope is the Yama scope the case ran at (read back after setting
+	// it), -1 without Yama.
+	Scope  int    `json:"scope"`
+	Index  int    `json:"index"`
+	Case   Case   `json:"case"`
+	Result Result `json:"result"`
+}
+
+// VMEnd closes a run.
+type VMEnd struct {
+	Cases   int `json:"cases"`
+	Refused int `json:"refused"`
+	// Seconds is the time spent running the steps (not booting or
+	// loading the profiles).
+	Seconds float64 `json:"seconds"`
+	// AppArmorProfiles are the profiles the kernel had loaded
+	// (/sys/kernel/security/apparmor/profiles).
+	AppArmorProfiles []string `json:"apparmor_profiles,omitempty"`
+	// LoadSeconds is the time apparmor_parser took.
+	LoadSeconds float64 `json:"load_seconds"`
+}

@@ -1,0 +1,209 @@
+package oracle
+
+import (
+	"fmt"
+	"strings"
+)
+
+// VM test profiles. Every profile grants file access and signals (the
+// processes open /proc files and the Go runtime signals its own threads),
+// and "capability setuid setgid" because a confined role applies its
+// credentials under the profile. ptrace and the capabilities that decide
+// ptrace access (sys_ptrace, dac_read_search, dac_override) vary. The
+// model ignores file and signal rules.
+var vmProfiles = []struct {
+	name, flags, rules string
+}{
+	// A confined tracer without ptrace rules: abi 3.0 policy mediates
+	// ptrace anyway, so it is denied everything.
+	{"pg-none", "", "capability sys_ptrace dac_read_search dac_override,"},
+	{"pg-read", "", "capability sys_ptrace dac_read_search dac_override,\n  ptrace (read),"},
+	{"pg-trace", "", "capability sys_ptrace dac_read_search dac_override,\n  ptrace (trace),"},
+	{"pg-rt", "", "capability sys_ptrace dac_read_search dac_override,\n  ptrace (read, trace),"},
+	{"pg-all", "", "capability sys_ptrace dac_read_search dac_override,\n  ptrace,"},
+	// Target-side profiles: who may read or trace a process in them.
+	{"pg-readby", "", "ptrace (readby),"},
+	{"pg-tracedby", "", "ptrace (tracedby),"},
+	// A deny rule wins over the allow rule.
+	{"pg-deny", "", "capability sys_ptrace dac_read_search dac_override,\n  ptrace,\n  deny ptrace (trace),"},
+	// Peer globs and exact peers.
+	{"pg-glob", "", "capability sys_ptrace dac_read_search dac_override,\n  ptrace (read, trace) peer=pg-r*,\n  ptrace (readby, tracedby) peer=pg-{all,glob},"},
+	{"pg-exact", "", "capability sys_ptrace dac_read_search dac_override,\n  ptrace (read) peer=pg-readby,\n  ptrace (read, trace) peer=pg-all,"},
+	{"pg-uncpeer", "", "capability sys_ptrace dac_read_search dac_override,\n  ptrace (read, trace) peer=unconfined,"},
+	// Every ptrace permission but no capability rules: CAP_SYS_PTRACE
+	// and the DAC overrides are refused by the profile.
+	{"pg-nocap", "", "ptrace,"},
+	{"pg-audit", "", "capability sys_ptrace dac_read_search dac_override,\n  audit ptrace (read),\n  ptrace (readby),"},
+	// Complain mode allows (and logs) what it does not grant.
+	{"pg-complain", "complain", ""},
+	// An unconfined-mode profile confines nothing: its tasks count as
+	// unconfined on both sides.
+	{"pg-unconf", "unconfined", ""},
+}
+
+// VMAppArmorProfiles returns the profile text the VM cases use, compiled
+// for abi 3.0.
+func VMAppArmorProfiles() string {
+	var b strings.Builder
+	b.WriteString("abi <abi/3.0>,\n")
+	for _, p := range vmProfiles {
+		flags := ""
+		if p.flags != "" {
+			flags = " flags=(" + p.flags + ")"
+		}
+		fmt.Fprintf(&b, "\nprofile %s%s {\n  file,\n  signal,\n  capability setuid setgid,\n", p.name, flags)
+		if p.rules != "" {
+			fmt.Fprintf(&b, "  %s\n", p.rules)
+		}
+		b.WriteString("}\n")
+	}
+	return b.String()
+}
+
+// confined returns c running under profile.
+func confined(c Creds, profile string) Creds {
+	c.AppArmor = profile
+	return c
+}
+
+func aaName(profile string) string {
+	if profile == "" {
+		return "unconfined"
+	}
+	return profile
+}
+
+// vmAppArmorCases pairs tracer and tracee profiles for a few prober
+// credentials (S12 in the oracle notes).
+func vmAppArmorCases() []Case {
+	labels := []string{""}
+	for _, p := range vmProfiles {
+		labels = append(labels, p.name)
+	}
+	user, other := User(1000, 1000), User(2000, 2000)
+	groups := []struct {
+		name           string
+		prober, target Creds
+		tracers        []string
+		tracees        []string
+	}{
+		// Every tracer label against every tracee label.
+		{"same-uid", user, user, labels, labels},
+		// Root passes commoncap only through CAP_SYS_PTRACE, which the
+		// profile must grant as well.
+		{"root-vs-uid", Root(FullCaps()), user, []string{"", "pg-none", "pg-read", "pg-trace", "pg-rt", "pg-all", "pg-deny", "pg-nocap", "pg-complain", "pg-unconf"}, labels},
+		{"sys_ptrace-vs-uid", other.WithCaps(CapMask(CapSysPtrace), CapMask(CapSysPtrace)), user,
+			[]string{"", "pg-rt", "pg-all", "pg-nocap"}, []string{"", "pg-none", "pg-readby", "pg-all"}},
+		{"other-uid", other, user, []string{"", "pg-all"}, []string{"", "pg-all"}},
+	}
+	var cases []Case
+	for _, g := range groups {
+		for _, tr := range g.tracers {
+			for _, te := range g.tracees {
+				cases = append(cases, Case{
+					Name:   fmt.Sprintf("apparmor %s: %s -> %s", g.name, aaName(tr), aaName(te)),
+					Prober: confined(g.prober, tr),
+					Target: confined(g.target, te),
+				})
+			}
+		}
+	}
+	for _, p := range []string{"pg-none", "pg-rt"} {
+		cases = append(cases, Case{Name: "apparmor self: " + p, Prober: confined(user, p), Relation: RelSelf})
+	}
+	return cases
+}
+
+// vmAppArmorYamaCases mix AppArmor with Yama's relational scope: Yama
+// comes before AppArmor in the LSM order, so its EPERM wins.
+func vmAppArmorYamaCases() []Case {
+	user := User(1000, 1000)
+	var cases []Case
+	for _, pr := range []struct {
+		name string
+		c    Creds
+	}{{"uid", user}, {"root", Root(FullCaps())}} {
+		for _, tr := range []string{"", "pg-rt", "pg-all"} {
+			for _, te := range []string{"", "pg-all"} {
+				cases = append(cases, Case{
+					Name:   fmt.Sprintf("apparmor+yama %s: %s -> %s", pr.name, aaName(tr), aaName(te)),
+					Prober: confined(pr.c, tr),
+					Target: confined(user, te),
+				})
+			}
+		}
+	}
+	for _, tr := range []string{"pg-rt", "pg-none"} {
+		cases = append(cases, Case{
+			Name:     "apparmor+yama ptracer-any: " + tr + " -> unconfined",
+			Prober:   confined(user, tr),
+			Target:   user,
+			Relation: RelPtracerAny,
+		})
+	}
+	return cases
+}
+
+// vmYamaCases are the relations Yama distinguishes (S11): siblings,
+// prober-is-parent, PR_SET_PTRACER_ANY, CAP_SYS_PTRACE (effective or
+// only permitted), root with and without capabilities, user-namespace
+// owners, and Landlock next to Yama.
+func vmYamaCases() []Case {
+	u1, u2 := User(1000, 1000), User(2000, 2000)
+	sp := CapMask(CapSysPtrace)
+	root, rootNoCaps := Root(FullCaps()), Root(0)
+	nd := func(c Creds) Creds { c.Dumpable = 0; return c }
+	owned := UserNS{Kind: NSOwned, Owner: 1000, OwnerGID: 1000}
+	rootNS := UserNS{Kind: NSRoot, Base: 100000}
+	fsOther := u1
+	fsOther.FSUID = 2000
+	gidOther := User(1000, 2000)
+	return []Case{
+		{Name: "sibling same uid", Prober: u1, Target: u1},
+		{Name: "sibling other uid", Prober: u2, Target: u1},
+		{Name: "sibling other gid", Prober: u1, Target: gidOther},
+		{Name: "sibling fsuid mismatch", Prober: fsOther, Target: u1},
+		{Name: "parent same uid", Prober: u1, Target: u1, Relation: RelParent},
+		{Name: "parent other uid", Prober: u2, Target: u1, Relation: RelParent},
+		{Name: "parent non-dumpable", Prober: u1, Target: nd(u1), Relation: RelParent},
+		{Name: "parent root", Prober: root, Target: u1, Relation: RelParent},
+		{Name: "ptracer-any same uid", Prober: u1, Target: u1, Relation: RelPtracerAny},
+		{Name: "ptracer-any other uid", Prober: u2, Target: u1, Relation: RelPtracerAny},
+		{Name: "ptracer-any sys_ptrace", Prober: u2.WithCaps(sp, sp), Target: u1, Relation: RelPtracerAny},
+		{Name: "ptracer-any non-dumpable", Prober: u1, Target: nd(u1), Relation: RelPtracerAny},
+		{Name: "sys_ptrace same uid", Prober: u1.WithCaps(sp, sp), Target: u1},
+		{Name: "sys_ptrace other uid", Prober: u2.WithCaps(sp, sp), Target: u1},
+		{Name: "sys_ptrace permitted only", Prober: u1.WithCaps(0, sp), Target: u1},
+		{Name: "sys_ptrace non-dumpable", Prober: u1.WithCaps(sp, sp), Target: nd(u1)},
+		{Name: "root -> uid", Prober: root, Target: u1},
+		{Name: "root -> root", Prober: root, Target: root},
+		{Name: "root -> root non-dumpable", Prober: root, Target: nd(root)},
+		{Name: "root without caps -> root without caps", Prober: rootNoCaps, Target: rootNoCaps},
+		{Name: "root without caps -> uid", Prober: rootNoCaps, Target: u1},
+		{Name: "ns owner -> ns root", Prober: u1, Target: Root(FullCaps()).InNS(owned)},
+		{Name: "ns owner -> ns root non-dumpable", Prober: u1, Target: nd(Root(FullCaps()).InNS(owned))},
+		{Name: "ns owner -> ns root without caps", Prober: u1, Target: Root(0).InNS(owned)},
+		{Name: "root -> root-made ns", Prober: root, Target: Root(FullCaps()).InNS(rootNS)},
+		{Name: "same kuid -> uid in root-made ns", Prober: User(101000, 101000), Target: User(1000, 1000).InNS(rootNS)},
+		{Name: "ns root -> parent ns same kuid", Prober: Root(FullCaps()).InNS(owned), Target: u1},
+		{Name: "landlock shared", Prober: u1, Target: u1, Landlock: LandlockShared},
+		{Name: "landlock nested", Prober: u1, Target: u1, Landlock: LandlockNested},
+		{Name: "landlock prober-only", Prober: u1, Target: u1, Landlock: LandlockProberOnly},
+		{Name: "landlock shared sys_ptrace", Prober: u2.WithCaps(sp, sp), Target: u1, Landlock: LandlockShared},
+	}
+}
+
+// VMDefaultPlan is the plan the VM verification runs: the AppArmor cases
+// at Yama scope 0, AppArmor with Yama scope 1, then the Yama cases at
+// scopes 0, 1, 2 and finally 3 (which cannot be lowered again).
+func VMDefaultPlan() VMPlan {
+	plan := VMPlan{AppArmor: VMAppArmorProfiles(), Workers: 2}
+	plan.Steps = append(plan.Steps,
+		VMStep{Name: "apparmor", YamaScope: 0, Cases: vmAppArmorCases()},
+		VMStep{Name: "apparmor+yama1", YamaScope: 1, Cases: vmAppArmorYamaCases()},
+	)
+	for scope := range 4 {
+		plan.Steps = append(plan.Steps, VMStep{Name: fmt.Sprintf("yama%d", scope), YamaScope: scope, Cases: vmYamaCases()})
+	}
+	return plan
+}

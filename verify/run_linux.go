@@ -1,0 +1,413 @@
+//go:build linux
+
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/live"
+	"github.com/procgate/procgate/oracle"
+	"github.com/procgate/procgate/scenario"
+)
+
+// Options configure [Run].
+type Options struct {
+	// Snapshot predicts every case a second time, from a live snapshot of
+	// its processes taken while they are alive (see the package comment).
+	Snapshot bool
+	// Mutate, when set, is applied to every world the model predicts in,
+	// after it is built and before any decision: a test breaks one model
+	// rule with it to show that the comparison catches the change.
+	Mutate func(w *kernel.World, caller, target *kernel.Task)
+	// Progress, when set, is called as cases become ready to probe, with
+	// the number ready so far and the total. It may be called from
+	// several goroutines at once.
+	Progress func(done, total int)
+	// MaxDisagreements bounds how many disagreements of each source the
+	// report keeps in full (each with a scenario file); the rest are only
+	// counted. Default 20.
+	MaxDisagreements int
+}
+
+// Source says which prediction disagreed with the kernel.
+type Source string
+
+// Prediction sources.
+const (
+	FromDescription Source = "description" // the world built from the case
+	FromSnapshot    Source = "snapshot"    // the world read from /proc
+)
+
+// Disagreement is one probe where the kernel and the model answered
+// differently.
+type Disagreement struct {
+	Source Source `json:"source"`
+	// Case is the case as generated, with its index among the cases.
+	Index int         `json:"index"`
+	Case  oracle.Case `json:"case"`
+	// Target and Prober are what the kernel held for the processes.
+	Target oracle.Observed    `json:"target"`
+	Prober oracle.Observed    `json:"prober"`
+	Probe  oracle.Probe       `json:"probe"`
+	Kernel oracle.ProbeResult `json:"kernel"`
+	Model  oracle.ProbeResult `json:"model"`
+	// Story is the model's step-by-step explanation of its answer.
+	Story string `json:"story"`
+	// Scenario is a scenario file that reproduces the disagreement with
+	// procgate check: the world and one check expecting the kernel's
+	// answer.
+	Scenario string `json:"scenario"`
+}
+
+// Report is the outcome of a verification run.
+type Report struct {
+	// Kernel is the kernel the cases ran on.
+	Kernel  Kernel   `json:"-"`
+	Release string   `json:"release"`
+	LSMs    []string `json:"lsms"`
+	Cases   int      `json:"cases"`
+	Refused int      `json:"refused"`
+	// Refusals holds the first few refusal messages.
+	Refusals []string `json:"refusals,omitempty"`
+	// Probes counts the probe results compared; Agreed those equal to
+	// the model's prediction from the description.
+	Probes int `json:"probes"`
+	Agreed int `json:"agreed"`
+	// SnapshotProbes counts probe results predicted from a live
+	// snapshot; SnapshotAgreed those equal; SnapshotUnknown those that
+	// differ where the snapshot reported that the answer depends on
+	// something user space cannot read (a Landlock domain, a Yama
+	// exception).
+	SnapshotProbes  int `json:"snapshot_probes"`
+	SnapshotAgreed  int `json:"snapshot_agreed"`
+	SnapshotUnknown int `json:"snapshot_unknown"`
+	// Disagreed counts every disagreeing probe result (both sources);
+	// Disagreements holds the first ones in full.
+	Disagreed     int            `json:"disagreed"`
+	Disagreements []Disagreement `json:"disagreements,omitempty"`
+	// Seconds is the wall time of the run, CasesPerSecond its rate.
+	Seconds        float64 `json:"seconds"`
+	CasesPerSecond float64 `json:"cases_per_second"`
+}
+
+// OK reports whether every case ran and every answer agreed.
+func (r *Report) OK() bool {
+	return r.Cases > 0 && r.Refused == 0 && r.Disagreed == 0
+}
+
+// snap is the prediction from one live snapshot.
+type snap struct {
+	// plain are the answers in the world as read; unknown says, per
+	// probe, that the reader reported the answer to depend on an input
+	// it cannot read.
+	plain   []oracle.ProbeResult
+	unknown []bool
+	// answers are the answers once the verifier supplies what it knows
+	// and the reader cannot see: the case's Landlock domains and
+	// PR_SET_PTRACER exception.
+	answers []oracle.ProbeResult
+	err     error
+	world   *kernel.World
+	caller  *kernel.Task
+	target  *kernel.Task
+}
+
+// Verifier runs cases on the running kernel and compares them with the
+// model. Its methods must not be called concurrently.
+type Verifier struct {
+	runner *oracle.Runner
+	kernel Kernel
+	mu     sync.Mutex
+	hook   atomic.Pointer[func(int, oracle.Observed, oracle.Observed) error]
+}
+
+// New starts an oracle runner (see [oracle.NewRunner] for what it needs:
+// root, a static non-PIE binary whose main calls
+// [oracle.RunRoleIfRequested] first) and reads the kernel's settings.
+// opts.OnReady must be nil: the verifier uses it.
+func New(opts oracle.Options) (*Verifier, error) {
+	if opts.OnReady != nil {
+		return nil, errors.New("verify: oracle.Options.OnReady is the verifier's own")
+	}
+	v := &Verifier{}
+	opts.OnReady = func(i int, target, prober oracle.Observed) error {
+		if f := v.hook.Load(); f != nil {
+			return (*f)(i, target, prober)
+		}
+		return nil
+	}
+	r, err := oracle.NewRunner(opts)
+	if err != nil {
+		return nil, err
+	}
+	k, err := HostKernel(r.Profile())
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	v.runner, v.kernel = r, k
+	return v, nil
+}
+
+// Kernel describes the running kernel as the model sees it.
+func (v *Verifier) Kernel() Kernel { return v.kernel }
+
+// Close stops the runner.
+func (v *Verifier) Close() error { return v.runner.Close() }
+
+// Run runs the cases and compares every answer with the model's. The
+// returned error is for a run that could not be made at all; refused
+// cases and disagreements are in the report.
+func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (*Report, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k := v.kernel
+	if opts.MaxDisagreements <= 0 {
+		opts.MaxDisagreements = 20
+	}
+	rep := &Report{Kernel: k, Release: v.runner.Profile().Release, LSMs: k.LSMs, Cases: len(cases)}
+	snaps := make([]*snap, len(cases))
+	kept := map[Source]int{}
+	keep := func(src Source) bool {
+		kept[src]++
+		return kept[src] <= opts.MaxDisagreements
+	}
+	var ready atomic.Int64
+	var mu sync.Mutex
+	onReady := func(i int, target, prober oracle.Observed) error {
+		if opts.Snapshot && i >= 0 && i < len(cases) {
+			s := snapshot(cases[i], target, prober, opts.Mutate)
+			mu.Lock()
+			snaps[i] = s
+			mu.Unlock()
+		}
+		if opts.Progress != nil {
+			opts.Progress(int(ready.Add(1)), len(cases))
+		}
+		return nil
+	}
+	v.hook.Store(&onReady)
+	defer v.hook.Store(nil)
+	start := time.Now()
+	results, err := v.runner.Run(ctx, cases)
+	if err != nil {
+		return nil, err
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	if rep.Seconds > 0 {
+		rep.CasesPerSecond = float64(len(cases)) / rep.Seconds
+	}
+	for i := range results {
+		res := &results[i]
+		c := cases[i]
+		if res.Err != nil || res.Error != "" {
+			rep.Refused++
+			if len(rep.Refusals) < 5 {
+				rep.Refusals = append(rep.Refusals, fmt.Sprintf("case %d %q: %s", i, c.Name, res.Error))
+			}
+			continue
+		}
+		rep.Probes += len(res.Probes)
+		w, caller, target, err := World(k, c, *res)
+		if err != nil {
+			return nil, fmt.Errorf("case %d %q: %w", i, c.Name, err)
+		}
+		if opts.Mutate != nil {
+			opts.Mutate(w, caller, target)
+		}
+		pred, err := PredictWorld(w, caller, target, res.Probes)
+		if err != nil {
+			return nil, fmt.Errorf("case %d %q: %w", i, c.Name, err)
+		}
+		for j, got := range res.Probes {
+			if Same(got, pred[j]) {
+				rep.Agreed++
+				continue
+			}
+			rep.Disagreed++
+			if keep(FromDescription) {
+				rep.Disagreements = append(rep.Disagreements, disagreement(FromDescription, i, c, res, got, pred[j], w, caller, target))
+			}
+		}
+		s := snaps[i]
+		if s == nil {
+			continue
+		}
+		snaps[i] = nil
+		if s.err != nil {
+			// A snapshot that could not be read is a failure of the live
+			// reader: the processes were alive and verified.
+			rep.Disagreed++
+			if keep(FromSnapshot) {
+				d := disagreement(FromSnapshot, i, c, res, res.Probes[0], oracle.ProbeResult{Probe: res.Probes[0].Probe, Result: "snapshot failed"}, w, caller, target)
+				d.Story = s.err.Error()
+				rep.Disagreements = append(rep.Disagreements, d)
+			}
+			continue
+		}
+		for j, got := range res.Probes {
+			if j >= len(s.answers) || s.answers[j].Probe != got.Probe {
+				return nil, fmt.Errorf("case %d: snapshot answers do not line up with the probes", i)
+			}
+			rep.SnapshotProbes++
+			ok := Same(got, s.answers[j])
+			// As read, the world may lack what user space cannot see;
+			// then the reader must say that the answer depends on it.
+			plainOK := Same(got, s.plain[j]) || s.unknown[j]
+			if ok && plainOK {
+				rep.SnapshotAgreed++
+				if !Same(got, s.plain[j]) {
+					rep.SnapshotUnknown++
+				}
+				continue
+			}
+			rep.Disagreed++
+			if !keep(FromSnapshot) {
+				continue
+			}
+			model := s.answers[j]
+			d := disagreement(FromSnapshot, i, c, res, got, model, s.world, s.caller, s.target)
+			if ok {
+				d.Model = s.plain[j]
+				d.Story = "the world as read answers " + answerString(s.plain[j]) + " and the reader did not report an unreadable input the answer depends on\n" + d.Story
+			}
+			rep.Disagreements = append(rep.Disagreements, d)
+		}
+	}
+	return rep, nil
+}
+
+// snapshot reads the case's live processes and predicts every probe.
+func snapshot(c oracle.Case, target, prober oracle.Observed, mutate func(*kernel.World, *kernel.Task, *kernel.Task)) *snap {
+	pids := []int{prober.Pid}
+	if target.Pid != prober.Pid && target.Pid != 0 {
+		pids = append(pids, target.Pid)
+	}
+	sys, err := live.ReadPIDs(pids, live.Options{})
+	if err != nil {
+		return &snap{err: fmt.Errorf("live snapshot of pids %v: %w", pids, err)}
+	}
+	w := sys.World
+	caller := w.TaskByPID(prober.Pid)
+	tgt := w.TaskByPID(target.Pid)
+	if c.Relation == oracle.RelThread {
+		// The probed thread is chosen by the prober when it probes; the
+		// snapshot models it as a thread of the prober's group.
+		th := *caller
+		th.Name, th.PID, th.Leader = caller.Name+"-thread", 0, caller
+		tgt = &th
+	}
+	if caller == nil || tgt == nil {
+		return &snap{err: fmt.Errorf("live snapshot of pids %v: a process is missing from the world", pids)}
+	}
+	if mutate != nil {
+		mutate(w, caller, tgt)
+	}
+	s := &snap{world: w, caller: caller, target: tgt}
+	var access []live.Access
+	for _, p := range probesOf(c) {
+		a, err := AccessOf(p)
+		if err != nil {
+			return &snap{err: err}
+		}
+		la := live.Access{Entry: a.Entry, Syscall: a.Syscall}
+		access = append(access, la)
+		s.plain = append(s.plain, Answer(p, la.Evaluate(w, caller, tgt, false)))
+		s.unknown = append(s.unknown, len(sys.Unknowns(caller, tgt, la)) > 0)
+	}
+	// Supply what the reader cannot see, then answer again.
+	if err := landlockLayout(c.Landlock, caller, tgt); err != nil {
+		return &snap{err: err}
+	}
+	if c.Relation == oracle.RelPtracerAny || c.Target.PtracerAny {
+		tgt.Ptracer = &kernel.PtracerException{Any: true}
+	}
+	// The dumpable flag is read from the owner of the /proc files, which
+	// cannot tell 0 from 1 for a task whose euid is root of its
+	// namespace: the plain answers above verify the inference (or the
+	// reader's saying it cannot tell); here the flag is the requested one.
+	if c.Relation != oracle.RelSelf && c.Relation != oracle.RelThread && tgt.MM != nil {
+		tgt.MM.Dumpable = dumpableOf(c.Target)
+	}
+	if caller.MM != nil {
+		caller.MM.Dumpable = dumpableOf(c.Prober)
+	}
+	for i, la := range access {
+		s.answers = append(s.answers, Answer(s.plain[i].Probe, la.Evaluate(w, caller, tgt, false)))
+	}
+	return s
+}
+
+func dumpableOf(c oracle.Creds) kernel.Dumpable {
+	if c.Dumpable == 1 {
+		return kernel.SuidDumpUser
+	}
+	return kernel.SuidDumpDisable
+}
+
+func probesOf(c oracle.Case) []oracle.Probe {
+	if len(c.Probes) == 0 {
+		return oracle.AllProbes
+	}
+	return c.Probes
+}
+
+// disagreement builds the full record of one disagreeing probe.
+func disagreement(src Source, i int, c oracle.Case, res *oracle.Result, got, want oracle.ProbeResult, w *kernel.World, caller, target *kernel.Task) Disagreement {
+	d := Disagreement{Source: src, Index: i, Case: c, Target: res.Target, Prober: res.Prober, Probe: got.Probe, Kernel: got, Model: want}
+	a, err := AccessOf(got.Probe)
+	if err != nil {
+		d.Story = err.Error()
+		return d
+	}
+	dec := a.Decide(w, caller, target, true)
+	var b strings.Builder
+	for n, st := range dec.Steps {
+		fmt.Fprintf(&b, "%2d. %-10s %-5s %s\n", n+1, st.Layer, st.Outcome, st.Reason)
+	}
+	d.Story = b.String()
+	if sc, err := Reproduce(w, caller, target, got, fmt.Sprintf("verify disagreement (%s prediction): case %d %q\n%s\nthe expectation is the kernel's answer; the model answered %s",
+		src, i, c.Name, describe(c), answerString(want))); err == nil {
+		d.Scenario = string(sc)
+	} else {
+		d.Scenario = "# cannot write the world as a scenario: " + err.Error() + "\n"
+	}
+	return d
+}
+
+// Reproduce writes a scenario file with the world and one check: the
+// probe from caller to target, expecting the kernel's answer.
+func Reproduce(w *kernel.World, caller, target *kernel.Task, kernelAnswer oracle.ProbeResult, comment string) ([]byte, error) {
+	a, err := AccessOf(kernelAnswer.Probe)
+	if err != nil {
+		return nil, err
+	}
+	if caller.Name == "" || target.Name == "" {
+		return nil, errors.New("unnamed task")
+	}
+	chk := &scenario.Check{Name: "verify: " + string(kernelAnswer.Probe), Caller: caller, Target: target,
+		Entry: a.Entry, Syscall: a.Syscall, EntryPath: strings.TrimSuffix(a.Path, "/")}
+	switch {
+	case !kernelAnswer.OK():
+		chk.Expect = kernelAnswer.Result
+	case kernelAnswer.Masked:
+		chk.Expect = "masked"
+	default:
+		chk.Expect = "allow"
+	}
+	return scenario.MarshalWithComment(w, []*scenario.Check{chk}, comment)
+}
+
+func answerString(p oracle.ProbeResult) string {
+	if p.Masked {
+		return p.Result + " (stat masked)"
+	}
+	return p.Result
+}
