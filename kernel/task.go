@@ -166,3 +166,21 @@ func IsDescendant(parent, child *Task) bool {
 	}
 	return false
 }
+
+// AuditPID is the pid audit records print for t: its thread-group id
+// (task_tgid_nr), or its pid when the tgid is not set.
+func (t *Task) AuditPID() int {
+	if t.TGID != 0 {
+		return t.TGID
+	}
+	return t.PID
+}
+
+// AuditComm is the command name audit records print for t: Comm, or
+// Name when Comm is not set.
+func (t *Task) AuditComm() string {
+	if t.Comm != "" {
+		return t.Comm
+	}
+	return t.Name
+}

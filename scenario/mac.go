@@ -101,48 +101,30 @@ func (l *loader) smack(pos, cfg *yaml.Node) kernel.LSM {
 }
 
 // embeddedErrs reports the errors of a policy text embedded in the YAML
-// scalar n at their place in the scenario file. For a literal or folded
-// block scalar ("|"), text line L column C is file line n.Line+L at the
-// block's indentation plus C; for any other style the text's own
-// position is given after the scalar's.
+// scalar n at their place in the scenario file. For a literal block
+// scalar ("|"), text line L column C is file line n.Line+L at the block's
+// indentation plus C; for any other style (whose lines may be folded or
+// escaped) the text's own position is given after the scalar's.
 func (l *loader) embeddedErrs(n *yaml.Node, what string, err error) {
-	type positioned struct {
-		line, col int
-		msg       string
+	var list ErrorList
+	var one *Error
+	switch {
+	case errors.As(err, &list):
+	case errors.As(err, &one):
+		list = ErrorList{one}
+	default:
+		list = ErrorList{{Msg: err.Error()}}
 	}
-	var list []positioned
-	add := func(e error) {
-		var se *selinux.Error
-		var ae *apparmor.Error
-		var me *smack.Error
-		switch {
-		case errors.As(e, &se):
-			list = append(list, positioned{se.Line, se.Col, se.Msg})
-		case errors.As(e, &ae):
-			list = append(list, positioned{ae.Line, ae.Col, ae.Msg})
-		case errors.As(e, &me):
-			list = append(list, positioned{me.Line, me.Col, me.Msg})
-		default:
-			list = append(list, positioned{0, 0, e.Error()})
-		}
-	}
-	if u, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range u.Unwrap() {
-			add(e)
-		}
-	} else {
-		add(err)
-	}
-	block := n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0
+	literal := n.Style&yaml.LiteralStyle != 0
 	indent := l.blockIndent(n)
 	for _, p := range list {
 		switch {
-		case p.line == 0:
-			l.errf(n, "%s: %s", what, p.msg)
-		case block && n.Style&yaml.LiteralStyle != 0 && indent >= 0:
-			l.errs = append(l.errs, &Error{File: l.file, Line: n.Line + p.line, Col: indent + p.col, Msg: what + ": " + p.msg})
+		case p.Line == 0:
+			l.errf(n, "%s: %s", what, p.Msg)
+		case literal && indent >= 0:
+			l.errs = append(l.errs, &Error{File: l.file, Line: n.Line + p.Line, Col: indent + p.Col, Msg: what + ": " + p.Msg})
 		default:
-			l.errf(n, "%s: text line %d column %d: %s", what, p.line, p.col, p.msg)
+			l.errf(n, "%s: text line %d column %d: %s", what, p.Line, p.Col, p.Msg)
 		}
 	}
 }

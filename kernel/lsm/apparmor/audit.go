@@ -19,7 +19,7 @@ import (
 func ptraceRecord(typ, profile string, current *kernel.Task, request, denied uint8, peer string) string {
 	var b strings.Builder
 	b.WriteString(`apparmor="` + typ + `" operation="ptrace" class="ptrace" profile=`)
-	b.WriteString(untrusted(profile))
+	b.WriteString(kernel.AuditString(profile))
 	writeTask(&b, current)
 	if request != 0 {
 		b.WriteString(` requested_mask="` + maskName(request) + `"`)
@@ -28,7 +28,7 @@ func ptraceRecord(typ, profile string, current *kernel.Task, request, denied uin
 		}
 	}
 	b.WriteString(" peer=")
-	b.WriteString(untrusted(peer))
+	b.WriteString(kernel.AuditString(peer))
 	return b.String()
 }
 
@@ -47,7 +47,7 @@ func capRecord(typ, profile string, current *kernel.Task, c kernel.Cap, info str
 		}
 	}
 	b.WriteString(" profile=")
-	b.WriteString(untrusted(profile))
+	b.WriteString(kernel.AuditString(profile))
 	writeTask(&b, current)
 	b.WriteString(" capability=" + strconv.Itoa(int(c)) + " ")
 	b.WriteString(` capname="` + c.String() + `"`)
@@ -55,23 +55,5 @@ func capRecord(typ, profile string, current *kernel.Task, c kernel.Cap, info str
 }
 
 func writeTask(b *strings.Builder, t *kernel.Task) {
-	pid := t.TGID
-	if pid == 0 {
-		pid = t.PID
-	}
-	comm := t.Comm
-	if comm == "" {
-		comm = t.Name
-	}
-	b.WriteString(" pid=" + strconv.Itoa(pid) + " comm=" + untrusted(comm))
-}
-
-// untrusted is kernel/audit.c:audit_log_untrustedstring.
-func untrusted(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '"' || c < 0x21 || c > 0x7e {
-			return strings.ToUpper(fmt.Sprintf("%x", s))
-		}
-	}
-	return "\"" + s + "\""
+	b.WriteString(" pid=" + strconv.Itoa(t.AuditPID()) + " comm=" + kernel.AuditString(t.AuditComm()))
 }

@@ -35,7 +35,7 @@ func (p *parser) fail(pos int, msg string) bool {
 				col++
 			}
 		}
-		p.err = &Error{line, col, msg}
+		p.err = &Error{Line: line, Col: col, Msg: msg}
 	}
 	return false
 }

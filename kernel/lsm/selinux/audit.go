@@ -43,9 +43,9 @@ func (m *Module) record(ssid, tsid sid, c class, requested uint32, d avDecision,
 	b.WriteString("  ")
 	b.WriteString(c.permString(av))
 	b.WriteString(" for  pid=")
-	b.WriteString(strconv.Itoa(tgid(current)))
+	b.WriteString(strconv.Itoa(current.AuditPID()))
 	b.WriteString(" comm=")
-	b.WriteString(untrusted(comm(current)))
+	b.WriteString(kernel.AuditString(current.AuditComm()))
 	if capNum >= 0 {
 		b.WriteString(" capability=")
 		b.WriteString(strconv.Itoa(capNum))
@@ -101,30 +101,4 @@ func hidden(requested uint32, d avDecision) string {
 		return " (a dontaudit rule hides the AVC record)"
 	}
 	return ""
-}
-
-func tgid(t *kernel.Task) int {
-	if t.TGID != 0 {
-		return t.TGID
-	}
-	return t.PID
-}
-
-func comm(t *kernel.Task) string {
-	if t.Comm != "" {
-		return t.Comm
-	}
-	return t.Name
-}
-
-// untrusted is kernel/audit.c:audit_log_untrustedstring: quoted, or
-// upper-case hex when the value holds a quote, a space or a control or
-// non-ASCII byte.
-func untrusted(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '"' || c < 0x21 || c > 0x7e {
-			return strings.ToUpper(fmt.Sprintf("%x", s))
-		}
-	}
-	return "\"" + s + "\""
 }

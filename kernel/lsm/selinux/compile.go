@@ -55,7 +55,7 @@ type compiledRule struct {
 
 func (c *compiler) errf(t token, msg string) {
 	if len(c.errs) < maxErrors {
-		c.errs = append(c.errs, &Error{t.line, t.col, msg})
+		c.errs = append(c.errs, &Error{Line: t.line, Col: t.col, Msg: msg})
 	}
 }
 

@@ -47,7 +47,7 @@ func lex(src string) ([]token, *Error) {
 			i = j
 			continue
 		default:
-			return nil, &Error{line, col, "unexpected character " + quoteChar(c)}
+			return nil, &Error{Line: line, Col: col, Msg: "unexpected character " + quoteChar(c)}
 		}
 		i++
 		col++

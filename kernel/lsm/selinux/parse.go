@@ -72,7 +72,7 @@ func (p *parser) next() token {
 type bail struct{}
 
 func (p *parser) fail(t token, msg string) {
-	p.errs = append(p.errs, &Error{t.line, t.col, msg})
+	p.errs = append(p.errs, &Error{Line: t.line, Col: t.col, Msg: msg})
 	panic(bail{})
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/procgate/procgate/internal/srcerr"
 	"github.com/procgate/procgate/kernel"
 )
 
@@ -56,14 +57,8 @@ type Rules struct {
 func (r *Rules) Source() string { return r.src }
 
 // Error is a problem in a rules text; Line and Col are 1-based within
-// the text given to [ParseRules].
-type Error struct {
-	Line, Col int
-	Msg       string
-}
-
-// Error returns "line:col: message".
-func (e *Error) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.Col, e.Msg) }
+// the text given to [ParseRules]; File is empty.
+type Error = srcerr.Error
 
 // ParseRules parses lines of "subject object access", where access is
 // made of the letters rwxatlb in either case, or "-" for none. Blank
@@ -84,11 +79,11 @@ func ParseRules(src string) (*Rules, error) {
 			} else {
 				col = len(line) + 1
 			}
-			return nil, &Error{n + 1, col, fmt.Sprintf("want \"subject object access\", found %d field(s)", len(fields))}
+			return nil, &Error{Line: n + 1, Col: col, Msg: fmt.Sprintf("want \"subject object access\", found %d field(s)", len(fields))}
 		}
 		for i := range 2 {
 			if msg := checkLabel(fields[i]); msg != "" {
-				return nil, &Error{n + 1, cols[i], msg}
+				return nil, &Error{Line: n + 1, Col: cols[i], Msg: msg}
 			}
 		}
 		var a Access
@@ -99,7 +94,7 @@ func ParseRules(src string) (*Rules, error) {
 			}
 			k := strings.IndexByte(accessLetters, c)
 			if k < 0 {
-				return nil, &Error{n + 1, cols[2] + j, fmt.Sprintf("unknown access %q (want letters of %q or \"-\")", fields[2][j], accessLetters)}
+				return nil, &Error{Line: n + 1, Col: cols[2] + j, Msg: fmt.Sprintf("unknown access %q (want letters of %q or \"-\")", fields[2][j], accessLetters)}
 			}
 			a |= 1 << k
 		}

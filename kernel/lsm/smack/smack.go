@@ -202,15 +202,15 @@ func (m *Module) log(t *kernel.Trace, fn, subject, object, request string, rc ke
 	} else {
 		b.WriteString("granted")
 	}
-	b.WriteString(" subject=" + untrusted(subject) + " object=" + untrusted(object))
+	b.WriteString(" subject=" + kernel.AuditString(subject) + " object=" + kernel.AuditString(object))
 	if request == "" {
 		b.WriteString(" labels_differ")
 	} else {
 		b.WriteString(" requested=" + request)
 	}
-	b.WriteString(" pid=" + strconv.Itoa(tgid(current)) + " comm=" + untrusted(comm(current)))
-	if p := tgid(tracer); p != 0 {
-		b.WriteString(" opid=" + strconv.Itoa(p) + " ocomm=" + untrusted(comm(tracer)))
+	b.WriteString(" pid=" + strconv.Itoa(current.AuditPID()) + " comm=" + kernel.AuditString(current.AuditComm()))
+	if p := tracer.AuditPID(); p != 0 {
+		b.WriteString(" opid=" + strconv.Itoa(p) + " ocomm=" + kernel.AuditString(tracer.AuditComm()))
 	}
 	t.AuditRecord(b.String())
 }
@@ -220,28 +220,4 @@ func outcome(rc kernel.Errno) kernel.Outcome {
 		return kernel.Pass
 	}
 	return kernel.Deny
-}
-
-func tgid(t *kernel.Task) int {
-	if t.TGID != 0 {
-		return t.TGID
-	}
-	return t.PID
-}
-
-func comm(t *kernel.Task) string {
-	if t.Comm != "" {
-		return t.Comm
-	}
-	return t.Name
-}
-
-// untrusted is kernel/audit.c:audit_log_untrustedstring.
-func untrusted(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '"' || c < 0x21 || c > 0x7e {
-			return strings.ToUpper(fmt.Sprintf("%x", s))
-		}
-	}
-	return "\"" + s + "\""
 }
