@@ -263,6 +263,13 @@ func (w *World) procFdPermission(e Env, c, t *Task, name string, perm uint16, ma
 	return false
 }
 
+func gidOrigin(set bool) string {
+	if set {
+		return "the gid= option"
+	}
+	return "the default without gid="
+}
+
 // pidDirPermission applies hidepid= to the lookup and permission of
 // /proc/<pid> (fs/proc/base.c:proc_pid_lookup, proc_pid_permission,
 // pid_getattr, has_pid_permissions). getattr selects pid_getattr's rule
@@ -278,7 +285,10 @@ func (w *World) pidDirPermission(e Env, c, t *Task, getattr bool) Errno {
 			tr.Add(LayerHidepid, Pass, "hidepid=ptraceable: the caller passes READ_FSCREDS, so the process is visible")
 			return OK
 		}
-		tr.Add(LayerHidepid, Deny, "hidepid=ptraceable: the caller fails READ_FSCREDS, so /proc/<pid> does not exist for it (gid= is ignored)")
+		// proc_pid_lookup hides the process; but a dentry already in the
+		// dcache (another process looked /proc/<pid> up) skips the
+		// lookup, and proc_pid_permission then answers EPERM.
+		tr.Add(LayerHidepid, Deny, "hidepid=ptraceable: the caller fails READ_FSCREDS, so proc_pid_lookup hides /proc/<pid> (gid= is ignored): ENOENT — or EPERM from proc_pid_permission when another process's lookup left the dentry in the dcache")
 		return ENOENT
 	}
 	min := HidePIDNoAccess
@@ -291,9 +301,11 @@ func (w *World) pidDirPermission(e Env, c, t *Task, getattr bool) Errno {
 		}
 		return OK
 	}
-	if w.Proc.HasGID && c.Cred.InGroup(w.Proc.GID) {
+	// Without gid= the group is GLOBAL_ROOT_GID: proc_fs_info is zeroed
+	// (fs/proc/root.c), so members of group 0 see every process.
+	if c.Cred.InGroup(w.Proc.GID) {
 		if tr.On() {
-			tr.Addf(LayerHidepid, Pass, "hidepid=%s: the caller is in the gid=%d group, which sees every process", h, w.Proc.GID)
+			tr.Addf(LayerHidepid, Pass, "hidepid=%s: the caller is in the gid=%d group (%s), which sees every process", h, w.Proc.GID, gidOrigin(w.Proc.HasGID))
 		}
 		return OK
 	}

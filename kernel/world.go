@@ -52,7 +52,8 @@ func ParseHidePID(s string) (HidePID, error) {
 type ProcOptions struct {
 	HidePID HidePID
 	// GID is the gid= option: members see every process unless hidepid
-	// is ptraceable. HasGID is false when the option is absent.
+	// is ptraceable. HasGID is false when the option is absent; GID is
+	// then 0, as in the kernel, whose default group is GLOBAL_ROOT_GID.
 	GID    KGID
 	HasGID bool
 }

@@ -45,6 +45,7 @@ type Runner struct {
 	cleanup func()
 	initNS  string
 	profile KernelProfile
+	procs   procMounts
 }
 
 // NewRunner checks the environment (root, no cgo, non-PIE, readable
@@ -84,8 +85,10 @@ func NewRunner(opts Options) (*Runner, error) {
 	return &Runner{opts: opts, exe: exe, cleanup: cleanup, initNS: initNS, profile: readProfile()}, nil
 }
 
-// Close removes the copied binary, if any.
+// Close removes the copied binary, if any, and unmounts the procfs
+// instances of cases with Proc options.
 func (r *Runner) Close() error {
+	r.procs.close()
 	r.cleanup()
 	return nil
 }

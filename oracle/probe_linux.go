@@ -53,12 +53,16 @@ func answer(p Probe, err error, detail string) ProbeResult {
 
 // probeItem runs the probes of one job item on the calling (locked) thread.
 func probeItem(it jobItem) jobReply {
-	t := probeTarget{base: "/proc/" + strconv.Itoa(it.Pid), id: it.Pid}
+	proc := it.Proc
+	if proc == "" {
+		proc = "/proc"
+	}
+	t := probeTarget{base: proc + "/" + strconv.Itoa(it.Pid), id: it.Pid}
 	rep := jobReply{ID: it.ID, Pid: it.Pid}
 	switch {
 	case it.Self:
 		rep.Pid = os.Getpid()
-		t = probeTarget{base: "/proc/" + strconv.Itoa(rep.Pid), id: rep.Pid}
+		t = probeTarget{base: proc + "/" + strconv.Itoa(rep.Pid), id: rep.Pid}
 	case it.Thread:
 		rep.Pid = os.Getpid()
 		tid, err := otherThread()
@@ -69,7 +73,7 @@ func probeItem(it jobItem) jobReply {
 			return rep
 		}
 		rep.Tid = tid
-		t = probeTarget{base: fmt.Sprintf("/proc/%d/task/%d", rep.Pid, tid), id: tid, tid: true}
+		t = probeTarget{base: fmt.Sprintf("%s/%d/task/%d", proc, rep.Pid, tid), id: tid, tid: true}
 	}
 	for _, p := range it.Probes {
 		rep.Probes = append(rep.Probes, runProbe(p, t))

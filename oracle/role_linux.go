@@ -61,6 +61,8 @@ type jobItem struct {
 	Self   bool    `json:"self,omitempty"`
 	Thread bool    `json:"thread,omitempty"`
 	Probes []Probe `json:"probes"`
+	// Proc is the procfs mount to probe through; "" means /proc.
+	Proc string `json:"proc,omitempty"`
 }
 
 // jobReply is a prober's answer for one jobItem.

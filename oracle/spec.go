@@ -321,6 +321,11 @@ type Case struct {
 	Relation Relation `json:"relation,omitempty"`
 	// Probes to run, in order; empty means AllProbes.
 	Probes []Probe `json:"probes,omitempty"`
+	// Proc, when set, are the options of a procfs instance the prober
+	// reads the target's files through instead of /proc, e.g.
+	// "hidepid=invisible,gid=2000" (only hidepid= and gid=). The runner
+	// mounts one instance per distinct option string.
+	Proc string `json:"proc,omitempty"`
 }
 
 func (c *Case) probes() []Probe {
@@ -373,6 +378,9 @@ func (c *Case) Validate() error {
 		if err := c.Target.Validate(); err != nil {
 			return fmt.Errorf("target: %w", err)
 		}
+	}
+	if err := validProcOptions(c.Proc); err != nil {
+		return err
 	}
 	for _, p := range c.probes() {
 		if !slices.Contains(AllProbes, p) {

@@ -146,7 +146,12 @@ func (w *worker) runUnit(pl *plan, u *unit, p *proc, err error) {
 			w.results[i].fail(fmt.Errorf("case %d %q: %w", i, c.Name, s.err))
 			continue
 		}
-		it := jobItem{ID: i, Probes: c.probes()}
+		mnt, err := w.r.procs.path(c.Proc, p.ready.Pid)
+		if err != nil {
+			w.results[i].fail(fmt.Errorf("case %d %q: %w", i, c.Name, err))
+			continue
+		}
+		it := jobItem{ID: i, Probes: c.probes(), Proc: mnt}
 		switch c.Relation.norm() {
 		case RelSelf:
 			it.Self = true
@@ -280,5 +285,10 @@ func (w *worker) runSingle(i int) {
 	if !w.onReady(i, t, p) {
 		return
 	}
-	w.probe(p, []jobItem{{ID: i, Pid: t.ready.Pid, Probes: c.probes()}}, map[int]*proc{i: t})
+	mnt, err := w.r.procs.path(c.Proc, p.ready.Pid)
+	if err != nil {
+		w.results[i].fail(fmt.Errorf("case %d %q: %w", i, c.Name, err))
+		return
+	}
+	w.probe(p, []jobItem{{ID: i, Pid: t.ready.Pid, Probes: c.probes(), Proc: mnt}}, map[int]*proc{i: t})
 }

@@ -108,6 +108,16 @@ func Grid(k Kernel) []oracle.Case {
 			add(fmt.Sprintf("grid landlock prober-only %s", rel), oracle.Case{Prober: probers[0].c, Landlock: oracle.LandlockProberOnly, Relation: rel})
 		}
 	}
+	// hidepid: every procfs option over a few pairs.
+	for _, opts := range procOptions {
+		for _, p := range []kind{probers[0], probers[1], probers[3], probers[15]} {
+			for _, t := range []kind{targets[0], targets[1], targets[2], targets[7]} {
+				add(fmt.Sprintf("grid procfs %s: %s → %s", opts, p.name, t.name), oracle.Case{Prober: p.c, Target: t.c, Proc: opts})
+			}
+		}
+		add(fmt.Sprintf("grid procfs %s: self", opts), oracle.Case{Prober: probers[0].c, Relation: oracle.RelSelf, Proc: opts})
+		add(fmt.Sprintf("grid procfs %s: thread", opts), oracle.Case{Prober: probers[0].c, Relation: oracle.RelThread, Proc: opts})
+	}
 	// User namespaces: a namespace made by root (ids 100000+), and one
 	// owned by uid 1000 or 2000 (only id 0 mapped).
 	rootNS := oracle.UserNS{Kind: oracle.NSRoot, Base: 100000}
@@ -130,6 +140,12 @@ func Grid(k Kernel) []oracle.Case {
 		}
 	}
 	return cases
+}
+
+// procOptions are the procfs instances cases probe through besides /proc.
+var procOptions = []string{
+	"hidepid=noaccess", "hidepid=invisible", "hidepid=ptraceable",
+	"hidepid=invisible,gid=2000", "hidepid=noaccess,gid=1000", "hidepid=ptraceable,gid=2000",
 }
 
 // gen draws random cases over pools of process credentials, so that the
@@ -235,6 +251,9 @@ func (g *gen) next(i int) oracle.Case {
 			c.Relation = oracle.RelParent
 		case r < 0.18 && g.k.Has("yama"):
 			c.Relation = oracle.RelPtracerAny
+		}
+		if g.chance(0.15) {
+			c.Proc = procOptions[g.rng.IntN(len(procOptions))]
 		}
 		if g.k.Has("landlock") && g.chance(0.2) {
 			all := []oracle.Landlock{oracle.LandlockProberOnly, oracle.LandlockTargetOnly, oracle.LandlockSibling,

@@ -104,11 +104,11 @@ func (r *Report) OK() bool {
 
 // snap is the prediction from one live snapshot.
 type snap struct {
-	// plain are the answers in the world as read; unknown says, per
-	// probe, that the reader reported the answer to depend on an input
-	// it cannot read.
+	// plain are the answers in the world as read; excused says, per
+	// probe, that plain equals answers or that the reader reported the
+	// answer to depend on an input it cannot read.
 	plain   []oracle.ProbeResult
-	unknown []bool
+	excused []bool
 	// answers are the answers once the verifier supplies what it knows
 	// and the reader cannot see: the case's Landlock domains and
 	// PR_SET_PTRACER exception.
@@ -260,7 +260,7 @@ func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (
 			ok := Same(got, s.answers[j])
 			// As read, the world may lack what user space cannot see;
 			// then the reader must say that the answer depends on it.
-			plainOK := Same(got, s.plain[j]) || s.unknown[j]
+			plainOK := Same(got, s.plain[j]) || s.excused[j]
 			if ok && plainOK {
 				rep.SnapshotAgreed++
 				if !Same(got, s.plain[j]) {
@@ -295,8 +295,16 @@ func snapshot(c oracle.Case, target, prober oracle.Observed, mutate func(*kernel
 		return &snap{err: fmt.Errorf("live snapshot of pids %v: %w", pids, err)}
 	}
 	w := sys.World
+	// The probes read through the case's procfs instance, not the /proc
+	// the reader read: its options are part of the question.
+	if w.Proc, err = ProcOptions(c.Proc); err != nil {
+		return &snap{err: err}
+	}
 	caller := w.TaskByPID(prober.Pid)
 	tgt := w.TaskByPID(target.Pid)
+	if caller == nil || tgt == nil {
+		return &snap{err: fmt.Errorf("live snapshot of pids %v: a process is missing from the world", pids)}
+	}
 	if c.Relation == oracle.RelThread {
 		// The probed thread is chosen by the prober when it probes; the
 		// snapshot models it as a thread of the prober's group.
@@ -304,45 +312,68 @@ func snapshot(c oracle.Case, target, prober oracle.Observed, mutate func(*kernel
 		th.Name, th.PID, th.Leader = caller.Name+"-thread", 0, caller
 		tgt = &th
 	}
-	if caller == nil || tgt == nil {
-		return &snap{err: fmt.Errorf("live snapshot of pids %v: a process is missing from the world", pids)}
-	}
 	if mutate != nil {
 		mutate(w, caller, tgt)
 	}
+	// The same tasks with what the reader cannot see supplied by the
+	// verifier: the case's Landlock domains, PR_SET_PTRACER exception and
+	// dumpable flags. The dumpable flag is read from the owner of the
+	// /proc files, which cannot tell 0 from 1 for a task whose euid is
+	// root of its namespace; the answers as read check the inference.
+	fc, ft := supplied(caller, tgt)
+	if err := landlockLayout(c.Landlock, fc, ft); err != nil {
+		return &snap{err: err}
+	}
+	if c.Relation == oracle.RelPtracerAny || c.Target.PtracerAny {
+		ft.Ptracer = &kernel.PtracerException{Any: true}
+	}
+	if c.Relation != oracle.RelSelf && c.Relation != oracle.RelThread && ft.MM != nil {
+		ft.MM.Dumpable = dumpableOf(c.Target)
+	}
+	if fc.MM != nil {
+		fc.MM.Dumpable = dumpableOf(c.Prober)
+	}
 	s := &snap{world: w, caller: caller, target: tgt}
-	var access []live.Access
 	for _, p := range probesOf(c) {
 		a, err := AccessOf(p)
 		if err != nil {
 			return &snap{err: err}
 		}
 		la := live.Access{Entry: a.Entry, Syscall: a.Syscall}
-		access = append(access, la)
-		s.plain = append(s.plain, Answer(p, la.Evaluate(w, caller, tgt, false)))
-		s.unknown = append(s.unknown, len(sys.Unknowns(caller, tgt, la)) > 0)
+		plain := Answer(p, la.Evaluate(w, caller, tgt, false))
+		full := Answer(p, la.Evaluate(w, fc, ft, false))
+		s.plain = append(s.plain, plain)
+		s.answers = append(s.answers, full)
+		// Where the supplied facts change the answer, the reader must
+		// have said that the answer depends on something it cannot read.
+		s.excused = append(s.excused, Same(plain, full) || len(sys.Unknowns(caller, tgt, la)) > 0)
 	}
-	// Supply what the reader cannot see, then answer again.
-	if err := landlockLayout(c.Landlock, caller, tgt); err != nil {
-		return &snap{err: err}
-	}
-	if c.Relation == oracle.RelPtracerAny || c.Target.PtracerAny {
-		tgt.Ptracer = &kernel.PtracerException{Any: true}
-	}
-	// The dumpable flag is read from the owner of the /proc files, which
-	// cannot tell 0 from 1 for a task whose euid is root of its
-	// namespace: the plain answers above verify the inference (or the
-	// reader's saying it cannot tell); here the flag is the requested one.
-	if c.Relation != oracle.RelSelf && c.Relation != oracle.RelThread && tgt.MM != nil {
-		tgt.MM.Dumpable = dumpableOf(c.Target)
-	}
-	if caller.MM != nil {
-		caller.MM.Dumpable = dumpableOf(c.Prober)
-	}
-	for i, la := range access {
-		s.answers = append(s.answers, Answer(s.plain[i].Probe, la.Evaluate(w, caller, tgt, false)))
+	// The world is not read again: keep it with the supplied facts, for
+	// the story and the reproduction of a disagreement.
+	*caller = *fc
+	if tgt != caller {
+		*tgt = *ft
 	}
 	return s
+}
+
+// supplied returns copies of the caller and the target (one copy when
+// they are the same task) that the verifier may change without changing
+// the world as read.
+func supplied(caller, target *kernel.Task) (*kernel.Task, *kernel.Task) {
+	cp := func(t *kernel.Task) *kernel.Task {
+		x := *t
+		if t.MM != nil {
+			mm := *t.MM
+			x.MM = &mm
+		}
+		return &x
+	}
+	fc := cp(caller)
+	if target == caller {
+		return fc, fc
+	}
+	return fc, cp(target)
 }
 
 func dumpableOf(c oracle.Creds) kernel.Dumpable {

@@ -3,6 +3,7 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -23,6 +24,9 @@ func World(k Kernel, c oracle.Case, r oracle.Result) (w *kernel.World, caller, t
 	}
 	w = kernel.NewWorld(k.Release)
 	w.SuidDumpable = k.SuidDumpable
+	if w.Proc, err = ProcOptions(c.Proc); err != nil {
+		return nil, nil, nil, err
+	}
 	if w.LSMs, err = k.cachedModules(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -70,6 +74,35 @@ func World(k Kernel, c oracle.Case, r oracle.Result) (w *kernel.World, caller, t
 		return nil, nil, nil, fmt.Errorf("inconsistent world: %w", err)
 	}
 	return w, caller, target, nil
+}
+
+// ProcOptions parses a case's procfs options (oracle.Case.Proc) into the
+// model's.
+func ProcOptions(opts string) (kernel.ProcOptions, error) {
+	var p kernel.ProcOptions
+	if opts == "" {
+		return p, nil
+	}
+	for o := range strings.SplitSeq(opts, ",") {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "hidepid":
+			h, err := kernel.ParseHidePID(v)
+			if err != nil {
+				return p, fmt.Errorf("procfs options %q: %w", opts, err)
+			}
+			p.HidePID = h
+		case "gid":
+			g, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return p, fmt.Errorf("procfs options %q: gid: %w", opts, err)
+			}
+			p.GID, p.HasGID = kernel.KGID(g), true
+		default:
+			return p, fmt.Errorf("procfs options %q: unknown option %q", opts, k)
+		}
+	}
+	return p, nil
 }
 
 func rootCred(ns *kernel.UserNS) kernel.Cred {
@@ -275,6 +308,9 @@ func describe(c oracle.Case) string {
 	}
 	if c.Landlock != "" && c.Landlock != oracle.LandlockNone {
 		fmt.Fprintf(&b, ", landlock %s", c.Landlock)
+	}
+	if c.Proc != "" {
+		fmt.Fprintf(&b, ", procfs %s", c.Proc)
 	}
 	return b.String()
 }

@@ -29,6 +29,7 @@ type verifyOpts struct {
 	out        string
 	progress   string
 	timeout    time.Duration
+	keep       int
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -62,6 +63,7 @@ scenario file that reproduces it offline), 2 on a setup error.`,
 	f.StringVar(&o.out, "out", "", "write each disagreement's reproducing scenario into this directory")
 	f.StringVar(&o.progress, "progress", "auto", "progress bar on standard error: auto (on a terminal), always or never")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	f.IntVar(&o.keep, "keep", 20, "disagreements of each prediction to report in full (the rest are counted)")
 	return cmd
 }
 
@@ -84,7 +86,7 @@ func runVerify(stdout, stderr io.Writer, o verifyOpts) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	opts := verify.Options{Snapshot: !o.noSnapshot}
+	opts := verify.Options{Snapshot: !o.noSnapshot, MaxDisagreements: o.keep}
 	bar := newProgressBar(stderr, o.progress)
 	if bar != nil {
 		opts.Progress = bar.update
