@@ -10,4 +10,3 @@ type Error = srcerr.Error
 // ErrorList is every problem found in one text, in text order. [Parse]
 // returns one when the text is not valid.
 type ErrorList = srcerr.List
-
