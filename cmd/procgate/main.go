@@ -52,6 +52,6 @@ modules) and explains every answer step by step.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newCheckCmd(), newExplainCmd(), newSnapshotCmd(), newVerifyCmd(), newVerifyVMCmd())
+	root.AddCommand(newCheckCmd(), newExplainCmd(), newSnapshotCmd(), newVerifyCmd(), newVerifyVMCmd(), newPolicyCmd(), newServeCmd(), newPsCmd(), newLsofCmd(), newEnvCmd(), newReadCmd())
 	return root
 }

@@ -1,0 +1,128 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/procgate/procgate/gate"
+)
+
+// Limits on one request body.
+const (
+	// MaxBody is the largest request body accepted.
+	MaxBody = 1 << 20
+	// MaxPIDs is the most processes one request may name.
+	MaxPIDs = 65536
+	// MaxItems is the most items one request may name.
+	MaxItems = 64
+	// MaxMemRanges is the most mem ranges one request may name.
+	MaxMemRanges = 64
+	// maxPID is the kernel's PID_MAX_LIMIT.
+	maxPID = 1 << 22
+)
+
+// ReadRequest is the body of POST /v1/read (docs/api.md).
+type ReadRequest struct {
+	// PIDs lists the processes; All asks for every process instead.
+	PIDs []int `json:"pids,omitempty"`
+	All  bool  `json:"all,omitempty"`
+	// Items lists the items wanted of each process (policy vocabulary).
+	Items []string `json:"items"`
+	// Mem lists the address ranges read for the mem item.
+	Mem []gate.MemRange `json:"mem,omitempty"`
+}
+
+// RequestError is a request the broker refuses to decode; it maps to
+// HTTP 400 (or 413 when too large).
+type RequestError struct {
+	Status int
+	Msg    string
+}
+
+func (e *RequestError) Error() string { return e.Msg }
+
+func badRequest(format string, args ...any) error {
+	return &RequestError{Status: 400, Msg: fmt.Sprintf(format, args...)}
+}
+
+// DecodeReadRequest decodes and validates a /v1/read body: one JSON
+// object, no unknown fields, no trailing data, pids or all (not both),
+// known and distinct items, bounded sizes.
+func DecodeReadRequest(r io.Reader) (*gate.Request, error) {
+	body, err := io.ReadAll(io.LimitReader(r, MaxBody+1))
+	if err != nil {
+		return nil, badRequest("read request body: %v", err)
+	}
+	if len(body) > MaxBody {
+		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("request body larger than %d bytes", MaxBody)}
+	}
+	return decodeReadRequest(body)
+}
+
+func decodeReadRequest(body []byte) (*gate.Request, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, badRequest("empty request body: want a JSON object such as {\"pids\":[1],\"items\":[\"status\"]}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var rr ReadRequest
+	if err := dec.Decode(&rr); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, badRequest("malformed JSON at byte %d: %v", se.Offset, err)
+		case errors.As(err, &te):
+			return nil, badRequest("field %q: want %s, got JSON %s", te.Field, te.Type, te.Value)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, badRequest("truncated JSON request")
+		}
+		return nil, badRequest("invalid request: %v", err)
+	}
+	if dec.More() {
+		return nil, badRequest("trailing data after the request object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badRequest("trailing data after the request object")
+	}
+	switch {
+	case rr.All && len(rr.PIDs) > 0:
+		return nil, badRequest("give either \"pids\" or \"all\", not both")
+	case !rr.All && len(rr.PIDs) == 0:
+		return nil, badRequest("no processes: give \"pids\" (a list of pids) or \"all\": true")
+	case len(rr.PIDs) > MaxPIDs:
+		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d pids: at most %d per request", len(rr.PIDs), MaxPIDs)}
+	case len(rr.Items) == 0:
+		return nil, badRequest("no items: give \"items\", for example [\"status\", \"io\"]")
+	case len(rr.Items) > MaxItems:
+		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d items: at most %d per request", len(rr.Items), MaxItems)}
+	case len(rr.Mem) > MaxMemRanges:
+		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d mem ranges: at most %d per request", len(rr.Mem), MaxMemRanges)}
+	}
+	req := &gate.Request{All: rr.All, Mem: rr.Mem}
+	seenPID := make(map[int]bool, len(rr.PIDs))
+	for _, p := range rr.PIDs {
+		if p <= 0 || p > maxPID {
+			return nil, badRequest("pid %d out of range 1..%d", p, maxPID)
+		}
+		if !seenPID[p] {
+			seenPID[p] = true
+			req.PIDs = append(req.PIDs, p)
+		}
+	}
+	seen := map[gate.Item]bool{}
+	for _, n := range rr.Items {
+		it, err := gate.ParseItem(n)
+		if err != nil {
+			return nil, badRequest("%v", err)
+		}
+		if !seen[it] {
+			seen[it] = true
+			req.Items = append(req.Items, it)
+		}
+	}
+	return req, nil
+}

@@ -1,0 +1,407 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/policy"
+)
+
+// Version is the API version served under /v1/.
+const Version = "v1"
+
+// Config configures a Server.
+type Config struct {
+	Gate *gate.Gate
+	// Log receives operational messages (never audit records, never
+	// values read); nil discards them.
+	Log *slog.Logger
+	// MaxConns bounds open connections (default 4096); MaxConnsPerUID
+	// bounds those of one uid (default 1024).
+	MaxConns, MaxConnsPerUID int
+	// MaxRequestsPerUID bounds the requests of one uid in progress at
+	// once (default 64); more get 429.
+	MaxRequestsPerUID int
+	// WriteTimeout bounds each write to a client (default 10s): a client
+	// that stops reading is dropped.
+	WriteTimeout time.Duration
+	// ServerVersion is reported by /v1/version.
+	ServerVersion string
+}
+
+// Server is the broker: an HTTP/1.1 + JSON server on a Unix socket that
+// answers /v1/ requests through the gate for the connected caller.
+type Server struct {
+	cfg    Config
+	g      *gate.Gate
+	http   *http.Server
+	log    *slog.Logger
+	conns  chan struct{}
+	mu     sync.Mutex
+	perUID map[uint32]*uidState
+	active atomic.Int64
+}
+
+type uidState struct {
+	conns int
+	reqs  chan struct{}
+}
+
+// New returns a server for cfg.
+func New(cfg Config) *Server {
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 4096
+	}
+	if cfg.MaxConnsPerUID <= 0 {
+		cfg.MaxConnsPerUID = 1024
+	}
+	if cfg.MaxRequestsPerUID <= 0 {
+		cfg.MaxRequestsPerUID = 64
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, g: cfg.Gate, log: cfg.Log, conns: make(chan struct{}, cfg.MaxConns), perUID: map[uint32]*uidState{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/read", s.handleRead)
+	mux.HandleFunc("GET /v1/version", s.handleVersion)
+	mux.HandleFunc("GET /v1/whoami", s.handleWhoami)
+	mux.HandleFunc("GET /v1/items", s.handleItems)
+	mux.HandleFunc("/v1/read", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" /v1/read: use POST with a JSON body")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint "+r.Method+" "+r.URL.Path+" (see docs/api.md: POST /v1/read, GET /v1/version, /v1/whoami, /v1/items)")
+	})
+	s.http = &http.Server{
+		Handler:           s.guard(mux),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if pc, ok := c.(*peerConn); ok {
+				return context.WithValue(ctx, callerKey{}, pc)
+			}
+			return ctx
+		},
+		ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
+	}
+	cfg.Gate.Metrics().Gauge("procgate_connections", func() float64 { return float64(len(s.conns)) })
+	cfg.Gate.Metrics().Gauge("procgate_requests_in_flight", func() float64 { return float64(s.active.Load()) })
+	return s
+}
+
+type callerKey struct{}
+
+// peerConn is an accepted connection with its pinned caller.
+type peerConn struct {
+	net.Conn
+	s      *Server
+	caller *gate.Caller
+	peer   Peer
+	err    error
+	once   sync.Once
+}
+
+func (c *peerConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		if c.caller != nil {
+			c.caller.Close()
+		}
+		c.s.release(c.peer.UID, c.err == nil)
+		<-c.s.conns
+	})
+	return err
+}
+
+// listener identifies each connection's caller as it is accepted.
+type listener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	l.s.conns <- struct{}{} // bound open connections: wait for a slot
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.s.conns
+		return nil, err
+	}
+	pc := &peerConn{Conn: c, s: l.s}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		pc.err = errors.New("not a Unix socket connection: the caller cannot be identified")
+		return pc, nil
+	}
+	pc.peer, pc.err = PeerOf(uc)
+	if pc.err == nil {
+		if !l.s.admit(pc.peer.UID) {
+			pc.err = errTooManyConns
+			if pc.peer.PidFD >= 0 {
+				unix.Close(pc.peer.PidFD)
+			}
+			return pc, nil
+		}
+		pc.caller, pc.err = l.s.g.NewCaller(pc.peer.PID, pc.peer.PidFD, pc.peer.UID, pc.peer.GID, pc.peer.Label)
+		if pc.err != nil {
+			l.s.release(pc.peer.UID, true)
+			pc.peer.UID = 0
+			pc.err = fmt.Errorf("identify caller: %w", pc.err)
+			pc.once.Do(func() { <-l.s.conns }) // nothing else to release
+			pc.once = sync.Once{}
+			pc.once.Do(func() {})
+			l.s.conns <- struct{}{}
+		}
+	}
+	return pc, nil
+}
+
+var errTooManyConns = errors.New("too many connections from this uid")
+
+func (s *Server) admit(uid uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.perUID[uid]
+	if st == nil {
+		st = &uidState{reqs: make(chan struct{}, s.cfg.MaxRequestsPerUID)}
+		s.perUID[uid] = st
+	}
+	if st.conns >= s.cfg.MaxConnsPerUID {
+		return false
+	}
+	st.conns++
+	return true
+}
+
+func (s *Server) release(uid uint32, admitted bool) {
+	if !admitted {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.perUID[uid]; st != nil {
+		st.conns--
+		if st.conns <= 0 && len(st.reqs) == 0 {
+			delete(s.perUID, uid)
+		}
+	}
+}
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(&listener{Listener: l, s: s})
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets requests in progress finish (until ctx
+// ends) and closes every connection.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+// guard refuses unidentified callers and callers that exited, and applies
+// the per-uid request limit.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pc, _ := r.Context().Value(callerKey{}).(*peerConn)
+		switch {
+		case pc == nil:
+			writeError(w, http.StatusForbidden, "unidentified", "the caller cannot be identified")
+			return
+		case errors.Is(pc.err, errTooManyConns):
+			writeError(w, http.StatusTooManyRequests, "too_many_connections", pc.err.Error())
+			return
+		case pc.err != nil:
+			writeError(w, http.StatusForbidden, "unidentified", pc.err.Error())
+			return
+		}
+		if err := pc.caller.Alive(); err != nil {
+			writeError(w, http.StatusGone, "caller_gone", "the calling process exited")
+			return
+		}
+		s.mu.Lock()
+		st := s.perUID[pc.peer.UID]
+		s.mu.Unlock()
+		select {
+		case st.reqs <- struct{}{}:
+			defer func() { <-st.reqs }()
+		default:
+			s.g.Metrics().Counter(`procgate_rejected_total{reason="per_uid_limit"}`).Add(1)
+			writeError(w, http.StatusTooManyRequests, "too_many_requests",
+				"too many requests in progress for uid "+strconv.FormatUint(uint64(pc.peer.UID), 10))
+			return
+		}
+		s.active.Add(1)
+		defer s.active.Add(-1)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, pc)))
+	})
+}
+
+// errorBody is the JSON error shape of every non-2xx answer.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var e errorBody
+	e.Error.Code, e.Error.Message = code, msg
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(e)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, map[string]any{"api": Version, "server": s.cfg.ServerVersion, "policy_generation": s.g.Policy().Generation()})
+}
+
+func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
+	pc := r.Context().Value(callerKey{}).(*peerConn)
+	sub := pc.caller.Subject()
+	writeJSON(w, map[string]any{
+		"pid": sub.PID, "uid": sub.UID, "gid": sub.GID, "groups": sub.Groups, "comm": sub.Comm,
+		"selinux": sub.SELinux, "apparmor": sub.AppArmor,
+		"exe":    map[string]any{"path": sub.Exe.Path, "dev": sub.Exe.Dev, "ino": sub.Exe.Ino},
+		"cgroup": sub.Cgroup, "pidns": sub.PIDNS, "pidfd_pinned": pc.peer.PidFD >= 0,
+	})
+}
+
+func (s *Server) handleItems(w http.ResponseWriter, r *http.Request) {
+	type item struct {
+		Name  string `json:"name"`
+		Class string `json:"class"`
+		Doc   string `json:"doc"`
+	}
+	var out []item
+	for _, it := range policy.Items() {
+		c := "read"
+		if it.Attach() {
+			c = "attach"
+		}
+		out = append(out, item{it.String(), c, it.Doc()})
+	}
+	writeJSON(w, map[string]any{"items": out})
+}
+
+// handleRead answers POST /v1/read as a stream of JSON lines: one per
+// process, then {"done":true,...}.
+func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	pc := r.Context().Value(callerKey{}).(*peerConn)
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+		return
+	}
+	req, err := DecodeReadRequest(r.Body)
+	if err != nil {
+		var re *RequestError
+		if errors.As(err, &re) {
+			code := "bad_request"
+			if re.Status == http.StatusRequestEntityTooLarge {
+				code = "too_large"
+			}
+			s.g.Metrics().Counter(`procgate_rejected_total{reason="` + code + `"}`).Add(1)
+			writeError(w, re.Status, code, re.Msg)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	bw := &lineWriter{w: w, rc: rc, timeout: s.cfg.WriteTimeout}
+	n := 0
+	err = s.g.Read(r.Context(), pc.caller, req)(func(pr *gate.ProcResult) error {
+		n++
+		bw.buf = pr.AppendJSON(bw.buf)
+		bw.buf = append(bw.buf, '\n')
+		if len(bw.buf) >= 32<<10 {
+			return bw.flush()
+		}
+		return nil
+	})
+	if err != nil && r.Context().Err() != nil {
+		return // the client went away: nobody to answer
+	}
+	if err != nil && !bw.started && len(bw.buf) == 0 {
+		switch {
+		case errors.Is(err, gate.ErrCallerGone):
+			writeError(w, http.StatusGone, "caller_gone", err.Error())
+		case errors.Is(err, unix.EAGAIN):
+			writeError(w, http.StatusConflict, "caller_changed", err.Error())
+		default:
+			writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		}
+		return
+	}
+	if err != nil {
+		if errors.Is(err, gate.ErrCallerGone) || r.Context().Err() != nil {
+			return // nobody to answer
+		}
+		// Headers are sent: report the error in the stream, then end it.
+		bw.buf = append(bw.buf, `{"error":{"code":"internal","message":`...)
+		bw.buf = gate.AppendString(bw.buf, err.Error())
+		bw.buf = append(bw.buf, "}}\n"...)
+		bw.flush()
+		return
+	}
+	bw.buf = append(bw.buf, `{"done":true,"processes":`...)
+	bw.buf = strconv.AppendInt(bw.buf, int64(n), 10)
+	bw.buf = append(bw.buf, `,"policy_generation":`...)
+	bw.buf = strconv.AppendUint(bw.buf, s.g.Policy().Generation(), 10)
+	bw.buf = append(bw.buf, "}\n"...)
+	bw.flush()
+	s.g.Metrics().ObserveRequest(time.Since(start))
+}
+
+// lineWriter batches lines and writes them with a deadline per write.
+type lineWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	buf     []byte
+	timeout time.Duration
+	started bool
+}
+
+func (b *lineWriter) flush() error {
+	if len(b.buf) == 0 {
+		return nil
+	}
+	b.rc.SetWriteDeadline(time.Now().Add(b.timeout))
+	b.started = true
+	_, err := b.w.Write(b.buf)
+	b.buf = b.buf[:0]
+	if err == nil {
+		err = b.rc.Flush()
+	}
+	return err
+}

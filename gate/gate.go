@@ -1,0 +1,567 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/live"
+	"github.com/procgate/procgate/policy"
+)
+
+// Config configures a Gate.
+type Config struct {
+	// Policy is the policy to start with; required.
+	Policy Policy
+	// Audit receives audited decisions; nil disables audit records.
+	Audit *Auditor
+	// Metrics receives counters; nil allocates fresh ones.
+	Metrics *Metrics
+	// ReadTimeout bounds each read of a file that takes the target's
+	// mmap lock (cmdline, environ, maps, smaps…); default 2s.
+	ReadTimeout time.Duration
+	// MaxStuckReads bounds the reads past their deadline still blocked
+	// in the kernel; when reached, further mmap-lock reads are refused
+	// with EBUSY. Default 64.
+	MaxStuckReads int
+	// MaxValue bounds one item's value in bytes; default 4 MiB.
+	MaxValue int
+	// Workers bounds how many processes the gate works on at once across
+	// all requests; default 4×GOMAXPROCS.
+	Workers int
+	// CacheTTL is how long the model's views are reused before kernel
+	// settings are read again; default 10s.
+	CacheTTL time.Duration
+	// Live are the options for reading the model's world.
+	Live live.Options
+}
+
+// Gate decides and reads process state for callers: the one path shared
+// by the enforcement points.
+type Gate struct {
+	cfg     Config
+	procFD  int
+	policy  atomic.Pointer[policyBox]
+	cache   *viewCache
+	metrics *Metrics
+	audit   *Auditor
+	sem     chan struct{}
+	stuck   chan struct{}
+	mods    labelMods
+	bufs    sync.Pool
+	// hidepidOff reports that /proc has no hidepid= option, so plain
+	// items are readable by every caller.
+	hidepidOff bool
+}
+
+type policyBox struct{ p Policy }
+
+// New returns a gate using the procfs of the current pid namespace.
+func New(cfg Config) (*Gate, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("gate: no policy")
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 2 * time.Second
+	}
+	if cfg.MaxStuckReads <= 0 {
+		cfg.MaxStuckReads = 64
+	}
+	if cfg.MaxValue <= 0 {
+		cfg.MaxValue = 4 << 20
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4 * runtime.GOMAXPROCS(0)
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = 10 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("gate: open /proc: %w", err)
+	}
+	self, err := readLink(fd, "self")
+	if err != nil || self != strconv.Itoa(os.Getpid()) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("gate: /proc is not the procfs of this pid namespace (self=%q): pids cannot be pinned", self)
+	}
+	g := &Gate{
+		cfg: cfg, procFD: fd, cache: newViewCache(cfg.CacheTTL, 1<<16),
+		metrics: cfg.Metrics, audit: cfg.Audit,
+		sem: make(chan struct{}, cfg.Workers), stuck: make(chan struct{}, cfg.MaxStuckReads),
+	}
+	g.bufs.New = func() any { b := make([]byte, 0, 8192); return &b }
+	g.policy.Store(&policyBox{cfg.Policy})
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		if pm, ok, err := live.ParseMountinfo(b, "/proc"); err == nil && ok {
+			g.hidepidOff = pm.Options.HidePID == kernel.HidePIDOff
+		}
+	}
+	for _, m := range readLSMs() {
+		switch m {
+		case "selinux":
+			g.mods.selinux = true
+		case "apparmor":
+			g.mods.apparmor = true
+		case "smack":
+			g.mods.smack = true
+		}
+	}
+	m := g.metrics
+	m.Gauge("procgate_view_cache_entries", func() float64 { return float64(g.cache.size()) })
+	m.Gauge("procgate_view_cache_lookups_total", func() float64 { return float64(g.cache.hits.Load() + g.cache.misses.Load()) })
+	m.Gauge("procgate_view_cache_hits_total", func() float64 { return float64(g.cache.hits.Load()) })
+	m.Gauge("procgate_view_cache_misses_total", func() float64 { return float64(g.cache.misses.Load()) })
+	m.Gauge("procgate_view_cache_reclaims_total", func() float64 { return float64(g.cache.evicted.Load()) })
+	m.Gauge("procgate_model_reads_total", func() float64 { return float64(g.cache.reads.Load()) })
+	m.Gauge("procgate_policy_generation", func() float64 { return float64(g.Policy().Generation()) })
+	m.Gauge("procgate_audit_records_total", func() float64 { return float64(g.audit.Stats().Records) })
+	m.Gauge("procgate_audit_suppressed_total", func() float64 { return float64(g.audit.Stats().Suppressed) })
+	return g, nil
+}
+
+// readLSMs returns the active security modules.
+func readLSMs() []string {
+	b, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err != nil {
+		return nil
+	}
+	return live.ParseLSMList(b)
+}
+
+// Close releases the gate's descriptors.
+func (g *Gate) Close() error { return unix.Close(g.procFD) }
+
+// Metrics returns the gate's metrics.
+func (g *Gate) Metrics() *Metrics { return g.metrics }
+
+// Policy returns the policy in force.
+func (g *Gate) Policy() Policy { return g.policy.Load().p }
+
+// SetPolicy replaces the policy atomically: a request in progress keeps
+// deciding with the policy it started with, a later one uses p. The
+// model's cached views stay valid (they do not depend on the policy).
+func (g *Gate) SetPolicy(p Policy) { g.policy.Store(&policyBox{p}) }
+
+// FlushCache drops the model's cached views (kernel settings are read
+// again on the next request).
+func (g *Gate) FlushCache() { g.cache.flush() }
+
+// Caller is a connected client: pinned, with its identity as the policy
+// sees it.
+type Caller struct {
+	pin  *Pin
+	info *procInfo
+	subj policy.Subject
+}
+
+// NewCaller pins the caller pid (with pidfd from SO_PEERPIDFD when it is
+// >= 0, which NewCaller then owns) and reads its identity. uid and gid are
+// the socket's peer credentials, label its SO_PEERSEC label ("" if none).
+func (g *Gate) NewCaller(pid, pidfd int, uid, gid uint32, label string) (*Caller, error) {
+	var p *Pin
+	var err error
+	if pidfd >= 0 {
+		p, err = PinFromPidfd(g.procFD, pid, pidfd)
+	} else {
+		p, err = OpenPin(g.procFD, pid)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gate: caller: %w", err)
+	}
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	pi, err := readProcInfo(p, g.mods, *bp, false)
+	if err == nil {
+		err = p.Verify()
+	}
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("gate: caller: %w", err)
+	}
+	c := &Caller{pin: p, info: pi, subj: pi.subject(uid, gid)}
+	if label != "" {
+		switch {
+		case g.mods.selinux:
+			c.subj.SELinux = label
+		case g.mods.apparmor:
+			c.subj.AppArmor = label
+		}
+	}
+	return c, nil
+}
+
+// Subject returns the caller as the policy sees it.
+func (c *Caller) Subject() policy.Subject { return c.subj }
+
+// PID returns the caller's pid.
+func (c *Caller) PID() int { return c.pin.PID }
+
+// Alive returns nil while the pinned caller is alive.
+func (c *Caller) Alive() error { return c.pin.Verify() }
+
+// Close releases the caller's pin.
+func (c *Caller) Close() { c.pin.Close() }
+
+// Request is a batch: processes × items.
+type Request struct {
+	// PIDs lists the processes; All selects every process instead.
+	PIDs []int
+	All  bool
+	// Items lists the items wanted of each process.
+	Items []Item
+	// Mem lists the ranges read for the mem item.
+	Mem []MemRange
+}
+
+// chunk is how many processes one worker pins at a time.
+const chunk = 32
+
+// ErrCallerGone is returned when the caller exits during a request.
+var ErrCallerGone = fmt.Errorf("gate: caller exited during the request: %w", unix.ESRCH)
+
+// Read answers req for caller c, calling emit once per process (from one
+// goroutine at a time, in no particular order). The whole request is
+// decided with one policy. It returns ErrCallerGone when the caller
+// exits, the error of emit, or ctx's error.
+func (g *Gate) Read(ctx context.Context, c *Caller, req *Request) func(emit func(*ProcResult) error) error {
+	return func(emit func(*ProcResult) error) error {
+		return g.read(ctx, c, req, emit)
+	}
+}
+
+func (g *Gate) read(ctx context.Context, c *Caller, req *Request, emit func(*ProcResult) error) error {
+	if err := c.Alive(); err != nil {
+		return ErrCallerGone
+	}
+	pol := g.Policy() // one policy for the whole request
+	pids := req.PIDs
+	if req.All {
+		var err error
+		if pids, err = g.listPIDs(); err != nil {
+			return err
+		}
+	}
+	var emitMu sync.Mutex
+	var firstErr error
+	var errOnce sync.Once
+	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for start := 0; start < len(pids); start += chunk {
+		part := pids[start:min(start+chunk, len(pids))]
+		select {
+		case g.sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			if firstErr != nil {
+				return firstErr
+			}
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-g.sem }()
+			if ctx.Err() != nil {
+				return
+			}
+			results, err := g.readChunk(c, pol, req, part)
+			if err != nil {
+				fail(err)
+				cancel()
+				return
+			}
+			emitMu.Lock()
+			defer emitMu.Unlock()
+			for i := range results {
+				if ctx.Err() != nil {
+					return
+				}
+				if err := emit(&results[i]); err != nil {
+					fail(err)
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := c.Alive(); err != nil {
+		return ErrCallerGone
+	}
+	return ctx.Err()
+}
+
+// listPIDs lists the processes in /proc.
+func (g *Gate) listPIDs() ([]int, error) {
+	f, err := os.Open("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("gate: list processes: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("gate: list processes: %w", err)
+	}
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if p, err := strconv.Atoi(n); err == nil && p > 0 {
+			pids = append(pids, p)
+		}
+	}
+	sort.Ints(pids)
+	return pids, nil
+}
+
+// target is one process being answered.
+type target struct {
+	pin  *Pin
+	info *procInfo
+	view *kview
+	err  error
+}
+
+// readChunk pins, decides and reads a few processes.
+func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, pids []int) ([]ProcResult, error) {
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	ts := make([]target, len(pids))
+	defer func() {
+		for i := range ts {
+			ts[i].pin.Close()
+		}
+	}()
+	var miss []int
+	plain := g.plainRequest(c, pol, req)
+	for i, pid := range pids {
+		t := &ts[i]
+		t.pin, t.err = OpenPin(g.procFD, pid)
+		if t.err != nil {
+			continue
+		}
+		t.info, t.err = readProcInfo(t.pin, g.mods, *bp, plain)
+		if t.err != nil {
+			continue
+		}
+		if plain {
+			// Every item is one the kernel gives any caller: no model.
+			t.view = plainView
+			continue
+		}
+		t.view = g.cache.get(pairKey{c.info.key, t.info.key})
+		if t.view == nil {
+			miss = append(miss, i)
+		}
+	}
+	if len(miss) > 0 {
+		infos := make([]*procInfo, len(miss))
+		for j, i := range miss {
+			infos[j] = ts[i].info
+		}
+		g.cache.reads.Add(1)
+		views, errs, err := buildViews(g.cfg.Live, c.info, infos)
+		if err != nil {
+			if c.Alive() != nil {
+				return nil, ErrCallerGone
+			}
+			if errors.Is(err, unix.EAGAIN) {
+				return nil, fmt.Errorf("gate: the caller's credentials changed during the request: %w", unix.EAGAIN)
+			}
+			return nil, err
+		}
+		for j, i := range miss {
+			if errs[j] != nil {
+				ts[i].err = errs[j]
+				continue
+			}
+			ts[i].view = views[j]
+			g.cache.put(pairKey{c.info.key, ts[i].info.key}, views[j])
+		}
+	}
+	out := make([]ProcResult, len(pids))
+	for i := range ts {
+		out[i] = g.answer(c, pol, req, &ts[i], pids[i], bp)
+	}
+	return out, nil
+}
+
+// plainView stands for the model's view when every requested item is
+// plain: the kernel lets any caller read it (see itemCheck.plain).
+var plainView = func() *kview {
+	v := &kview{direct: make([]kernelAnswer, numItems), mac: make([]macAnswer, numItems)}
+	for i := range numItems {
+		if checks[i].plain() {
+			v.direct[i] = kernelAnswer{allowed: true, masked: checks[i].read.kind == kindStat, layer: kernel.LayerDAC}
+		} else {
+			v.direct[i] = kernelAnswer{errno: kernel.EACCES, layer: kernel.LayerEntry}
+			v.mac[i] = macAnswer{denied: true, reason: "not evaluated"}
+		}
+	}
+	return v
+}()
+
+// plainRequest reports whether req asks only for plain items, so that
+// targets need no model: the kernel allows them to every caller, and stat
+// is served masked. When the policy could unmask stat (it grants
+// stat_full), the model is needed after all.
+func (g *Gate) plainRequest(c *Caller, pol Policy, req *Request) bool {
+	if !g.hidepidOff {
+		return false
+	}
+	for _, it := range req.Items {
+		if !it.Valid() || !checks[it].plain() {
+			return false
+		}
+		if it == policy.ItemStat {
+			any := policy.Target{}
+			if pol.Decide(&c.subj, &any, 0, policy.ItemStatFull).Allowed {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// answer decides and reads every item of one pinned process, then
+// verifies the pin: if the process died meanwhile, nothing read is
+// returned.
+func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, bp *[]byte) ProcResult {
+	r := ProcResult{PID: pid}
+	if t.err != nil {
+		r.Denial = denialOf(t.err)
+		return r
+	}
+	pi := t.info
+	r.Start, r.Comm, r.UID = pi.start, pi.st.Name, pi.st.UIDs[1]
+	dumpable := t.view.dumpable
+	if t.view == plainView {
+		dumpable = pi.dumpableHint()
+	}
+	tg := pi.target(dumpable)
+	var rel policy.Relation
+	if t.view.descendant {
+		rel |= policy.RelDescendant
+	}
+	s := &c.subj
+	r.Items = make([]ItemResult, len(req.Items))
+	for i, it := range req.Items {
+		ir := &r.Items[i]
+		ir.Item = it
+		ok, masked, den := g.decide(pol, s, &tg, rel, t.view, it)
+		if !ok {
+			ir.Denial = den
+			continue
+		}
+		ir.Masked = masked
+		if err := g.readItem(t, it, masked, req.Mem, ir, bp); err != nil {
+			ir.Denial = denialOf(err)
+			g.metrics.decision(false, SourceBroker, it)
+		}
+	}
+	if err := t.pin.Verify(); err != nil {
+		return ProcResult{PID: pid, Denial: &Denial{Errno: unix.ESRCH, Reason: "the process exited during the request"}}
+	}
+	return r
+}
+
+// decide answers one item: the policy's grant, bounded by the caller's
+// MAC layers, or what the kernel would let the caller read directly.
+// Attach-class items need an attach rule. It records metrics and audit.
+func (g *Gate) decide(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation, v *kview, it Item) (allowed, masked bool, den *Denial) {
+	if !it.Valid() {
+		return false, false, &Denial{Errno: unix.EINVAL, Reason: "unknown item"}
+	}
+	ck := &checks[it]
+	kd, mac := v.direct[it], v.mac[it]
+	verdict := pol.Decide(s, t, rel, it)
+	source := SourcePolicy
+	switch {
+	case ck.read.kind == kindRefused:
+		allowed, source = false, SourceBroker
+		den = &Denial{Errno: unix.ENOTSUP, Reason: "the broker does not serve " + it.String()}
+	case mac.denied && kernelBound(pol):
+		allowed, source = false, SourceMAC
+		den = &Denial{Errno: unix.EACCES, Reason: "mac: " + mac.reason}
+	case it.Attach():
+		allowed = verdict.Allowed
+		if !allowed {
+			den = &Denial{Errno: unix.EPERM, Reason: "policy: no attach rule grants attach-class item " + it.String()}
+		}
+	case verdict.Allowed:
+		allowed = true
+	case kd.allowed && !(it == policy.ItemStatFull && kd.masked):
+		allowed, source = true, SourceKernel
+	default:
+		e := unix.EACCES
+		if kd.errno != kernel.OK && kd.errno != 0 {
+			e = errnoOf(kd.errno)
+		}
+		den = &Denial{Errno: e, Reason: "policy: no rule grants read { " + it.String() + " } and the kernel would refuse the caller (" + string(kd.layer) + ")"}
+	}
+	if allowed && it == policy.ItemStat && kd.masked {
+		// stat is served unmasked only when stat_full would be granted.
+		full := pol.Decide(s, t, rel, policy.ItemStatFull)
+		masked = !full.Allowed || v.mac[policy.ItemStatFull].denied && kernelBound(pol)
+	}
+	g.metrics.decision(allowed, source, it)
+	audit := verdict.Audit && (allowed == verdict.Allowed) || !allowed && source == SourceMAC
+	if !allowed {
+		if audit {
+			g.metrics.denialsAudited.Add(1)
+		} else {
+			g.metrics.denialsHidden.Add(1)
+		}
+	}
+	if audit && g.audit != nil {
+		ev := &AuditEvent{
+			Time: time.Now(), Granted: allowed, Item: it,
+			PID: s.PID, Comm: s.Comm, UID: s.UID, SContext: firstNonEmpty(s.SELinux, s.AppArmor),
+			TPID: t.PID, TComm: t.Comm, TUID: t.UID, TContext: firstNonEmpty(t.SELinux, t.AppArmor),
+		}
+		ev.Rule, ev.Reason = ruleOf(pol, s, t, rel, it)
+		if den != nil && source != SourcePolicy {
+			ev.Reason = den.Reason
+		}
+		g.audit.Record(ev)
+	}
+	return allowed, masked, den
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// errnoOf converts the model's errno.
+
+func errnoOf(e kernel.Errno) unix.Errno {
+	switch e {
+	case kernel.EPERM:
+		return unix.EPERM
+	case kernel.ESRCH:
+		return unix.ESRCH
+	case kernel.ENOENT:
+		return unix.ENOENT
+	}
+	return unix.EACCES
+}

@@ -1,0 +1,66 @@
+package gate
+
+import (
+	"strings"
+
+	"github.com/procgate/procgate/policy"
+)
+
+// Policy is what the gate needs from a compiled policy; *policy.Policy
+// implements it. Decide must be safe for concurrent use and should not
+// allocate.
+type Policy interface {
+	// Decide answers whether the policy grants item it on t to s, given
+	// the caller-supplied relations (descendant).
+	Decide(s *policy.Subject, t *policy.Target, rel policy.Relation, it Item) policy.Decision
+	// Generation identifies the loaded policy; it changes on reload.
+	Generation() uint64
+}
+
+// explainer is implemented by policies that can name their deciding
+// rules (used for audit records only: the slow path).
+type explainer interface {
+	Explain(s *policy.Subject, t *policy.Target, rel policy.Relation, it Item) policy.Explanation
+}
+
+// kernelBounder is implemented by policies with option kernel_bound.
+type kernelBounder interface {
+	KernelBound() bool
+}
+
+var _ interface {
+	Policy
+	explainer
+	kernelBounder
+} = (*policy.Policy)(nil)
+
+// ruleOf names the rules that decided, "allow@default.pol:7+auditallow@…",
+// or "none(nearest: …)" when no rule matched.
+func ruleOf(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation, it Item) (rule, reason string) {
+	ex, ok := pol.(explainer)
+	if !ok {
+		return "", ""
+	}
+	e := ex.Explain(s, t, rel, it)
+	refs := e.Deciding()
+	parts := make([]string, 0, len(refs))
+	for _, r := range refs {
+		parts = append(parts, r.String())
+	}
+	if len(parts) == 0 {
+		if len(e.NearMisses) > 0 {
+			return "none(" + e.NearMisses[0].Rule.String() + ")", e.Reason
+		}
+		return "none", e.Reason
+	}
+	return strings.Join(parts, "+"), e.Reason
+}
+
+// kernelBound reports whether grants are bounded by the caller's MAC
+// layers (the policy's option kernel_bound, true by default).
+func kernelBound(pol Policy) bool {
+	if kb, ok := pol.(kernelBounder); ok {
+		return kb.KernelBound()
+	}
+	return true
+}

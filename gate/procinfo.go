@@ -1,0 +1,188 @@
+package gate
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/live"
+	"github.com/procgate/procgate/policy"
+)
+
+// procInfo is what the gate reads of one pinned process before deciding:
+// its identity for the policy and a fingerprint of everything the
+// model's view of it depends on.
+type procInfo struct {
+	st        live.Status
+	start     uint64 // stat field 22, in clock ticks since boot
+	statRaw   []byte
+	statusRaw []byte
+	exe       policy.Exe
+	cgroup    string
+	pidns     uint64
+	key       taskKey
+
+	labelsSELinux, labelsAppArmor string
+}
+
+// taskKey fingerprints the inputs the model's view of a task is built
+// from (credentials, capabilities, relations, state, dump owner, user
+// namespace, labels). Two reads of one process with equal keys get the
+// same kernel decisions, so a cached view is reused only on an equal key.
+type taskKey struct {
+	pid, ppid, tracer int
+	start             uint64
+	uids, gids        [4]uint32
+	groups            uint64 // hash of the supplementary groups
+	capEff, capPrm    uint64
+	state             byte
+	hasMM, kthread    bool
+	ownUID, ownGID    uint32
+	userns            uint64
+	labels            uint64 // hash of the LSM labels
+}
+
+// labelMods says which attr/ files to read.
+type labelMods struct{ selinux, apparmor, smack bool }
+
+// readProcInfo reads the identity of the process pinned by p. It does
+// not verify the pin: the caller does so after its last read.
+//
+// lite skips what only the model's view needs (the user namespace), for
+// requests of plain items.
+func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool) (*procInfo, error) {
+	status, err := readFile(p.Dir, "status", buf, 1<<16)
+	if err != nil {
+		return nil, fmt.Errorf("gate: pid %d: read status: %w", p.PID, goneErr(err))
+	}
+	st, err := live.ParseStatus(status)
+	if err != nil {
+		return nil, fmt.Errorf("gate: pid %d: %w", p.PID, err)
+	}
+	if st.Pid != p.PID {
+		return nil, fmt.Errorf("gate: pid %d: status names pid %d: %w", p.PID, st.Pid, unix.ESRCH)
+	}
+	pi := &procInfo{st: st, statusRaw: append([]byte(nil), status...)}
+	stat, err := readFile(p.Dir, "stat", buf, 4096)
+	if err != nil {
+		return nil, fmt.Errorf("gate: pid %d: read stat: %w", p.PID, goneErr(err))
+	}
+	sf, err := live.ParseStat(stat)
+	if err != nil {
+		return nil, fmt.Errorf("gate: pid %d: %w", p.PID, err)
+	}
+	pi.start = sf.StartTime
+	pi.statRaw = append([]byte(nil), stat...)
+	k := &pi.key
+	k.pid, k.ppid, k.tracer, k.start = st.Pid, st.PPid, st.TracerPid, sf.StartTime
+	k.uids, k.gids, k.capEff, k.capPrm = st.UIDs, st.GIDs, st.CapEff, st.CapPrm
+	if st.State == 'Z' || st.State == 'X' {
+		k.state = 'Z' // only the zombie state matters to the model
+	}
+	k.hasMM, k.kthread = st.HasMM, st.Kthread || sf.Flags&0x00200000 != 0
+	h := fnv.New64a()
+	for _, g := range st.Groups {
+		h.Write([]byte{byte(g), byte(g >> 8), byte(g >> 16), byte(g >> 24)})
+	}
+	k.groups = h.Sum64()
+	var sb unix.Stat_t
+	if err := unix.Fstatat(p.Dir, "fd", &sb, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		k.ownUID, k.ownGID = sb.Uid, sb.Gid
+	} else if errors.Is(goneErr(err), unix.ESRCH) {
+		return nil, fmt.Errorf("gate: pid %d: stat fd/: %w", p.PID, unix.ESRCH)
+	}
+	if !lite {
+		if l, err := readLink(p.Dir, "ns/user"); err == nil {
+			k.userns, _ = live.ParseNSLink([]byte(l), "user")
+		}
+	}
+	if l, err := readLink(p.Dir, "ns/pid"); err == nil {
+		pi.pidns, _ = live.ParseNSLink([]byte(l), "pid")
+	}
+	if !k.kthread {
+		if err := unix.Fstatat(p.Dir, "exe", &sb, 0); err == nil {
+			pi.exe.Dev, pi.exe.Ino = sb.Dev, sb.Ino
+			pi.exe.Path, _ = readLink(p.Dir, "exe")
+		}
+		if cg, err := readFile(p.Dir, "cgroup", buf, 4096); err == nil {
+			pi.cgroup = cgroupPath(cg)
+		}
+	}
+	var selinux, apparmor string
+	if mods.selinux {
+		selinux = readLabel(p.Dir, "attr/current", buf)
+	}
+	if mods.apparmor {
+		apparmor = readLabel(p.Dir, "attr/apparmor/current", buf)
+	}
+	if mods.selinux || mods.apparmor || mods.smack {
+		h := fnv.New64a()
+		h.Write([]byte(selinux))
+		h.Write([]byte{0})
+		h.Write([]byte(apparmor))
+		if mods.smack {
+			h.Write([]byte{0})
+			h.Write([]byte(readLabel(p.Dir, "attr/smack/current", buf)))
+		}
+		k.labels = h.Sum64()
+	}
+	pi.st.Name = st.Name
+	pi.exe.Path = strings.TrimSuffix(pi.exe.Path, " (deleted)")
+	pi.labelsSELinux, pi.labelsAppArmor = selinux, apparmor
+	return pi, nil
+}
+
+// dumpableHint is the dumpable flag as the dump owner suggests it (the
+// owner of fd/ is the task's euid/egid only when its mm is
+// SUID_DUMP_USER). It is used only for plain items, where the policy's
+// answer decides auditing, never access.
+func (pi *procInfo) dumpableHint() bool {
+	return pi.key.ownUID == pi.st.UIDs[1] && pi.key.ownGID == pi.st.GIDs[1]
+}
+
+// cgroupPath returns the cgroup v2 path ("0::/path") of a cgroup file,
+// or the first line's path on a v1-only system.
+func cgroupPath(b []byte) string {
+	first := ""
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p
+		}
+		if first == "" {
+			if i := strings.LastIndexByte(line, ':'); i >= 0 {
+				first = line[i+1:]
+			}
+		}
+	}
+	return first
+}
+
+// readLabel reads an attr/ label without its trailing newline or NUL.
+func readLabel(dirfd int, name string, buf []byte) string {
+	b, err := readFile(dirfd, name, buf, 4096)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(string(b), "\n\x00")
+}
+
+// subject returns the policy's view of a caller.
+func (pi *procInfo) subject(uid, gid uint32) policy.Subject {
+	return policy.Subject{
+		PID: pi.st.Pid, Comm: pi.st.Name, UID: uid, GID: gid, Groups: pi.st.Groups,
+		SELinux: pi.labelsSELinux, AppArmor: pi.labelsAppArmor,
+		Exe: pi.exe, Cgroup: pi.cgroup, PIDNS: pi.pidns,
+	}
+}
+
+// target returns the policy's view of a target.
+func (pi *procInfo) target(dumpable bool) policy.Target {
+	return policy.Target{
+		PID: pi.st.Pid, Comm: pi.st.Name, UID: pi.st.UIDs[1], GID: pi.st.GIDs[1], Groups: pi.st.Groups,
+		SELinux: pi.labelsSELinux, AppArmor: pi.labelsAppArmor,
+		Exe: pi.exe, Cgroup: pi.cgroup, PIDNS: pi.pidns, Dumpable: dumpable,
+	}
+}

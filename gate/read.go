@@ -1,0 +1,268 @@
+package gate
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/policy"
+)
+
+// maxMem bounds the bytes one request reads through the mem item.
+const maxMem = 1 << 20
+
+// readItem reads one granted item of the pinned target into ir.
+func (g *Gate) readItem(t *target, it Item, masked bool, mem []MemRange, ir *ItemResult, bp *[]byte) error {
+	rd := checks[it].read
+	if rd.mmLock {
+		return g.withDeadline(t.pin, it, func(dir int) error { return g.readKind(dir, t, rd, it, masked, mem, ir, nil) })
+	}
+	return g.readKind(t.pin.Dir, t, rd, it, masked, mem, ir, bp)
+}
+
+// readKind reads an item of kind rd through the directory dir.
+func (g *Gate) readKind(dir int, t *target, rd itemRead, it Item, masked bool, mem []MemRange, ir *ItemResult, bp *[]byte) error {
+	var buf []byte
+	if bp != nil {
+		buf = *bp
+	} else {
+		buf = make([]byte, 0, 4096)
+	}
+	max := g.cfg.MaxValue
+	switch rd.kind {
+	case kindFile:
+		// status was read already, under the same pin.
+		if rd.file == "status" {
+			ir.kind, ir.Text = valueText, string(t.info.statusRaw)
+			return nil
+		}
+		b, err := readFile(dir, rd.file, buf, max)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", rd.file, goneErr(err))
+		}
+		ir.kind, ir.Text = valueText, string(b)
+	case kindStat:
+		b := t.info.statRaw
+		if masked && it == policy.ItemStat {
+			b = MaskStat(b)
+		}
+		ir.kind, ir.Text = valueText, string(b)
+	case kindNULList:
+		b, err := readFile(dir, rd.file, buf, max)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", rd.file, goneErr(err))
+		}
+		b = bytes.TrimSuffix(b, []byte{0})
+		ir.kind = valueList
+		if len(b) > 0 {
+			ir.List = strings.Split(string(b), "\x00")
+		} else {
+			ir.List = []string{}
+		}
+	case kindLink:
+		l, err := readLink(dir, rd.file)
+		if err != nil {
+			return fmt.Errorf("readlink %s: %w", rd.file, goneErr(err))
+		}
+		ir.kind, ir.Text = valueText, l
+	case kindFDCount:
+		var sb unix.Stat_t
+		if err := unix.Fstatat(dir, "fd", &sb, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("stat fd: %w", goneErr(err))
+		}
+		ir.kind, ir.Count = valueCount, int(sb.Size)
+	case kindFDs, kindNS, kindMapFiles:
+		sub := map[readKind]string{kindFDs: "fd", kindNS: "ns", kindMapFiles: "map_files"}[rd.kind]
+		names, err := listDir(dir, sub)
+		if err != nil {
+			return err
+		}
+		ir.kind, ir.Links = valueLinks, make([]Link, 0, len(names))
+		for _, n := range names {
+			l, err := readLink(dir, sub+"/"+n)
+			if err != nil {
+				continue // closed meanwhile
+			}
+			ir.Links = append(ir.Links, Link{n, l})
+		}
+	case kindFDInfo:
+		names, err := listDir(dir, "fdinfo")
+		if err != nil {
+			return err
+		}
+		ir.kind, ir.Links = valueLinks, make([]Link, 0, len(names))
+		total := 0
+		for _, n := range names {
+			b, err := readFile(dir, "fdinfo/"+n, buf, max)
+			if err != nil {
+				continue
+			}
+			if total += len(b); total > max {
+				break
+			}
+			ir.Links = append(ir.Links, Link{n, string(b)})
+		}
+	case kindAttr:
+		ir.kind = valueLinks
+		for _, n := range []string{"current", "apparmor/current", "smack/current"} {
+			b, err := readFile(dir, "attr/"+n, buf, 4096)
+			if err != nil || len(b) == 0 {
+				continue
+			}
+			ir.Links = append(ir.Links, Link{n, strings.TrimRight(string(b), "\n\x00")})
+		}
+	case kindMem:
+		return readMem(t.pin, mem, ir)
+	case kindDecision:
+		ir.kind = valueBool
+	default:
+		return fmt.Errorf("%s is not served: %w", it, unix.ENOTSUP)
+	}
+	return nil
+}
+
+// listDir lists the numeric or named entries of a directory under dir.
+func listDir(dir int, sub string) ([]string, error) {
+	fd, err := unix.Openat(dir, sub, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", sub, goneErr(err))
+	}
+	f := os.NewFile(uintptr(fd), sub)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", sub, goneErr(err))
+	}
+	sortNames(names)
+	return names, nil
+}
+
+// sortNames sorts numerically where names are numbers.
+func sortNames(names []string) {
+	key := func(s string) (int, bool) { n, err := strconv.Atoi(s); return n, err == nil }
+	for i := 1; i < len(names); i++ {
+		for j := i; j > 0; j-- {
+			a, aok := key(names[j-1])
+			b, bok := key(names[j])
+			less := names[j] < names[j-1]
+			if aok && bok {
+				less = b < a
+			}
+			if !less {
+				break
+			}
+			names[j-1], names[j] = names[j], names[j-1]
+		}
+	}
+}
+
+// readMem reads the requested ranges with process_vm_readv. The pid is
+// the pinned one; the pin's verification after the read proves the
+// ranges were read from the process decided on.
+func readMem(p *Pin, ranges []MemRange, ir *ItemResult) error {
+	if len(ranges) == 0 {
+		return fmt.Errorf("mem: no ranges requested: %w", unix.EINVAL)
+	}
+	total := uint64(0)
+	ir.kind = valueMem
+	for _, r := range ranges {
+		if r.Len == 0 || r.Len > maxMem || total+r.Len > maxMem {
+			return fmt.Errorf("mem: ranges exceed %d bytes: %w", maxMem, unix.E2BIG)
+		}
+		total += r.Len
+		data := make([]byte, r.Len)
+		local := []unix.Iovec{{Base: &data[0]}}
+		local[0].SetLen(len(data))
+		remote := []unix.RemoteIovec{{Base: uintptr(r.Addr), Len: int(r.Len)}}
+		n, err := unix.ProcessVMReadv(p.PID, local, remote, 0)
+		if err != nil {
+			return fmt.Errorf("process_vm_readv: %w", err)
+		}
+		ir.Mem = append(ir.Mem, MemChunk{Addr: r.Addr, Data: data[:n]})
+	}
+	return nil
+}
+
+// withDeadline runs read on a duplicate of the pin's directory in its own
+// goroutine and gives up after the read timeout: a file that takes the
+// target's mmap lock can block for as long as the lock is held. The
+// goroutine left behind owns its duplicate descriptor and closes it when
+// the kernel returns; at most MaxStuckReads such reads exist at once.
+func (g *Gate) withDeadline(p *Pin, it Item, read func(dir int) error) error {
+	select {
+	case g.stuck <- struct{}{}:
+	default:
+		return fmt.Errorf("read %s: too many reads blocked on mmap locks: %w", it, unix.EBUSY)
+	}
+	dup, err := unix.FcntlInt(uintptr(p.Dir), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		<-g.stuck
+		return fmt.Errorf("read %s: %w", it, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-g.stuck }()
+		defer unix.Close(dup)
+		done <- read(dup)
+	}()
+	timer := time.NewTimer(g.cfg.ReadTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		g.metrics.readTimeouts.Add(1)
+		return fmt.Errorf("read %s: no answer within %v (the target's mmap lock is held): %w", it, g.cfg.ReadTimeout, unix.ETIMEDOUT)
+	}
+}
+
+// MaskStat returns a copy of a stat line with the fields the kernel
+// zeroes for a reader that fails the READ check (fs/proc/array.c
+// do_task_stat: the [PT] fields): start_code and end_code print 1 (0
+// without an mm), start_stack, kstkesp, kstkeip, wchan, the data, brk,
+// argument and environment addresses and exit_code print 0.
+func MaskStat(b []byte) []byte {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	out = append(out, b[:i+1]...)
+	rest := b[i+1:]
+	n := 2
+	for len(rest) > 0 {
+		// leading space
+		j := 0
+		for j < len(rest) && rest[j] == ' ' {
+			j++
+		}
+		out = append(out, rest[:j]...)
+		rest = rest[j:]
+		k := 0
+		for k < len(rest) && rest[k] != ' ' && rest[k] != '\n' {
+			k++
+		}
+		if k == 0 {
+			out = append(out, rest...)
+			break
+		}
+		n++
+		f := rest[:k]
+		rest = rest[k:]
+		switch {
+		case n == 26 || n == 27:
+			if string(f) != "0" {
+				f = []byte("1")
+			}
+		case n == 28 || n == 29 || n == 30 || n == 35 || (n >= 45 && n <= 52):
+			f = []byte("0")
+		}
+		out = append(out, f...)
+	}
+	return out
+}
