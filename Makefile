@@ -1,6 +1,7 @@
 # procgate — the two set-up commands are `make run` and `make test`.
 #
-#   make run    build procgate and run its main job
+#   make run    build procgate and run its main job: the broker with its
+#               embedded default policy (as root, or through sudo)
 #   make test   everything CI runs: format, vet, staticcheck, unit and
 #               property tests (race detector on), fuzz seed corpora, the
 #               kernel verification (as root: the running kernel, and
@@ -20,7 +21,7 @@ PKGS         := ./...
 ORACLE_PKGS   = $(shell $(GO) list ./... | grep -e /oracle -e /verify -e /cmd/procgate)
 RACE_PKGS     = $(shell $(GO) list ./... | grep -v -e /oracle -e /verify -e /cmd/procgate)
 
-.PHONY: run build test tools fmt-check vet staticcheck unit race bench-smoke fuzz-seeds verify verify-vm help
+.PHONY: run build test tools fmt-check vet staticcheck unit race bench-smoke bench-engines fuzz-seeds verify verify-vm help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -28,8 +29,8 @@ help: ## list targets
 build: ## build bin/procgate (static, non-PIE: the verifier re-executes it)
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/procgate
 
-run: build ## run the main job: evaluate the bundled example scenarios
-	./$(BIN) check --scenario examples/*.yaml
+run: build ## run the main job: the broker (procgate serve) with its embedded default policy (root)
+	@if [ "$$(id -u)" = 0 ]; then exec ./$(BIN) serve --audit-log -; else exec sudo ./$(BIN) serve --audit-log -; fi
 
 tools: ## install the pinned static checker
 	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -65,4 +66,7 @@ verify-vm: ## the model against Debian's kernel under qemu: Yama 0-3 and AppArmo
 bench-smoke: ## every benchmark once, to keep them compiling and running
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchtime 1x -benchmem $(PKGS)
 
-test: fmt-check vet staticcheck unit verify verify-vm bench-smoke ## everything CI runs
+bench-engines: ## the policy engine against OPA/Rego and CEL, side by side (separate module)
+	cd bench/engines && $(GO) vet ./... && $(GO) test -count=1 -run 'TestEnginesAgree|TestRatios' -v .
+
+test: fmt-check vet staticcheck unit verify verify-vm bench-smoke bench-engines ## everything CI runs

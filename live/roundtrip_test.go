@@ -73,50 +73,82 @@ func TestLiveRoundTrip(t *testing.T) {
 		qs = append(qs, Access{Syscall: sc})
 	}
 	checked, dropped, bad := 0, 0, 0
+	type pair struct{ c, t int }
+	// compare checks one pair and reports false when it had to be dropped
+	// (a process exited or changed since the full read).
+	compare := func(cp, tp int) bool {
+		if !alive(cp) || !alive(tp) {
+			return false
+		}
+		liveSys, err := ReadPIDs([]int{cp, tp}, Options{})
+		if err != nil {
+			return false // exited since
+		}
+		lc, lt := liveSys.World.TaskByPID(cp), liveSys.World.TaskByPID(tp)
+		sc, st := snap.World.TaskByPID(cp), snap.World.TaskByPID(tp)
+		if sc == nil || st == nil {
+			t.Fatalf("pid %d or %d missing from the snapshot", cp, tp)
+		}
+		// A process that changed since the full read (exec, exit to a
+		// zombie, new credentials, a tracer) is not a round-trip error.
+		// The comparison is with the world as read, not as written, so
+		// that a field the writer loses is still caught below.
+		if !sameTask(lc, sys.World.TaskByPID(cp)) || !sameTask(lt, sys.World.TaskByPID(tp)) || !alive(cp) || !alive(tp) {
+			return false
+		}
+		for _, q := range qs {
+			dl := q.Evaluate(liveSys.World, lc, lt, false)
+			ds := q.Evaluate(snap.World, sc, st, false)
+			checked++
+			if dl.Allowed != ds.Allowed || dl.Errno != ds.Errno || dl.Masked != ds.Masked || dl.Layer != ds.Layer {
+				bad++
+				if bad <= 10 {
+					t.Errorf("%s -> %s %s: live %s [%s], snapshot %s [%s]", lc.Name, lt.Name, accessName(q), dl.Result(), dl.Layer, ds.Result(), ds.Layer)
+				}
+			}
+		}
+		return true
+	}
+	var droppedPairs []pair
 	for _, cp := range pids {
 		for _, tp := range pids {
-			if !alive(cp) || !alive(tp) {
+			if !compare(cp, tp) {
 				dropped++
-				continue
-			}
-			liveSys, err := ReadPIDs([]int{cp, tp}, Options{})
-			if err != nil {
-				dropped++ // exited since
-				continue
-			}
-			lc, lt := liveSys.World.TaskByPID(cp), liveSys.World.TaskByPID(tp)
-			sc, st := snap.World.TaskByPID(cp), snap.World.TaskByPID(tp)
-			if sc == nil || st == nil {
-				t.Fatalf("pid %d or %d missing from the snapshot", cp, tp)
-			}
-			// A process that changed since the full read (exec, exit to a
-			// zombie, new credentials) is not a round-trip error. The
-			// comparison is with the world as read, not as written, so
-			// that a field the writer loses is still caught below.
-			if !sameTask(lc, sys.World.TaskByPID(cp)) || !sameTask(lt, sys.World.TaskByPID(tp)) || !alive(cp) || !alive(tp) {
-				dropped++
-				continue
-			}
-			for _, q := range qs {
-				dl := q.Evaluate(liveSys.World, lc, lt, false)
-				ds := q.Evaluate(snap.World, sc, st, false)
-				checked++
-				if dl.Allowed != ds.Allowed || dl.Errno != ds.Errno || dl.Masked != ds.Masked || dl.Layer != ds.Layer {
-					bad++
-					if bad <= 10 {
-						t.Errorf("%s -> %s %s: live %s [%s], snapshot %s [%s]", lc.Name, lt.Name, accessName(q), dl.Result(), dl.Layer, ds.Result(), ds.Layer)
-					}
-				}
+				droppedPairs = append(droppedPairs, pair{cp, tp})
 			}
 		}
 	}
 	if bad > 0 {
 		t.Errorf("%d of %d answers differ", bad, checked)
 	}
-	if checked == 0 || dropped > len(pids)*len(pids)/2 {
-		t.Fatalf("%d answers checked, %d of %d pairs dropped: the machine is too busy for this test", checked, dropped, len(pids)*len(pids))
+	// Processes that other tests start and stop come and go; a pair may
+	// be dropped only when one of its processes exited or changed. Every
+	// process still alive and unchanged at the end is stable, and every
+	// pair of stable processes must have been compared.
+	stable := map[int]bool{}
+	for _, p := range pids {
+		if !alive(p) {
+			continue
+		}
+		if now, err := ReadPIDs([]int{p}, Options{}); err == nil && sameTask(now.World.TaskByPID(p), sys.World.TaskByPID(p)) {
+			stable[p] = true
+		}
 	}
-	t.Logf("%d processes, %d answers compared, %d pairs dropped (exited or exec'd)", len(pids), checked, dropped)
+	// A stable process may have changed for a moment (a tracer attached
+	// by another test): its dropped pairs get one more try.
+	missed := 0
+	for _, dp := range droppedPairs {
+		if stable[dp.c] && stable[dp.t] && !compare(dp.c, dp.t) {
+			missed++
+			if missed <= 5 {
+				t.Errorf("pair %d -> %d of stable processes could not be compared", dp.c, dp.t)
+			}
+		}
+	}
+	if len(stable) < 2 || checked == 0 {
+		t.Fatalf("%d stable processes, %d answers checked: nothing to compare", len(stable), checked)
+	}
+	t.Logf("%d processes (%d stable), %d answers compared, %d pairs dropped (exited or changed), %d pairs of stable processes missed", len(pids), len(stable), checked, dropped, missed)
 	if os.Getenv("PROCGATE_LIVE_KEEP_SNAPSHOT") != "" {
 		_ = os.WriteFile(os.Getenv("PROCGATE_LIVE_KEEP_SNAPSHOT"), src, 0o644)
 	}
