@@ -251,7 +251,7 @@ func CompileWith(r Resolver, files ...*File) (*Policy, error) {
 	c.classes()
 	c.attributes()
 	c.compileRules()
-	if err := c.errs.err(); err != nil {
+	if err := errOf(c.errs); err != nil {
 		sortErrors(c.errs)
 		return nil, err
 	}
@@ -267,7 +267,7 @@ func CompileWith(r Resolver, files ...*File) (*Policy, error) {
 
 func sortErrors(l ErrorList) {
 	sort.SliceStable(l, func(i, j int) bool {
-		a, b := l[i].Pos, l[j].Pos
+		a, b := l[i], l[j]
 		if a.File != b.File {
 			return a.File < b.File
 		}
@@ -285,7 +285,7 @@ type compiler struct {
 }
 
 func (c *compiler) errorf(pos Pos, format string, args ...any) {
-	c.errs = append(c.errs, &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+	c.errs = append(c.errs, errorAt(pos, fmt.Sprintf(format, args...)))
 }
 
 func (c *compiler) warnf(pos Pos, format string, args ...any) {

@@ -3,7 +3,8 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/procgate/procgate/internal/srcerr"
 )
 
 // Pos is a position in a policy file. Line and Col are 1-based; Col
@@ -21,42 +22,21 @@ func (p Pos) String() string {
 	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
 }
 
-// Error is one problem in a policy, at a position.
-type Error struct {
-	Pos Pos
-	Msg string
-}
+// Error is one problem in a policy, at a position: Error() returns
+// "file:line:col: message".
+type Error = srcerr.Error
 
-// Error returns "file:line:col: message".
-func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
+// errorAt returns an Error at pos.
+func errorAt(pos Pos, msg string) *Error {
+	return &Error{File: pos.File, Line: pos.Line, Col: pos.Col, Msg: msg}
+}
 
 // ErrorList is every problem found, in file order. [Parse] and [Compile]
 // return one when the policy is invalid.
-type ErrorList []*Error
+type ErrorList = srcerr.List
 
-// Error returns one problem per line.
-func (l ErrorList) Error() string {
-	var b strings.Builder
-	for i, e := range l {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
-}
-
-// Unwrap returns the individual errors, for errors.As.
-func (l ErrorList) Unwrap() []error {
-	out := make([]error, len(l))
-	for i, e := range l {
-		out[i] = e
-	}
-	return out
-}
-
-// err returns the list as an error, nil when empty.
-func (l ErrorList) err() error {
+// errOf returns the list as an error, nil when empty.
+func errOf(l ErrorList) error {
 	if len(l) == 0 {
 		return nil
 	}

@@ -21,7 +21,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("error is not an ErrorList: %v", err)
 			}
 			for _, e := range l {
-				if e.Pos.Line < 1 || e.Pos.Col < 1 || e.Msg == "" {
+				if e.Line < 1 || e.Col < 1 || e.Msg == "" {
 					t.Fatalf("bad error %v", e)
 				}
 			}

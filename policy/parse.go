@@ -38,7 +38,7 @@ func Parse(filename string, src []byte) (*File, error) {
 		}
 		p.stmt(t)
 	}
-	if err := p.errs.err(); err != nil {
+	if err := errOf(p.errs); err != nil {
 		return nil, err
 	}
 	return p.f, nil
@@ -83,7 +83,7 @@ func (p *parser) value() token {
 
 func (p *parser) errorf(pos Pos, format string, args ...any) {
 	if !p.full() {
-		p.errs = append(p.errs, &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+		p.errs = append(p.errs, errorAt(pos, fmt.Sprintf(format, args...)))
 	}
 }
 

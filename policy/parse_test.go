@@ -112,7 +112,7 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("Parse(%q) error = %q, want %q", tc.src, err, tc.want)
 			}
 			for _, e := range l {
-				if e.Pos.Line < 1 || e.Pos.Col < 1 || e.Pos.File != "p.pol" {
+				if e.Line < 1 || e.Col < 1 || e.File != "p.pol" {
 					t.Errorf("error without position: %v", e)
 				}
 			}
@@ -128,8 +128,8 @@ func TestParseRecoversAfterErrors(t *testing.T) {
 		t.Fatalf("want 3 errors, got %v", err)
 	}
 	for i, line := range []int{1, 2, 3} {
-		if l[i].Pos.Line != line {
-			t.Errorf("error %d at line %d, want %d", i, l[i].Pos.Line, line)
+		if l[i].Line != line {
+			t.Errorf("error %d at line %d, want %d", i, l[i].Line, line)
 		}
 	}
 }

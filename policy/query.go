@@ -190,9 +190,9 @@ func (c *compiler) neverallow() error {
 				by = append(by, d.ref())
 			}
 			if covered != items {
-				viol = append(viol, &Error{Pos: a.src.Pos, Msg: fmt.Sprintf(
+				viol = append(viol, errorAt(a.src.Pos, fmt.Sprintf(
 					"%s can grant %s that the neverallow at %s forbids (%s), and no deny or protect covers the intersection",
-					a.src.Text, items&^covered, n.src.Pos, n.src.Text)})
+					a.src.Text, items&^covered, n.src.Pos, n.src.Text)))
 				continue
 			}
 			p.proofs = append(p.proofs, Proof{Neverallow: n.ref(), Allow: a.ref(), Items: items, CoveredBy: by})
