@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -220,7 +221,7 @@ func (p *parser) class(kw token, kind ClassKind) {
 			}
 		}
 		sel.Key = t.text
-		if !contains(selectorKeys, sel.Key) {
+		if !slices.Contains(selectorKeys, sel.Key) {
 			p.fail(t.pos, "unknown selector %q%s", t.text, suggest.DidYouMean(t.text, selectorKeys, 3))
 		}
 		closed := false
@@ -330,15 +331,6 @@ func validUserName(s string) bool {
 	return true
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func (p *parser) attribute(kw token) {
 	n := p.name("attribute")
 	d := &AttributeDecl{Pos: kw.pos, Name: n.text}
@@ -444,7 +436,7 @@ func (p *parser) rule(kw token, eff Effect) {
 		t = p.next()
 	}
 	if t.kind != tPunct || t.text != ";" {
-		if t.kind == tIdent && r.When == 0 && r.WhenNot == 0 && contains(conditionNames, t.text) {
+		if t.kind == tIdent && r.When == 0 && r.WhenNot == 0 && slices.Contains(conditionNames, t.text) {
 			p.fail(t.pos, "expected ';', found %s (conditions follow 'when')", t)
 		}
 		p.fail(t.pos, "expected ';', found %s", t)
@@ -547,14 +539,14 @@ func (p *parser) option(kw token) {
 	if n.kind != tIdent {
 		p.fail(n.pos, "expected an option name (%s), found %s", strings.Join(optionNames, ", "), n)
 	}
-	if !contains(optionNames, n.text) {
+	if !slices.Contains(optionNames, n.text) {
 		p.fail(n.pos, "unknown option %q%s", n.text, suggest.DidYouMean(n.text, optionNames, 3))
 	}
 	v := p.value()
 	if v.kind != tIdent && v.kind != tString {
 		p.fail(v.pos, "option %s needs a value (%s)", n.text, strings.Join(optionValues[n.text], ", "))
 	}
-	if !contains(optionValues[n.text], v.text) {
+	if !slices.Contains(optionValues[n.text], v.text) {
 		p.fail(v.pos, "option %s: unknown value %q (want %s)%s", n.text, v.text, strings.Join(optionValues[n.text], ", "), suggest.DidYouMean(v.text, optionValues[n.text], 2))
 	}
 	p.expect(";")

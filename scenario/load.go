@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -216,7 +217,7 @@ func (l *loader) module(name string, pos *yaml.Node, k map[string]*yaml.Node) ke
 	if b, ok := moduleBuilders[name]; ok {
 		return b(l, pos, k[name])
 	}
-	if contains(modulesWithoutPtraceHooks, name) {
+	if slices.Contains(modulesWithoutPtraceHooks, name) {
 		return nil
 	}
 	known := append([]string{"capability", "yama", "landlock"}, modulesWithoutPtraceHooks...)

@@ -1,6 +1,7 @@
 package apparmor
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/procgate/procgate/internal/suggest"
@@ -266,7 +267,7 @@ func (p *parser) profile(name string, npos int, keyword bool) bool {
 				prof.Mode = Unconfined
 			case f == "audit":
 				prof.AuditAll = true
-			case contains(knownFlags, f) || base == "error" || base == "kill.signal" || base == "attach_disconnected.path":
+			case slices.Contains(knownFlags, f) || base == "error" || base == "kill.signal" || base == "attach_disconnected.path":
 			default:
 				return p.fail(fpos, "unknown profile flag \""+f+"\""+suggest.DidYouMean(f, knownFlags, 3))
 			}
@@ -313,13 +314,4 @@ func (p *parser) profile(name string, npos int, keyword bool) bool {
 	p.pol.profiles[name] = prof
 	p.pol.order = append(p.pol.order, name)
 	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
