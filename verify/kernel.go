@@ -8,6 +8,7 @@ import (
 	"github.com/procgate/procgate/kernel/lsm/apparmor"
 	"github.com/procgate/procgate/kernel/lsm/capability"
 	"github.com/procgate/procgate/kernel/lsm/landlock"
+	"github.com/procgate/procgate/kernel/lsm/selinux"
 	"github.com/procgate/procgate/kernel/lsm/yama"
 	"github.com/procgate/procgate/oracle"
 )
@@ -30,6 +31,11 @@ type Kernel struct {
 	// AppArmor is the text of the loaded AppArmor profiles (used when
 	// apparmor is in LSMs).
 	AppArmor string
+	// SELinux is the type-enforcement part of the loaded SELinux policy,
+	// in the model's policy subset (package kernel/lsm/selinux), and
+	// SELinuxEnforcing its mode (used when selinux is in LSMs).
+	SELinux          string
+	SELinuxEnforcing bool
 }
 
 // HostKernel describes the kernel an oracle runner runs on.
@@ -65,6 +71,15 @@ func (k Kernel) modules() ([]kernel.LSM, error) {
 				return nil, err
 			}
 			mods = append(mods, m)
+		case name == "selinux":
+			if k.SELinux == "" {
+				return nil, fmt.Errorf("security module selinux is active but the verifier was given no policy for it")
+			}
+			p, err := selinux.Parse(k.SELinux)
+			if err != nil {
+				return nil, fmt.Errorf("selinux policy: %w", err)
+			}
+			mods = append(mods, selinux.New(p, k.SELinuxEnforcing))
 		case name == "apparmor":
 			var pol *apparmor.Policy
 			if k.AppArmor != "" {

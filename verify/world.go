@@ -274,6 +274,8 @@ func (k Kernel) cachedModules() ([]kernel.LSM, error) {
 	if k.AppArmor == "" || !k.Has("apparmor") {
 		return k.modules()
 	}
+	// The SELinux policy is parsed per world: its module keeps an AVC
+	// cache, and worlds are built concurrently.
 	v, ok := parsed.Load(k.AppArmor)
 	if !ok {
 		p, err := apparmor.Parse(k.AppArmor)
@@ -283,7 +285,9 @@ func (k Kernel) cachedModules() ([]kernel.LSM, error) {
 	if me.err != nil {
 		return nil, fmt.Errorf("apparmor profiles: %w", me.err)
 	}
-	mods, err := Kernel{Release: k.Release, LSMs: k.LSMs, YamaScope: k.YamaScope, LandlockABI: k.LandlockABI, SuidDumpable: k.SuidDumpable}.modules()
+	plain := k
+	plain.AppArmor = ""
+	mods, err := plain.modules()
 	if err != nil {
 		return nil, err
 	}
