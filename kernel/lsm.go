@@ -49,3 +49,77 @@ func (NoLSMHooks) PtraceTraceme(Env, *Task, *Task) Errno { return OK }
 
 // Capable allows.
 func (NoLSMHooks) Capable(Env, *Task, *UserNS, Cap, bool) Errno { return OK }
+
+// InodeClass is the kind of a /proc/<pid>/ inode, as the VFS hooks see it
+// (security/selinux/hooks.c:inode_mode_to_security_class).
+type InodeClass uint8
+
+// Inode classes.
+const (
+	InodeFile    InodeClass = iota // a regular file: environ, maps, stat, …
+	InodeDir                       // a directory: /proc/<pid>, fd, fdinfo, ns, …
+	InodeSymlink                   // a symbolic link: exe, cwd, root, fd/N, ns/NAME
+)
+
+// String returns "file", "dir" or "lnk_file" (SELinux's class names).
+func (c InodeClass) String() string {
+	switch c {
+	case InodeDir:
+		return "dir"
+	case InodeSymlink:
+		return "lnk_file"
+	}
+	return "file"
+}
+
+// InodeAccess is what the VFS asks of an inode: security_inode_permission's
+// MAY_READ, MAY_WRITE or MAY_EXEC (search, on a directory),
+// security_inode_readlink (read, on a symlink) or security_inode_getattr.
+type InodeAccess uint8
+
+// Inode accesses.
+const (
+	InodeRead InodeAccess = iota
+	InodeWrite
+	InodeSearch
+	InodeGetattr
+)
+
+// String returns the SELinux permission name: read, write, search, getattr.
+func (a InodeAccess) String() string {
+	switch a {
+	case InodeWrite:
+		return "write"
+	case InodeSearch:
+		return "search"
+	case InodeGetattr:
+		return "getattr"
+	}
+	return "read"
+}
+
+// ProcInodeChecker is implemented by modules that label the inodes of a
+// task's /proc/<pid>/ directory with the task's own label
+// (security_task_to_inode) and check the VFS's access to them: SELinux
+// (selinux_inode_permission, selinux_inode_readlink,
+// selinux_inode_getattr). The walk to an entry searches /proc/<pid> and
+// any subdirectory, and the entry itself is then read, written, listed or
+// read as a link; each step is one call, after the DAC check of the same
+// inode passed. name is the inode's path below /proc/<pid> ("." for the
+// directory itself), for explanations.
+type ProcInodeChecker interface {
+	ProcInodePermission(e Env, caller, target *Task, class InodeClass, access InodeAccess, name string) Errno
+}
+
+// procInodeLSM asks every module that checks /proc inodes; the first
+// denial wins.
+func (w *World) procInodeLSM(e Env, c, t *Task, class InodeClass, access InodeAccess, name string) (Errno, Layer) {
+	for _, m := range w.LSMs {
+		if pc, ok := m.(ProcInodeChecker); ok {
+			if errno := pc.ProcInodePermission(e, c, t, class, access, name); errno != OK {
+				return errno, Layer(m.Name())
+			}
+		}
+	}
+	return OK, ""
+}

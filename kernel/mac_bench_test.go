@@ -38,6 +38,7 @@ func macPolicy10k() (te, aa string) {
 	}
 	b.WriteString("allow t1_t t2_t:{ file process } { read ptrace };\n")
 	b.WriteString("allow t1_t self:capability sys_ptrace;\n")
+	b.WriteString("allow t1_t t2_t:dir search;\n")
 	te = b.String()
 	b.Reset()
 	for i := range 1000 {
@@ -147,6 +148,17 @@ func TestDecisionMACDoesNotAllocate(t *testing.T) {
 			w.PtraceMayAccess(pair[0], pair[1], m)
 			if n := testing.AllocsPerRun(100, func() { w.PtraceMayAccess(pair[0], pair[1], m) }); n != 0 {
 				t.Errorf("%s → %s %s: %v allocs", pair[0].Name, pair[1].Name, m, n)
+			}
+		}
+		// Entries add SELinux's VFS checks on the /proc/<pid> inodes.
+		for _, name := range []string{"maps", "stat", "exe", "fd", "fd/0", "ns/user", "."} {
+			ent, err := kernel.LookupEntry(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.CheckEntry(pair[0], pair[1], ent)
+			if n := testing.AllocsPerRun(100, func() { w.CheckEntry(pair[0], pair[1], ent) }); n != 0 {
+				t.Errorf("%s → %s %s: %v allocs", pair[0].Name, pair[1].Name, name, n)
 			}
 		}
 	}

@@ -26,11 +26,21 @@ func (w *World) checkEntry(e Env, c, t *Task, ent *Entry) (Errno, bool, Layer) {
 		return errno, false, LayerHidepid
 	}
 	if ent.Check == CheckPIDDir {
+		// stat(2) of the directory: security_inode_getattr.
+		if errno, l := w.procInodeLSM(e, c, t, InodeDir, InodeGetattr, "."); errno != OK {
+			return errno, false, l
+		}
 		if tr.On() {
 			tr.Addf(LayerHidepid, Allow, "/proc/%d is visible to the caller (hidepid=%s)", t.PID, w.Proc.HidePID)
 		}
 		return OK, false, LayerHidepid
 	}
+	// The walk searches /proc/<pid> (security_inode_permission MAY_EXEC,
+	// after proc_pid_permission) and the entry's subdirectory, if any.
+	if errno, l := w.procInodeLSM(e, c, t, InodeDir, InodeSearch, "."); errno != OK {
+		return errno, false, l
+	}
+	sub := subdir(ent.Name)
 	// The VFS permission check on the entry (or on the directory a link
 	// lives in), which runs before any ptrace check.
 	switch ent.Check {
@@ -42,17 +52,33 @@ func (w *World) checkEntry(e Env, c, t *Task, ent *Entry) (Errno, bool, Layer) {
 		if !w.procFdPermission(e, c, t, "fd", 0o500, mayExec) {
 			return EACCES, false, LayerDAC
 		}
+		if errno, l := w.procInodeLSM(e, c, t, InodeDir, InodeSearch, sub); errno != OK {
+			return errno, false, l
+		}
 	case CheckMapFilesLink, CheckMapFilesOpen:
 		if !w.procFdPermission(e, c, t, "map_files", 0o500, mayExec) {
 			return EACCES, false, LayerDAC
 		}
+		if errno, l := w.procInodeLSM(e, c, t, InodeDir, InodeSearch, sub); errno != OK {
+			return errno, false, l
+		}
 	case CheckNSLink, CheckLink:
 		// Symlinks carry no mode; ns/ (0511) is searchable by everyone.
+		if sub != "" {
+			if errno, l := w.procInodeLSM(e, c, t, InodeDir, InodeSearch, sub); errno != OK {
+				return errno, false, l
+			}
+		}
 	case CheckFdinfo:
 		// proc_fdinfo_permission checks ptrace before generic_permission.
 		if w.Features.FdinfoCheck {
 			if ok, l := w.ptraceCheck(e, c, t, ent.Mode, "fdinfo"); !ok {
 				return EACCES, false, l
+			}
+		}
+		if sub != "" {
+			if errno, l := w.procInodeLSM(e, c, t, InodeDir, InodeSearch, sub); errno != OK {
+				return errno, false, l
 			}
 		}
 		mask := mayRead
@@ -61,6 +87,9 @@ func (w *World) checkEntry(e Env, c, t *Task, ent *Entry) (Errno, bool, Layer) {
 		}
 		if !genericPermission(e, c, procInode(t, ent.Perm, ent.Dir, ent.Name), mask) {
 			return EACCES, false, LayerDAC
+		}
+		if errno, l := w.entryInodeLSM(e, c, t, ent); errno != OK {
+			return errno, false, l
 		}
 		if !w.Features.FdinfoCheck {
 			if tr.On() {
@@ -76,11 +105,47 @@ func (w *World) checkEntry(e Env, c, t *Task, ent *Entry) (Errno, bool, Layer) {
 		if ent.Dir {
 			mask |= mayExec
 		}
+		if sub != "" {
+			if errno, l := w.procInodeLSM(e, c, t, InodeDir, InodeSearch, sub); errno != OK {
+				return errno, false, l
+			}
+		}
 		if !genericPermission(e, c, procInode(t, ent.Perm, ent.Dir, ent.Name), mask) {
 			return EACCES, false, LayerDAC
 		}
 	}
+	if errno, l := w.entryInodeLSM(e, c, t, ent); errno != OK {
+		return errno, false, l
+	}
 	return w.entryRule(e, c, t, ent)
+}
+
+// subdir returns the subdirectory of /proc/<pid> an entry lives in ("fd"
+// for "fd/N"), or "" for an entry of /proc/<pid> itself.
+func subdir(name string) string {
+	for i := range len(name) {
+		if name[i] == '/' {
+			return name[:i]
+		}
+	}
+	return ""
+}
+
+// entryInodeLSM is the security modules' check of the entry's own inode
+// once its DAC check passed: read (or write) of a file, read of a
+// directory being listed, read of a link (security_inode_readlink; for
+// map_files/…:open, security_inode_follow_link, also a read).
+func (w *World) entryInodeLSM(e Env, c, t *Task, ent *Entry) (Errno, Layer) {
+	class, access := InodeFile, InodeRead
+	switch {
+	case ent.Dir:
+		class = InodeDir
+	case ent.Link:
+		class = InodeSymlink
+	case ent.Write:
+		access = InodeWrite
+	}
+	return w.procInodeLSM(e, c, t, class, access, ent.Name)
 }
 
 // entryRule applies the entry's own rule after DAC.

@@ -79,8 +79,11 @@ var processPerms = []string{
 
 // Permission bits the hooks ask for.
 const (
-	fileRead      uint32 = 1 << 1 // FILE__READ
-	processPtrace uint32 = 1 << 7 // PROCESS__PTRACE
+	fileRead      uint32 = 1 << 1  // FILE__READ (and DIR__READ, LNK_FILE__READ)
+	fileWrite     uint32 = 1 << 2  // FILE__WRITE
+	fileGetattr   uint32 = 1 << 4  // FILE__GETATTR
+	dirSearch     uint32 = 1 << 28 // DIR__SEARCH
+	processPtrace uint32 = 1 << 7  // PROCESS__PTRACE
 )
 
 func (c class) String() string { return classes[c].name }

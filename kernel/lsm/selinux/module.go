@@ -1,6 +1,7 @@
 package selinux
 
 import (
+	"strconv"
 	"sync/atomic"
 
 	"github.com/procgate/procgate/kernel"
@@ -117,6 +118,39 @@ func (m *Module) PtraceAccessCheck(e kernel.Env, tracer, tracee *kernel.Task, mo
 		return m.check(e, tracer, tracee, tracer, classFile, fileRead, -1, true, "READ mode")
 	}
 	return m.check(e, tracer, tracee, tracer, classProcess, processPtrace, -1, true, "ATTACH mode")
+}
+
+// ProcInodePermission is security/selinux/hooks.c:selinux_inode_permission
+// (file_mask_to_av), selinux_inode_readlink and selinux_inode_getattr on
+// an inode of target's /proc/<pid>/ directory, which carries the task's
+// SID (selinux_task_to_inode): the caller's SID on the target's, in class
+// file, dir or lnk_file. The open permission is not asked: the kernel
+// asks it only when the policy declares the open_perms capability, which
+// the model's policy language cannot.
+func (m *Module) ProcInodePermission(e kernel.Env, caller, target *kernel.Task, ic kernel.InodeClass, access kernel.InodeAccess, name string) kernel.Errno {
+	cl := classFile
+	switch ic {
+	case kernel.InodeDir:
+		cl = classDir
+	case kernel.InodeSymlink:
+		cl = classLnkFile
+	}
+	var perm uint32
+	switch access {
+	case kernel.InodeRead:
+		perm = fileRead
+	case kernel.InodeWrite:
+		perm = fileWrite
+	case kernel.InodeGetattr:
+		perm = fileGetattr
+	case kernel.InodeSearch:
+		perm = dirSearch
+	}
+	what := ""
+	if e.T.On() {
+		what = "/proc/" + strconv.Itoa(target.PID) + "/" + name + " (" + access.String() + ")"
+	}
+	return m.check(e, caller, target, caller, cl, perm, -1, true, what)
 }
 
 // PtraceTraceme is security/selinux/hooks.c:selinux_ptrace_traceme: the
