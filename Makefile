@@ -59,7 +59,7 @@ verify: build ## the model against the running kernel: 10,000 real cases (root)
 
 VERIFY_CASES ?= 10000
 
-verify-vm: ## the model against Debian's kernel under qemu: Yama 0-3 and AppArmor (root)
+verify-vm: ## the model against Debian's kernel under qemu: Yama 0-3, AppArmor, SELinux (root)
 	@if [ "$$(id -u)" != 0 ]; then $(SKIP_NOT_ROOT); exit 0; fi; \
 	scripts/vm-verify.sh
 

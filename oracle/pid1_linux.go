@@ -109,6 +109,14 @@ func runVM() error {
 			end.AppArmorProfiles = append(end.AppArmorProfiles, strings.TrimSpace(line))
 		}
 	}
+	if len(plan.SELinuxPolicy) > 0 {
+		t := time.Now()
+		if err := loadSELinux(plan.SELinuxPolicy); err != nil {
+			return err
+		}
+		end.SELinuxLoadSeconds = time.Since(t).Seconds()
+		end.SELinuxPolicyVersion = readTrim(selinuxMount + "/policyvers")
+	}
 	timeout := time.Duration(plan.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
 		timeout = 60 * time.Second
@@ -121,6 +129,8 @@ func runVM() error {
 	start := time.Now()
 	for _, s := range plan.Steps {
 		scope, serr := setYamaScope(s.YamaScope)
+		mode, merr := setSELinuxMode(s.SELinuxMode)
+		serr = errors.Join(serr, merr)
 		res, err := r.Run(context.Background(), s.Cases)
 		if err != nil {
 			return fmt.Errorf("step %s: %w", s.Name, err)
@@ -133,7 +143,7 @@ func runVM() error {
 				end.Refused++
 			}
 			end.Cases++
-			vmLine(VMResPrefix, VMRes{Step: s.Name, Scope: scope, Index: i, Case: s.Cases[i], Result: res[i]})
+			vmLine(VMResPrefix, VMRes{Step: s.Name, Scope: scope, SELinuxMode: mode, Index: i, Case: s.Cases[i], Result: res[i]})
 		}
 	}
 	end.Seconds = time.Since(start).Seconds()
@@ -154,6 +164,51 @@ func setYamaScope(scope int) (int, error) {
 	got := readInt(path, -1)
 	if scope >= 0 && got != scope {
 		return got, fmt.Errorf("yama ptrace_scope is %d after writing %d", got, scope)
+	}
+	return got, nil
+}
+
+// loadSELinux mounts selinuxfs and loads a compiled policy. Until then
+// SELinux allows everything; PID 1 keeps the kernel's initial SID.
+func loadSELinux(policy []byte) error {
+	if !selinuxActive() {
+		return fmt.Errorf("load selinux policy: %w (boot with selinux in lsm=)", errNoSELinux)
+	}
+	if err := unix.Mount("selinuxfs", selinuxMount, "selinuxfs", unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("mount selinuxfs on %s: %w", selinuxMount, err)
+	}
+	if err := writeAttr(selinuxMount+"/load", policy); err != nil {
+		return fmt.Errorf("load selinux policy (%d bytes): %w", len(policy), err)
+	}
+	return nil
+}
+
+// setSELinuxMode writes /sys/fs/selinux/enforce (unless mode is empty) and
+// returns the mode read back, "" without SELinux.
+func setSELinuxMode(mode string) (string, error) {
+	const path = selinuxMount + "/enforce"
+	var err error
+	switch mode {
+	case "":
+	case SELinuxEnforcing:
+		err = writeAttr(path, []byte("1"))
+	case SELinuxPermissive:
+		err = writeAttr(path, []byte("0"))
+	default:
+		err = fmt.Errorf("unknown selinux mode %q", mode)
+	}
+	got := ""
+	switch readTrim(path) {
+	case "1":
+		got = SELinuxEnforcing
+	case "0":
+		got = SELinuxPermissive
+	}
+	if err != nil {
+		return got, fmt.Errorf("set selinux mode %s: %w", mode, err)
+	}
+	if mode != "" && got != mode {
+		return got, fmt.Errorf("selinux mode is %q after setting %s", got, mode)
 	}
 	return got, nil
 }

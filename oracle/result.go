@@ -44,6 +44,9 @@ type Observed struct {
 	// AppArmor is /proc/PID/attr/apparmor/current, e.g. "unconfined" or
 	// "name (enforce)"; empty when AppArmor is not active.
 	AppArmor string `json:"apparmor,omitempty"`
+	// SELinux is /proc/PID/attr/current where SELinux is active, e.g.
+	// "system_u:system_r:pg_a_t"; empty otherwise.
+	SELinux string `json:"selinux,omitempty"`
 }
 
 // Result is the outcome of one Case.

@@ -90,6 +90,9 @@ func RunRoleIfRequested() {
 	if spec.Creds.AppArmor != "" && os.Getenv(envAppArmor) == "" {
 		fail(fmt.Errorf("oracle %s: %w", role, enterAppArmor(spec.Creds.AppArmor)))
 	}
+	if spec.Creds.SELinux != "" && os.Getenv(envSELinux) == "" {
+		fail(fmt.Errorf("oracle %s: %w", role, enterSELinux(spec.Creds.SELinux)))
+	}
 	var err error
 	switch role {
 	case roleTarget:

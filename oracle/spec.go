@@ -122,6 +122,15 @@ type Creds struct {
 	// setgid," (and file access). The case is refused when
 	// /proc/PID/attr/apparmor/current does not name the profile.
 	AppArmor string `json:"apparmor,omitempty"`
+	// SELinux is the SELinux context the process runs in, a full context
+	// such as "system_u:system_r:pg_a_t"; empty leaves the process in its
+	// parent's domain. The process enters it first, like AppArmor, by an
+	// exec transition (attr/exec, then re-exec: a multi-threaded process
+	// cannot setcon), so the policy must allow the transition and then
+	// "capability setuid setgid" and file access in the domain. The case
+	// is refused when /proc/PID/attr/current shows another context, and
+	// where SELinux is not active.
+	SELinux string `json:"selinux,omitempty"`
 }
 
 // User returns dumpable credentials with every uid set to uid, every gid
@@ -197,6 +206,12 @@ func (c Creds) Validate() error {
 	}
 	if err := validProfileName(c.AppArmor); err != nil {
 		return err
+	}
+	if err := validSELinuxContext(c.SELinux); err != nil {
+		return err
+	}
+	if c.AppArmor != "" && c.SELinux != "" {
+		return errors.New("a process cannot ask for both an AppArmor profile and an SELinux context")
 	}
 	return nil
 }
@@ -363,6 +378,9 @@ func (c *Case) Validate() error {
 		}
 		if c.Target.AppArmor != "" || c.Prober.AppArmor != "" {
 			return errors.New("prober-is-parent cannot confine its processes with AppArmor (the target would inherit the prober's profile)")
+		}
+		if c.Target.SELinux != "" || c.Prober.SELinux != "" {
+			return errors.New("prober-is-parent cannot label its processes with SELinux (the target would start in the prober's domain)")
 		}
 	case RelSelf, RelThread:
 		if l := c.Landlock.norm(); l != LandlockNone && l != LandlockProberOnly {

@@ -90,6 +90,9 @@ func observe(pid int, initNS string) (Observed, error) {
 	if o.AppArmor, err = readAppArmor(pid); err != nil {
 		return o, err
 	}
+	if o.SELinux, err = readSELinux(pid); err != nil {
+		return o, err
+	}
 	return o, nil
 }
 
@@ -163,6 +166,9 @@ func verify(role string, want Creds, got Observed) error {
 	}
 	if !appArmorMatches(want.AppArmor, got.AppArmor) {
 		diffs = append(diffs, fmt.Sprintf("apparmor want %q got %q", want.AppArmor, got.AppArmor))
+	}
+	if !selinuxMatches(want.SELinux, got.SELinux) {
+		diffs = append(diffs, fmt.Sprintf("selinux want %q got %q", want.SELinux, got.SELinux))
 	}
 	if len(diffs) > 0 {
 		return fmt.Errorf("%s pid %d: kernel credentials differ from the request: %s", role, got.Pid, strings.Join(diffs, "; "))

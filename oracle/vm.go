@@ -25,6 +25,16 @@ type VMPlan struct {
 	// AppArmor is profile text loaded with "apparmor_parser -r" before
 	// the first step; empty loads nothing.
 	AppArmor string `json:"apparmor,omitempty"`
+	// SELinuxPolicy is a compiled (binary) SELinux policy that init
+	// writes to /sys/fs/selinux/load before the first step; empty loads
+	// nothing. The kernel must boot with selinux in lsm= and enforcing=0.
+	SELinuxPolicy []byte `json:"selinux_policy,omitempty"`
+	// SELinuxConf and SELinuxModel are for the host: the policy.conf
+	// source that verify-vm compiles into SELinuxPolicy when that is
+	// empty, and the type-enforcement text the model predicts with
+	// (package kernel/lsm/selinux). The VM ignores them.
+	SELinuxConf  string `json:"selinux_conf,omitempty"`
+	SELinuxModel string `json:"selinux_model,omitempty"`
 	// Workers is the number of cases run in parallel (default 2).
 	Workers int `json:"workers,omitempty"`
 	// TimeoutSeconds bounds each wait for a child (default 60: software
@@ -40,8 +50,11 @@ type VMStep struct {
 	Name string `json:"name"`
 	// YamaScope is written to kernel.yama.ptrace_scope before the cases
 	// run; -1 leaves the scope alone.
-	YamaScope int    `json:"yama_scope"`
-	Cases     []Case `json:"cases"`
+	YamaScope int `json:"yama_scope"`
+	// SELinuxMode, SELinuxEnforcing or SELinuxPermissive, is written to
+	// /sys/fs/selinux/enforce before the cases run; empty leaves it.
+	SELinuxMode string `json:"selinux_mode,omitempty"`
+	Cases       []Case `json:"cases"`
 }
 
 // VMBegin describes the booted kernel.
@@ -67,10 +80,13 @@ type VMRes struct {
 	Step string `json:"step"`
 	// Scope is the Yama scope the case ran at (read back after setting
 	// it), -1 without Yama.
-	Scope  int    `json:"scope"`
-	Index  int    `json:"index"`
-	Case   Case   `json:"case"`
-	Result Result `json:"result"`
+	Scope int `json:"scope"`
+	// SELinuxMode is SELinux's mode read back after setting it
+	// (SELinuxEnforcing or SELinuxPermissive), empty without SELinux.
+	SELinuxMode string `json:"selinux_mode,omitempty"`
+	Index       int    `json:"index"`
+	Case        Case   `json:"case"`
+	Result      Result `json:"result"`
 }
 
 // VMEnd closes a run.
@@ -85,4 +101,8 @@ type VMEnd struct {
 	AppArmorProfiles []string `json:"apparmor_profiles,omitempty"`
 	// LoadSeconds is the time apparmor_parser took.
 	LoadSeconds float64 `json:"load_seconds"`
+	// SELinuxPolicyVersion is /sys/fs/selinux/policyvers and
+	// SELinuxLoadSeconds the time the policy load took.
+	SELinuxPolicyVersion string  `json:"selinux_policy_version,omitempty"`
+	SELinuxLoadSeconds   float64 `json:"selinux_load_seconds,omitempty"`
 }

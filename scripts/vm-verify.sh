@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Verify the model against a second kernel: Debian bookworm's
 # linux-image-amd64 (6.1), booted under qemu with software emulation (TCG),
-# with procgate itself as init. It runs the Yama (scopes 0-3) and AppArmor
-# cases and compares every answer with the model (procgate verify-vm).
+# with procgate itself as init. It boots twice: the Yama (scopes 0-3) and
+# AppArmor cases, then the SELinux cases with a small policy compiled here
+# by checkpolicy; it compares every answer with the model (procgate
+# verify-vm).
 #
 # Usage: scripts/vm-verify.sh [--fetch-only] [procgate verify-vm flags...]
 #
-# Needs root (apt-get). Installs qemu-system-x86, downloads the kernel and
+# Needs root (apt-get). Installs qemu-system-x86 and checkpolicy, downloads the kernel and
 # apparmor packages into the cache (default .cache/vm, or $PROCGATE_VM_CACHE)
 # and reuses them on later runs. Exit status: 0 when every case agrees with
 # the model, 1 on a disagreement or a refused case, 2 on a setup error.
@@ -32,14 +34,18 @@ log() { printf 'vm-verify: %s\n' "$*" >&2; }
 
 
 # apt-get update only when the package lists cannot serve what we need.
-have_candidate() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }
-if ! have_candidate qemu-system-x86 || ! have_candidate linux-image-amd64 || ! have_candidate apparmor; then
+have_candidate() { apt-cache policy "$1" 2>/dev/null | grep 'Candidate: [^(]' >/dev/null; } # not grep -q: pipefail and SIGPIPE
+if ! have_candidate qemu-system-x86 || ! have_candidate linux-image-amd64 || ! have_candidate apparmor || ! have_candidate checkpolicy; then
 	log "apt-get update"
 	apt-get update -qq
 fi
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
 	log "installing qemu-system-x86"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
+fi
+if ! command -v checkpolicy >/dev/null 2>&1; then
+	log "installing checkpolicy"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends checkpolicy >/dev/null
 fi
 
 # The kernel image package that linux-image-amd64 points to, e.g.

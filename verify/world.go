@@ -204,7 +204,7 @@ func (b *builder) task(name string, obs oracle.Observed, c oracle.Creds) (*kerne
 		d = kernel.SuidDumpUser
 	}
 	t := &kernel.Task{Name: name, PID: obs.Pid, TGID: obs.Pid, Comm: "procgate", Cred: cr,
-		MM: &kernel.MM{Dumpable: d, UserNS: ns}, AppArmor: appArmorLabel(c.AppArmor)}
+		MM: &kernel.MM{Dumpable: d, UserNS: ns}, AppArmor: appArmorLabel(c.AppArmor), SELinux: c.SELinux}
 	t.Leader = t
 	b.w.AddTask(t)
 	return t, nil
@@ -337,6 +337,9 @@ func credString(c oracle.Creds) string {
 	}
 	if c.AppArmor != "" {
 		fmt.Fprintf(&b, " apparmor %s", c.AppArmor)
+	}
+	if c.SELinux != "" {
+		fmt.Fprintf(&b, " selinux %s", c.SELinux)
 	}
 	return b.String()
 }

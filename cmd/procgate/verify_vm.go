@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -30,35 +31,78 @@ import (
 )
 
 // vmLSMs is the LSM order the VM boots with. Debian's built-in order may
-// give the same set; lsm= pins it.
-const vmLSMs = "landlock,lockdown,yama,apparmor,bpf"
+// give the same set; lsm= pins it. SELinux cannot be stacked with
+// AppArmor on 6.1, so the SELinux suite boots a second time with
+// vmSELinuxLSMs (and enforcing=0: init loads the policy, then enforces).
+const (
+	vmLSMs        = "landlock,lockdown,yama,apparmor,bpf"
+	vmSELinuxLSMs = "landlock,lockdown,yama,selinux,bpf"
+)
+
+// Suite names (--suites).
+const (
+	suiteAppArmor = "apparmor" // AppArmor and Yama: vm.log
+	suiteSELinux  = "selinux"  // SELinux (and Yama 0): vm-selinux.log
+)
 
 type verifyVMOpts struct {
 	kernelDeb, apparmorDeb string
 	work                   string
 	out                    string
 	planFile               string
-	fromLog                string
+	fromLog                []string
+	suites                 []string
+	checkpolicy            string
+	kernelArgs             string
 	qemu                   string
 	smp, mem               int
 	timeout                time.Duration
 	minCases               int
 }
 
+// vmSuite is one boot: a plan, the kernel command line it needs and the
+// policy texts the model predicts with.
+type vmSuite struct {
+	name string
+	plan oracle.VMPlan
+}
+
+func (s *vmSuite) selinux() bool { return len(s.plan.SELinuxPolicy) > 0 || s.plan.SELinuxModel != "" }
+
+// cmdline is the kernel command line of the suite's boot.
+func (s *vmSuite) cmdline() string {
+	lsms, extra := vmLSMs, ""
+	if s.selinux() {
+		lsms, extra = vmSELinuxLSMs, " enforcing=0"
+	}
+	return "console=ttyS0 quiet lsm=" + lsms + extra + " panic=-1 mitigations=off"
+}
+
+// logName is the console log's file name in the work directory.
+func (s *vmSuite) logName() string {
+	if s.name == suiteAppArmor {
+		return "vm.log"
+	}
+	return "vm-" + s.name + ".log"
+}
+
 func newVerifyVMCmd() *cobra.Command {
 	var o verifyVMOpts
 	cmd := &cobra.Command{
 		Use:   "verify-vm --kernel-deb FILE --apparmor-deb FILE [--work DIR]",
-		Short: "Verify the Yama and AppArmor model against a kernel booted under qemu",
+		Short: "Verify the Yama, AppArmor and SELinux model against a kernel booted under qemu",
 		Long: `verify-vm boots a Debian kernel package under qemu with software emulation
 (TCG), with this binary as init, runs the Yama (scopes 0-3) and AppArmor
 cases in it and compares every answer with the model for that kernel's
-release, LSMs, Yama scope, Landlock ABI and AppArmor profiles.
+release, LSMs, Yama scope, Landlock ABI and AppArmor profiles. A second boot
+(suite selinux) runs SELinux instead of AppArmor with a small policy compiled
+here with checkpolicy, and compares with the model for that policy.
 
-scripts/vm-verify.sh installs qemu, downloads the packages and runs it. The
-binary must be static and non-PIE (CGO_ENABLED=0 go build). Root is not
-needed. The VM's console is saved as vm.log in --work; --from-log compares a
-saved log again without booting.
+scripts/vm-verify.sh installs qemu and checkpolicy, downloads the packages
+and runs it. The binary must be static and non-PIE (CGO_ENABLED=0 go build).
+Root is not needed. The VM's console is saved as vm.log (vm-selinux.log for
+the SELinux boot) in --work; --from-log compares saved logs again without
+booting.
 
 On a disagreement it prints one line per group (step, probe, prober and
 target, kernel and model answers) and writes a scenario file reproducing the
@@ -78,7 +122,10 @@ error (including a VM that did not finish its plan).`,
 	f.StringVar(&o.work, "work", ".cache/vm", "work directory: extracted packages, initramfs, vm.log")
 	f.StringVar(&o.out, "out", "", "where to write scenario files for disagreements (default WORK/disagreements)")
 	f.StringVar(&o.planFile, "plan", "", "run this oracle.VMPlan (JSON) instead of the built-in cases")
-	f.StringVar(&o.fromLog, "from-log", "", "compare the results in a saved VM console log instead of booting")
+	f.StringSliceVar(&o.fromLog, "from-log", nil, "compare the results in saved VM console logs instead of booting (repeatable)")
+	f.StringSliceVar(&o.suites, "suites", []string{suiteAppArmor, suiteSELinux}, "the boots to run: apparmor (AppArmor and Yama), selinux")
+	f.StringVar(&o.checkpolicy, "checkpolicy", "checkpolicy", "the SELinux policy compiler (for the selinux suite)")
+	f.StringVar(&o.kernelArgs, "kernel-args", "", "extra kernel command-line arguments, e.g. loglevel=7 to see SELinux denials on the console")
 	f.StringVar(&o.qemu, "qemu", "qemu-system-x86_64", "the qemu binary")
 	f.IntVar(&o.smp, "smp", 2, "virtual CPUs")
 	f.IntVar(&o.mem, "mem", 1024, "memory in MiB")
@@ -103,31 +150,30 @@ func runVerifyVM(ctx context.Context, stdout, stderr io.Writer, o verifyVMOpts) 
 	}
 	start := time.Now()
 	setup := func(err error) error { return &exitError{2, fmt.Errorf("verify-vm: %w", err)} }
-	plan := oracle.VMDefaultPlan()
-	if o.planFile != "" {
-		b, err := os.ReadFile(o.planFile)
-		if err != nil {
-			return setup(err)
-		}
-		plan = oracle.VMPlan{}
-		if err := json.Unmarshal(b, &plan); err != nil {
-			return setup(fmt.Errorf("%s: %w", o.planFile, err))
-		}
-	}
 	if o.out == "" {
 		o.out = filepath.Join(o.work, "disagreements")
 	}
-	var run *vmRun
-	pkgs := ""
-	if o.fromLog != "" {
-		f, err := os.Open(o.fromLog)
-		if err != nil {
-			return setup(err)
-		}
-		run, err = readVMLog(f, nil, nil)
-		f.Close()
-		if err != nil {
-			return setup(err)
+	suites, err := vmSuites(o)
+	if err != nil {
+		return setup(err)
+	}
+	var reps []*vmReport
+	if len(o.fromLog) > 0 {
+		for _, file := range o.fromLog {
+			f, err := os.Open(file)
+			if err != nil {
+				return setup(err)
+			}
+			run, err := readVMLog(f, nil, nil)
+			f.Close()
+			if err != nil {
+				return setup(err)
+			}
+			rep, err := compareVM(run, suiteForLog(run, suites))
+			if err != nil {
+				return setup(fmt.Errorf("%s: %w", file, err))
+			}
+			reps = append(reps, rep)
 		}
 	} else {
 		if o.kernelDeb == "" {
@@ -140,39 +186,168 @@ func runVerifyVM(ctx context.Context, stdout, stderr io.Writer, o verifyVMOpts) 
 		if err != nil {
 			return setup(err)
 		}
-		pkgs = desc
-		fmt.Fprintf(stderr, "verify-vm: %s\n", pkgs)
-		initrd := filepath.Join(o.work, "initramfs.cpio.gz")
-		if err := writeInitramfs(initrd, plan, aaRoot); err != nil {
-			return setup(fmt.Errorf("initramfs: %w", err))
-		}
-		run, err = bootVM(ctx, stderr, o, kernelImg, initrd, filepath.Join(o.work, "vm.log"))
-		if err != nil {
-			return setup(err)
+		fmt.Fprintf(stderr, "verify-vm: %s\n", desc)
+		for _, s := range suites {
+			if s.selinux() && len(s.plan.SELinuxPolicy) == 0 {
+				t := time.Now()
+				bin, err := compileSELinux(o, s.plan.SELinuxConf)
+				if err != nil {
+					return setup(err)
+				}
+				s.plan.SELinuxPolicy = bin
+				fmt.Fprintf(stderr, "verify-vm: SELinux policy compiled with %s in %.1f s: %d bytes\n", o.checkpolicy, time.Since(t).Seconds(), len(bin))
+			}
+			initrd := filepath.Join(o.work, "initramfs-"+s.name+".cpio.gz")
+			if err := writeInitramfs(initrd, s.plan, aaRoot); err != nil {
+				return setup(fmt.Errorf("initramfs: %w", err))
+			}
+			run, err := bootVM(ctx, stderr, o, kernelImg, initrd, strings.TrimSpace(s.cmdline()+" "+o.kernelArgs), filepath.Join(o.work, s.logName()))
+			if err != nil {
+				return setup(fmt.Errorf("suite %s: %w", s.name, err))
+			}
+			rep, err := compareVM(run, s)
+			if err != nil {
+				return setup(fmt.Errorf("suite %s: %w", s.name, err))
+			}
+			rep.pkgs = desc
+			rep.wall = time.Since(start)
+			reps = append(reps, rep)
 		}
 	}
-	rep, err := compareVM(run, plan.AppArmor)
-	if err != nil {
-		return setup(err)
-	}
-	rep.pkgs = pkgs
-	rep.wall = time.Since(start)
-	rep.print(stdout)
-	if len(rep.groups) > 0 {
-		if err := rep.writeScenarios(o.out); err != nil {
-			fmt.Fprintf(stderr, "verify-vm: writing reproductions: %v\n", err)
+	var total vmTotals
+	for _, rep := range reps {
+		rep.print(stdout)
+		total.add(rep)
+		if len(rep.groups) > 0 {
+			dir := filepath.Join(o.out, rep.suite)
+			if err := rep.writeScenarios(dir); err != nil {
+				fmt.Fprintf(stderr, "verify-vm: writing reproductions: %v\n", err)
+			}
+			fmt.Fprintf(stdout, "reproductions of the first case of each group (.json: kernel, case, result for verify.Predict; .yaml: scenario file where the world can be written) are in %s\n", dir)
 		}
-		fmt.Fprintf(stdout, "reproductions of the first case of each group (.json: kernel, case, result for verify.Predict; .yaml: scenario file where the world can be written) are in %s\n", o.out)
 	}
+	total.print(stdout, len(reps), time.Since(start))
 	switch {
-	case run.begin == nil || run.end == nil:
-		return &exitError{2, fmt.Errorf("verify-vm: the VM did not finish its plan (%s)", strings.Join(run.errors, "; "))}
-	case rep.refused > 0 || rep.disagreeCases > 0 || rep.predictErrs > 0:
-		return &exitError{1, fmt.Errorf("verify-vm: %d disagreeing, %d refused and %d unpredicted of %d cases", rep.disagreeCases, rep.refused, rep.predictErrs, rep.cases)}
-	case rep.cases < o.minCases:
-		return &exitError{1, fmt.Errorf("verify-vm: only %d cases ran, want at least %d", rep.cases, o.minCases)}
+	case total.unfinished != "":
+		return &exitError{2, fmt.Errorf("verify-vm: the VM did not finish its plan (%s)", total.unfinished)}
+	case total.refused > 0 || total.disagreeCases > 0 || total.predictErrs > 0:
+		return &exitError{1, fmt.Errorf("verify-vm: %d disagreeing, %d refused and %d unpredicted of %d cases", total.disagreeCases, total.refused, total.predictErrs, total.cases)}
+	case total.cases < o.minCases:
+		return &exitError{1, fmt.Errorf("verify-vm: only %d cases ran, want at least %d", total.cases, o.minCases)}
 	}
 	return nil
+}
+
+// vmSuites returns the boots to run: --plan's, or the built-in suites
+// --suites names.
+func vmSuites(o verifyVMOpts) ([]*vmSuite, error) {
+	if o.planFile != "" {
+		b, err := os.ReadFile(o.planFile)
+		if err != nil {
+			return nil, err
+		}
+		var plan oracle.VMPlan
+		if err := json.Unmarshal(b, &plan); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.planFile, err)
+		}
+		if (len(plan.SELinuxPolicy) > 0 || plan.SELinuxConf != "") && plan.SELinuxModel == "" {
+			return nil, fmt.Errorf("%s: an SELinux plan needs selinux_model, the policy text the model predicts with", o.planFile)
+		}
+		name := strings.TrimSuffix(filepath.Base(o.planFile), filepath.Ext(o.planFile))
+		return []*vmSuite{{name: name, plan: plan}}, nil
+	}
+	var out []*vmSuite
+	for _, n := range o.suites {
+		switch n {
+		case suiteAppArmor:
+			out = append(out, &vmSuite{name: n, plan: oracle.VMDefaultPlan()})
+		case suiteSELinux:
+			plan := oracle.VMSELinuxPlan(nil)
+			plan.SELinuxConf = oracle.VMSELinuxPolicyConf()
+			out = append(out, &vmSuite{name: n, plan: plan})
+		default:
+			return nil, fmt.Errorf("unknown suite %q (want %s or %s)", n, suiteAppArmor, suiteSELinux)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no suite to run")
+	}
+	return out, nil
+}
+
+// suiteForLog picks the suite a saved log belongs to: an SELinux one when
+// the VM ran SELinux, otherwise an AppArmor one; the built-in suite when
+// none of those asked for fits.
+func suiteForLog(run *vmRun, suites []*vmSuite) *vmSuite {
+	sel := run.begin != nil && slices.Contains(run.begin.LSMs, "selinux")
+	for _, s := range suites {
+		if s.selinux() == sel {
+			return s
+		}
+	}
+	if sel {
+		return &vmSuite{name: suiteSELinux, plan: oracle.VMSELinuxPlan(nil)}
+	}
+	return &vmSuite{name: suiteAppArmor, plan: oracle.VMDefaultPlan()}
+}
+
+// compileSELinux compiles policy.conf text with checkpolicy into a
+// version-33 binary policy (the newest Linux 6.1 loads) with
+// handle_unknown allow, so that the classes and permissions the policy
+// does not declare are allowed. The source and the binary are kept in
+// WORK/selinux.
+func compileSELinux(o verifyVMOpts, conf string) ([]byte, error) {
+	if conf == "" {
+		return nil, errors.New("the SELinux plan has neither a compiled policy nor its policy.conf")
+	}
+	dir := filepath.Join(o.work, "selinux")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	src, dst := filepath.Join(dir, "policy.conf"), filepath.Join(dir, "policy.33")
+	if err := os.WriteFile(src, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command(o.checkpolicy, checkpolicyArgs(src, dst)...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%s (is checkpolicy installed?): %w: %s", o.checkpolicy, err, strings.TrimSpace(string(out)))
+	}
+	return os.ReadFile(dst)
+}
+
+// checkpolicyArgs compiles src (a non-MLS policy.conf) to dst: policy
+// version 33, unknown classes and permissions allowed.
+func checkpolicyArgs(src, dst string) []string {
+	return []string{"-c", "33", "-U", "allow", "-o", dst, src}
+}
+
+// vmTotals sums the suites' reports.
+type vmTotals struct {
+	cases, probes, refused, disagreeCases, disagreeProbes, predictErrs int
+	unfinished                                                         string
+}
+
+func (t *vmTotals) add(r *vmReport) {
+	t.cases += r.cases
+	t.probes += r.probes
+	t.refused += r.refused
+	t.disagreeCases += r.disagreeCases
+	t.disagreeProbes += r.disagreeProbes
+	t.predictErrs += r.predictErrs
+	if r.begin == nil || r.end == nil {
+		t.unfinished += fmt.Sprintf("suite %s: %s; ", r.suite, strings.Join(r.errors, "; "))
+	}
+}
+
+func (t *vmTotals) print(w io.Writer, suites int, wall time.Duration) {
+	if suites < 2 {
+		return
+	}
+	agree := 0.0
+	if checked := t.cases - t.refused - t.predictErrs; checked > 0 {
+		agree = 100 * float64(checked-t.disagreeCases) / float64(t.cases)
+	}
+	fmt.Fprintf(w, "all %d suites: %d cases, %d probe results, %d cases disagree (%d probe results), %d refused: %.1f%% of cases agree; wall %.1f s\n",
+		suites, t.cases, t.probes, t.disagreeCases, t.disagreeProbes, t.refused, agree, wall.Seconds())
 }
 
 // --- packages and initramfs ---
@@ -523,14 +698,14 @@ func sharedLibs(bin string) ([]string, error) {
 // bootVM runs qemu, saves its console to logPath and collects the
 // protocol lines. qemu is killed when ctx ends, on timeout, and (through
 // the parent-death signal) if this process dies.
-func bootVM(ctx context.Context, progress io.Writer, o verifyVMOpts, kernelImg, initrd, logPath string) (*vmRun, error) {
+func bootVM(ctx context.Context, progress io.Writer, o verifyVMOpts, kernelImg, initrd, cmdline, logPath string) (*vmRun, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	args := []string{
 		"-accel", "tcg", "-cpu", "max", "-smp", fmt.Sprint(o.smp), "-m", fmt.Sprint(o.mem),
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot", "-net", "none",
 		"-kernel", kernelImg, "-initrd", initrd,
-		"-append", "console=ttyS0 quiet lsm=" + vmLSMs + " panic=-1 mitigations=off",
+		"-append", cmdline,
 	}
 	cmd := exec.CommandContext(ctx, o.qemu, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -669,6 +844,7 @@ type vmGroup struct {
 type vmStepStats struct {
 	name                             string
 	scope                            int
+	selinuxMode                      string
 	cases, probes, disagree, refused int
 	disagreeProbes                   int
 	firstRefusal                     string
@@ -687,13 +863,17 @@ type vmReport struct {
 	predictErrs                   int
 	firstPredictErr               string
 	bootWall, vmWall, wall        time.Duration
-	kernelOf                      func(scope int) verify.Kernel
+	kernelOf                      func(res oracle.VMRes) verify.Kernel
+	suite                         string
+	errors                        []string
+	selinuxPolicyBytes            int
 }
 
 // compareVM predicts every probe of every case with the model and groups
 // the disagreements.
-func compareVM(run *vmRun, profiles string) (*vmReport, error) {
-	rep := &vmReport{begin: run.begin, end: run.end, bootWall: run.bootWall, vmWall: run.vmWall}
+func compareVM(run *vmRun, s *vmSuite) (*vmReport, error) {
+	rep := &vmReport{begin: run.begin, end: run.end, bootWall: run.bootWall, vmWall: run.vmWall,
+		suite: s.name, errors: run.errors, selinuxPolicyBytes: len(s.plan.SELinuxPolicy)}
 	if run.begin == nil {
 		return rep, fmt.Errorf("the VM printed no %sline (%s)", oracle.VMBeginPrefix, strings.Join(run.errors, "; "))
 	}
@@ -702,18 +882,23 @@ func compareVM(run *vmRun, profiles string) (*vmReport, error) {
 		return rep, err
 	}
 	rep.release = rel
-	rep.kernelOf = func(scope int) verify.Kernel {
-		return verify.Kernel{
-			Release: rel, LSMs: run.begin.LSMs, YamaScope: scope,
-			LandlockABI: run.begin.LandlockABI, SuidDumpable: run.begin.SuidDumpable, AppArmor: profiles,
+	rep.kernelOf = func(res oracle.VMRes) verify.Kernel {
+		k := verify.Kernel{
+			Release: rel, LSMs: run.begin.LSMs, YamaScope: res.Scope,
+			LandlockABI: run.begin.LandlockABI, SuidDumpable: run.begin.SuidDumpable, AppArmor: s.plan.AppArmor,
 		}
+		if k.Has("selinux") {
+			k.SELinux = s.plan.SELinuxModel
+			k.SELinuxEnforcing = res.SELinuxMode == oracle.SELinuxEnforcing
+		}
+		return k
 	}
 	groups := map[string]*vmGroup{}
 	byStep := map[string]*vmStepStats{}
 	for _, res := range run.results {
 		st := byStep[res.Step]
 		if st == nil {
-			st = &vmStepStats{name: res.Step, scope: res.Scope}
+			st = &vmStepStats{name: res.Step, scope: res.Scope, selinuxMode: res.SELinuxMode}
 			byStep[res.Step] = st
 			rep.steps = append(rep.steps, st)
 		}
@@ -729,7 +914,7 @@ func compareVM(run *vmRun, profiles string) (*vmReport, error) {
 		}
 		st.probes += len(res.Result.Probes)
 		rep.probes += len(res.Result.Probes)
-		pred, err := verify.Predict(rep.kernelOf(res.Scope), res.Case, res.Result)
+		pred, err := verify.Predict(rep.kernelOf(res), res.Case, res.Result)
 		if err == nil && len(pred) != len(res.Result.Probes) {
 			err = fmt.Errorf("model gave %d answers for %d probes", len(pred), len(res.Result.Probes))
 		}
@@ -798,9 +983,12 @@ func credsDesc(c oracle.Creds) string {
 	if k := c.UserNS.Kind; k != "" && k != oracle.NSNone {
 		fmt.Fprintf(&b, " userns=%s", k)
 	}
-	if c.AppArmor != "" {
+	switch {
+	case c.AppArmor != "":
 		fmt.Fprintf(&b, " apparmor=%s", c.AppArmor)
-	} else {
+	case c.SELinux != "":
+		fmt.Fprintf(&b, " selinux=%s", oracle.SELinuxType(c.SELinux))
+	default:
 		b.WriteString(" apparmor=unconfined")
 	}
 	return b.String()
@@ -816,12 +1004,17 @@ func groupKey(res oracle.VMRes, got, want oracle.ProbeResult) string {
 	if ll == "" {
 		ll = string(oracle.LandlockNone)
 	}
-	return fmt.Sprintf("scope %d, probe %s: prober {%s} target {%s} relation %s landlock %s: kernel %s, model %s",
-		res.Scope, got.Probe, credsDesc(c.Prober), credsDesc(c.Target), rel, ll, answer(got), answer(want))
+	mode := ""
+	if res.SELinuxMode != "" {
+		mode = " selinux " + res.SELinuxMode + ","
+	}
+	return fmt.Sprintf("scope %d,%s probe %s: prober {%s} target {%s} relation %s landlock %s: kernel %s, model %s",
+		res.Scope, mode, got.Probe, credsDesc(c.Prober), credsDesc(c.Target), rel, ll, answer(got), answer(want))
 }
 
 func (r *vmReport) print(w io.Writer) {
 	b := r.begin
+	fmt.Fprintf(w, "suite %s:\n", r.suite)
 	if r.pkgs != "" {
 		fmt.Fprintf(w, "packages: %s\n", r.pkgs)
 	}
@@ -835,9 +1028,15 @@ func (r *vmReport) print(w io.Writer) {
 	if r.end != nil && r.end.LoadSeconds > 0 {
 		fmt.Fprintf(w, "apparmor: %d profiles loaded in %.1f s\n", len(r.end.AppArmorProfiles), r.end.LoadSeconds)
 	}
+	if r.end != nil && r.end.SELinuxPolicyVersion != "" {
+		fmt.Fprintf(w, "selinux: policy (%d bytes) loaded in %.2f s, kernel policy version %s\n", r.selinuxPolicyBytes, r.end.SELinuxLoadSeconds, r.end.SELinuxPolicyVersion)
+	}
 	for _, s := range r.steps {
-		fmt.Fprintf(w, "  step %-15s yama %2d: %4d cases %5d probes, %d disagree (%d probes), %d refused",
+		fmt.Fprintf(w, "  step %-18s yama %2d: %4d cases %5d probes, %d disagree (%d probes), %d refused",
 			s.name, s.scope, s.cases, s.probes, s.disagree, s.disagreeProbes, s.refused)
+		if s.selinuxMode != "" {
+			fmt.Fprintf(w, ", selinux %s", s.selinuxMode)
+		}
 		if s.firstRefusal != "" {
 			fmt.Fprintf(w, " (first: %s)", s.firstRefusal)
 		}
@@ -891,7 +1090,7 @@ func (r *vmReport) writeScenarios(dir string) error {
 		res := g.example
 		base := filepath.Join(dir, fmt.Sprintf("disagreement-%03d", i+1))
 		raw, err := json.MarshalIndent(map[string]any{
-			"group": g.key, "count": g.count, "kernel": r.kernelOf(res.Scope), "step": res.Step,
+			"group": g.key, "count": g.count, "kernel": r.kernelOf(res), "step": res.Step,
 			"case": res.Case, "result": res.Result, "kernel_answer": g.kernel, "model_answer": g.model,
 		}, "", "  ")
 		if err == nil {
@@ -900,7 +1099,7 @@ func (r *vmReport) writeScenarios(dir string) error {
 		if err != nil {
 			note(err)
 		}
-		b, err := scenarioFor(r.kernelOf(res.Scope), g)
+		b, err := scenarioFor(r.kernelOf(res), g)
 		if err != nil {
 			note(err)
 			continue

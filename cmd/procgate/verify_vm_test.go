@@ -210,3 +210,95 @@ func writeTar(t *testing.T, w *bytes.Buffer, files map[string]string) {
 		t.Fatal(err)
 	}
 }
+
+func TestVMSuites(t *testing.T) {
+	suites, err := vmSuites(verifyVMOpts{suites: []string{suiteAppArmor, suiteSELinux}})
+	if err != nil || len(suites) != 2 {
+		t.Fatalf("vmSuites = %v, %v", suites, err)
+	}
+	aa, se := suites[0], suites[1]
+	if aa.selinux() || !strings.Contains(aa.cmdline(), "lsm="+vmLSMs+" ") || strings.Contains(aa.cmdline(), "enforcing") || aa.logName() != "vm.log" {
+		t.Errorf("apparmor suite: selinux %v, cmdline %q, log %s", aa.selinux(), aa.cmdline(), aa.logName())
+	}
+	if !se.selinux() || !strings.Contains(se.cmdline(), "lsm="+vmSELinuxLSMs+" enforcing=0 ") || se.logName() != "vm-selinux.log" {
+		t.Errorf("selinux suite: selinux %v, cmdline %q, log %s", se.selinux(), se.cmdline(), se.logName())
+	}
+	if se.plan.SELinuxConf == "" || se.plan.SELinuxModel == "" || len(se.plan.SELinuxPolicy) != 0 {
+		t.Error("the selinux suite should carry its policy.conf and model text, compiled later")
+	}
+	if _, err := vmSuites(verifyVMOpts{suites: []string{"smack"}}); err == nil {
+		t.Error("unknown suite accepted")
+	}
+	if got := strings.Join(checkpolicyArgs("a.conf", "b.33"), " "); got != "-c 33 -U allow -o b.33 a.conf" {
+		t.Errorf("checkpolicy args %q", got)
+	}
+	// A saved log is matched to its suite by the LSMs the VM ran.
+	run := &vmRun{begin: &oracle.VMBegin{LSMs: []string{"capability", "yama", "selinux"}}}
+	if s := suiteForLog(run, suites[:1]); s.name != suiteSELinux || s.plan.SELinuxModel == "" {
+		t.Errorf("suiteForLog(selinux log) = %s", s.name)
+	}
+	run.begin.LSMs = []string{"capability", "apparmor"}
+	if s := suiteForLog(run, suites); s.name != suiteAppArmor {
+		t.Errorf("suiteForLog(apparmor log) = %s", s.name)
+	}
+	// A plan file for SELinux needs the model's text.
+	dir := t.TempDir()
+	planFile := filepath.Join(dir, "mine.json")
+	if err := os.WriteFile(planFile, []byte(`{"selinux_conf":"x","steps":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vmSuites(verifyVMOpts{planFile: planFile}); err == nil {
+		t.Error("an SELinux plan without selinux_model accepted")
+	}
+}
+
+// compareVM predicts SELinux cases with the suite's policy and the mode
+// each case ran in.
+func TestCompareVMSELinux(t *testing.T) {
+	u := oracle.User(1000, 1000)
+	label := func(c oracle.Creds, d string) oracle.Creds { c.SELinux = oracle.SELinuxContext(d); return c }
+	res := func(mode, prober, probe, answer string) oracle.VMRes {
+		return oracle.VMRes{Step: "selinux", SELinuxMode: mode, Case: oracle.Case{
+			Prober: label(u, prober), Target: label(u, "pg_rt_t"), Probes: []oracle.Probe{oracle.Probe(probe)},
+		}, Result: oracle.Result{
+			Target: oracle.Observed{Pid: 10, UID: [4]uint32{1000, 1000, 1000, 1000}, GID: [4]uint32{1000, 1000, 1000, 1000}, Dumpable: 1, InitNS: true},
+			Prober: oracle.Observed{Pid: 11, UID: [4]uint32{1000, 1000, 1000, 1000}, GID: [4]uint32{1000, 1000, 1000, 1000}, Dumpable: 1, InitNS: true},
+			Probes: []oracle.ProbeResult{{Probe: oracle.Probe(probe), Result: answer}},
+		}}
+	}
+	run := &vmRun{
+		begin: &oracle.VMBegin{Release: "6.1.0-56-amd64", LSMs: []string{"lockdown", "capability", "landlock", "yama", "selinux", "bpf"}, LandlockABI: 2},
+		end:   &oracle.VMEnd{Cases: 4},
+		results: []oracle.VMRes{
+			res(oracle.SELinuxEnforcing, "pg_none_t", "ptrace_seize", "EACCES"),
+			res(oracle.SELinuxEnforcing, "pg_rt_t", "ptrace_seize", "ok"),
+			res(oracle.SELinuxPermissive, "pg_none_t", "ptrace_seize", "ok"),
+			res(oracle.SELinuxEnforcing, "pg_trace_t", "ptrace_seize", "EACCES"), // wrong on purpose
+		},
+	}
+	suite := &vmSuite{name: suiteSELinux, plan: oracle.VMSELinuxPlan(nil)}
+	rep, err := compareVM(run, suite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.predictErrs != 0 {
+		t.Fatalf("model errors: %s", rep.firstPredictErr)
+	}
+	if rep.disagreeCases != 1 || len(rep.groups) != 1 {
+		t.Fatalf("%d disagreeing cases, groups %v; want only the pg_trace_t one", rep.disagreeCases, rep.groups)
+	}
+	key := rep.groups[0].key
+	for _, want := range []string{"selinux enforcing", "selinux=pg_trace_t", "selinux=pg_rt_t", "kernel EACCES, model ok"} {
+		if !strings.Contains(key, want) {
+			t.Errorf("group key %q lacks %q", key, want)
+		}
+	}
+	if k := rep.kernelOf(run.results[2]); k.SELinuxEnforcing || k.SELinux == "" {
+		t.Errorf("permissive case predicted with %+v", k)
+	}
+	var out bytes.Buffer
+	rep.print(&out)
+	if !strings.Contains(out.String(), "suite selinux:") {
+		t.Errorf("report lacks the suite: %s", out.String())
+	}
+}
