@@ -7,7 +7,20 @@
 // value or a denial (errno and reason) per item. The API is documented in
 // docs/api.md and docs/api.openapi.yaml.
 //
+// The HTTP side (Server) asks a Backend for each connection: Local runs
+// the gate in the same process (procgate serve --no-privsep, tests);
+// Remote runs it in a privilege-separated reader process (the default).
+// With privilege separation the front — the process that parses
+// untrusted input — holds no capability and confines itself with
+// Landlock (ConfineFront), while the reader, this binary re-executed
+// (RunReaderIfRequested), keeps CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH,
+// never parses HTTP, and runs without Landlock, which would scope its
+// ptrace checks to its own domain. They talk over SOCK_SEQPACKET socket
+// pairs (ipc.go); the reader reads each caller's credentials and pidfd
+// from the client connection itself, passed with SCM_RIGHTS.
+//
 // The package also holds the daemon's plumbing: the socket (Listen,
-// systemd socket activation), per-uid and global limits, and dropping its
-// own privileges after binding (DropPrivileges, RestrictFilesystem).
+// systemd socket activation), per-uid and global limits, and dropping
+// privileges after binding (DropPrivileges, DropAllPrivileges,
+// ConfineFront).
 package broker

@@ -3,29 +3,41 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
+	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
 )
 
-// Capabilities the broker keeps after binding: CAP_SYS_PTRACE (the
-// ptrace checks of /proc files, process_vm_readv) and CAP_DAC_READ_SEARCH
-// (0400 files such as environ and io of other users).
+// Capabilities the reader (or the in-process broker) keeps after
+// binding: CAP_SYS_PTRACE (the ptrace checks of /proc files,
+// process_vm_readv) and CAP_DAC_READ_SEARCH (0400 files such as environ
+// and io of other users).
 var keptCaps = []uintptr{unix.CAP_SYS_PTRACE, unix.CAP_DAC_READ_SEARCH}
 
 // DropPrivileges keeps only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH
 // (effective and permitted; the bounding set, inheritable and ambient sets
 // cleared of everything else) and sets no_new_privs, on every thread of
-// the process. It needs a build without cgo (AllThreadsSyscall).
-func DropPrivileges() error {
+// the process. It needs a build without cgo (AllThreadsSyscall). The
+// privilege-separated reader, and the in-process broker, run with it.
+func DropPrivileges() error { return dropCaps(keptCaps) }
+
+// DropAllPrivileges clears every capability set (effective, permitted,
+// inheritable, ambient and bounding) and sets no_new_privs, on every
+// thread: the privilege-separated front runs with it.
+func DropAllPrivileges() error { return dropCaps(nil) }
+
+func dropCaps(kept []uintptr) error {
 	keep := map[uintptr]bool{}
-	for _, c := range keptCaps {
+	for _, c := range kept {
 		keep[c] = true
 	}
 	last := uintptr(unix.CAP_LAST_CAP)
@@ -59,7 +71,7 @@ func DropPrivileges() error {
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
-	for _, c := range keptCaps {
+	for _, c := range kept {
 		data[c/32].Effective |= 1 << (c % 32)
 		data[c/32].Permitted |= 1 << (c % 32)
 	}
@@ -69,29 +81,57 @@ func DropPrivileges() error {
 	return nil
 }
 
-// RestrictFilesystem confines the broker's own filesystem access with
-// Landlock: read-only /proc and /sys, read-write for the given paths
-// (the audit log's directory, the socket's directory), nothing else.
+// LandlockABI returns the kernel's Landlock ABI version, 0 when Landlock
+// is not available (not built, or not enabled in the lsm= list).
+func LandlockABI() int {
+	v, err := llsys.LandlockGetABIVersion()
+	if err != nil || v < 1 {
+		return 0
+	}
+	return v
+}
+
+// ConfineFront confines the privilege-separated front once its
+// listeners are bound and the reader is started: it drops every
+// capability and sets no_new_privs (DropAllPrivileges), then, with
+// useLandlock, enforces a Landlock domain with the best ABI the kernel
+// offers (go-landlock's V11 in best-effort mode) and no rule at all:
+// no file can be opened, created, executed or listed (ABI 1-3, 5), no
+// TCP port bound or connected (ABI 4; listeners bound before stay
+// usable), no pathname Unix socket connected (ABI 9), no UDP port used
+// (ABI 10), no abstract Unix socket reached and no signal sent outside
+// the domain (ABI 6). The one exception is removable: a directory in
+// which files may be removed (the socket's, so that it can be unlinked
+// at shutdown), "" for none.
 //
-// Landlock also scopes ptrace: a Landlock-restricted process passes
-// ptrace_may_access only for targets in its own domain or nested ones,
-// and neither root nor CAP_SYS_PTRACE lifts that. A restricted broker
-// therefore cannot read the ptrace-guarded items (io, exe, cwd, fd,
-// environ, maps…) of any process outside its sandbox; only status, stat,
-// statm, cmdline, limits and cgroup remain. The broker applies it only
-// when asked (procgate serve --landlock), for deployments that serve
-// those items alone.
-func RestrictFilesystem(rw ...string) error {
-	rules := []landlock.Rule{landlock.RODirs("/proc", "/sys", "/etc").IgnoreIfMissing()}
-	for _, p := range rw {
-		if p != "" {
-			rules = append(rules, landlock.RWDirs(p).IgnoreIfMissing())
-		}
+// The front only accepts connections, reads their credentials, parses
+// HTTP and talks to the reader over socket pairs it creates: none of
+// that needs the filesystem. Landlock also scopes ptrace, which is why
+// the reader, which reads other processes' ptrace-guarded files, runs
+// without a domain.
+//
+// It returns the Landlock ABI enforced, 0 when the kernel has none (the
+// caller must warn: the front then runs without capabilities but
+// unconfined).
+func ConfineFront(useLandlock bool, removable string) (int, error) {
+	if err := DropAllPrivileges(); err != nil {
+		return 0, err
 	}
-	if err := landlock.V5.BestEffort().RestrictPaths(rules...); err != nil {
-		return fmt.Errorf("broker: landlock: %w", err)
+	if !useLandlock {
+		return 0, nil
 	}
-	return nil
+	abi := LandlockABI()
+	if abi == 0 {
+		return 0, nil
+	}
+	var rules []landlock.Rule
+	if removable != "" {
+		rules = append(rules, landlock.PathAccess(landlock.AccessFSSet(llsys.AccessFSRemoveFile), removable).IgnoreIfMissing())
+	}
+	if err := landlock.V11.BestEffort().Restrict(rules...); err != nil {
+		return abi, fmt.Errorf("broker: landlock: %w", err)
+	}
+	return abi, nil
 }
 
 // ActivationListener returns the listening socket passed by systemd
@@ -151,4 +191,33 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("broker: chmod socket: %w", err)
 	}
 	return l, nil
+}
+
+// envSelfTest names a file the front tries to open once confined,
+// logging the outcome: a test hook (docs/api.md) that shows the
+// confinement from outside without giving callers any new endpoint.
+const envSelfTest = "PROCGATE_FRONT_SELFTEST_OPEN"
+
+// SelfTestConfinement, when PROCGATE_FRONT_SELFTEST_OPEN names a file,
+// tries to open it and to connect to a TCP port on the loopback
+// interface, and logs both outcomes (never any content).
+func SelfTestConfinement(log *slog.Logger) {
+	path := os.Getenv(envSelfTest)
+	if path == "" {
+		return
+	}
+	os.Unsetenv(envSelfTest)
+	openErr := "none (opened)"
+	if f, err := os.Open(path); err != nil {
+		openErr = err.Error()
+	} else {
+		f.Close()
+	}
+	dialErr := "none (connected)"
+	if c, err := (&net.Dialer{Timeout: time.Second}).Dial("tcp4", "127.0.0.1:9"); err != nil {
+		dialErr = err.Error()
+	} else {
+		c.Close()
+	}
+	log.Info("front self-test", "open", openErr, "tcp_connect", dialErr)
 }

@@ -25,6 +25,10 @@ const Version = "v1"
 
 // Config configures a Server.
 type Config struct {
+	// Backend answers the requests: Local{Gate} in-process, or a Remote
+	// reader process (privilege separation). When nil, Local{Gate}.
+	Backend Backend
+	// Gate is the in-process gate, used when Backend is nil.
 	Gate *gate.Gate
 	// Log receives operational messages (never audit records, never
 	// values read); nil discards them.
@@ -46,7 +50,7 @@ type Config struct {
 // answers /v1/ requests through the gate for the connected caller.
 type Server struct {
 	cfg    Config
-	g      *gate.Gate
+	be     Backend
 	http   *http.Server
 	log    *slog.Logger
 	conns  chan struct{}
@@ -77,7 +81,10 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, g: cfg.Gate, log: cfg.Log, conns: make(chan struct{}, cfg.MaxConns), perUID: map[uint32]*uidState{}}
+	s := &Server{cfg: cfg, be: cfg.Backend, log: cfg.Log, conns: make(chan struct{}, cfg.MaxConns), perUID: map[uint32]*uidState{}}
+	if s.be == nil {
+		s.be = Local{G: cfg.Gate}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/read", s.handleRead)
 	mux.HandleFunc("GET /v1/version", s.handleVersion)
@@ -104,30 +111,35 @@ func New(cfg Config) *Server {
 		},
 		ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}
-	cfg.Gate.Metrics().Gauge("procgate_connections", func() float64 { return float64(len(s.conns)) })
-	cfg.Gate.Metrics().Gauge("procgate_requests_in_flight", func() float64 { return float64(s.active.Load()) })
+	if l, ok := s.be.(Local); ok {
+		// A Remote reader keeps these gauges itself (its sessions and
+		// reads in progress).
+		l.G.Metrics().Gauge("procgate_connections", func() float64 { return float64(len(s.conns)) })
+		l.G.Metrics().Gauge("procgate_requests_in_flight", func() float64 { return float64(s.active.Load()) })
+	}
 	return s
 }
 
 type callerKey struct{}
 
-// peerConn is an accepted connection with its pinned caller.
+// peerConn is an accepted connection with its identified caller.
 type peerConn struct {
 	net.Conn
-	s      *Server
-	caller *gate.Caller
-	peer   Peer
-	err    error
-	once   sync.Once
+	s        *Server
+	sess     Session
+	peer     Peer
+	err      error
+	admitted bool // counted in perUID
+	once     sync.Once
 }
 
 func (c *peerConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
-		if c.caller != nil {
-			c.caller.Close()
+		if c.sess != nil {
+			c.sess.Close()
 		}
-		c.s.release(c.peer.UID, c.err == nil)
+		c.s.release(c.peer.UID, c.admitted)
 		<-c.s.conns
 	})
 	return err
@@ -153,23 +165,21 @@ func (l *listener) Accept() (net.Conn, error) {
 		return pc, nil
 	}
 	pc.peer, pc.err = PeerOf(uc)
-	if pc.err == nil {
-		if !l.s.admit(pc.peer.UID) {
-			pc.err = errTooManyConns
-			if pc.peer.PidFD >= 0 {
-				unix.Close(pc.peer.PidFD)
-			}
-			return pc, nil
-		}
-		pc.caller, pc.err = l.s.g.NewCaller(pc.peer.PID, pc.peer.PidFD, pc.peer.UID, pc.peer.GID, pc.peer.Label)
-		if pc.err != nil {
-			l.s.release(pc.peer.UID, true)
-			pc.peer.UID = 0
+	if pc.err != nil {
+		return pc, nil
+	}
+	if !l.s.admit(pc.peer.UID) {
+		pc.err = errTooManyConns
+		closeFD(pc.peer.PidFD)
+		return pc, nil
+	}
+	pc.admitted = true
+	pc.sess, pc.err = l.s.be.Open(uc, pc.peer) // owns pc.peer.PidFD
+	pc.peer.PidFD = -1
+	if pc.err != nil {
+		pc.sess = nil
+		if !errors.Is(pc.err, ErrUnavailable) {
 			pc.err = fmt.Errorf("identify caller: %w", pc.err)
-			pc.once.Do(func() { <-l.s.conns }) // nothing else to release
-			pc.once = sync.Once{}
-			pc.once.Do(func() {})
-			l.s.conns <- struct{}{}
 		}
 	}
 	return pc, nil
@@ -231,11 +241,18 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		case errors.Is(pc.err, errTooManyConns):
 			writeError(w, http.StatusTooManyRequests, "too_many_connections", pc.err.Error())
 			return
+		case errors.Is(pc.err, ErrUnavailable):
+			writeUnavailable(w)
+			return
 		case pc.err != nil:
 			writeError(w, http.StatusForbidden, "unidentified", pc.err.Error())
 			return
 		}
-		if err := pc.caller.Alive(); err != nil {
+		if err := pc.sess.Alive(); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				writeUnavailable(w)
+				return
+			}
 			writeError(w, http.StatusGone, "caller_gone", "the calling process exited")
 			return
 		}
@@ -246,7 +263,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		case st.reqs <- struct{}{}:
 			defer func() { <-st.reqs }()
 		default:
-			s.g.Metrics().Counter(`procgate_rejected_total{reason="per_uid_limit"}`).Add(1)
+			s.be.Reject("per_uid_limit")
 			writeError(w, http.StatusTooManyRequests, "too_many_requests",
 				"too many requests in progress for uid "+strconv.FormatUint(uint64(pc.peer.UID), 10))
 			return
@@ -274,24 +291,52 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	json.NewEncoder(w).Encode(e)
 }
 
+// writeUnavailable answers 503: the privileged reader is gone, the
+// broker fails closed (and exits; its supervisor restarts it).
+func writeUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "unavailable", "the broker's privileged reader is unavailable; retry later")
+}
+
+// writeBackendError answers an error of a session operation before any
+// output.
+func writeBackendError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		writeUnavailable(w)
+	case errors.Is(err, gate.ErrCallerGone):
+		writeError(w, http.StatusGone, "caller_gone", err.Error())
+	case errors.Is(err, unix.EAGAIN):
+		writeError(w, http.StatusConflict, "caller_changed", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
 }
 
 func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, map[string]any{"api": Version, "server": s.cfg.ServerVersion, "policy_generation": s.g.Policy().Generation()})
+	pc := r.Context().Value(callerKey{}).(*peerConn)
+	gen, err := pc.sess.Generation()
+	if err != nil {
+		writeBackendError(w, err)
+		return
+	}
+	writeJSON(w, map[string]any{"api": Version, "server": s.cfg.ServerVersion, "policy_generation": gen})
 }
 
 func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	pc := r.Context().Value(callerKey{}).(*peerConn)
-	sub := pc.caller.Subject()
-	writeJSON(w, map[string]any{
-		"pid": sub.PID, "uid": sub.UID, "gid": sub.GID, "groups": sub.Groups, "comm": sub.Comm,
-		"selinux": sub.SELinux, "apparmor": sub.AppArmor,
-		"exe":    map[string]any{"path": sub.Exe.Path, "dev": sub.Exe.Dev, "ino": sub.Exe.Ino},
-		"cgroup": sub.Cgroup, "pidns": sub.PIDNS, "pidfd_pinned": pc.peer.PidFD >= 0,
-	})
+	b, err := pc.sess.Whoami()
+	if err != nil {
+		writeBackendError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
 }
 
 func (s *Server) handleItems(w http.ResponseWriter, r *http.Request) {
@@ -314,7 +359,6 @@ func (s *Server) handleItems(w http.ResponseWriter, r *http.Request) {
 // handleRead answers POST /v1/read as a stream of JSON lines: one per
 // process, then {"done":true,...}.
 func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
 	pc := r.Context().Value(callerKey{}).(*peerConn)
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
@@ -328,7 +372,7 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
 			if re.Status == http.StatusRequestEntityTooLarge {
 				code = "too_large"
 			}
-			s.g.Metrics().Counter(`procgate_rejected_total{reason="` + code + `"}`).Add(1)
+			s.be.Reject(code)
 			writeError(w, re.Status, code, re.Msg)
 			return
 		}
@@ -339,11 +383,8 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	bw := &lineWriter{w: w, rc: rc, timeout: s.cfg.WriteTimeout}
-	n := 0
-	err = s.g.Read(r.Context(), pc.caller, req)(func(pr *gate.ProcResult) error {
-		n++
-		bw.buf = pr.AppendJSON(bw.buf)
-		bw.buf = append(bw.buf, '\n')
+	n, gen, err := pc.sess.Read(r.Context(), req, func(lines []byte) error {
+		bw.buf = append(bw.buf, lines...)
 		if len(bw.buf) >= 32<<10 {
 			return bw.flush()
 		}
@@ -353,14 +394,7 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
 		return // the client went away: nobody to answer
 	}
 	if err != nil && !bw.started && len(bw.buf) == 0 {
-		switch {
-		case errors.Is(err, gate.ErrCallerGone):
-			writeError(w, http.StatusGone, "caller_gone", err.Error())
-		case errors.Is(err, unix.EAGAIN):
-			writeError(w, http.StatusConflict, "caller_changed", err.Error())
-		default:
-			writeError(w, http.StatusInternalServerError, "internal", err.Error())
-		}
+		writeBackendError(w, err)
 		return
 	}
 	if err != nil {
@@ -368,7 +402,11 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
 			return // nobody to answer
 		}
 		// Headers are sent: report the error in the stream, then end it.
-		bw.buf = append(bw.buf, `{"error":{"code":"internal","message":`...)
+		code := "internal"
+		if errors.Is(err, ErrUnavailable) {
+			code = "unavailable"
+		}
+		bw.buf = append(bw.buf, `{"error":{"code":"`+code+`","message":`...)
 		bw.buf = gate.AppendString(bw.buf, err.Error())
 		bw.buf = append(bw.buf, "}}\n"...)
 		bw.flush()
@@ -377,10 +415,9 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
 	bw.buf = append(bw.buf, `{"done":true,"processes":`...)
 	bw.buf = strconv.AppendInt(bw.buf, int64(n), 10)
 	bw.buf = append(bw.buf, `,"policy_generation":`...)
-	bw.buf = strconv.AppendUint(bw.buf, s.g.Policy().Generation(), 10)
+	bw.buf = strconv.AppendUint(bw.buf, gen, 10)
 	bw.buf = append(bw.buf, "}\n"...)
 	bw.flush()
-	s.g.Metrics().ObserveRequest(time.Since(start))
 }
 
 // lineWriter batches lines and writes them with a deadline per write.

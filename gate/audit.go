@@ -127,7 +127,11 @@ func (a *Auditor) flusher() {
 }
 
 // Record writes (or counts, when rate-limited) one audited decision.
-func (a *Auditor) Record(ev *AuditEvent) {
+func (a *Auditor) Record(ev *AuditEvent) { a.record(ev, nil) }
+
+// record is Record; fill, when not nil, completes ev just before it is
+// written (it is not called for a suppressed decision).
+func (a *Auditor) record(ev *AuditEvent, fill func(*AuditEvent)) {
 	if a == nil {
 		return
 	}
@@ -146,6 +150,9 @@ func (a *Auditor) Record(ev *AuditEvent) {
 			return
 		}
 		a.perKey[k]++
+	}
+	if fill != nil {
+		fill(ev)
 	}
 	a.writeLocked(ev, 0)
 }

@@ -166,6 +166,8 @@ type Caller struct {
 	pin  *Pin
 	info *procInfo
 	subj policy.Subject
+	// cache holds the caller's cached views until Close.
+	cache atomic.Pointer[viewCache]
 }
 
 // NewCaller pins the caller pid (with pidfd from SO_PEERPIDFD when it is
@@ -193,6 +195,8 @@ func (g *Gate) NewCaller(pid, pidfd int, uid, gid uint32, label string) (*Caller
 		return nil, fmt.Errorf("gate: caller: %w", err)
 	}
 	c := &Caller{pin: p, info: pi, subj: pi.subject(uid, gid)}
+	g.cache.ref(pi.key)
+	c.cache.Store(g.cache)
 	if label != "" {
 		switch {
 		case g.mods.selinux:
@@ -213,8 +217,14 @@ func (c *Caller) PID() int { return c.pin.PID }
 // Alive returns nil while the pinned caller is alive.
 func (c *Caller) Alive() error { return c.pin.Verify() }
 
-// Close releases the caller's pin.
-func (c *Caller) Close() { c.pin.Close() }
+// Close releases the caller's pin and, with the caller's last
+// connection, its cached views.
+func (c *Caller) Close() {
+	c.pin.Close()
+	if vc := c.cache.Swap(nil); vc != nil {
+		vc.unref(c.info.key)
+	}
+}
 
 // Request is a batch: processes × items.
 type Request struct {
@@ -254,6 +264,10 @@ func (g *Gate) read(ctx context.Context, c *Caller, req *Request, emit func(*Pro
 		if pids, err = g.listPIDs(); err != nil {
 			return err
 		}
+	}
+	if len(pids) > 0 && len(pids) <= chunk {
+		// One chunk: read it in this goroutine.
+		return g.readOne(ctx, c, pol, req, pids, emit)
 	}
 	var emitMu sync.Mutex
 	var firstErr error
@@ -303,6 +317,37 @@ func (g *Gate) read(ctx context.Context, c *Caller, req *Request, emit func(*Pro
 	wg.Wait()
 	if firstErr != nil {
 		return firstErr
+	}
+	if err := c.Alive(); err != nil {
+		return ErrCallerGone
+	}
+	return ctx.Err()
+}
+
+// readOne answers a request of at most one chunk of processes, with the
+// same bound on concurrent work as read.
+func (g *Gate) readOne(ctx context.Context, c *Caller, pol Policy, req *Request, pids []int, emit func(*ProcResult) error) error {
+	select {
+	case g.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		<-g.sem
+		return err
+	}
+	results, err := g.readChunk(c, pol, req, pids)
+	<-g.sem
+	if err != nil {
+		return err
+	}
+	for i := range results {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := emit(&results[i]); err != nil {
+			return err
+		}
 	}
 	if err := c.Alive(); err != nil {
 		return ErrCallerGone
@@ -536,11 +581,15 @@ func (g *Gate) decide(pol Policy, s *policy.Subject, t *policy.Target, rel polic
 			PID: s.PID, Comm: s.Comm, UID: s.UID, SContext: firstNonEmpty(s.SELinux, s.AppArmor),
 			TPID: t.PID, TComm: t.Comm, TUID: t.UID, TContext: firstNonEmpty(t.SELinux, t.AppArmor),
 		}
-		ev.Rule, ev.Reason = ruleOf(pol, s, t, rel, it)
-		if den != nil && source != SourcePolicy {
-			ev.Reason = den.Reason
-		}
-		g.audit.Record(ev)
+		// The deciding rule is looked up (the policy's slow path) only
+		// for a record that is written, not for one the rate limit
+		// suppresses.
+		g.audit.record(ev, func(ev *AuditEvent) {
+			ev.Rule, ev.Reason = ruleOf(pol, s, t, rel, it)
+			if den != nil && source != SourcePolicy {
+				ev.Reason = den.Reason
+			}
+		})
 	}
 	return allowed, masked, den
 }
@@ -565,3 +614,10 @@ func errnoOf(e kernel.Errno) unix.Errno {
 	}
 	return unix.EACCES
 }
+
+// DefaultMemoryLimit is the soft limit on the Go runtime's memory that
+// procgate serve sets (debug.SetMemoryLimit, in cmd/procgate/serve.go:
+// keep the two equal) unless GOMEMLIMIT is set; the broker's benchmarks
+// run with it. It keeps the daemon's resident memory small on machines
+// with many processes (docs/benchmarks.md, "Broker").
+const DefaultMemoryLimit = 40 << 20

@@ -18,12 +18,21 @@ import (
 type procInfo struct {
 	st        live.Status
 	start     uint64 // stat field 22, in clock ticks since boot
-	statRaw   []byte
-	statusRaw []byte
+	statRaw   string
+	statusRaw string
 	exe       policy.Exe
 	cgroup    string
-	pidns     uint64
-	key       taskKey
+	// Values read under the pin that also answer items (exe, cgroup,
+	// fd_count), so the items need no second read: exeLink is the link
+	// as read, cgroupRaw the whole file; each is valid when its ok flag
+	// is set.
+	exeLink         string
+	cgroupRaw       string
+	fdSize          int64
+	exeOK, cgroupOK bool
+	fdOK            bool
+	pidns           uint64
+	key             taskKey
 
 	labelsSELinux, labelsAppArmor string
 }
@@ -65,7 +74,7 @@ func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool) (*procInfo, err
 	if st.Pid != p.PID {
 		return nil, fmt.Errorf("gate: pid %d: status names pid %d: %w", p.PID, st.Pid, unix.ESRCH)
 	}
-	pi := &procInfo{st: st, statusRaw: append([]byte(nil), status...)}
+	pi := &procInfo{st: st, statusRaw: string(status)}
 	stat, err := readFile(p.Dir, "stat", buf, 4096)
 	if err != nil {
 		return nil, fmt.Errorf("gate: pid %d: read stat: %w", p.PID, goneErr(err))
@@ -75,7 +84,7 @@ func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool) (*procInfo, err
 		return nil, fmt.Errorf("gate: pid %d: %w", p.PID, err)
 	}
 	pi.start = sf.StartTime
-	pi.statRaw = append([]byte(nil), stat...)
+	pi.statRaw = string(stat)
 	k := &pi.key
 	k.pid, k.ppid, k.tracer, k.start = st.Pid, st.PPid, st.TracerPid, sf.StartTime
 	k.uids, k.gids, k.capEff, k.capPrm = st.UIDs, st.GIDs, st.CapEff, st.CapPrm
@@ -83,14 +92,11 @@ func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool) (*procInfo, err
 		k.state = 'Z' // only the zombie state matters to the model
 	}
 	k.hasMM, k.kthread = st.HasMM, st.Kthread || sf.Flags&0x00200000 != 0
-	h := fnv.New64a()
-	for _, g := range st.Groups {
-		h.Write([]byte{byte(g), byte(g >> 8), byte(g >> 16), byte(g >> 24)})
-	}
-	k.groups = h.Sum64()
+	k.groups = hashGroups(st.Groups)
 	var sb unix.Stat_t
 	if err := unix.Fstatat(p.Dir, "fd", &sb, unix.AT_SYMLINK_NOFOLLOW); err == nil {
 		k.ownUID, k.ownGID = sb.Uid, sb.Gid
+		pi.fdSize, pi.fdOK = sb.Size, true
 	} else if errors.Is(goneErr(err), unix.ESRCH) {
 		return nil, fmt.Errorf("gate: pid %d: stat fd/: %w", p.PID, unix.ESRCH)
 	}
@@ -105,10 +111,13 @@ func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool) (*procInfo, err
 	if !k.kthread {
 		if err := unix.Fstatat(p.Dir, "exe", &sb, 0); err == nil {
 			pi.exe.Dev, pi.exe.Ino = sb.Dev, sb.Ino
-			pi.exe.Path, _ = readLink(p.Dir, "exe")
+			if l, err := readLink(p.Dir, "exe"); err == nil {
+				pi.exe.Path, pi.exeLink, pi.exeOK = l, l, true
+			}
 		}
-		if cg, err := readFile(p.Dir, "cgroup", buf, 4096); err == nil {
-			pi.cgroup = cgroupPath(cg)
+		if cg, err := readFile(p.Dir, "cgroup", buf, 1<<16); err == nil && len(cg) < 1<<16 {
+			pi.cgroupRaw, pi.cgroupOK = string(cg), true
+			pi.cgroup = cgroupPath(pi.cgroupRaw)
 		}
 	}
 	var selinux, apparmor string
@@ -145,9 +154,9 @@ func (pi *procInfo) dumpableHint() bool {
 
 // cgroupPath returns the cgroup v2 path ("0::/path") of a cgroup file,
 // or the first line's path on a v1-only system.
-func cgroupPath(b []byte) string {
+func cgroupPath(b string) string {
 	first := ""
-	for line := range strings.SplitSeq(string(b), "\n") {
+	for line := range strings.SplitSeq(b, "\n") {
 		if p, ok := strings.CutPrefix(line, "0::"); ok {
 			return p
 		}
@@ -158,6 +167,20 @@ func cgroupPath(b []byte) string {
 		}
 	}
 	return first
+}
+
+// hashGroups is the FNV-1a hash of the supplementary groups (4 bytes
+// each, little-endian).
+func hashGroups(groups []uint32) uint64 {
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	for _, g := range groups {
+		for i := range 4 {
+			h ^= uint64(byte(g >> (8 * i)))
+			h *= prime64
+		}
+	}
+	return h
 }
 
 // readLabel reads an attr/ label without its trailing newline or NUL.

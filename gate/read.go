@@ -38,7 +38,11 @@ func (g *Gate) readKind(dir int, t *target, rd itemRead, it Item, masked bool, m
 	case kindFile:
 		// status was read already, under the same pin.
 		if rd.file == "status" {
-			ir.kind, ir.Text = valueText, string(t.info.statusRaw)
+			ir.kind, ir.Text = valueText, t.info.statusRaw
+			return nil
+		}
+		if rd.file == "cgroup" && t.info.cgroupOK && len(t.info.cgroupRaw) <= max {
+			ir.kind, ir.Text = valueText, t.info.cgroupRaw
 			return nil
 		}
 		b, err := readFile(dir, rd.file, buf, max)
@@ -47,11 +51,10 @@ func (g *Gate) readKind(dir int, t *target, rd itemRead, it Item, masked bool, m
 		}
 		ir.kind, ir.Text = valueText, string(b)
 	case kindStat:
-		b := t.info.statRaw
+		ir.kind, ir.Text = valueText, t.info.statRaw
 		if masked && it == policy.ItemStat {
-			b = MaskStat(b)
+			ir.Text = string(MaskStat([]byte(t.info.statRaw)))
 		}
-		ir.kind, ir.Text = valueText, string(b)
 	case kindNULList:
 		b, err := readFile(dir, rd.file, buf, max)
 		if err != nil {
@@ -65,12 +68,22 @@ func (g *Gate) readKind(dir int, t *target, rd itemRead, it Item, masked bool, m
 			ir.List = []string{}
 		}
 	case kindLink:
+		if rd.file == "exe" && t.info.exeOK {
+			// read under the same pin
+			ir.kind, ir.Text = valueText, t.info.exeLink
+			return nil
+		}
 		l, err := readLink(dir, rd.file)
 		if err != nil {
 			return fmt.Errorf("readlink %s: %w", rd.file, goneErr(err))
 		}
 		ir.kind, ir.Text = valueText, l
 	case kindFDCount:
+		if t.info.fdOK {
+			// stat'ed under the same pin
+			ir.kind, ir.Count = valueCount, int(t.info.fdSize)
+			return nil
+		}
 		var sb unix.Stat_t
 		if err := unix.Fstatat(dir, "fd", &sb, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("stat fd: %w", goneErr(err))

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,9 +44,18 @@ type pairKey struct{ caller, target taskKey }
 // change of credentials, capabilities, relations, state, dump owner, user
 // namespace or labels changes a fingerprint and so misses. Kernel
 // settings (Yama scope, hidepid) are re-read when the cache expires.
+//
+// Its memory is bounded: entries are grouped by caller, so a caller's
+// fingerprint is stored once, and dropped when the last connection of
+// that caller closes (a later caller process never has the same
+// fingerprint: it includes the pid and start time); the views themselves
+// are interned, since most pairs get identical answers; and past max
+// entries the cache is emptied.
 type viewCache struct {
 	mu      sync.RWMutex
-	m       map[pairKey]*kview
+	callers map[taskKey]*callerViews
+	n       int // entries over all callers
+	intern  map[string]*kview
 	born    time.Time
 	ttl     time.Duration
 	max     int
@@ -55,13 +65,25 @@ type viewCache struct {
 	reads   atomic.Uint64 // model reads (live.ReadPIDs calls)
 }
 
+// callerViews are the cached views of one caller.
+type callerViews struct {
+	views map[taskKey]*kview
+	refs  int // open Callers with this fingerprint
+}
+
+// maxInterned bounds the distinct views kept for sharing.
+const maxInterned = 512
+
 func newViewCache(ttl time.Duration, max int) *viewCache {
-	return &viewCache{m: map[pairKey]*kview{}, born: time.Now(), ttl: ttl, max: max}
+	return &viewCache{callers: map[taskKey]*callerViews{}, intern: map[string]*kview{}, born: time.Now(), ttl: ttl, max: max}
 }
 
 func (vc *viewCache) get(k pairKey) *kview {
 	vc.mu.RLock()
-	v := vc.m[k]
+	var v *kview
+	if cv := vc.callers[k.caller]; cv != nil {
+		v = cv.views[k.target]
+	}
 	expired := time.Since(vc.born) > vc.ttl
 	vc.mu.RUnlock()
 	if expired {
@@ -77,20 +99,73 @@ func (vc *viewCache) get(k pairKey) *kview {
 }
 
 func (vc *viewCache) put(k pairKey, v *kview) {
+	sig := v.signature()
 	vc.mu.Lock()
-	if len(vc.m) >= vc.max {
-		vc.evicted.Add(uint64(len(vc.m)))
-		clear(vc.m)
+	defer vc.mu.Unlock()
+	if vc.n >= vc.max {
+		vc.clearLocked()
 	}
-	vc.m[k] = v
+	cv := vc.callers[k.caller]
+	if cv == nil {
+		return // the caller closed during the request: nobody to reuse it
+	}
+	if iv, ok := vc.intern[sig]; ok {
+		v = iv
+	} else if len(vc.intern) < maxInterned {
+		vc.intern[sig] = v
+	}
+	if cv.views == nil {
+		cv.views = map[taskKey]*kview{}
+	}
+	if _, ok := cv.views[k.target]; !ok {
+		vc.n++
+	}
+	cv.views[k.target] = v
+}
+
+// ref records an open Caller with fingerprint k; unref its close, which
+// drops the caller's views when it was the last.
+func (vc *viewCache) ref(k taskKey) {
+	vc.mu.Lock()
+	cv := vc.callers[k]
+	if cv == nil {
+		cv = &callerViews{}
+		vc.callers[k] = cv
+	}
+	cv.refs++
 	vc.mu.Unlock()
+}
+
+func (vc *viewCache) unref(k taskKey) {
+	vc.mu.Lock()
+	if cv := vc.callers[k]; cv != nil {
+		if cv.refs--; cv.refs <= 0 {
+			vc.n -= len(cv.views)
+			vc.evicted.Add(uint64(len(cv.views)))
+			delete(vc.callers, k)
+		}
+	}
+	vc.mu.Unlock()
+}
+
+// clearLocked drops every view, keeping the reference counts.
+func (vc *viewCache) clearLocked() {
+	vc.evicted.Add(uint64(vc.n))
+	for k, cv := range vc.callers {
+		if cv.refs <= 0 {
+			delete(vc.callers, k)
+			continue
+		}
+		cv.views = nil
+	}
+	vc.n = 0
+	clear(vc.intern)
 }
 
 // flush drops every entry (expiry, policy reload, SIGHUP).
 func (vc *viewCache) flush() {
 	vc.mu.Lock()
-	vc.evicted.Add(uint64(len(vc.m)))
-	clear(vc.m)
+	vc.clearLocked()
 	vc.born = time.Now()
 	vc.mu.Unlock()
 }
@@ -98,7 +173,34 @@ func (vc *viewCache) flush() {
 func (vc *viewCache) size() int {
 	vc.mu.RLock()
 	defer vc.mu.RUnlock()
-	return len(vc.m)
+	return vc.n
+}
+
+// signature encodes everything a kview answers, so that equal views can
+// share one copy.
+func (v *kview) signature() string {
+	b := make([]byte, 0, 64*len(v.direct))
+	b = append(b, boolByte(v.dumpable), boolByte(v.descendant))
+	for i := range v.direct {
+		d := &v.direct[i]
+		b = append(b, boolByte(d.allowed), boolByte(d.masked), byte(d.errno), byte(d.errno>>8))
+		b = binary.AppendUvarint(b, uint64(len(d.layer)))
+		b = append(b, d.layer...)
+	}
+	for i := range v.mac {
+		m := &v.mac[i]
+		b = append(b, boolByte(m.denied))
+		b = binary.AppendUvarint(b, uint64(len(m.reason)))
+		b = append(b, m.reason...)
+	}
+	return string(b)
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // errChanged marks a process whose credentials changed between the

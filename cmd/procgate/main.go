@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procgate/procgate/broker"
 	"github.com/procgate/procgate/oracle"
 )
 
@@ -20,6 +21,7 @@ func main() {
 	// The verifier re-executes this binary as its target and prober
 	// processes; such a run never reaches the command line.
 	oracle.RunRoleIfRequested()
+	broker.RunReaderIfRequested() // procgate serve's privileged reader (privilege separation)
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -1,0 +1,335 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/procgate/procgate/client"
+)
+
+// TestPrivsepEndToEnd runs the real two-process daemon (procgate serve,
+// privilege-separated): a caller of another uid reads io of a target of
+// a third uid as the policy grants, and is refused environ; the front
+// holds no capability, has no_new_privs and cannot open a file nor
+// connect to a TCP port (Landlock); the reader holds exactly
+// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH with no_new_privs.
+func TestPrivsepEndToEnd(t *testing.T) {
+	requireRoot(t)
+	d := startDaemon(t, testPolicy)
+	tgt := spawnTarget(t, uidTarget)
+	pid := tgt.Process.Pid
+
+	as := runClient(t, d.harness, uidMonitor, []uint32{groupRead}, client.Request{PIDs: []int{pid}, Items: []string{"status", "io", "exe", "fd_count", "environ", "mem"}}, 1)
+	got := map[string]clientAnswer{}
+	for _, a := range as {
+		got[a.Item] = a
+	}
+	for item, want := range map[string]syscall.Errno{"status": 0, "io": 0, "exe": 0, "fd_count": 0, "environ": syscall.EACCES, "mem": syscall.EPERM} {
+		a, ok := got[item]
+		if !ok || syscall.Errno(a.Errno) != want {
+			t.Errorf("%s: %+v, want errno %v", item, a, want)
+		}
+	}
+	if a := got["io"]; !bytes.Contains(a.Value, []byte("rchar")) {
+		t.Errorf("io value %s", a.Value)
+	}
+	if bytes.Contains(got["environ"].Value, []byte("hunter2")) {
+		t.Error("environ answered")
+	}
+	// A stranger gets only what the kernel would give it.
+	as = runClient(t, d.harness, uidOther, nil, client.Request{PIDs: []int{pid}, Items: []string{"status", "io"}}, 1)
+	if len(as) != 2 || as[0].Errno != 0 || syscall.Errno(as[1].Errno) != syscall.EACCES {
+		t.Errorf("stranger: %+v", as)
+	}
+
+	front := procStatus(t, d.front, "CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb", "NoNewPrivs")
+	for _, k := range []string{"CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"} {
+		if front[k] != "0000000000000000" {
+			t.Errorf("front %s = %s, want none", k, front[k])
+		}
+	}
+	if front["NoNewPrivs"] != "1" {
+		t.Errorf("front NoNewPrivs = %s", front["NoNewPrivs"])
+	}
+	if d.reader <= 0 {
+		t.Fatal("no reader pid logged")
+	}
+	rd := procStatus(t, d.reader, "CapEff", "CapPrm", "CapBnd", "CapAmb", "NoNewPrivs", "PPid")
+	kept := fmt.Sprintf("%016x", 1<<19|1<<2) // CAP_SYS_PTRACE | CAP_DAC_READ_SEARCH
+	for _, k := range []string{"CapEff", "CapPrm", "CapBnd"} {
+		if rd[k] != kept {
+			t.Errorf("reader %s = %s, want %s", k, rd[k], kept)
+		}
+	}
+	if rd["CapAmb"] != "0000000000000000" || rd["NoNewPrivs"] != "1" || rd["PPid"] != strconv.Itoa(d.front) {
+		t.Errorf("reader status %v (front %d)", rd, d.front)
+	}
+	// The self-test hook: the confined front tried to open /etc/hostname
+	// and to connect to 127.0.0.1:9.
+	log := d.log0()
+	if !strings.Contains(log, `open="open /etc/hostname: permission denied"`) || !strings.Contains(log, `tcp_connect="dial tcp4 127.0.0.1:9: connect: permission denied"`) {
+		t.Errorf("the front is not confined by Landlock:\n%s", log)
+	}
+	if _, err := os.Stat("/sys/kernel/security/landlock"); err == nil && !strings.Contains(log, "landlock_abi=") {
+		t.Errorf("no landlock_abi in the log")
+	}
+
+	// whoami and version through the front.
+	c := client.New(d.socket)
+	defer c.Close()
+	code, body := rawRequest(t, d.socket, "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if code != 200 || !strings.Contains(body, `"pidfd_pinned":true`) || !strings.Contains(body, `"uid":0`) {
+		t.Errorf("whoami: %d %s", code, body)
+	}
+	// A malformed request is refused by the front.
+	code, body = rawRequest(t, d.socket, "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{\"pid")
+	if code != 400 || !strings.Contains(body, `"bad_request"`) {
+		t.Errorf("malformed: %d %s", code, trunc(body))
+	}
+	// The audit log, written by the reader, holds the environ denial.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.wait(t, 15*time.Second); err != nil {
+		t.Errorf("front exit: %v", err)
+	}
+	b, _ := os.ReadFile(d.log)
+	if !bytes.Contains(b, []byte("broker: denied { read:environ } for pid=")) || bytes.Contains(b, []byte("hunter2")) {
+		t.Errorf("audit log:\n%s", b)
+	}
+	if !waitGone(d.reader, 5*time.Second) {
+		t.Error("the reader outlived the front's shutdown")
+	}
+}
+
+// TestPrivsepReaderDeath: when the reader dies, a request in progress is
+// answered 503 with a JSON error and the front exits non-zero.
+func TestPrivsepReaderDeath(t *testing.T) {
+	requireRoot(t)
+	d := startDaemon(t, testPolicy)
+	c, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"pids":[1],"items":["status"]}`
+	fmt.Fprintf(c, "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body[:10])
+	time.Sleep(200 * time.Millisecond) // the handler is now reading the body
+	if err := syscall.Kill(d.reader, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	c.Write([]byte(body[10:]))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var resp bytes.Buffer
+	resp.ReadFrom(c)
+	if !strings.HasPrefix(resp.String(), "HTTP/1.1 503") || !strings.Contains(resp.String(), `{"error":{"code":"unavailable"`) {
+		t.Errorf("answer after the reader died:\n%s", resp.String())
+	}
+	err = d.wait(t, 10*time.Second)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("front exit = %v, want status 1", err)
+	}
+	if !strings.Contains(d.log0(), "the privileged reader exited") {
+		t.Errorf("no error logged:\n%s", d.log0())
+	}
+}
+
+// TestPrivsepFrontDeath: when the front dies, the reader sees EOF and
+// exits.
+func TestPrivsepFrontDeath(t *testing.T) {
+	requireRoot(t)
+	d := startDaemon(t, testPolicy)
+	if _, err := client.New(d.socket).ReadAll(context.Background(), client.Request{PIDs: []int{1}, Items: []string{"status"}}); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Kill()
+	d.wait(t, 5*time.Second)
+	if !waitGone(d.reader, 10*time.Second) {
+		t.Fatalf("the reader %d outlived the front", d.reader)
+	}
+	if !strings.Contains(d.log0(), "the front exited; stopping") {
+		t.Errorf("reader log:\n%s", d.log0())
+	}
+}
+
+// TestPrivsepReload: SIGHUP to the front reloads the policy in the
+// reader; an invalid policy leaves the last good one in force.
+func TestPrivsepReload(t *testing.T) {
+	requireRoot(t)
+	polA := fmt.Sprintf("subject s { uid %d; }\ntarget t { }\nallow s t : read { io };\n", uidOther)
+	polB := fmt.Sprintf("subject s { uid %d; }\ntarget t { }\nallow s t : read { fd_count };\n", uidOther)
+	d := startDaemon(t, polA)
+	pid := spawnTarget(t, uidTarget).Process.Pid
+	check := func(wantIO, wantFD bool) {
+		t.Helper()
+		as := runClient(t, d.harness, uidOther, nil, client.Request{PIDs: []int{pid}, Items: []string{"io", "fd_count"}}, 1)
+		if len(as) != 2 || (as[0].Errno == 0) != wantIO || (as[1].Errno == 0) != wantFD {
+			t.Errorf("answers %+v, want io %v fd_count %v", as, wantIO, wantFD)
+		}
+	}
+	gen := func() uint64 {
+		code, body := rawRequest(t, d.socket, "GET /v1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		var v struct {
+			Gen uint64 `json:"policy_generation"`
+		}
+		if code != 200 || json.Unmarshal([]byte(body[strings.Index(body, "{"):]), &v) != nil {
+			t.Fatalf("version: %d %s", code, body)
+		}
+		return v.Gen
+	}
+	waitGen := func(than uint64) uint64 {
+		t.Helper()
+		for range 250 {
+			if g := gen(); g > than {
+				return g
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("policy generation still %d", than)
+		return 0
+	}
+	check(true, false)
+	g0 := gen()
+	os.WriteFile(d.policy, []byte(polB), 0o644)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	g1 := waitGen(g0)
+	check(false, true)
+	os.WriteFile(d.policy, []byte("this is not a policy {"), 0o644)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	for range 100 {
+		if strings.Contains(d.log0(), "policy reload failed") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if g := gen(); g != g1 {
+		t.Errorf("generation %d after an invalid policy, want %d", g, g1)
+	}
+	check(false, true)
+}
+
+// TestPrivsepDrainAudit: 32 clients read while the daemon gets SIGTERM;
+// the front drains, the reader flushes the audit log: every status value
+// a client received has exactly one audit record, and none more.
+func TestPrivsepDrainAudit(t *testing.T) {
+	requireRoot(t)
+	d := startDaemon(t, auditPolicy, "--audit-burst", "0")
+	tgt := spawnTarget(t, uidTarget)
+	var received atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := client.New(d.socket)
+			defer c.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := c.Read(context.Background(), client.Request{PIDs: []int{tgt.Process.Pid, 1, os.Getpid()}, Items: []string{"status", "io"}}, func(p *client.Process) error {
+					if _, err := p.Text("status"); err == nil {
+						received.Add(1)
+					}
+					return nil
+				})
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.wait(t, 30*time.Second); err != nil {
+		t.Errorf("front exit: %v", err)
+	}
+	close(stop)
+	wg.Wait()
+	if !waitGone(d.reader, 5*time.Second) {
+		t.Error("reader still running")
+	}
+	b, err := os.ReadFile(d.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Count(b, []byte("\n"))
+	granted := bytes.Count(b, []byte("broker: granted { read:status }"))
+	t.Logf("%d records, %d status values received", lines, received.Load())
+	if lines == 0 || granted != lines || int64(lines) != received.Load() {
+		t.Errorf("audit log has %d lines (%d status grants), clients received %d audited status values", lines, granted, received.Load())
+	}
+}
+
+// TestPrivsepManyConnections: 600 connections open (half never finish
+// their headers) and a client that never reads a large answer; other
+// callers are still served promptly through the front and the reader.
+func TestPrivsepManyConnections(t *testing.T) {
+	requireRoot(t)
+	d := startDaemon(t, auditPolicy)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range 600 {
+		c, err := net.Dial("unix", d.socket)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		if i%2 == 0 {
+			c.Write([]byte("POST /v1/read HTTP/1.1\r\nHost: x\r\n"))
+		}
+		conns = append(conns, c)
+	}
+	stuck, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	body := `{"all":true,"items":["status","maps","smaps","limits"]}`
+	fmt.Fprintf(stuck, "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	c := client.New(d.socket)
+	defer c.Close()
+	// Each request must finish well inside its deadline; the median must be
+	// prompt. (A single slow request is tolerated: under the race detector
+	// and a parallel test run the first one has measured 570 ms.)
+	var took []time.Duration
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		start := time.Now()
+		_, err := c.ReadAll(ctx, client.Request{PIDs: []int{1}, Items: []string{"status"}})
+		cancel()
+		if err != nil {
+			t.Fatalf("request %d with 600 connections open: %v", i, err)
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	t.Logf("20 requests with 600 connections open: median %v, max %v", took[len(took)/2], took[len(took)-1])
+	if med := took[len(took)/2]; med > 250*time.Millisecond {
+		t.Errorf("median request took %v with 600 connections open (want ≤ 250ms): %v", med, took)
+	}
+	code, resp := rawRequest(t, d.socket, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if code != 404 {
+		t.Errorf("metrics on the API socket: %d %s", code, trunc(resp))
+	}
+}

@@ -1,0 +1,396 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/gate"
+)
+
+// Remote is the front's side of privilege separation: a [Backend] whose
+// gate runs in a reader process (this binary re-executed, see
+// [RunReaderIfRequested]) connected by SOCK_SEQPACKET socket pairs. The
+// front holds no capability and, once confined ([ConfineFront]), no
+// filesystem access; the reader holds CAP_SYS_PTRACE and
+// CAP_DAC_READ_SEARCH and never parses HTTP.
+type Remote struct {
+	log   *slog.Logger
+	cmd   *exec.Cmd
+	ctl   *net.UnixConn
+	ctlMu sync.Mutex
+	gen   uint64
+
+	dead     chan struct{}
+	deadOnce sync.Once
+	exited   chan struct{}
+	waitErr  error
+}
+
+// StartReader starts the reader with cfg and waits until it has opened
+// the gate (loaded the policy, opened the audit log) and dropped its
+// privileges. Its standard error is this process's.
+func StartReader(cfg GateConfig, log *slog.Logger) (*Remote, error) {
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctl, far, err := seqpacketPair()
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(far), "control")
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{os.Args[0], "serve", "(reader)"}
+	cmd.ExtraFiles = []*os.File{f} // descriptor 3
+	cmd.Stderr = os.Stderr
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case envRole, envReaderConfig, "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET":
+		default:
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, envRole+"="+roleReader, envReaderConfig+"="+string(raw))
+	err = cmd.Start()
+	f.Close()
+	if err != nil {
+		ctl.Close()
+		return nil, fmt.Errorf("broker: start the reader: %w", err)
+	}
+	r := &Remote{log: log, cmd: cmd, ctl: ctl, dead: make(chan struct{}), exited: make(chan struct{})}
+	go func() {
+		r.waitErr = cmd.Wait()
+		close(r.exited)
+	}()
+	ctl.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	typ, p, fds, err := recvMsg(ctl, 16+maxText, 0)
+	closeFDs(fds)
+	var code byte
+	var text string
+	if err == nil {
+		if typ != msgReady {
+			err = fmt.Errorf("%w: no ready message", errProtocol)
+		} else {
+			code, _, r.gen, text, err = decodeFinal(p)
+		}
+	}
+	if err == nil && code != codeOK {
+		err = errors.New(text)
+	}
+	if err != nil {
+		ctl.Close()
+		cmd.Process.Kill()
+		<-r.exited
+		return nil, fmt.Errorf("broker: reader: %w", err)
+	}
+	ctl.SetReadDeadline(time.Time{})
+	go r.watch()
+	return r, nil
+}
+
+// watch marks the reader dead when the control socket ends: the reader
+// never writes to it after the ready message.
+func (r *Remote) watch() {
+	_, _, fds, _ := recvMsg(r.ctl, 16, maxFDs)
+	closeFDs(fds)
+	r.markDead()
+}
+
+func (r *Remote) markDead() {
+	r.deadOnce.Do(func() { close(r.dead) })
+}
+
+func (r *Remote) isDead() bool {
+	select {
+	case <-r.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// Dead is closed when the reader is gone (exited, or broke the
+// protocol): the front then fails closed.
+func (r *Remote) Dead() <-chan struct{} { return r.dead }
+
+// PID returns the reader's pid.
+func (r *Remote) PID() int { return r.cmd.Process.Pid }
+
+// Generation returns the policy generation the reader started with.
+func (r *Remote) Generation() uint64 { return r.gen }
+
+// ExitStatus waits up to d for the reader to exit and returns how it
+// did.
+func (r *Remote) ExitStatus(d time.Duration) error {
+	select {
+	case <-r.exited:
+		return r.waitErr
+	case <-time.After(d):
+		return errors.New("the reader has not exited")
+	}
+}
+
+func (r *Remote) sendCtl(typ byte, payload []byte, fds ...int) error {
+	r.ctlMu.Lock()
+	defer r.ctlMu.Unlock()
+	if r.isDead() {
+		return ErrUnavailable
+	}
+	r.ctl.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if err := sendMsg(r.ctl, typ, payload, fds...); err != nil {
+		r.markDead()
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// exchange sends typ with a fresh reply socket and returns the reply.
+func (r *Remote) exchange(typ, want byte, max int, d time.Duration) ([]byte, error) {
+	c, far, err := seqpacketPair()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	err = r.sendCtl(typ, nil, far)
+	unix.Close(far)
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadDeadline(time.Now().Add(d))
+	got, p, fds, err := recvMsg(c, max, 0)
+	closeFDs(fds)
+	if err != nil {
+		return nil, ErrUnavailable
+	}
+	if got != want {
+		return nil, fmt.Errorf("%w: reply type", errProtocol)
+	}
+	return p, nil
+}
+
+// WriteMetrics writes the reader's metrics (Prometheus text format).
+func (r *Remote) WriteMetrics(w io.Writer) error {
+	b, err := r.exchange(msgMetric, msgText, 64<<20, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// Reload asks the reader to reopen the audit log and reload the policy
+// (SIGHUP); an invalid policy leaves the last good one in force. It
+// returns the generation in force.
+func (r *Remote) Reload() (uint64, error) {
+	b, err := r.exchange(msgReload, msgFinal, 16+maxText, 2*time.Minute)
+	if err != nil {
+		return 0, err
+	}
+	code, _, gen, text, err := decodeFinal(b)
+	if err != nil {
+		return 0, err
+	}
+	if code != codeOK {
+		return gen, errors.New(text)
+	}
+	return gen, nil
+}
+
+// Shutdown asks the reader to finish the reads in progress, flush and
+// close the audit log and exit, and waits for it (up to d).
+func (r *Remote) Shutdown(d time.Duration) error {
+	b, err := r.exchange(msgQuit, msgFinal, 16+maxText, d)
+	if err == nil {
+		var code byte
+		var text string
+		if code, _, _, text, err = decodeFinal(b); err == nil && code != codeOK {
+			err = errors.New(text)
+		}
+	}
+	r.ctl.Close()
+	if werr := r.ExitStatus(d); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// Reject counts a refusal in the reader's metrics.
+func (r *Remote) Reject(reason string) {
+	for i, s := range rejectReasons {
+		if i > 0 && s == reason {
+			r.sendCtl(msgReject, []byte{byte(i)})
+			return
+		}
+	}
+}
+
+// Open passes the connection to the reader, which reads the caller's
+// credentials and pidfd from the socket itself and pins the caller; the
+// front's own pidfd is closed at once.
+func (r *Remote) Open(c *net.UnixConn, p Peer) (Session, error) {
+	closeFD(p.PidFD)
+	if r.isDead() {
+		return nil, ErrUnavailable
+	}
+	ch, far, err := seqpacketPair()
+	if err != nil {
+		return nil, err
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		unix.Close(far)
+		ch.Close()
+		return nil, err
+	}
+	serr := ErrUnavailable
+	cerr := rc.Control(func(fd uintptr) { serr = r.sendCtl(msgConn, nil, far, int(fd)) })
+	unix.Close(far)
+	if cerr != nil || serr != nil {
+		ch.Close()
+		return nil, ErrUnavailable
+	}
+	ch.SetReadDeadline(time.Now().Add(10 * time.Second))
+	typ, pl, fds, err := recvMsg(ch, 1+maxText, 0)
+	closeFDs(fds)
+	if err != nil || typ != msgHello || len(pl) < 1 {
+		ch.Close()
+		return nil, ErrUnavailable
+	}
+	if pl[0] != codeOK {
+		ch.Close()
+		return nil, errors.New(string(pl[1:]))
+	}
+	ch.SetReadDeadline(time.Time{})
+	return &remoteSession{r: r, ch: ch}, nil
+}
+
+// remoteSession is one caller's channel to the reader. HTTP/1.1 serves
+// one request at a time per connection; mu makes that a rule.
+type remoteSession struct {
+	r      *Remote
+	ch     *net.UnixConn
+	mu     sync.Mutex
+	broken bool
+}
+
+func (s *remoteSession) Close() { s.ch.Close() }
+
+// Alive does not ask the reader: every operation checks the caller.
+func (s *remoteSession) Alive() error {
+	if s.r.isDead() {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// fail breaks the session after an error: the channel closes, so the
+// reader drops what it was doing for it.
+func (s *remoteSession) fail(ctx context.Context, err error) error {
+	s.broken = true
+	s.ch.Close()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err == nil || errors.Is(err, errEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, errProtocol) {
+		return ErrUnavailable
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+func (s *remoteSession) begin(ctx context.Context, typ byte, payload []byte) error {
+	if s.broken || s.r.isDead() {
+		return ErrUnavailable
+	}
+	s.ch.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if err := sendMsg(s.ch, typ, payload); err != nil {
+		return s.fail(ctx, err)
+	}
+	return nil
+}
+
+func (s *remoteSession) Generation() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(context.Background(), msgVersion, nil); err != nil {
+		return 0, err
+	}
+	s.ch.SetReadDeadline(time.Now().Add(30 * time.Second))
+	typ, p, _, err := recvMsg(s.ch, 16+maxText, 0)
+	if err != nil || typ != msgFinal {
+		return 0, s.fail(context.Background(), err)
+	}
+	code, _, gen, text, err := decodeFinal(p)
+	if err != nil {
+		return 0, s.fail(context.Background(), err)
+	}
+	return gen, finalError(code, text)
+}
+
+func (s *remoteSession) Whoami() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(context.Background(), msgWhoami, nil); err != nil {
+		return nil, err
+	}
+	s.ch.SetReadDeadline(time.Now().Add(30 * time.Second))
+	typ, p, _, err := recvMsg(s.ch, 1<<20, 0)
+	switch {
+	case err != nil:
+		return nil, s.fail(context.Background(), err)
+	case typ == msgText:
+		return p, nil
+	case typ == msgFinal:
+		code, _, _, text, err := decodeFinal(p)
+		if err != nil || code == codeOK {
+			return nil, s.fail(context.Background(), err)
+		}
+		return nil, finalError(code, text)
+	}
+	return nil, s.fail(context.Background(), nil)
+}
+
+func (s *remoteSession) Read(ctx context.Context, req *gate.Request, emit func([]byte) error) (int, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(ctx, msgRead, encodeRequest(req)); err != nil {
+		return 0, 0, err
+	}
+	s.ch.SetReadDeadline(time.Time{})
+	// The client going away ends the wait; so does the reader's exit
+	// (the channel then reads EOF).
+	stop := context.AfterFunc(ctx, func() { s.ch.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	for {
+		typ, p, _, err := recvMsg(s.ch, maxPacket, 0)
+		if err != nil {
+			return 0, 0, s.fail(ctx, err)
+		}
+		switch typ {
+		case msgData:
+			if err := emit(p); err != nil {
+				s.fail(ctx, nil)
+				return 0, 0, err
+			}
+		case msgFinal:
+			code, n, gen, text, err := decodeFinal(p)
+			if err != nil {
+				return 0, 0, s.fail(ctx, err)
+			}
+			return n, gen, finalError(code, text)
+		default:
+			return 0, 0, s.fail(ctx, nil)
+		}
+	}
+}
