@@ -199,16 +199,36 @@ func loadDuration() time.Duration {
 //     time, so a broker that falls behind is charged for the wait. The
 //     target: 50,000 items/s achieved with p99 ≤ 5 ms.
 //
-// The broker runs with procgate serve's memory limit
-// (gate.DefaultMemoryLimit) unless GOMEMLIMIT is set.
+// Each shape runs twice: inprocess (the broker in this process, with
+// procgate serve's memory limit, gate.DefaultMemoryLimit, unless
+// GOMEMLIMIT is set) and privsep (procgate serve as deployed: the built
+// binary, a capability-less front and the privileged reader).
 func BenchmarkLoad(b *testing.B) {
 	requireRoot(b)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		old := debug.SetMemoryLimit(gate.DefaultMemoryLimit)
 		defer debug.SetMemoryLimit(old)
 	}
-	h := startBroker(b, auditPolicy, 20)
 	tgt := spawnTarget(b, uidTarget)
+	b.Run("inprocess", func(b *testing.B) {
+		h := startBroker(b, auditPolicy, 20)
+		loadShapes(b, h.socket, tgt.Process.Pid)
+		// The floor: a net/http server in this process that answers each
+		// request with the broker's own answer, recorded once, and does
+		// nothing else. No broker can serve more requests/s than this on
+		// the same machine with the same load generator.
+		b.Run("floor", func(b *testing.B) { loadFloor(b, h.socket, tgt.Process.Pid) })
+	})
+	// procgate serve as deployed: the built binary, privilege-separated
+	// (a capability-less front and the reader), with its own memory limit.
+	b.Run("privsep", func(b *testing.B) {
+		d := startDaemon(b, auditPolicy, "--audit-burst", "20")
+		loadShapes(b, d.socket, tgt.Process.Pid)
+	})
+}
+
+// loadShapes runs BenchmarkLoad's four shapes against the broker on socket.
+func loadShapes(b *testing.B, socket string, pid int) {
 	items8 := []string{"status", "stat", "statm", "io", "limits", "cgroup", "fd_count", "exe"}
 	d := loadDuration()
 	for _, bc := range []struct {
@@ -223,7 +243,7 @@ func BenchmarkLoad(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			res := runLoad(b, loadConfig{
-				Socket: h.socket, PID: tgt.Process.Pid, Items: bc.items, Clients: 64,
+				Socket: socket, PID: pid, Items: bc.items, Clients: 64,
 				Rate: bc.rate, Warmup: max(d/5, 200*time.Millisecond), Duration: d,
 			})
 			if res.Errors > 0 {
@@ -240,6 +260,62 @@ func BenchmarkLoad(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 			b.Logf("%s: %d requests, %.0f items/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
 				bc.name, res.Requests, float64(res.Items)/res.Seconds, res.P50*1000, res.P99*1000, res.P999*1000, res.Max*1000)
+		})
+	}
+}
+
+// loadFloor measures the closed-loop ceiling of HTTP/1.1 over a Unix
+// socket on this machine: a server that answers every POST /v1/read with
+// a canned copy of the broker's answer (recorded from the broker on
+// socket) for 1 and 8 items.
+func loadFloor(b *testing.B, socket string, pid int) {
+	items8 := []string{"status", "stat", "statm", "io", "limits", "cgroup", "fd_count", "exe"}
+	canned := map[int][]byte{} // request body length → answer body
+	for _, items := range [][]string{items8[:1], items8} {
+		body, _ := json.Marshal(map[string]any{"pids": []int{pid}, "items": items})
+		code, resp := rawRequest(b, socket, fmt.Sprintf("POST /v1/read HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+		if code != http.StatusOK {
+			b.Fatalf("recording the answer for %d items: %d %s", len(items), code, resp)
+		}
+		r, err := http.ReadResponse(bufio.NewReader(bytes.NewReader([]byte(resp))), nil)
+		if err != nil {
+			b.Fatalf("recording the answer: %v", err)
+		}
+		ans, err := io.ReadAll(r.Body)
+		if err != nil {
+			b.Fatalf("recording the answer: %v", err)
+		}
+		canned[len(body)] = ans
+	}
+	dir := b.TempDir()
+	os.Chmod(dir, 0o755)
+	ln, err := net.Listen("unix", dir+"/floor.sock")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.Write(canned[int(n)])
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	d := loadDuration()
+	for _, items := range [][]string{items8[:1], items8} {
+		b.Run(fmt.Sprintf("closed/items=%d", len(items)), func(b *testing.B) {
+			res := runLoad(b, loadConfig{
+				Socket: dir + "/floor.sock", PID: pid, Items: items, Clients: 64,
+				Warmup: max(d/5, 200*time.Millisecond), Duration: d,
+			})
+			if res.Errors > 0 {
+				b.Errorf("%d of %d requests were not answered with every item", res.Errors, res.Requests)
+			}
+			b.ReportMetric(float64(res.Requests)/res.Seconds, "requests/s")
+			b.ReportMetric(float64(res.Items)/res.Seconds, "items/s")
+			b.ReportMetric(res.P99*1000, "p99-ms")
+			b.ReportMetric(0, "ns/op")
+			b.Logf("floor closed/items=%d: %.0f requests/s, %.0f items/s, p99 %.2f ms",
+				len(items), float64(res.Requests)/res.Seconds, float64(res.Items)/res.Seconds, res.P99*1000)
 		})
 	}
 }

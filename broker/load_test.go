@@ -210,7 +210,7 @@ func TestManyConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stuck.Close()
-	body := `{"all":true,"items":["status","maps","smaps","limits"]}`
+	body := stuckBody()
 	fmt.Fprintf(stuck, "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 
 	c := client.New(h.socket)

@@ -258,3 +258,17 @@ func rawRequest(t testing.TB, socket, raw string) (int, string) {
 	fmt.Sscanf(s, "HTTP/1.1 %d", &code)
 	return code, s
 }
+
+// stuckBody is a request whose answer a client can leave unread: pids
+// 1 to 60,000 (most of them denials, "no such process"), many more chunks
+// than the gate has workers however few processes the machine runs, and
+// an answer of megabytes, far beyond what the socket buffers hold.
+func stuckBody() string {
+	var b strings.Builder
+	b.WriteString(`{"pids":[1`)
+	for p := 2; p <= 60000; p++ {
+		b.WriteString("," + strconv.Itoa(p))
+	}
+	b.WriteString(`],"items":["status","limits","maps"]}`)
+	return b.String()
+}

@@ -186,7 +186,7 @@ func (g *Gate) NewCaller(pid, pidfd int, uid, gid uint32, label string) (*Caller
 	}
 	bp := g.bufs.Get().(*[]byte)
 	defer g.bufs.Put(bp)
-	pi, err := readProcInfo(p, g.mods, *bp, false)
+	pi, err := readProcInfo(p, g.mods, *bp, false, allNeeds)
 	if err == nil {
 		err = p.Verify()
 	}
@@ -276,10 +276,15 @@ func (g *Gate) read(ctx context.Context, c *Caller, req *Request, emit func(*Pro
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	// The gate-wide bound (g.sem) is held only while a chunk is read, never
+	// while its results wait to be written: a client that stops reading
+	// its answer must not hold up everyone else's reads. The request's own
+	// window bounds how many chunks it has read but not yet written.
+	window := make(chan struct{}, 2*cap(g.sem))
 	for start := 0; start < len(pids); start += chunk {
 		part := pids[start:min(start+chunk, len(pids))]
 		select {
-		case g.sem <- struct{}{}:
+		case window <- struct{}{}:
 		case <-ctx.Done():
 			wg.Wait()
 			if firstErr != nil {
@@ -290,11 +295,18 @@ func (g *Gate) read(ctx context.Context, c *Caller, req *Request, emit func(*Pro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-g.sem }()
+			defer func() { <-window }()
+			select {
+			case g.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			if ctx.Err() != nil {
+				<-g.sem
 				return
 			}
 			results, err := g.readChunk(c, pol, req, part)
+			<-g.sem
 			if err != nil {
 				fail(err)
 				cancel()
@@ -402,7 +414,7 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, pids []int) ([]Pro
 		if t.err != nil {
 			continue
 		}
-		t.info, t.err = readProcInfo(t.pin, g.mods, *bp, plain)
+		t.info, t.err = readProcInfo(t.pin, g.mods, *bp, plain, targetNeeds(pol))
 		if t.err != nil {
 			continue
 		}

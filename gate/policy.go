@@ -64,3 +64,16 @@ func kernelBound(pol Policy) bool {
 	}
 	return true
 }
+
+// allNeeds is every optional identity field.
+const allNeeds = policy.NeedExe | policy.NeedCgroup | policy.NeedPIDNS
+
+// targetNeeds returns the optional target fields pol's decisions depend
+// on: what [policy.Policy.TargetNeeds] says, or all of them for a policy
+// that cannot tell.
+func targetNeeds(pol Policy) policy.Needs {
+	if n, ok := pol.(interface{ TargetNeeds() policy.Needs }); ok {
+		return n.TargetNeeds()
+	}
+	return allNeeds
+}

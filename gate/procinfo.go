@@ -61,8 +61,11 @@ type labelMods struct{ selinux, apparmor, smack bool }
 // not verify the pin: the caller does so after its last read.
 //
 // lite skips what only the model's view needs (the user namespace), for
-// requests of plain items.
-func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool) (*procInfo, error) {
+// requests of plain items. need says which optional policy fields to
+// read (see policy.Policy.TargetNeeds): the executable, the cgroup, the
+// pid namespace; an item that serves one of them reads it itself when it
+// was left out (see readItem).
+func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool, need policy.Needs) (*procInfo, error) {
 	status, err := readFile(p.Dir, "status", buf, 1<<16)
 	if err != nil {
 		return nil, fmt.Errorf("gate: pid %d: read status: %w", p.PID, goneErr(err))
@@ -105,16 +108,20 @@ func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool) (*procInfo, err
 			k.userns, _ = live.ParseNSLink([]byte(l), "user")
 		}
 	}
-	if l, err := readLink(p.Dir, "ns/pid"); err == nil {
-		pi.pidns, _ = live.ParseNSLink([]byte(l), "pid")
+	if need&policy.NeedPIDNS != 0 {
+		if l, err := readLink(p.Dir, "ns/pid"); err == nil {
+			pi.pidns, _ = live.ParseNSLink([]byte(l), "pid")
+		}
 	}
-	if !k.kthread {
+	if !k.kthread && need&policy.NeedExe != 0 {
 		if err := unix.Fstatat(p.Dir, "exe", &sb, 0); err == nil {
 			pi.exe.Dev, pi.exe.Ino = sb.Dev, sb.Ino
 			if l, err := readLink(p.Dir, "exe"); err == nil {
 				pi.exe.Path, pi.exeLink, pi.exeOK = l, l, true
 			}
 		}
+	}
+	if !k.kthread && need&policy.NeedCgroup != 0 {
 		if cg, err := readFile(p.Dir, "cgroup", buf, 1<<16); err == nil && len(cg) < 1<<16 {
 			pi.cgroupRaw, pi.cgroupOK = string(cg), true
 			pi.cgroup = cgroupPath(pi.cgroupRaw)

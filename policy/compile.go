@@ -193,8 +193,62 @@ type Policy struct {
 	anySubj  []int32 // rules whose subject is `*` or only exclusions
 	anyTgt   []int32
 	cache    avc
+	needs    Needs
 	warnings []Warning
 	proofs   []Proof
+}
+
+// Needs is a set of [Target] fields that a policy's decisions may
+// depend on, beyond the ones every policy may use (uid, gid, groups, the
+// SELinux and AppArmor labels, dumpable). A caller that reads targets
+// from /proc can leave out what the policy never looks at; see
+// [Policy.TargetNeeds].
+type Needs uint8
+
+// The optional target fields.
+const (
+	NeedExe    Needs = 1 << iota // Target.Exe: an exe selector in a target class
+	NeedCgroup                   // Target.Cgroup: a cgroup selector, same_cgroup, or same_container over cgroups
+	NeedPIDNS                    // Target.PIDNS: a container selector, or same_container over pid namespaces
+)
+
+// TargetNeeds returns the optional target fields this policy's decisions
+// depend on. A field outside the set may be left zero in every [Target]
+// passed to [Policy.Decide] without changing any decision: no target
+// class tests it (not even under `not`) and no rule's `when` needs it.
+func (p *Policy) TargetNeeds() Needs { return p.needs }
+
+func (c *compiler) targetNeeds() Needs {
+	var n Needs
+	for _, cl := range c.p.tgt.classes {
+		for i := range cl.clauses {
+			switch cl.clauses[i].key {
+			case selExe:
+				n |= NeedExe
+			case selCgroup:
+				n |= NeedCgroup
+			case selContainer:
+				n |= NeedPIDNS
+			}
+		}
+	}
+	for _, r := range c.p.rules {
+		cond := r.src.When | r.src.WhenNot
+		if cond&RelSameCgroup != 0 {
+			n |= NeedCgroup
+		}
+		if cond&RelSameContainer != 0 {
+			switch c.p.opts.container {
+			case containerPIDNS:
+				n |= NeedPIDNS
+			case containerCgroup:
+				n |= NeedCgroup
+			default:
+				n |= NeedPIDNS | NeedCgroup
+			}
+		}
+	}
+	return n
 }
 
 // Generation returns the policy's generation: a number that grows with
@@ -259,6 +313,7 @@ func CompileWith(r Resolver, files ...*File) (*Policy, error) {
 	if err := c.neverallow(); err != nil {
 		return nil, err
 	}
+	c.p.needs = c.targetNeeds()
 	c.p.gen = generations.Add(1)
 	c.p.subj.init()
 	c.p.tgt.init()

@@ -31,16 +31,22 @@ for ((i = have; i < N; i++)); do
 	sleep 3600 &
 	pids+=($!)
 done
-"$BIN" serve --socket "$SOCK" >"$DIR/serve.log" 2>&1 &
+# SERVE_ARGS: extra arguments for procgate serve (e.g. --no-privsep).
+# shellcheck disable=SC2086
+"$BIN" serve --socket "$SOCK" ${SERVE_ARGS:-} >"$DIR/serve.log" 2>&1 &
 BROKER=$!
 for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 echo "processes: $(ls /proc | grep -c '^[0-9]')"
 PS_USER=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 "${PS_USER[@]}" "$BIN" ps --socket "$SOCK" >/dev/null # warm up
 if command -v hyperfine >/dev/null; then
-	hyperfine -N --warmup 3 --runs "$RUNS" \
+	hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$DIR/times.json" \
 		-n "ps aux (root)" "ps aux" \
 		-n "procgate ps (nobody, via broker)" "${PS_USER[*]} $BIN ps --socket $SOCK"
+	# The target is on medians: print them and their ratio.
+	mapfile -t med < <(grep -o '"median": *[0-9.e-]*' "$DIR/times.json" | awk '{print $2}')
+	awk -v a="${med[0]}" -v b="${med[1]}" 'BEGIN {
+		printf "median ps aux (root): %.1f ms; procgate ps (nobody, via broker): %.1f ms; ratio %.2f (target <= 1.0)\n", a * 1000, b * 1000, b / a }'
 	exit 0
 fi
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
