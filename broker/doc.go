@@ -15,7 +15,8 @@
 // Landlock (ConfineFront), while the reader, this binary re-executed
 // (RunReaderIfRequested), keeps CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH,
 // never parses HTTP, and runs without Landlock, which would scope its
-// ptrace checks to its own domain. They talk over SOCK_SEQPACKET socket
+// ptrace checks to its own domain; instead it runs in a mount namespace
+// of its own whose mounts it makes read-only (ConfineMounts). They talk over SOCK_SEQPACKET socket
 // pairs (ipc.go); the reader reads each caller's credentials and pidfd
 // from the client connection itself, passed with SCM_RIGHTS.
 //

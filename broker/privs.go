@@ -221,3 +221,47 @@ func SelfTestConfinement(log *slog.Logger) {
 	}
 	log.Info("front self-test", "open", openErr, "tcp_connect", dialErr)
 }
+
+// ConfineMounts makes every mount of this process's mount namespace
+// read-only except writable, a directory that stays writable ("" for
+// none: the audit log's directory, so that a rotated log can be
+// reopened). It is for the reader, which [StartReader] starts in a mount
+// namespace of its own, so nothing outside the reader changes; it
+// refuses to run in the mount namespace of its parent. It needs
+// CAP_SYS_ADMIN: call it before [DropPrivileges].
+//
+// It is the reader's stand-in for Landlock, which the reader cannot use:
+// a Landlock domain limits ptrace_may_access to processes in the same or
+// a nested domain (security/landlock/task.c, hook_ptrace_access_check),
+// so a Landlocked reader could no longer read other processes' /proc
+// entries. Read-only mounts keep a reader that keeps uid 0 from writing
+// root-owned files; CAP_DAC_READ_SEARCH still lets it read any file.
+func ConfineMounts(writable string) error {
+	self, err1 := os.Stat("/proc/self/ns/mnt")
+	parent, err2 := os.Stat("/proc/" + strconv.Itoa(os.Getppid()) + "/ns/mnt")
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("broker: confine mounts: %w", err)
+	}
+	if os.SameFile(self, parent) {
+		return errors.New("broker: confine mounts: the reader shares its parent's mount namespace")
+	}
+	if writable != "" {
+		if writable == "/" {
+			return errors.New("broker: confine mounts: the audit log's directory is /; it cannot stay writable alone")
+		}
+		// Its own mount, so that it can stay writable under a read-only
+		// parent.
+		if err := unix.Mount(writable, writable, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("broker: confine mounts: bind %s: %w", writable, err)
+		}
+	}
+	if err := unix.MountSetattr(unix.AT_FDCWD, "/", unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+		return fmt.Errorf("broker: confine mounts: read-only /: %w", err)
+	}
+	if writable != "" {
+		if err := unix.MountSetattr(unix.AT_FDCWD, writable, 0, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}); err != nil {
+			return fmt.Errorf("broker: confine mounts: writable %s: %w", writable, err)
+		}
+	}
+	return nil
+}

@@ -333,3 +333,59 @@ func TestPrivsepManyConnections(t *testing.T) {
 		t.Errorf("metrics on the API socket: %d %s", code, trunc(resp))
 	}
 }
+
+// TestPrivsepReaderMounts: the reader runs in a mount namespace of its
+// own in which every mount is read-only but the audit log's directory,
+// while the front's mounts are untouched.
+func TestPrivsepReaderMounts(t *testing.T) {
+	requireRoot(t)
+	d := startDaemon(t, auditPolicy)
+	if d.reader == 0 {
+		t.Fatal("no reader pid in the daemon's log")
+	}
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	reader, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", d.reader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reader == self {
+		t.Fatalf("the reader shares the test's mount namespace %s", self)
+	}
+	front, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", d.front))
+	if front != self {
+		t.Errorf("the front moved to mount namespace %s", front)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", d.reader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writable := 0
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			t.Fatalf("mountinfo line %q", line)
+		}
+		point, opts := f[4], strings.Split(f[5], ",")
+		switch {
+		case point == d.dir:
+			writable++
+			if !slices.Contains(opts, "rw") {
+				t.Errorf("the audit log's directory %s is mounted %s in the reader", point, f[5])
+			}
+		case !slices.Contains(opts, "ro"):
+			t.Errorf("%s is mounted %s in the reader, want ro", point, f[5])
+		}
+	}
+	if writable != 1 {
+		t.Errorf("the audit log's directory %s appears %d times in the reader's mounts", d.dir, writable)
+	}
+	if !strings.Contains(d.log0(), "reader confined") {
+		t.Errorf("the daemon does not say the reader is confined:\n%s", d.log0())
+	}
+	// It still reads and audits: the audit log is written from inside.
+	c := client.New(d.socket)
+	defer c.Close()
+	if _, err := c.ReadAll(context.Background(), client.Request{PIDs: []int{os.Getpid()}, Items: []string{"status"}}); err != nil {
+		t.Fatal(err)
+	}
+}

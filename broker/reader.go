@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -82,6 +83,22 @@ func runReader() int {
 	}
 	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+	// Before anything is opened for writing: a mount with a writer
+	// cannot be made read-only.
+	if !cfg.KeepPrivileges {
+		writable := ""
+		if cfg.AuditLog != "" && cfg.AuditLog != "-" {
+			writable, _ = filepath.Abs(filepath.Dir(cfg.AuditLog))
+			if d, err := filepath.EvalSymlinks(writable); err == nil {
+				writable = d
+			}
+		}
+		if err := ConfineMounts(writable); err != nil {
+			log.Warn("the reader's mounts stay writable", "err", err)
+		} else {
+			log.Info("reader confined", "mounts", "read-only", "writable", writable)
+		}
 	}
 	g, aud, err := OpenGate(cfg, log)
 	if err != nil {

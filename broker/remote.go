@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -63,7 +64,17 @@ func StartReader(cfg GateConfig, log *slog.Logger) (*Remote, error) {
 		}
 	}
 	cmd.Env = append(cmd.Env, envRole+"="+roleReader, envReaderConfig+"="+string(raw))
+	// The reader gets a mount namespace of its own, which it makes
+	// read-only (ConfineMounts). Where the front may not create one (a
+	// container without CAP_SYS_ADMIN), the reader starts without it and
+	// says so.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	err = cmd.Start()
+	if err != nil && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL)) {
+		log.Warn("the reader cannot have a mount namespace of its own; its mounts stay writable", "err", err)
+		cmd.SysProcAttr = nil
+		err = cmd.Start()
+	}
 	f.Close()
 	if err != nil {
 		ctl.Close()
