@@ -579,6 +579,9 @@ func (g *Gate) decide(pol Policy, s *policy.Subject, t *policy.Target, rel polic
 		masked = !full.Allowed || v.mac[policy.ItemStatFull].denied && kernelBound(pol)
 	}
 	g.metrics.decision(allowed, source, it)
+	if source == SourcePolicy {
+		g.metrics.ruleDecision(pol, verdict.Rule, allowed)
+	}
 	audit := verdict.Audit && (allowed == verdict.Allowed) || !allowed && source == SourceMAC
 	if !allowed {
 		if audit {

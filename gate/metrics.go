@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/procgate/procgate/policy"
 )
 
 // Decision sources: which path decided an item.
@@ -37,6 +39,87 @@ type Metrics struct {
 	mu       sync.Mutex
 	counters map[string]*atomic.Uint64
 	gauges   map[string]func() float64
+
+	// Decisions by policy rule. Counters live in byRule, by the rule's
+	// name (effect@file:line), so that they survive a reload; a ruleTable
+	// maps one policy generation's rule ids to them.
+	rules    atomic.Pointer[ruleTable]
+	ruleMu   sync.Mutex
+	byRule   map[string]*[2]atomic.Uint64 // [deny, allow]
+	ruleGens map[uint64]*ruleTable        // tables of other generations
+}
+
+// ruleTable maps one policy generation's rule ids to their counters.
+type ruleTable struct {
+	gen uint64
+	ctr []*[2]atomic.Uint64
+}
+
+// ruleNamer is implemented by policies that can name their rules
+// (*policy.Policy).
+type ruleNamer interface {
+	NumRules() int
+	Rule(id policy.RuleID) (policy.RuleRef, bool)
+}
+
+// ruleDecision counts a decision that rule id of pol made.
+func (m *Metrics) ruleDecision(pol Policy, id policy.RuleID, allowed bool) {
+	if m == nil || id < 0 {
+		return
+	}
+	rt := m.rules.Load()
+	if rt == nil || rt.gen != pol.Generation() {
+		rt = m.ruleTableFor(pol)
+	}
+	if int(id) < len(rt.ctr) {
+		a := 0
+		if allowed {
+			a = 1
+		}
+		rt.ctr[id][a].Add(1)
+	}
+}
+
+// ruleTableFor returns (building it when needed) the table of pol's
+// generation; the newest generation's table becomes the fast path's.
+func (m *Metrics) ruleTableFor(pol Policy) *ruleTable {
+	gen := pol.Generation()
+	m.ruleMu.Lock()
+	defer m.ruleMu.Unlock()
+	if rt := m.rules.Load(); rt != nil && rt.gen == gen {
+		return rt
+	}
+	rt := m.ruleGens[gen]
+	if rt == nil {
+		rt = &ruleTable{gen: gen}
+		if rn, ok := pol.(ruleNamer); ok {
+			rt.ctr = make([]*[2]atomic.Uint64, rn.NumRules())
+			for i := range rt.ctr {
+				ref, _ := rn.Rule(policy.RuleID(i))
+				name := ref.String()
+				c := m.byRule[name]
+				if c == nil {
+					c = new([2]atomic.Uint64)
+					m.byRule[name] = c
+				}
+				rt.ctr[i] = c
+			}
+		}
+		m.ruleGens[gen] = rt
+	}
+	if cur := m.rules.Load(); cur == nil || gen > cur.gen {
+		m.rules.Store(rt)
+	}
+	// Keep the tables of the last few generations only: a straggler of an
+	// older one rebuilds its table, and counts land in the same counters.
+	for len(m.ruleGens) > 4 {
+		oldest := gen
+		for g := range m.ruleGens {
+			oldest = min(oldest, g)
+		}
+		delete(m.ruleGens, oldest)
+	}
+	return rt
 }
 
 // NewMetrics returns zeroed metrics.
@@ -46,6 +129,8 @@ func NewMetrics() *Metrics {
 		latency:   NewHistogram([]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}),
 		counters:  map[string]*atomic.Uint64{},
 		gauges:    map[string]func() float64{},
+		byRule:    map[string]*[2]atomic.Uint64{},
+		ruleGens:  map[uint64]*ruleTable{},
 	}
 }
 
@@ -115,8 +200,28 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		for s := range numSources {
 			for i := range numItems {
 				if v := m.decisions[(a*numSources+s)*numItems+i].Load(); v > 0 {
-					fmt.Fprintf(cw, "procgate_decisions_total{result=%q,rule=%q,item=%q} %d\n", res, sourceNames[s], Item(i).String(), v)
+					fmt.Fprintf(cw, "procgate_decisions_total{result=%q,source=%q,item=%q} %d\n", res, sourceNames[s], Item(i).String(), v)
 				}
+			}
+		}
+	}
+	fmt.Fprintln(cw, "# HELP procgate_rule_decisions_total Item decisions a policy rule made (the first granting allow rule, or the first refusing deny or protect rule), by rule and result.")
+	fmt.Fprintln(cw, "# TYPE procgate_rule_decisions_total counter")
+	m.ruleMu.Lock()
+	rnames := make([]string, 0, len(m.byRule))
+	for n := range m.byRule {
+		rnames = append(rnames, n)
+	}
+	sort.Strings(rnames)
+	rctrs := make([]*[2]atomic.Uint64, len(rnames))
+	for i, n := range rnames {
+		rctrs[i] = m.byRule[n]
+	}
+	m.ruleMu.Unlock()
+	for i, n := range rnames {
+		for a, res := range []string{"deny", "allow"} {
+			if v := rctrs[i][a].Load(); v > 0 {
+				fmt.Fprintf(cw, "procgate_rule_decisions_total{rule=%q,result=%q} %d\n", n, res, v)
 			}
 		}
 	}

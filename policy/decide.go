@@ -17,7 +17,19 @@ type Decision struct {
 	// default_audit none) silences it. A silenced denial is still counted
 	// (see [Policy.Counters]).
 	Audit bool
+	// Rule is the deciding rule, for counting decisions by rule (see
+	// [Policy.Rule]): for a grant the first allow rule in file order that
+	// grants the item; for a denial the first deny or protect rule that
+	// refuses it, or [NoRule] when the denial is the default (no rule
+	// granted the item).
+	Rule RuleID
 }
+
+// RuleID names a rule of one compiled policy: its index in file order.
+type RuleID int32
+
+// NoRule is the [Decision.Rule] of a default denial.
+const NoRule RuleID = -1
 
 // maxInterned bounds the distinct class sets a policy with more than 64
 // classes of one kind remembers; past it, decisions are computed without
@@ -126,11 +138,18 @@ const (
 )
 
 type avEntry struct {
-	s, t       uint64
-	facts      Relation
+	s, t  uint64
+	facts Relation
+	vec
+}
+
+// vec is the decision for every item of one (subject set, target set,
+// facts).
+type vec struct {
 	allowed    ItemSet
 	auditallow ItemSet
 	dontaudit  ItemSet
+	rule       [numItems]RuleID // the deciding rule of each item
 }
 
 type counterShard struct {
@@ -188,6 +207,19 @@ func (p *Policy) Stats() (lookups, hits, misses uint64) {
 // are ignored.
 func (p *Policy) Relate(s *Subject, t *Target, rel Relation) Relation {
 	return relate(s, t, rel, p.opts.container)
+}
+
+// NumRules returns the number of rules: the [RuleID] values are 0 to
+// NumRules()-1.
+func (p *Policy) NumRules() int { return len(p.rules) }
+
+// Rule returns the rule id names; ok is false for [NoRule] and ids out of
+// range.
+func (p *Policy) Rule(id RuleID) (ref RuleRef, ok bool) {
+	if id < 0 || int(id) >= len(p.rules) {
+		return RuleRef{}, false
+	}
+	return p.rules[id].ref(), true
 }
 
 // Decide answers whether s may have item it of t. rel carries the facts
@@ -302,11 +334,11 @@ func (p *Policy) decideKeys(sk, tk uint64, facts Relation, it Item) Decision {
 	e := slot.Load()
 	if e == nil || e.s != sk || e.t != tk || e.facts != facts {
 		sh.misses.Add(1)
-		al, aa, da := p.compute(p.subj.bits(sk), p.tgt.bits(tk), facts)
-		e = &avEntry{s: sk, t: tk, facts: facts, allowed: al, auditallow: aa, dontaudit: da}
+		e = &avEntry{s: sk, t: tk, facts: facts}
+		p.compute(&e.vec, p.subj.bits(sk), p.tgt.bits(tk), facts)
 		slot.Store(e)
 	}
-	return p.verdict(sh, e.allowed, e.auditallow, e.dontaudit, it)
+	return p.verdict(sh, &e.vec, it)
 }
 
 func (p *Policy) uncached(sk uint64, sb bitset, sok bool, tk uint64, tb bitset, tok bool, facts Relation, it Item) Decision {
@@ -318,28 +350,45 @@ func (p *Policy) uncached(sk uint64, sb bitset, sok bool, tk uint64, tb bitset, 
 	}
 	sh := &p.cache.ctr[0]
 	sh.uncached.Add(1)
-	al, aa, da := p.compute(sb, tb, facts)
-	return p.verdict(sh, al, aa, da, it)
+	var v vec
+	p.compute(&v, sb, tb, facts)
+	return p.verdict(sh, &v, it)
 }
 
 // refuse denies without looking (bad arguments, stale sets).
 func (p *Policy) refuse(it Item) Decision {
 	sh := &p.cache.ctr[0]
 	sh.uncached.Add(1)
-	return p.verdict(sh, 0, 0, 0, it)
+	return p.verdict(sh, &noVec, it)
 }
 
-func (p *Policy) verdict(sh *counterShard, allowed, auditallow, dontaudit ItemSet, it Item) Decision {
+// noVec denies everything, by no rule.
+var noVec = func() vec {
+	var v vec
+	for i := range v.rule {
+		v.rule[i] = NoRule
+	}
+	return v
+}()
+
+func (p *Policy) verdict(sh *counterShard, v *vec, it Item) Decision {
 	bit := it.Set() // 0 for an item outside the vocabulary: denied
-	if allowed&bit != 0 {
-		return Decision{Allowed: true, Audit: auditallow&bit != 0 || p.opts.audit == auditAll}
+	if bit == 0 {
+		v = &noVec
+	}
+	rule := NoRule
+	if bit != 0 {
+		rule = v.rule[it]
+	}
+	if v.allowed&bit != 0 {
+		return Decision{Allowed: true, Audit: v.auditallow&bit != 0 || p.opts.audit == auditAll, Rule: rule}
 	}
 	sh.denied.Add(1)
-	if p.opts.audit == auditNone || dontaudit&bit != 0 {
+	if p.opts.audit == auditNone || v.dontaudit&bit != 0 {
 		sh.silent.Add(1)
-		return Decision{}
+		return Decision{Rule: rule}
 	}
-	return Decision{Audit: true}
+	return Decision{Audit: true, Rule: rule}
 }
 
 // compute is the cache miss: the vector of every item for one (subject
@@ -349,7 +398,7 @@ func (p *Policy) verdict(sh *counterShard, allowed, auditallow, dontaudit ItemSe
 // listed under several classes is folded more than once, which is
 // harmless: folding is idempotent. Deny and protect beat allow; order
 // does not matter.
-func (p *Policy) compute(S, T bitset, facts Relation) (allowed, auditallow, dontaudit ItemSet) {
+func (p *Policy) compute(v *vec, S, T bitset, facts Relation) {
 	ns, nt := len(p.anySubj), len(p.anyTgt)
 	forEach(S, func(c int) {
 		if c < len(p.bySubj) {
@@ -381,7 +430,18 @@ func (p *Policy) compute(S, T bitset, facts Relation) (allowed, auditallow, dont
 			}
 		}
 	}
-	return f.allow &^ f.deny, f.auditallow, f.dontaudit
+	v.allowed, v.auditallow, v.dontaudit = f.allow&^f.deny, f.auditallow, f.dontaudit
+	for i := range v.rule {
+		bit := Item(i).Set()
+		switch {
+		case v.allowed&bit != 0:
+			v.rule[i] = f.allowBy[i] - 1
+		case f.deny&bit != 0:
+			v.rule[i] = f.denyBy[i] - 1
+		default:
+			v.rule[i] = NoRule
+		}
+	}
 }
 
 func forEach(b bitset, fn func(int)) {
@@ -392,8 +452,21 @@ func forEach(b bitset, fn func(int)) {
 	}
 }
 
-// fold accumulates rule effects into item masks.
-type fold struct{ allow, deny, auditallow, dontaudit ItemSet }
+// fold accumulates rule effects into item masks, and per item the first
+// (lowest-numbered) allow and deny rule, plus one (0: none).
+type fold struct {
+	allow, deny, auditallow, dontaudit ItemSet
+	allowBy, denyBy                    [numItems]RuleID
+}
+
+// first records rule id as the first of its kind for every item in items.
+func first(by *[numItems]RuleID, items ItemSet, id int) {
+	for m := uint64(items); m != 0; m &= m - 1 {
+		if i := tz(m); i < int(numItems) && (by[i] == 0 || RuleID(id)+1 < by[i]) {
+			by[i] = RuleID(id) + 1
+		}
+	}
+}
 
 // rules folds the listed rules in; bySubject says which side the list
 // came from, so the other side is checked.
@@ -413,8 +486,10 @@ func (f *fold) rules(p *Policy, ids []int32, S, T bitset, facts Relation, byTarg
 		switch r.src.Effect {
 		case Allow:
 			f.allow |= r.src.Items
+			first(&f.allowBy, r.src.Items, r.id)
 		case Deny, Protect:
 			f.deny |= r.src.Items
+			first(&f.denyBy, r.src.Items, r.id)
 		case AuditAllow:
 			f.auditallow |= r.src.Items
 		case DontAudit:

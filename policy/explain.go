@@ -74,6 +74,7 @@ const maxNearMisses = 5
 // tests hold equal to Decide), and does not touch the counters.
 func (p *Policy) Explain(s *Subject, t *Target, rel Relation, it Item) Explanation {
 	e := Explanation{Item: it, Generation: p.gen}
+	e.Rule = NoRule
 	if s == nil || t == nil || !it.Valid() {
 		e.Reason = "invalid question (no subject, no target or an unknown item): denied"
 		e.Audit = p.opts.audit != auditNone
@@ -89,6 +90,7 @@ func (p *Policy) Explain(s *Subject, t *Target, rel Relation, it Item) Explanati
 	e.Facts = facts
 	bit := it.Set()
 	var auditallow, dontaudit []RuleRef
+	firstGrant, firstRefuse := NoRule, NoRule
 	for _, r := range p.rules {
 		if r.src.Items&bit == 0 || r.src.Effect == Neverallow {
 			continue
@@ -99,8 +101,14 @@ func (p *Policy) Explain(s *Subject, t *Target, rel Relation, it Item) Explanati
 			switch r.src.Effect {
 			case Allow:
 				e.Granting = append(e.Granting, r.ref())
+				if firstGrant == NoRule {
+					firstGrant = RuleID(r.id)
+				}
 			case Deny, Protect:
 				e.Refusing = append(e.Refusing, r.ref())
+				if firstRefuse == NoRule {
+					firstRefuse = RuleID(r.id)
+				}
 			case AuditAllow:
 				auditallow = append(auditallow, r.ref())
 			case DontAudit:
@@ -114,10 +122,10 @@ func (p *Policy) Explain(s *Subject, t *Target, rel Relation, it Item) Explanati
 	}
 	switch {
 	case len(e.Refusing) > 0:
-		e.Allowed = false
+		e.Allowed, e.Rule = false, firstRefuse
 		e.Reason = fmt.Sprintf("refused by %s (deny and protect beat allow)", refList(e.Refusing))
 	case len(e.Granting) > 0:
-		e.Allowed = true
+		e.Allowed, e.Rule = true, firstGrant
 		e.Reason = fmt.Sprintf("granted by %s", refList(e.Granting))
 	default:
 		e.Reason = fmt.Sprintf("no allow rule grants %s of this target to this subject (default deny)", accessName(it))
