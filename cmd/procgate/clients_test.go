@@ -157,6 +157,45 @@ func TestClientsThroughBroker(t *testing.T) {
 			t.Errorf("lsof lists no descriptor of pid %s:\n%s", pid, out)
 		}
 	})
+	t.Run("top", func(t *testing.T) {
+		busy := exec.Command("sh", "-c", "while :; do :; done")
+		busy.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1234, Gid: 1234}}
+		if err := busy.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { busy.Process.Kill(); busy.Wait() }()
+		for _, tc := range []struct {
+			name   string
+			groups []uint32
+			io     bool
+		}{{"member", member, true}, {"non-member", nil, false}} {
+			out, errOut, code := run(tc.groups, "top", "--delay", "500ms", "-n", "1", "--lines", "0", "-o", "json")
+			if code != 0 {
+				t.Fatalf("%s: exit %d: %s", tc.name, code, errOut)
+			}
+			var found bool
+			for line := range strings.Lines(out) {
+				var r topRow
+				if err := json.Unmarshal([]byte(line), &r); err != nil {
+					t.Fatalf("top -o json line %q: %v", line, err)
+				}
+				if r.PID != busy.Process.Pid {
+					continue
+				}
+				found = true
+				if r.CPU < 10 || r.UID != 1234 || (r.ReadPS != nil) != tc.io {
+					t.Errorf("%s: the busy loop: %+v (io rates shown: %v, want %v)", tc.name, r, r.ReadPS != nil, tc.io)
+				}
+			}
+			if !found {
+				t.Errorf("%s: top does not list the busy loop %d:\n%s", tc.name, busy.Process.Pid, out)
+			}
+		}
+		out, _, code := run(member, "top", "--delay", "200ms", "-n", "2", "--lines", "0")
+		if code != 0 || strings.Count(out, "procgate top - ") != 2 || !strings.Contains(out, "while :; do :; done") {
+			t.Errorf("top in batch mode, 2 intervals: exit %d\n%s", code, out)
+		}
+	})
 	b, err := os.ReadFile(audit)
 	if err != nil {
 		t.Fatal(err)

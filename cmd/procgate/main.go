@@ -54,6 +54,6 @@ modules) and explains every answer step by step.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newCheckCmd(), newExplainCmd(), newSnapshotCmd(), newVerifyCmd(), newVerifyVMCmd(), newPolicyCmd(), newServeCmd(), newPsCmd(), newLsofCmd(), newEnvCmd(), newReadCmd())
+	root.AddCommand(newCheckCmd(), newExplainCmd(), newSnapshotCmd(), newVerifyCmd(), newVerifyVMCmd(), newPolicyCmd(), newServeCmd(), newPsCmd(), newLsofCmd(), newEnvCmd(), newReadCmd(), newTopCmd())
 	return root
 }

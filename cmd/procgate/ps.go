@@ -221,14 +221,8 @@ func (si *sysInfo) row(p *client.Process) (psRow, bool) {
 	if err != nil {
 		return psRow{}, false
 	}
-	i := strings.LastIndexByte(stat, ')')
-	j := strings.IndexByte(stat, '(')
-	if i < 0 || j < 0 || j > i {
-		return psRow{}, false
-	}
-	comm := stat[j+1 : i]
-	f := strings.Fields(stat[i+1:]) // f[0] is field 3
-	if len(f) < 22 {
+	comm, f, ok := statFields(stat)
+	if !ok {
 		return psRow{}, false
 	}
 	num := func(n int) uint64 { v, _ := strconv.ParseUint(f[n-3], 10, 64); return v }
@@ -293,6 +287,21 @@ func (si *sysInfo) row(p *client.Process) (psRow, bool) {
 		}
 	}
 	return r, true
+}
+
+// statFields splits a stat line (proc_pid_stat(5)) into comm and the
+// fields after it: f[0] is field 3 (state); at least fields 3 to 24.
+func statFields(stat string) (comm string, f []string, ok bool) {
+	i := strings.LastIndexByte(stat, ')')
+	j := strings.IndexByte(stat, '(')
+	if i < 0 || j < 0 || j > i {
+		return "", nil, false
+	}
+	f = strings.Fields(stat[i+1:])
+	if len(f) < 22 {
+		return "", nil, false
+	}
+	return stat[j+1 : i], f, true
 }
 
 // ioBytes returns read_bytes and write_bytes of an io file.
