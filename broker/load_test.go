@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -188,14 +187,23 @@ func TestReloadUnderLoad(t *testing.T) {
 func TestManyConnections(t *testing.T) {
 	requireRoot(t)
 	h := startBroker(t, auditPolicy, 0)
+	manyConnections(t, h.socket, 1000)
+}
+
+// manyConnections opens n connections to the broker on socket, half of
+// them never finishing their request headers, and one that never reads
+// a large answer, then checks that 20 requests of another client are
+// served promptly.
+func manyConnections(t *testing.T, socket string, n int) {
+	t.Helper()
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for i := range 1000 {
-		c, err := net.Dial("unix", h.socket)
+	for i := range n {
+		c, err := net.Dial("unix", socket)
 		if err != nil {
 			t.Fatalf("connection %d: %v", i, err)
 		}
@@ -205,7 +213,7 @@ func TestManyConnections(t *testing.T) {
 		conns = append(conns, c)
 	}
 	// A client that asks for a large answer and never reads it.
-	stuck, err := net.Dial("unix", h.socket)
+	stuck, err := net.Dial("unix", socket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,11 +221,11 @@ func TestManyConnections(t *testing.T) {
 	body := stuckBody()
 	fmt.Fprintf(stuck, "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 
-	c := client.New(h.socket)
+	c := client.New(socket)
 	defer c.Close()
 	// Every request must finish well inside its deadline and the median must
 	// be prompt; one slow request is tolerated (race detector, parallel
-	// packages).
+	// packages: the first one has measured 570 ms).
 	var took []time.Duration
 	for i := range 20 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -225,23 +233,20 @@ func TestManyConnections(t *testing.T) {
 		_, err := c.ReadAll(ctx, client.Request{PIDs: []int{1}, Items: []string{"status"}})
 		cancel()
 		if err != nil {
-			t.Fatalf("request %d with 1,000 connections open: %v", i, err)
+			t.Fatalf("request %d with %d connections open: %v", i, n, err)
 		}
 		took = append(took, time.Since(start))
 	}
 	slices.Sort(took)
-	t.Logf("20 requests with 1,000 connections open: median %v, max %v", took[len(took)/2], took[len(took)-1])
+	t.Logf("20 requests with %d connections open: median %v, max %v", n, took[len(took)/2], took[len(took)-1])
 	if med := took[len(took)/2]; med > 250*time.Millisecond {
-		t.Errorf("median request took %v with 1,000 connections open (want ≤ 250ms): %v", med, took)
+		t.Errorf("median request took %v with %d connections open (want ≤ 250ms): %v", med, n, took)
 	}
 	resp, err := (&http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return net.Dial("unix", h.socket)
+		return net.Dial("unix", socket)
 	}}}).Get("http://x/v1/version")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("version: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if errors.Is(err, context.DeadlineExceeded) {
-		t.Fatal(err)
-	}
 }

@@ -278,56 +278,13 @@ func TestPrivsepDrainAudit(t *testing.T) {
 	}
 }
 
-// TestPrivsepManyConnections: 600 connections open (half never finish
+// TestPrivsepManyConnections: 1,000 connections open (half never finish
 // their headers) and a client that never reads a large answer; other
 // callers are still served promptly through the front and the reader.
 func TestPrivsepManyConnections(t *testing.T) {
 	requireRoot(t)
 	d := startDaemon(t, auditPolicy)
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := range 600 {
-		c, err := net.Dial("unix", d.socket)
-		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
-		}
-		if i%2 == 0 {
-			c.Write([]byte("POST /v1/read HTTP/1.1\r\nHost: x\r\n"))
-		}
-		conns = append(conns, c)
-	}
-	stuck, err := net.Dial("unix", d.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stuck.Close()
-	body := stuckBody()
-	fmt.Fprintf(stuck, "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-	c := client.New(d.socket)
-	defer c.Close()
-	// Each request must finish well inside its deadline; the median must be
-	// prompt. (A single slow request is tolerated: under the race detector
-	// and a parallel test run the first one has measured 570 ms.)
-	var took []time.Duration
-	for i := range 20 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		start := time.Now()
-		_, err := c.ReadAll(ctx, client.Request{PIDs: []int{1}, Items: []string{"status"}})
-		cancel()
-		if err != nil {
-			t.Fatalf("request %d with 600 connections open: %v", i, err)
-		}
-		took = append(took, time.Since(start))
-	}
-	slices.Sort(took)
-	t.Logf("20 requests with 600 connections open: median %v, max %v", took[len(took)/2], took[len(took)-1])
-	if med := took[len(took)/2]; med > 250*time.Millisecond {
-		t.Errorf("median request took %v with 600 connections open (want ≤ 250ms): %v", med, took)
-	}
+	manyConnections(t, d.socket, 1000)
 	code, resp := rawRequest(t, d.socket, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	if code != 404 {
 		t.Errorf("metrics on the API socket: %d %s", code, trunc(resp))

@@ -21,23 +21,7 @@ allow everyone any_process : read { status io };
 allow everyone any_process : read { status limits };
 deny everyone any_process : attach;
 `
-	load := func() *policy.Policy {
-		p, err := policy.Load("t.pol", []byte(src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	g, err := New(Config{Policy: load()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	c, err := g.NewCaller(os.Getpid(), -1, uint32(os.Getuid()), uint32(os.Getgid()), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	g, c := selfGate(t, loadPolicy(t, src))
 	read := func() {
 		t.Helper()
 		req := &Request{PIDs: []int{os.Getpid()}, Items: []Item{policy.ItemStatus, policy.ItemIO, policy.ItemSyscall}}
@@ -71,7 +55,7 @@ deny everyone any_process : attach;
 	}
 	want(`procgate_decisions_total{result="allow",source="policy",item="status"} 2`)
 	// A reload that keeps the rules keeps their counters.
-	g.SetPolicy(load())
+	g.SetPolicy(loadPolicy(t, src))
 	read()
 	want(`procgate_rule_decisions_total{rule="allow@t.pol:3",result="allow"} 6`)
 	want(`procgate_rule_decisions_total{rule="deny@t.pol:5",result="deny"} 3`)

@@ -72,23 +72,10 @@ func TestViewCacheBounded(t *testing.T) {
 // TestItemsReadUnderPin: exe, cgroup and fd_count, answered from what
 // the gate read while identifying the target, equal a direct read.
 func TestItemsReadUnderPin(t *testing.T) {
-	pol, err := policy.Load("t.pol", []byte("subject everyone { }\ntarget any_process { }\nallow everyone any_process : read { exe cgroup fd_count status };\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(Config{Policy: pol})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	c, err := g.NewCaller(os.Getpid(), -1, uint32(os.Getuid()), uint32(os.Getgid()), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	g, c := selfGate(t, loadPolicy(t, "subject everyone { }\ntarget any_process { }\nallow everyone any_process : read { exe cgroup fd_count status };\n"))
 	items := []Item{policy.ItemExe, policy.ItemCgroup, policy.ItemFdCount}
 	var got *ProcResult
-	err = g.Read(context.Background(), c, &Request{PIDs: []int{os.Getpid()}, Items: items})(func(r *ProcResult) error {
+	err := g.Read(context.Background(), c, &Request{PIDs: []int{os.Getpid()}, Items: items})(func(r *ProcResult) error {
 		got = r
 		return nil
 	})
@@ -117,4 +104,30 @@ func TestItemsReadUnderPin(t *testing.T) {
 			}
 		}
 	}
+}
+
+func loadPolicy(t *testing.T, src string) *policy.Policy {
+	t.Helper()
+	p, err := policy.Load("t.pol", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// selfGate opens a gate with pol and this process as its caller; both
+// close when the test ends.
+func selfGate(t *testing.T, pol *policy.Policy) (*Gate, *Caller) {
+	t.Helper()
+	g, err := New(Config{Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	c, err := g.NewCaller(os.Getpid(), -1, uint32(os.Getuid()), uint32(os.Getgid()), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return g, c
 }
