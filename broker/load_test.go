@@ -33,33 +33,7 @@ func TestAuditUnderLoadAndDrain(t *testing.T) {
 	requireRoot(t)
 	h := startBroker(t, auditPolicy, 0)
 	tgt := spawnTarget(t, uidTarget)
-	var received atomic.Int64
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := client.New(h.socket)
-			defer c.Close()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				err := c.Read(context.Background(), client.Request{PIDs: []int{tgt.Process.Pid, 1, os.Getpid()}, Items: []string{"status", "io"}}, func(p *client.Process) error {
-					if _, err := p.Text("status"); err == nil {
-						received.Add(1)
-					}
-					return nil
-				})
-				if err != nil {
-					return // the broker is shutting down
-				}
-			}
-		}()
-	}
+	received, stop, wg := auditedLoad(h.socket, tgt.Process.Pid)
 	time.Sleep(1500 * time.Millisecond)
 	h.stop(t) // Shutdown mid-load, then close the auditor
 	close(stop)
@@ -78,6 +52,38 @@ func TestAuditUnderLoadAndDrain(t *testing.T) {
 	if int64(lines) != received.Load() {
 		t.Errorf("%d records, but clients received %d audited status values", lines, received.Load())
 	}
+}
+
+// auditedLoad starts 32 clients that read status and io of pid, of pid 1
+// and of this process until stop is closed or the broker goes away, and
+// counts the status values received (each one audited under auditPolicy).
+func auditedLoad(socket string, pid int) (received *atomic.Int64, stop chan struct{}, wg *sync.WaitGroup) {
+	received, stop, wg = new(atomic.Int64), make(chan struct{}), new(sync.WaitGroup)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := client.New(socket)
+			defer c.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := c.Read(context.Background(), client.Request{PIDs: []int{pid, 1, os.Getpid()}, Items: []string{"status", "io"}}, func(p *client.Process) error {
+					if _, err := p.Text("status"); err == nil {
+						received.Add(1)
+					}
+					return nil
+				})
+				if err != nil {
+					return // the broker is shutting down
+				}
+			}
+		}()
+	}
+	return received, stop, wg
 }
 
 // TestAuditRateLimit: past the burst, records become one suppressed=N

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -229,33 +227,7 @@ func TestPrivsepDrainAudit(t *testing.T) {
 	requireRoot(t)
 	d := startDaemon(t, auditPolicy, "--audit-burst", "0")
 	tgt := spawnTarget(t, uidTarget)
-	var received atomic.Int64
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := client.New(d.socket)
-			defer c.Close()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				err := c.Read(context.Background(), client.Request{PIDs: []int{tgt.Process.Pid, 1, os.Getpid()}, Items: []string{"status", "io"}}, func(p *client.Process) error {
-					if _, err := p.Text("status"); err == nil {
-						received.Add(1)
-					}
-					return nil
-				})
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
+	received, stop, wg := auditedLoad(d.socket, tgt.Process.Pid)
 	time.Sleep(1500 * time.Millisecond)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	if err := d.wait(t, 30*time.Second); err != nil {
