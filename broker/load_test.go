@@ -5,15 +5,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/procgate/procgate/broker"
 	"github.com/procgate/procgate/client"
 	"github.com/procgate/procgate/policy"
 )
@@ -255,4 +258,63 @@ func manyConnections(t *testing.T, socket string, n int) {
 		t.Fatalf("version: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// TestPerUIDLimits: a uid past its connection limit gets 429
+// too_many_connections, and past its limit of requests in progress 429
+// too_many_requests, while another uid is served; the slots come back
+// when the connections close.
+func TestPerUIDLimits(t *testing.T) {
+	requireRoot(t)
+	h := startBroker(t, auditPolicy, 0, func(c *broker.Config) {
+		c.MaxConnsPerUID, c.MaxRequestsPerUID = 2, 1
+	})
+	tgt := spawnTarget(t, uidTarget)
+	dial := func() net.Conn {
+		c, err := net.Dial("unix", h.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// c1 holds the one request slot: a large answer it never reads.
+	c1 := dial()
+	body := stuckBody()
+	fmt.Fprintf(c1, "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	c2 := dial()
+	defer c2.Close()
+	time.Sleep(200 * time.Millisecond) // c1's request is being answered
+	if code, resp := rawRequest(t, h.socket, "GET /v1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); code != 429 || !strings.Contains(resp, `"too_many_connections"`) {
+		t.Errorf("a third connection of uid 0: %d %s", code, trunc(resp))
+	}
+	body2 := `{"pids":[1],"items":["status"]}`
+	fmt.Fprintf(c2, "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body2), body2)
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 429 || !strings.Contains(string(b), `"too_many_requests"`) {
+		t.Errorf("a second request in progress for uid 0: %d %s", resp.StatusCode, b)
+	}
+	// Another uid has its own budget.
+	for _, a := range runClient(t, h, uidOther, nil, client.Request{PIDs: []int{tgt.Process.Pid}, Items: []string{"status"}}, 1) {
+		if a.Value == nil {
+			t.Errorf("uid %d refused while uid 0 is at its limits: %+v", uidOther, a)
+		}
+	}
+	// Closing c1 gives the slots back.
+	c1.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, resp := rawRequest(t, h.socket, "GET /v1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("uid 0 still refused after closing its connection: %d %s", code, trunc(resp))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

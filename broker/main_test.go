@@ -119,7 +119,9 @@ type harness struct {
 	log    string
 }
 
-func startBroker(t testing.TB, polSrc string, burst int) *harness {
+// startBroker runs an in-process broker with policy polSrc, the audit
+// burst and, when given, changes to its configuration.
+func startBroker(t testing.TB, polSrc string, burst int, opts ...func(*broker.Config)) *harness {
 	t.Helper()
 	pol, err := policy.Load("test.pol", []byte(polSrc))
 	if err != nil {
@@ -145,7 +147,11 @@ func startBroker(t testing.TB, polSrc string, burst int) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.srv = broker.New(broker.Config{Gate: h.gate})
+	cfg := broker.Config{Gate: h.gate}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h.srv = broker.New(cfg)
 	go func() { h.done <- h.srv.Serve(l) }()
 	t.Cleanup(func() { h.stop(t) })
 	return h
