@@ -36,8 +36,11 @@ allow readers granted : read { environ stat };
 `, gidReaders, uidGranted)
 
 func TestMain(m *testing.M) {
-	if os.Getenv("PROCGATE_TEST_ROLE") == "pidreuse" {
+	switch os.Getenv("PROCGATE_TEST_ROLE") {
+	case "pidreuse":
 		os.Exit(pidReuseRole())
+	case "fusehang":
+		os.Exit(fusehangRole())
 	}
 	os.Exit(m.Run())
 }

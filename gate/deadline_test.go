@@ -1,0 +1,351 @@
+package gate_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/policy"
+)
+
+// TestReadDeadline blocks a real read of /proc/<pid>/cmdline: the target's
+// argument range is moved (prctl PR_SET_MM_MAP) onto a mapping
+// of a file on a FUSE filesystem, served by this test, that never answers
+// READ. The kernel's get_mm_cmdline then waits in the page fault, with
+// the target's mmap lock held, for as long as the filesystem keeps
+// silent. The gate must answer ETIMEDOUT after its read timeout, keep
+// serving other items of the same process, refuse with EBUSY once
+// MaxStuckReads reads are stuck, and count the timeouts.
+func TestReadDeadline(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root (a FUSE mount, prctl PR_SET_MM)")
+	}
+	fs := mountSilentFUSE(t)
+	tgt := exec.Command(os.Args[0], "-test.run=^$")
+	tgt.Env = append(os.Environ(), "PROCGATE_TEST_ROLE=fusehang", "PROCGATE_TEST_FILE="+fs.file)
+	out, err := tgt.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt.Stderr = os.Stderr
+	stdin, err := tgt.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tgt.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// The target's stuck thread waits for the filesystem even when
+		// killed: abort the filesystem first.
+		fs.abort()
+		stdin.Close()
+		tgt.Process.Kill()
+		tgt.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		t.Fatalf("target: %q %v", line, err)
+	}
+	time.Sleep(300 * time.Millisecond) // the writer queues
+
+	pol, err := policy.Load("t.pol", []byte("subject everyone { }\ntarget any_process { }\nallow everyone any_process : read { cmdline environ status };\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gate.New(gate.Config{Policy: pol, ReadTimeout: 300 * time.Millisecond, MaxStuckReads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	c, err := g.NewCaller(os.Getpid(), -1, 0, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	read := func(it gate.Item) *gate.ItemResult {
+		t.Helper()
+		var got *gate.ItemResult
+		err := g.Read(context.Background(), c, &gate.Request{PIDs: []int{tgt.Process.Pid}, Items: []gate.Item{it}})(func(r *gate.ProcResult) error {
+			if r.Denial != nil {
+				return fmt.Errorf("process refused: %v", r.Denial)
+			}
+			got = &r.Items[0]
+			return nil
+		})
+		if err != nil || got == nil {
+			t.Fatalf("read %s: %v", it, err)
+		}
+		return got
+	}
+
+	start := time.Now()
+	ir := read(policy.ItemCmdline)
+	el := time.Since(start)
+	if ir.Denial == nil || ir.Denial.Errno != unix.ETIMEDOUT {
+		t.Fatalf("cmdline of a target whose mmap lock is held: %+v, want ETIMEDOUT", ir)
+	}
+	if el < 300*time.Millisecond || el > 3*time.Second {
+		t.Errorf("the timed-out read took %v (timeout 300ms)", el)
+	}
+	if fs.reads.Load() == 0 {
+		t.Error("the filesystem saw no READ: the read did not block where the test meant it to")
+	}
+	t.Logf("cmdline: %v after %v; FUSE READs waiting: %d", ir.Denial, el.Round(time.Millisecond), fs.reads.Load())
+	// The stuck read still holds the only slot: the next one is refused
+	// at once rather than piling up another blocked thread.
+	start = time.Now()
+	if ir := read(policy.ItemEnviron); ir.Denial == nil || ir.Denial.Errno != unix.EBUSY || time.Since(start) > time.Second {
+		t.Errorf("environ with one read stuck: %+v after %v, want EBUSY at once", ir, time.Since(start))
+	}
+	// Items that do not take the mmap lock are served as usual.
+	if ir := read(policy.ItemStatus); ir.Denial != nil || !strings.Contains(ir.Text, "Name:") {
+		t.Errorf("status of the same target: %+v", ir)
+	}
+	var b strings.Builder
+	g.Metrics().WriteTo(&b)
+	if !strings.Contains(b.String(), "procgate_read_timeouts_total 1\n") {
+		t.Errorf("metrics do not count the timeout:\n%s", b.String())
+	}
+}
+
+// fusehangRole holds its own mmap lock the way a process stuck on a
+// network or FUSE filesystem does: one thread reads its own memory
+// through /proc/self/mem at a mapping of PROCGATE_TEST_FILE, whose page
+// never arrives (the kernel's access_remote_vm waits in the fault with the
+// mmap lock held for reading); another thread then asks for the lock for
+// writing (mmap) and queues behind it, and from then on every new reader
+// of the lock — cmdline, environ (maps no longer: since Linux 6.17 it
+// reads under per-VMA locks) — waits too. It says
+// "ready" just before the writer queues (the test waits a moment more)
+// and waits for its standard input to close.
+func fusehangRole() int {
+	f, err := os.Open(os.Getenv("PROCGATE_TEST_FILE"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fusehang:", err)
+		return 2
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fusehang: mmap:", err)
+		return 2
+	}
+	mem, err := os.Open("/proc/self/mem")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fusehang:", err)
+		return 2
+	}
+	addr := int64(uintptr(unsafe.Pointer(&m[0])))
+	in := bufio.NewReader(os.Stdin)
+	buf := make([]byte, 1)
+	go func() {
+		runtime.LockOSThread()
+		unix.Pread(int(mem.Fd()), buf, addr) // blocks until the filesystem goes
+	}()
+	time.Sleep(100 * time.Millisecond)
+	// Say ready before the writer queues: from then on the Go runtime's
+	// own mmaps (heap growth, thread stacks) would block too.
+	fmt.Println("ready")
+	go func() {
+		runtime.LockOSThread()
+		unix.Mmap(-1, 0, 4096, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS) // queues for the write lock
+	}()
+	in.ReadString('\n')
+	return 0
+}
+
+// prctlMMMap is struct prctl_mm_map (include/uapi/linux/prctl.h).
+type prctlMMMap struct {
+	StartCode, EndCode, StartData, EndData uint64
+	StartBrk, Brk, StartStack              uint64
+	ArgStart, ArgEnd, EnvStart, EnvEnd     uint64
+	Auxv                                   uint64 // pointer; none with AuxvSize 0
+	AuxvSize                               uint32
+	ExeFD                                  uint32 // ^0: unchanged
+}
+
+// currentMMMap reads this process's memory layout from /proc/self/stat
+// (fields 26–28 and 45–51, proc_pid_stat(5)) and brk(0).
+func currentMMMap() (prctlMMMap, error) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return prctlMMMap{}, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // f[0] is field 3
+	if len(f) < 49 {
+		return prctlMMMap{}, fmt.Errorf("/proc/self/stat: %d fields", len(f)+2)
+	}
+	field := func(n int) uint64 { v, _ := strconv.ParseUint(f[n-3], 10, 64); return v }
+	brk, _, _ := unix.Syscall(unix.SYS_BRK, 0, 0, 0)
+	return prctlMMMap{
+		StartCode: field(26), EndCode: field(27), StartStack: field(28),
+		StartData: field(45), EndData: field(46), StartBrk: field(47), Brk: uint64(brk),
+		ArgStart: field(48), ArgEnd: field(49), EnvStart: field(50), EnvEnd: field(51),
+		ExeFD: ^uint32(0),
+	}, nil
+}
+
+// silentFUSE is a FUSE filesystem with one file, f, whose contents are
+// never delivered: READ requests are counted and left unanswered. It is
+// spoken directly over /dev/fuse (the kernel's protocol 7.31 subset that
+// a lookup, getattr, open and read need).
+type silentFUSE struct {
+	fd    int
+	dir   string
+	file  string
+	reads atomic.Int32
+	abort func()
+}
+
+// FUSE opcodes (include/uapi/linux/fuse.h).
+const (
+	fuseLookup      = 1
+	fuseForget      = 2
+	fuseGetattr     = 3
+	fuseOpen        = 14
+	fuseRead        = 15
+	fuseRelease     = 18
+	fuseFlush       = 25
+	fuseInit        = 26
+	fuseInterrupt   = 36
+	fuseDestroy     = 38
+	fuseBatchForget = 42
+	fuseInHeaderLen = 40
+	fuseFileIno     = 2
+	fuseFileSize    = 4096
+)
+
+func mountSilentFUSE(t *testing.T) *silentFUSE {
+	t.Helper()
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Skipf("SKIPPED: no FUSE: %v", err)
+	}
+	dir := t.TempDir()
+	fs := &silentFUSE{fd: fd, dir: dir, file: filepath.Join(dir, "f")}
+	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", fd)
+	if err := unix.Mount("procgate-test", dir, "fuse.procgate-test", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		unix.Close(fd)
+		t.Fatalf("mount fuse: %v", err)
+	}
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fs.serve(&stop)
+		// Closing the device (no read in flight: serve polls) aborts the
+		// connection: every waiting request fails, which releases the
+		// blocked reads.
+		unix.Close(fd)
+	}()
+	fs.abort = sync.OnceFunc(func() {
+		stop.Store(true)
+		<-done
+		unix.Unmount(dir, unix.MNT_DETACH)
+	})
+	t.Cleanup(fs.abort)
+	return fs
+}
+
+// serve answers requests until stop is set; it polls, so that no read is
+// in flight when the device is closed.
+func (fs *silentFUSE) serve(stop *atomic.Bool) {
+	buf := make([]byte, 1<<20+4096)
+	le := binary.LittleEndian
+	for !stop.Load() {
+		pfd := []unix.PollFd{{Fd: int32(fs.fd), Events: unix.POLLIN}}
+		if n, err := unix.Poll(pfd, 50); n <= 0 || err != nil {
+			continue
+		}
+		n, err := unix.Read(fs.fd, buf)
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+			continue
+		}
+		if err != nil || n < fuseInHeaderLen {
+			return // unmounted or aborted
+		}
+		op, unique, node := le.Uint32(buf[4:]), le.Uint64(buf[8:]), le.Uint64(buf[16:])
+		body := buf[fuseInHeaderLen:n]
+		switch op {
+		case fuseInit:
+			out := make([]byte, 64)       // fuse_init_out
+			le.PutUint32(out[0:], 7)      // major
+			le.PutUint32(out[4:], 31)     // minor
+			le.PutUint32(out[8:], 0)      // max_readahead
+			le.PutUint32(out[12:], 0)     // flags
+			le.PutUint16(out[16:], 16)    // max_background
+			le.PutUint16(out[18:], 12)    // congestion_threshold
+			le.PutUint32(out[20:], 1<<20) // max_write
+			le.PutUint32(out[24:], 1)     // time_gran
+			le.PutUint16(out[28:], 256)   // max_pages
+			fs.reply(unique, 0, out)
+		case fuseLookup:
+			if node != 1 || strings.TrimRight(string(body), "\x00") != "f" {
+				fs.reply(unique, -int32(unix.ENOENT), nil)
+				continue
+			}
+			out := make([]byte, 40+88) // fuse_entry_out
+			le.PutUint64(out[0:], fuseFileIno)
+			fuseAttr(out[40:], fuseFileIno)
+			fs.reply(unique, 0, out)
+		case fuseGetattr:
+			out := make([]byte, 16+88) // fuse_attr_out
+			fuseAttr(out[16:], node)
+			fs.reply(unique, 0, out)
+		case fuseOpen:
+			out := make([]byte, 16) // fuse_open_out
+			le.PutUint64(out[0:], 1)
+			fs.reply(unique, 0, out)
+		case fuseRead:
+			fs.reads.Add(1) // never answered
+		case fuseRelease, fuseFlush, fuseDestroy:
+			fs.reply(unique, 0, nil)
+		case fuseForget, fuseBatchForget, fuseInterrupt:
+			// no reply
+		default:
+			fs.reply(unique, -int32(unix.ENOSYS), nil)
+		}
+	}
+}
+
+// fuseAttr fills a fuse_attr for the root directory (1) or the file.
+func fuseAttr(b []byte, ino uint64) {
+	le := binary.LittleEndian
+	le.PutUint64(b[0:], ino)
+	mode, size := uint32(unix.S_IFDIR|0o755), uint64(0)
+	if ino == fuseFileIno {
+		mode, size = unix.S_IFREG|0o644, fuseFileSize
+	}
+	le.PutUint64(b[8:], size)
+	le.PutUint64(b[16:], (size+511)/512)
+	le.PutUint32(b[60:], mode)
+	le.PutUint32(b[64:], 1)    // nlink
+	le.PutUint32(b[80:], 4096) // blksize
+}
+
+func (fs *silentFUSE) reply(unique uint64, errno int32, payload []byte) {
+	out := make([]byte, 16+len(payload))
+	le := binary.LittleEndian
+	le.PutUint32(out[0:], uint32(len(out)))
+	le.PutUint32(out[4:], uint32(errno))
+	le.PutUint64(out[8:], unique)
+	copy(out[16:], payload)
+	unix.Write(fs.fd, out)
+}
