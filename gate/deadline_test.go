@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -168,38 +167,6 @@ func fusehangRole() int {
 	}()
 	in.ReadString('\n')
 	return 0
-}
-
-// prctlMMMap is struct prctl_mm_map (include/uapi/linux/prctl.h).
-type prctlMMMap struct {
-	StartCode, EndCode, StartData, EndData uint64
-	StartBrk, Brk, StartStack              uint64
-	ArgStart, ArgEnd, EnvStart, EnvEnd     uint64
-	Auxv                                   uint64 // pointer; none with AuxvSize 0
-	AuxvSize                               uint32
-	ExeFD                                  uint32 // ^0: unchanged
-}
-
-// currentMMMap reads this process's memory layout from /proc/self/stat
-// (fields 26–28 and 45–51, proc_pid_stat(5)) and brk(0).
-func currentMMMap() (prctlMMMap, error) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return prctlMMMap{}, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // f[0] is field 3
-	if len(f) < 49 {
-		return prctlMMMap{}, fmt.Errorf("/proc/self/stat: %d fields", len(f)+2)
-	}
-	field := func(n int) uint64 { v, _ := strconv.ParseUint(f[n-3], 10, 64); return v }
-	brk, _, _ := unix.Syscall(unix.SYS_BRK, 0, 0, 0)
-	return prctlMMMap{
-		StartCode: field(26), EndCode: field(27), StartStack: field(28),
-		StartData: field(45), EndData: field(46), StartBrk: field(47), Brk: uint64(brk),
-		ArgStart: field(48), ArgEnd: field(49), EnvStart: field(50), EnvEnd: field(51),
-		ExeFD: ^uint32(0),
-	}, nil
 }
 
 // silentFUSE is a FUSE filesystem with one file, f, whose contents are
