@@ -318,3 +318,28 @@ func TestPrivsepReaderMounts(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPrivsepWithoutSysAdmin: where the daemon may not create a mount
+// namespace (no CAP_SYS_ADMIN, as in the Kubernetes example), the reader
+// starts in the front's, says that its mounts stay writable, and the
+// daemon serves.
+func TestPrivsepWithoutSysAdmin(t *testing.T) {
+	requireRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("SKIPPED: no setpriv (util-linux) to drop CAP_SYS_ADMIN from the bounding set")
+	}
+	d := startDaemonUnder(t, []string{setpriv, "--bounding-set=-sys_admin"}, auditPolicy)
+	if !strings.Contains(d.log0(), "cannot have a mount namespace of its own") {
+		t.Errorf("the daemon does not say the reader shares its mount namespace:\n%s", d.log0())
+	}
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	if reader, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", d.reader)); reader != self {
+		t.Errorf("the reader is in mount namespace %s, want the front's %s", reader, self)
+	}
+	c := client.New(d.socket)
+	defer c.Close()
+	if _, err := c.ReadAll(context.Background(), client.Request{PIDs: []int{os.Getpid()}, Items: []string{"status"}}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +66,13 @@ var readerPIDRE = regexp.MustCompile(`reader_pid=(\d+)`)
 // serves.
 func startDaemon(t testing.TB, polSrc string, args ...string) *daemon {
 	t.Helper()
+	return startDaemonUnder(t, nil, polSrc, args...)
+}
+
+// startDaemonUnder is startDaemon with the daemon started through the
+// command wrap (for example setpriv with a smaller bounding set).
+func startDaemonUnder(t testing.TB, wrap []string, polSrc string, args ...string) *daemon {
+	t.Helper()
 	bin, err := procgateBinary()
 	if err != nil {
 		t.Fatalf("cannot build the daemon: %v", err)
@@ -87,7 +95,8 @@ func startDaemon(t testing.TB, polSrc string, args ...string) *daemon {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	d.cmd = exec.Command(bin, append([]string{"serve", "--socket", d.socket, "--policy", d.policy, "--audit-log", d.log}, args...)...)
+	argv := append(append(slices.Clone(wrap), bin, "serve", "--socket", d.socket, "--policy", d.policy, "--audit-log", d.log), args...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Env = append(os.Environ(), "PROCGATE_FRONT_SELFTEST_OPEN=/etc/hostname")
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {

@@ -52,27 +52,31 @@ func StartReader(cfg GateConfig, log *slog.Logger) (*Remote, error) {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(far), "control")
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{os.Args[0], "serve", "(reader)"}
-	cmd.ExtraFiles = []*os.File{f} // descriptor 3
-	cmd.Stderr = os.Stderr
-	for _, kv := range os.Environ() {
-		switch k, _, _ := strings.Cut(kv, "="); k {
-		case envRole, envReaderConfig, "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET":
-		default:
-			cmd.Env = append(cmd.Env, kv)
+	newCmd := func() *exec.Cmd {
+		cmd := exec.Command("/proc/self/exe")
+		cmd.Args = []string{os.Args[0], "serve", "(reader)"}
+		cmd.ExtraFiles = []*os.File{f} // descriptor 3
+		cmd.Stderr = os.Stderr
+		for _, kv := range os.Environ() {
+			switch k, _, _ := strings.Cut(kv, "="); k {
+			case envRole, envReaderConfig, "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET":
+			default:
+				cmd.Env = append(cmd.Env, kv)
+			}
 		}
+		cmd.Env = append(cmd.Env, envRole+"="+roleReader, envReaderConfig+"="+string(raw))
+		return cmd
 	}
-	cmd.Env = append(cmd.Env, envRole+"="+roleReader, envReaderConfig+"="+string(raw))
 	// The reader gets a mount namespace of its own, which it makes
 	// read-only (ConfineMounts). Where the front may not create one (a
 	// container without CAP_SYS_ADMIN), the reader starts without it and
 	// says so.
+	cmd := newCmd()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	err = cmd.Start()
 	if err != nil && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL)) {
 		log.Warn("the reader cannot have a mount namespace of its own; its mounts stay writable", "err", err)
-		cmd.SysProcAttr = nil
+		cmd = newCmd()
 		err = cmd.Start()
 	}
 	f.Close()
