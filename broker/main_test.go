@@ -127,13 +127,7 @@ func startBroker(t testing.TB, polSrc string, burst int, opts ...func(*broker.Co
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}
-	// t.TempDir's parent is private; callers run as other uids.
-	dir, err := os.MkdirTemp("", "procgate-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := publicDir(t, "procgate-e2e-")
 	h := &harness{socket: filepath.Join(dir, "procgate.sock"), log: filepath.Join(dir, "audit.log"), done: make(chan error, 1)}
 	h.audit, err = gate.NewAuditor(gate.AuditConfig{Path: h.log, Burst: burst})
 	if err != nil {
@@ -155,6 +149,19 @@ func startBroker(t testing.TB, polSrc string, burst int, opts ...func(*broker.Co
 	go func() { h.done <- h.srv.Serve(l) }()
 	t.Cleanup(func() { h.stop(t) })
 	return h
+}
+
+// publicDir makes a temporary directory every uid can enter (t.TempDir's
+// parent is private; callers run as other uids), removed at the end.
+func publicDir(t testing.TB, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 func (h *harness) stop(t testing.TB) {

@@ -77,12 +77,7 @@ func startDaemonUnder(t testing.TB, wrap []string, polSrc string, args ...string
 	if err != nil {
 		t.Fatalf("cannot build the daemon: %v", err)
 	}
-	dir, err := os.MkdirTemp("", "procgate-privsep-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := publicDir(t, "procgate-privsep-")
 	d := &daemon{
 		harness: &harness{socket: filepath.Join(dir, "procgate.sock"), log: filepath.Join(dir, "audit.log")},
 		dir:     dir, policy: filepath.Join(dir, "policy.pol"), stderr: filepath.Join(dir, "serve.log"), exited: make(chan struct{}),
