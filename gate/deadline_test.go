@@ -59,16 +59,17 @@ func TestReadDeadline(t *testing.T) {
 		tgt.Wait()
 	})
 	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		t.Fatalf("target: %q %v", line, err)
+	var anon uint64 // an address of anonymous memory in the target
+	if _, serr := fmt.Sscanf(line, "ready %d", &anon); err != nil || serr != nil {
+		t.Fatalf("target: %q %v %v", line, err, serr)
 	}
 	time.Sleep(300 * time.Millisecond) // the writer queues
 
-	pol, err := policy.Load("t.pol", []byte("subject everyone { }\ntarget any_process { }\nallow everyone any_process : read { cmdline environ status };\n"))
+	pol, err := policy.Load("t.pol", []byte("subject everyone { }\ntarget any_process { }\nallow everyone any_process : read { cmdline environ status };\nallow everyone any_process : attach;\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gate.New(gate.Config{Policy: pol, ReadTimeout: 300 * time.Millisecond, MaxStuckReads: 1})
+	g, err := gate.New(gate.Config{Policy: pol, ReadTimeout: 300 * time.Millisecond, MaxStuckReads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,11 @@ func TestReadDeadline(t *testing.T) {
 	read := func(it gate.Item) *gate.ItemResult {
 		t.Helper()
 		var got *gate.ItemResult
-		err := g.Read(context.Background(), c, &gate.Request{PIDs: []int{tgt.Process.Pid}, Items: []gate.Item{it}})(func(r *gate.ProcResult) error {
+		req := &gate.Request{PIDs: []int{tgt.Process.Pid}, Items: []gate.Item{it}}
+		if it == policy.ItemMem {
+			req.Mem = []gate.MemRange{{Addr: anon, Len: 64}}
+		}
+		err := g.Read(context.Background(), c, req)(func(r *gate.ProcResult) error {
 			if r.Denial != nil {
 				return fmt.Errorf("process refused: %v", r.Denial)
 			}
@@ -107,8 +112,13 @@ func TestReadDeadline(t *testing.T) {
 		t.Error("the filesystem saw no READ: the read did not block where the test meant it to")
 	}
 	t.Logf("cmdline: %v after %v; FUSE READs waiting: %d", ir.Denial, el.Round(time.Millisecond), fs.reads.Load())
-	// The stuck read still holds the only slot: the next one is refused
-	// at once rather than piling up another blocked thread.
+	// mem, read with process_vm_readv, waits for the same lock.
+	start = time.Now()
+	if ir := read(policy.ItemMem); ir.Denial == nil || ir.Denial.Errno != unix.ETIMEDOUT {
+		t.Errorf("mem of the same target: %+v after %v, want ETIMEDOUT", ir, time.Since(start))
+	}
+	// The two stuck reads hold both slots: the next one is refused at
+	// once rather than piling up another blocked thread.
 	start = time.Now()
 	if ir := read(policy.ItemEnviron); ir.Denial == nil || ir.Denial.Errno != unix.EBUSY || time.Since(start) > time.Second {
 		t.Errorf("environ with one read stuck: %+v after %v, want EBUSY at once", ir, time.Since(start))
@@ -119,7 +129,7 @@ func TestReadDeadline(t *testing.T) {
 	}
 	var b strings.Builder
 	g.Metrics().WriteTo(&b)
-	if !strings.Contains(b.String(), "procgate_read_timeouts_total 1\n") {
+	if !strings.Contains(b.String(), "procgate_read_timeouts_total 2\n") {
 		t.Errorf("metrics do not count the timeout:\n%s", b.String())
 	}
 }
@@ -160,12 +170,14 @@ func fusehangRole() int {
 	time.Sleep(100 * time.Millisecond)
 	// Say ready before the writer queues: from then on the Go runtime's
 	// own mmaps (heap growth, thread stacks) would block too.
-	fmt.Println("ready")
+	anon := make([]byte, 64)
+	fmt.Printf("ready %d\n", uintptr(unsafe.Pointer(&anon[0])))
 	go func() {
 		runtime.LockOSThread()
 		unix.Mmap(-1, 0, 4096, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS) // queues for the write lock
 	}()
 	in.ReadString('\n')
+	runtime.KeepAlive(anon)
 	return 0
 }
 

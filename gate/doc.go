@@ -33,10 +33,12 @@
 //
 // # Reading
 //
-// Files that take the target's mmap lock (cmdline, environ, maps, smaps…)
-// are read on a duplicate descriptor under a deadline, so a target stuck
-// with its lock held cannot stall a request; the number of reads still
-// blocked in the kernel is bounded.
+// Items whose read can wait on a lock the target holds — its mmap lock
+// (cmdline, environ, maps, smaps…, mem) or its cred_guard_mutex (syscall,
+// stack, personality) — are read on a duplicate descriptor, into a copy of
+// the result, under a deadline, so a target stuck with its lock held
+// cannot stall a request and a late read cannot change an answer; the
+// number of reads still blocked in the kernel is bounded.
 //
 // # Audit and metrics
 //

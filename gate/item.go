@@ -34,9 +34,12 @@ const (
 type itemRead struct {
 	kind readKind
 	file string
-	// mmLock marks reads that take the target's mmap lock: they run
-	// under a deadline.
-	mmLock bool
+	// waits marks reads that can wait on a lock the target holds — its
+	// mmap lock (cmdline, environ, maps, smaps…, mem through
+	// process_vm_readv) or its cred_guard_mutex (syscall, stack,
+	// personality; lock_trace in fs/proc/base.c) — for as long as the
+	// target holds it: they run under a deadline.
+	waits bool
 	// list is the directory whose listing the kernel also checks.
 	list string
 }
@@ -50,16 +53,16 @@ var itemReads = map[Item]itemRead{
 	policy.ItemFd:          {kind: kindFDs, list: "fd"},
 	policy.ItemFdCount:     {kind: kindFDCount},
 	policy.ItemFdinfo:      {kind: kindFDInfo, list: "fdinfo"},
-	policy.ItemCmdline:     {kind: kindNULList, file: "cmdline", mmLock: true},
+	policy.ItemCmdline:     {kind: kindNULList, file: "cmdline", waits: true},
 	policy.ItemComm:        {kind: kindFile, file: "comm"},
-	policy.ItemEnviron:     {kind: kindNULList, file: "environ", mmLock: true},
+	policy.ItemEnviron:     {kind: kindNULList, file: "environ", waits: true},
 	policy.ItemAuxv:        {kind: kindRefused},
-	policy.ItemMaps:        {kind: kindFile, file: "maps", mmLock: true},
-	policy.ItemSmaps:       {kind: kindFile, file: "smaps", mmLock: true},
-	policy.ItemSmapsRollup: {kind: kindFile, file: "smaps_rollup", mmLock: true},
-	policy.ItemNumaMaps:    {kind: kindFile, file: "numa_maps", mmLock: true},
+	policy.ItemMaps:        {kind: kindFile, file: "maps", waits: true},
+	policy.ItemSmaps:       {kind: kindFile, file: "smaps", waits: true},
+	policy.ItemSmapsRollup: {kind: kindFile, file: "smaps_rollup", waits: true},
+	policy.ItemNumaMaps:    {kind: kindFile, file: "numa_maps", waits: true},
 	policy.ItemPagemap:     {kind: kindRefused},
-	policy.ItemMapFiles:    {kind: kindMapFiles, list: "map_files", mmLock: true},
+	policy.ItemMapFiles:    {kind: kindMapFiles, list: "map_files", waits: true},
 	policy.ItemLimits:      {kind: kindFile, file: "limits"},
 	policy.ItemCgroup:      {kind: kindFile, file: "cgroup"},
 	policy.ItemNS:          {kind: kindNS},
@@ -73,10 +76,10 @@ var itemReads = map[Item]itemRead{
 	policy.ItemMountinfo:   {kind: kindFile, file: "mountinfo"},
 	policy.ItemOOMScore:    {kind: kindFile, file: "oom_score"},
 	policy.ItemAttach:      {kind: kindDecision},
-	policy.ItemMem:         {kind: kindMem},
-	policy.ItemSyscall:     {kind: kindFile, file: "syscall"},
-	policy.ItemStack:       {kind: kindFile, file: "stack"},
-	policy.ItemPersonality: {kind: kindFile, file: "personality"},
+	policy.ItemMem:         {kind: kindMem, waits: true},
+	policy.ItemSyscall:     {kind: kindFile, file: "syscall", waits: true},
+	policy.ItemStack:       {kind: kindFile, file: "stack", waits: true},
+	policy.ItemPersonality: {kind: kindFile, file: "personality", waits: true},
 }
 
 // itemCheck holds the model's catalog entries that decide an item.

@@ -19,8 +19,17 @@ const maxMem = 1 << 20
 // readItem reads one granted item of the pinned target into ir.
 func (g *Gate) readItem(t *target, it Item, masked bool, mem []MemRange, ir *ItemResult, bp *[]byte) error {
 	rd := checks[it].read
-	if rd.mmLock {
-		return g.withDeadline(t.pin, it, func(dir int) error { return g.readKind(dir, t, rd, it, masked, mem, ir, nil) })
+	if rd.waits {
+		// The read fills its own copy, taken over only when it finishes
+		// in time: a read that outlives its deadline must not write into
+		// a result that is already being answered.
+		res := new(ItemResult)
+		*res = *ir
+		err := g.withDeadline(t.pin, it, func(dir int) error { return g.readKind(dir, t, rd, it, masked, mem, res, nil) })
+		if err == nil {
+			*ir = *res
+		}
+		return err
 	}
 	return g.readKind(t.pin.Dir, t, rd, it, masked, mem, ir, bp)
 }
