@@ -37,8 +37,10 @@ type itemRead struct {
 	// waits marks reads that can wait on a lock the target holds — its
 	// mmap lock (cmdline, environ, maps, smaps…, mem through
 	// process_vm_readv) or its cred_guard_mutex (syscall, stack,
-	// personality; lock_trace in fs/proc/base.c) — for as long as the
-	// target holds it: they run under a deadline.
+	// personality; lock_trace in fs/proc/base.c), or namespace_sem
+	// (mountinfo; mount and unmount hold it for writing and can stall
+	// with it) — for as long as the lock is held: they run under a
+	// deadline.
 	waits bool
 	// list is the directory whose listing the kernel also checks.
 	list string
@@ -73,7 +75,7 @@ var itemReads = map[Item]itemRead{
 	policy.ItemSchedstat:   {kind: kindFile, file: "schedstat"},
 	policy.ItemWchan:       {kind: kindFile, file: "wchan"},
 	policy.ItemAttr:        {kind: kindAttr},
-	policy.ItemMountinfo:   {kind: kindFile, file: "mountinfo"},
+	policy.ItemMountinfo:   {kind: kindFile, file: "mountinfo", waits: true},
 	policy.ItemOOMScore:    {kind: kindFile, file: "oom_score"},
 	policy.ItemAttach:      {kind: kindDecision},
 	policy.ItemMem:         {kind: kindMem, waits: true},
