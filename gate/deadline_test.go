@@ -33,7 +33,7 @@ import (
 // MaxStuckReads reads are stuck, and count the timeouts.
 func TestReadDeadline(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root (a FUSE mount, prctl PR_SET_MM)")
+		t.Skip("SKIPPED: needs root (a FUSE mount)")
 	}
 	fs := mountSilentFUSE(t)
 	tgt := exec.Command(os.Args[0], "-test.run=^$")
@@ -58,10 +58,28 @@ func TestReadDeadline(t *testing.T) {
 		tgt.Process.Kill()
 		tgt.Wait()
 	})
-	line, err := bufio.NewReader(out).ReadString('\n')
+	// Every wait on the target is bounded: a failure must end in the
+	// cleanup above, which releases the target, never in a hung test.
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		lines <- line
+	}()
 	var anon uint64 // an address of anonymous memory in the target
-	if _, serr := fmt.Sscanf(line, "ready %d", &anon); err != nil || serr != nil {
-		t.Fatalf("target: %q %v %v", line, err, serr)
+	select {
+	case line := <-lines:
+		if _, err := fmt.Sscanf(line, "ready %d", &anon); err != nil {
+			t.Fatalf("target: %q: %v", line, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the target did not start")
+	}
+	// The target's read of its own memory is waiting for the filesystem,
+	// with the lock held, once the filesystem has the READ request.
+	for deadline := time.Now().Add(30 * time.Second); fs.reads.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the target's read never reached the filesystem")
+		}
 	}
 	time.Sleep(300 * time.Millisecond) // the writer queues
 
@@ -142,8 +160,8 @@ func TestReadDeadline(t *testing.T) {
 // writing (mmap) and queues behind it, and from then on every new reader
 // of the lock — cmdline, environ (maps no longer: since Linux 6.17 it
 // reads under per-VMA locks) — waits too. It says
-// "ready" just before the writer queues (the test waits a moment more)
-// and waits for its standard input to close.
+// "ready" before it starts (the test then waits for the filesystem's READ
+// and a moment more) and waits for its standard input to close.
 func fusehangRole() int {
 	f, err := os.Open(os.Getenv("PROCGATE_TEST_FILE"))
 	if err != nil {
@@ -163,15 +181,17 @@ func fusehangRole() int {
 	addr := int64(uintptr(unsafe.Pointer(&m[0])))
 	in := bufio.NewReader(os.Stdin)
 	buf := make([]byte, 1)
+	anon := make([]byte, 64)
+	// Say ready before the lock is held: from the moment the read below
+	// waits, every mmap of this process waits too, the Go runtime's own
+	// (heap growth, thread stacks, race detector shadow) included. The
+	// test learns that the read waits from the filesystem.
+	fmt.Printf("ready %d\n", uintptr(unsafe.Pointer(&anon[0])))
 	go func() {
 		runtime.LockOSThread()
 		unix.Pread(int(mem.Fd()), buf, addr) // blocks until the filesystem goes
 	}()
 	time.Sleep(100 * time.Millisecond)
-	// Say ready before the writer queues: from then on the Go runtime's
-	// own mmaps (heap growth, thread stacks) would block too.
-	anon := make([]byte, 64)
-	fmt.Printf("ready %d\n", uintptr(unsafe.Pointer(&anon[0])))
 	go func() {
 		runtime.LockOSThread()
 		unix.Mmap(-1, 0, 4096, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS) // queues for the write lock
