@@ -3,6 +3,7 @@ package broker_test
 import (
 	"encoding/json"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,7 +124,7 @@ func TestBadRequests(t *testing.T) {
 	requireRoot(t)
 	h := startBroker(t, testPolicy, 0)
 	post := func(body string) string {
-		return "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + itoa(len(body)) + "\r\nConnection: close\r\n\r\n" + body
+		return "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\nConnection: close\r\n\r\n" + body
 	}
 	big := `{"pids":[` + strings.Repeat("1,", 600000) + `1],"items":["status"]}`
 	cases := []struct {
@@ -159,13 +160,6 @@ func TestBadRequests(t *testing.T) {
 	if code != 200 || !strings.Contains(resp, `"done":true`) {
 		t.Fatalf("broker stopped serving after bad requests: %d\n%s", code, trunc(resp))
 	}
-}
-
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
-
-func fmtInt(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 func trunc(s string) string {

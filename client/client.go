@@ -264,19 +264,11 @@ func (c *Client) Read(ctx context.Context, req Request, fn func(*Process) error)
 	if err != nil {
 		return fmt.Errorf("client: encode request: %w", err)
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://procgate/v1/read", bytes.NewReader(body))
+	resp, err := c.do(ctx, http.MethodPost, "/v1/read", bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	resp, err := c.hc.Do(hr)
-	if err != nil {
-		return fmt.Errorf("client: broker at %s: %w", c.socket, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return apiError(resp)
-	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 256<<20)
 	for sc.Scan() {
@@ -365,19 +357,34 @@ func (c *Client) Version(ctx context.Context) (api string, generation uint64, er
 	return v.API, v.Gen, err
 }
 
-func (c *Client) get(ctx context.Context, path string, v any) error {
-	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://procgate"+path, nil)
+// do sends one request to the broker (a JSON body when body is not nil)
+// and returns the answer when its status is 200, else the broker's error.
+// The caller closes the answer's body.
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	hr, err := http.NewRequestWithContext(ctx, method, "http://procgate"+path, body)
 	if err != nil {
-		return fmt.Errorf("client: %w", err)
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if body != nil {
+		hr.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(hr)
 	if err != nil {
-		return fmt.Errorf("client: broker at %s: %w", c.socket, err)
+		return nil, fmt.Errorf("client: broker at %s: %w", c.socket, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, apiError(resp)
+	}
+	return resp, nil
+}
+
+func (c *Client) get(ctx context.Context, path string, v any) error {
+	resp, err := c.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return apiError(resp)
-	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		return fmt.Errorf("client: decode %s: %w", path, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/procgate/procgate/policy"
 )
 
 // AuditFormat selects the audit record format.
@@ -214,7 +216,7 @@ func (a *Auditor) writeLocked(ev *AuditEvent, suppressed int) {
 		b = append(b, result(ev.Granted)...)
 		b = append(b, " { "...)
 		b = append(b, access(ev.Item)...)
-		if !ev.Item.Attach() || ev.Item.String() != "attach" {
+		if ev.Item != policy.ItemAttach {
 			b = append(b, ':')
 			b = append(b, ev.Item.String()...)
 		}
@@ -227,26 +229,9 @@ func (a *Auditor) writeLocked(ev *AuditEvent, suppressed int) {
 			b = append(b, " suppressed="...)
 			b = strconv.AppendInt(b, int64(suppressed), 10)
 		} else {
-			b = append(b, "pid="...)
-			b = strconv.AppendInt(b, int64(ev.PID), 10)
-			b = append(b, " comm="...)
-			b = appendComm(b, ev.Comm)
-			b = append(b, " uid="...)
-			b = strconv.AppendUint(b, uint64(ev.UID), 10)
-			if ev.SContext != "" {
-				b = append(b, " scontext="...)
-				b = append(b, ev.SContext...)
-			}
-			b = append(b, " tpid="...)
-			b = strconv.AppendInt(b, int64(ev.TPID), 10)
-			b = append(b, " tcomm="...)
-			b = appendComm(b, ev.TComm)
-			b = append(b, " tuid="...)
-			b = strconv.AppendUint(b, uint64(ev.TUID), 10)
-			if ev.TContext != "" {
-				b = append(b, " tcontext="...)
-				b = append(b, ev.TContext...)
-			}
+			b = appendProcess(b, false, ev.PID, ev.Comm, ev.UID, ev.SContext)
+			b = append(b, ' ')
+			b = appendProcess(b, true, ev.TPID, ev.TComm, ev.TUID, ev.TContext)
 			b = append(b, " rule="...)
 			if ev.Rule == "" {
 				b = append(b, "none"...)
@@ -275,6 +260,26 @@ func access(it Item) string {
 		return "attach"
 	}
 	return "read"
+}
+
+// appendProcess appends one side of a record: "pid=… comm=… uid=…" and,
+// when set, "scontext=…" for the subject; "tpid=… tcomm=… tuid=…
+// tcontext=…" for the target.
+func appendProcess(b []byte, target bool, pid int, comm string, uid uint32, context string) []byte {
+	prefix, ctx := "", " scontext="
+	if target {
+		prefix, ctx = "t", " tcontext="
+	}
+	b = append(append(b, prefix...), "pid="...)
+	b = strconv.AppendInt(b, int64(pid), 10)
+	b = append(append(append(b, ' '), prefix...), "comm="...)
+	b = appendComm(b, comm)
+	b = append(append(append(b, ' '), prefix...), "uid="...)
+	b = strconv.AppendUint(b, uint64(uid), 10)
+	if context != "" {
+		b = append(append(b, ctx...), context...)
+	}
+	return b
 }
 
 // appendComm appends a command name as the kernel's audit does: quoted

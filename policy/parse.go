@@ -75,9 +75,7 @@ func (p *parser) peek() token {
 // value reads a value-mode token; there must be no token peeked.
 func (p *parser) value() token {
 	if p.peeked != nil {
-		t := *p.peeked
-		p.peeked = nil
-		return t
+		return p.next()
 	}
 	return p.lx.value()
 }

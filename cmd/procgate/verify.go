@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/oracle"
 	"github.com/procgate/procgate/verify"
@@ -193,11 +192,7 @@ func newProgressBar(w io.Writer, mode string) *progressBar {
 		return nil
 	case "always":
 	default:
-		f, ok := w.(*os.File)
-		if !ok {
-			return nil
-		}
-		if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
+		if !isTerminal(w) {
 			return nil
 		}
 	}
