@@ -39,6 +39,12 @@ func benchWorld(b testing.TB) (*kernel.World, *kernel.Task, *kernel.Task) {
 
 func BenchmarkPtraceMayAccess(b *testing.B) {
 	w, c, t := benchWorld(b)
+	benchModes(b, w, c, t)
+}
+
+// benchModes runs PtraceMayAccess(c, t) for a READ and an ATTACH mode as
+// sub-benchmarks; every answer must be a grant.
+func benchModes(b *testing.B, w *kernel.World, c, t *kernel.Task) {
 	for _, mode := range []kernel.Mode{kernel.ReadFSCreds, kernel.AttachRealCreds} {
 		b.Run(mode.String(), func(b *testing.B) {
 			b.ReportAllocs()

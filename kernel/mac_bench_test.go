@@ -82,16 +82,7 @@ func BenchmarkDecisionMAC(b *testing.B) {
 	}
 	c := mk("caller", 100, nil, "user_u:user_r:t1_t:s0", "app1")
 	t := mk("target", 101, c, "system_u:system_r:t2_t:s0", "app2")
-	for _, mode := range []kernel.Mode{kernel.ReadFSCreds, kernel.AttachRealCreds} {
-		b.Run(mode.String(), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if d := w.PtraceMayAccess(c, t, mode); !d.Allowed {
-					b.Fatal(d)
-				}
-			}
-		})
-	}
+	benchModes(b, w, c, t)
 	b.Run("entry_maps", func(b *testing.B) {
 		e, err := kernel.LookupEntry("maps")
 		if err != nil {

@@ -340,31 +340,12 @@ func vmSELinuxCases() []Case {
 	user, other := User(1000, 1000), User(2000, 2000)
 	sp := CapMask(CapSysPtrace)
 	capTracers := []string{"pg_rt_t", "pg_read_t", "pg_trace_t", "pg_none_t", "pg_perm_t"}
-	groups := []struct {
-		name             string
-		prober, target   Creds
-		tracers, tracees []string
-	}{
+	groups := []labelGroup{
 		{"same-uid", user, user, labels, labels},
 		{"sys_ptrace-vs-uid", other.WithCaps(sp, sp), user, capTracers, []string{"pg_none_t", "pg_rt_t"}},
 		{"root-vs-uid", Root(FullCaps()), user, capTracers, []string{"pg_none_t", "pg_rt_t"}},
 	}
-	var cases []Case
-	for _, g := range groups {
-		for _, tr := range g.tracers {
-			for _, te := range g.tracees {
-				cases = append(cases, Case{
-					Name:   fmt.Sprintf("selinux %s: %s -> %s", g.name, tr, te),
-					Prober: labelled(g.prober, tr),
-					Target: labelled(g.target, te),
-				})
-			}
-		}
-	}
-	for _, d := range []string{"pg_none_t", "pg_novfs_t"} {
-		cases = append(cases, Case{Name: "selinux self: " + d, Prober: labelled(user, d), Relation: RelSelf})
-	}
-	return cases
+	return labelPairs("selinux", groups, user, []string{"pg_none_t", "pg_novfs_t"}, labelled, func(d string) string { return d })
 }
 
 // vmSELinuxPermissiveCases run with SELinux globally permissive: every

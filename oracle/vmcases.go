@@ -81,12 +81,7 @@ func vmAppArmorCases() []Case {
 		labels = append(labels, p.name)
 	}
 	user, other := User(1000, 1000), User(2000, 2000)
-	groups := []struct {
-		name           string
-		prober, target Creds
-		tracers        []string
-		tracees        []string
-	}{
+	groups := []labelGroup{
 		// Every tracer label against every tracee label.
 		{"same-uid", user, user, labels, labels},
 		// Root passes commoncap only through CAP_SYS_PTRACE, which the
@@ -96,20 +91,35 @@ func vmAppArmorCases() []Case {
 			[]string{"", "pg-rt", "pg-all", "pg-nocap"}, []string{"", "pg-none", "pg-readby", "pg-all"}},
 		{"other-uid", other, user, []string{"", "pg-all"}, []string{"", "pg-all"}},
 	}
+	return labelPairs("apparmor", groups, user, []string{"pg-none", "pg-rt"}, confined, aaName)
+}
+
+// labelGroup is a set of cases that differ only in the labels of the
+// prober (tracers) and the target (tracees).
+type labelGroup struct {
+	name             string
+	prober, target   Creds
+	tracers, tracees []string
+}
+
+// labelPairs returns, for each group, a case for every tracer × tracee
+// label, then a self case of self running under each of selfLabels.
+// label puts a label on credentials; show names one in case names.
+func labelPairs(module string, groups []labelGroup, self Creds, selfLabels []string, label func(Creds, string) Creds, show func(string) string) []Case {
 	var cases []Case
 	for _, g := range groups {
 		for _, tr := range g.tracers {
 			for _, te := range g.tracees {
 				cases = append(cases, Case{
-					Name:   fmt.Sprintf("apparmor %s: %s -> %s", g.name, aaName(tr), aaName(te)),
-					Prober: confined(g.prober, tr),
-					Target: confined(g.target, te),
+					Name:   fmt.Sprintf("%s %s: %s -> %s", module, g.name, show(tr), show(te)),
+					Prober: label(g.prober, tr),
+					Target: label(g.target, te),
 				})
 			}
 		}
 	}
-	for _, p := range []string{"pg-none", "pg-rt"} {
-		cases = append(cases, Case{Name: "apparmor self: " + p, Prober: confined(user, p), Relation: RelSelf})
+	for _, l := range selfLabels {
+		cases = append(cases, Case{Name: module + " self: " + l, Prober: label(self, l), Relation: RelSelf})
 	}
 	return cases
 }
