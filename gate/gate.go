@@ -408,13 +408,14 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, pids []int) ([]Pro
 	}()
 	var miss []int
 	plain := g.plainRequest(c, pol, req)
+	need := targetNeeds(pol)
 	for i, pid := range pids {
 		t := &ts[i]
 		t.pin, t.err = OpenPin(g.procFD, pid)
 		if t.err != nil {
 			continue
 		}
-		t.info, t.err = readProcInfo(t.pin, g.mods, *bp, plain, targetNeeds(pol))
+		t.info, t.err = readProcInfo(t.pin, g.mods, *bp, plain, need)
 		if t.err != nil {
 			continue
 		}
