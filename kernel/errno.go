@@ -2,40 +2,66 @@ package kernel
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
 // Errno is the error number a caller sees, 0 when the access is allowed.
 // It matches syscall.Errno values under errors.Is, so
 // errors.Is(EACCES, fs.ErrPermission) holds as it does for the real errno.
+//
+// It is procgate's one errno table: the model returns EPERM, ENOENT,
+// ESRCH, EACCES, EBADF (and EIO, EINVAL in scenario expectations); the
+// enforcement points also answer with the others (a read past its
+// deadline, a refused item, too many blocked reads…).
 type Errno uint16
 
-// The errno values the model returns (include/uapi/asm-generic/errno-base.h).
+// The errno values (include/uapi/asm-generic/errno-base.h and errno.h,
+// as on x86-64 and arm64).
 const (
-	OK     Errno = 0
-	EPERM  Errno = 1
-	ENOENT Errno = 2
-	ESRCH  Errno = 3
-	EIO    Errno = 5
-	EBADF  Errno = 9
-	EACCES Errno = 13
-	EINVAL Errno = 22
+	OK        Errno = 0
+	EPERM     Errno = 1
+	ENOENT    Errno = 2
+	ESRCH     Errno = 3
+	EIO       Errno = 5
+	E2BIG     Errno = 7
+	EBADF     Errno = 9
+	EAGAIN    Errno = 11
+	ENOMEM    Errno = 12
+	EACCES    Errno = 13
+	EFAULT    Errno = 14
+	EBUSY     Errno = 16
+	EINVAL    Errno = 22
+	EMFILE    Errno = 24
+	ENOTSUP   Errno = 95 // EOPNOTSUPP, which Linux also spells ENOTSUP
+	ETIMEDOUT Errno = 110
 )
 
-var errnoNames = map[Errno]string{
-	EPERM: "EPERM", ENOENT: "ENOENT", ESRCH: "ESRCH", EIO: "EIO",
-	EBADF: "EBADF", EACCES: "EACCES", EINVAL: "EINVAL",
+// errnoNames is the table: every errno with a symbolic name, in the
+// order ParseErrno's error lists them.
+var errnoNames = []struct {
+	e    Errno
+	name string
+}{
+	{EPERM, "EPERM"}, {EACCES, "EACCES"}, {ESRCH, "ESRCH"}, {ENOENT, "ENOENT"},
+	{EIO, "EIO"}, {EBADF, "EBADF"}, {EINVAL, "EINVAL"},
+	{E2BIG, "E2BIG"}, {EAGAIN, "EAGAIN"}, {ENOMEM, "ENOMEM"}, {EFAULT, "EFAULT"},
+	{EBUSY, "EBUSY"}, {EMFILE, "EMFILE"}, {ENOTSUP, "ENOTSUP"}, {ETIMEDOUT, "ETIMEDOUT"},
 }
 
-// String returns the symbolic name ("EACCES"), or "" for OK.
+// String returns the symbolic name ("EACCES"), "" for OK, or "E<n>" for
+// a number without a name here.
 func (e Errno) String() string {
 	if e == OK {
 		return ""
 	}
-	if n, ok := errnoNames[e]; ok {
-		return n
+	for _, n := range errnoNames {
+		if n.e == e {
+			return n.name
+		}
 	}
-	return fmt.Sprintf("errno%d", uint16(e))
+	return "E" + strconv.Itoa(int(e))
 }
 
 // Error returns the symbolic name and the C library's message.
@@ -54,12 +80,14 @@ func (e Errno) Is(target error) bool {
 
 // ParseErrno parses a symbolic name such as "EACCES".
 func ParseErrno(s string) (Errno, error) {
-	for e, n := range errnoNames {
-		if n == s {
-			return e, nil
+	names := make([]string, len(errnoNames))
+	for i, n := range errnoNames {
+		if n.name == s {
+			return n.e, nil
 		}
+		names[i] = n.name
 	}
-	return 0, fmt.Errorf("unknown errno %q (known: EPERM, EACCES, ESRCH, ENOENT, EIO, EBADF, EINVAL)", s)
+	return 0, fmt.Errorf("unknown errno %q (known: %s)", s, strings.Join(names, ", "))
 }
 
 // MarshalText encodes the symbolic name ("" for OK), as JSON reports use.

@@ -3,39 +3,95 @@ package kernel
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+)
+
+// SyscallID names one system call of the catalog. The zero value names
+// none.
+type SyscallID uint8
+
+// The syscall catalog.
+const (
+	SyscallNone SyscallID = iota
+	SyscallPtraceAttach
+	SyscallPtraceSeize
+	SyscallPtraceTraceme
+	SyscallProcessVMReadv
+	SyscallProcessVMWritev
+	SyscallPidfdGetfd
+	SyscallKcmp
+	SyscallGetRobustList
+	SyscallPerfEventOpen
+	SyscallProcessMadvise
+	SyscallMigratePages
+
+	numSyscalls
 )
 
 // Syscall is a system call (or request) that checks ptrace access.
 type Syscall struct {
-	// Name is the scenario spelling: "ptrace_attach", "process_vm_readv", …
+	// ID names the call; Name is the scenario spelling: "ptrace_attach",
+	// "process_vm_readv", …
+	ID   SyscallID
 	Name string
 	// Mode is what the call passes to ptrace_may_access (0 for TRACEME,
 	// which calls only the security_ptrace_traceme hook).
 	Mode Mode
+	// Locks are the target's locks the call takes (see [Lock]).
+	Locks Lock
 	// Source names the kernel function.
 	Source string
 }
 
-var syscalls = map[string]*Syscall{
-	"ptrace_attach":     {"ptrace_attach", AttachRealCreds, "kernel/ptrace.c:ptrace_attach"},
-	"ptrace_seize":      {"ptrace_seize", AttachRealCreds, "kernel/ptrace.c:ptrace_attach (PTRACE_SEIZE)"},
-	"ptrace_traceme":    {"ptrace_traceme", 0, "kernel/ptrace.c:ptrace_traceme"},
-	"process_vm_readv":  {"process_vm_readv", AttachRealCreds, "mm/process_vm_access.c:process_vm_rw_core"},
-	"process_vm_writev": {"process_vm_writev", AttachRealCreds, "mm/process_vm_access.c:process_vm_rw_core"},
-	"pidfd_getfd":       {"pidfd_getfd", AttachRealCreds, "kernel/pid.c:__pidfd_fget"},
-	"kcmp":              {"kcmp", ReadRealCreds, "kernel/kcmp.c:kcmp"},
-	"get_robust_list":   {"get_robust_list", ReadRealCreds, "kernel/futex/syscalls.c:futex_get_robust_list_common"},
-	"perf_event_open":   {"perf_event_open", ReadRealCreds, "kernel/events/core.c:perf_check_permission"},
-	"process_madvise":   {"process_madvise", ReadFSCreds, "mm/madvise.c:process_madvise"},
-	"migrate_pages":     {"migrate_pages", ReadRealCreds, "mm/mempolicy.c:kernel_migrate_pages"},
+// Class returns the class of the call's ptrace check (none for
+// ptrace_traceme, which makes none).
+func (s *Syscall) Class() Class { return s.Mode.Class() }
+
+// Syscall returns the catalog's system call id names, or nil for
+// [SyscallNone] and values outside the catalog.
+func (id SyscallID) Syscall() *Syscall {
+	if id == SyscallNone || id >= numSyscalls {
+		return nil
+	}
+	return &syscalls[id]
 }
+
+// String returns the call's scenario spelling, or "syscall(N)" outside
+// the catalog.
+func (id SyscallID) String() string {
+	if s := id.Syscall(); s != nil {
+		return s.Name
+	}
+	return "syscall(" + strconv.Itoa(int(id)) + ")"
+}
+
+// syscalls is the syscall catalog, indexed by SyscallID.
+var syscalls = func() [numSyscalls]Syscall {
+	t := [numSyscalls]Syscall{
+		SyscallPtraceAttach:    {Name: "ptrace_attach", Mode: AttachRealCreds, Locks: LockCredGuard, Source: "kernel/ptrace.c:ptrace_attach"},
+		SyscallPtraceSeize:     {Name: "ptrace_seize", Mode: AttachRealCreds, Locks: LockCredGuard, Source: "kernel/ptrace.c:ptrace_attach (PTRACE_SEIZE)"},
+		SyscallPtraceTraceme:   {Name: "ptrace_traceme", Source: "kernel/ptrace.c:ptrace_traceme"},
+		SyscallProcessVMReadv:  {Name: "process_vm_readv", Mode: AttachRealCreds, Locks: LockExecUpdate | LockMmap, Source: "mm/process_vm_access.c:process_vm_rw_core"},
+		SyscallProcessVMWritev: {Name: "process_vm_writev", Mode: AttachRealCreds, Locks: LockExecUpdate | LockMmap, Source: "mm/process_vm_access.c:process_vm_rw_core"},
+		SyscallPidfdGetfd:      {Name: "pidfd_getfd", Mode: AttachRealCreds, Locks: LockExecUpdate, Source: "kernel/pid.c:__pidfd_fget"},
+		SyscallKcmp:            {Name: "kcmp", Mode: ReadRealCreds, Locks: LockExecUpdate, Source: "kernel/kcmp.c:kcmp"},
+		SyscallGetRobustList:   {Name: "get_robust_list", Mode: ReadRealCreds, Locks: LockExecUpdate, Source: "kernel/futex/syscalls.c:futex_get_robust_list_common"},
+		SyscallPerfEventOpen:   {Name: "perf_event_open", Mode: ReadRealCreds, Source: "kernel/events/core.c:perf_check_permission"},
+		SyscallProcessMadvise:  {Name: "process_madvise", Mode: ReadFSCreds, Locks: LockExecUpdate, Source: "mm/madvise.c:process_madvise"},
+		SyscallMigratePages:    {Name: "migrate_pages", Mode: ReadRealCreds, Source: "mm/mempolicy.c:kernel_migrate_pages"},
+	}
+	for id := range t {
+		t[id].ID = SyscallID(id)
+	}
+	return t
+}()
 
 // Syscalls returns the syscall catalog sorted by name.
 func Syscalls() []*Syscall {
-	out := make([]*Syscall, 0, len(syscalls))
-	for _, s := range syscalls {
-		out = append(out, s)
+	out := make([]*Syscall, 0, numSyscalls-1)
+	for id := SyscallNone + 1; id < numSyscalls; id++ {
+		out = append(out, &syscalls[id])
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -43,12 +99,13 @@ func Syscalls() []*Syscall {
 
 // LookupSyscall returns the syscall with the given name.
 func LookupSyscall(name string) (*Syscall, error) {
-	if s, ok := syscalls[strings.ToLower(strings.TrimSpace(name))]; ok {
-		return s, nil
-	}
-	names := make([]string, 0, len(syscalls))
-	for n := range syscalls {
-		names = append(names, n)
+	want := strings.ToLower(strings.TrimSpace(name))
+	names := make([]string, 0, numSyscalls-1)
+	for id := SyscallNone + 1; id < numSyscalls; id++ {
+		if syscalls[id].Name == want {
+			return &syscalls[id], nil
+		}
+		names = append(names, syscalls[id].Name)
 	}
 	sort.Strings(names)
 	return nil, fmt.Errorf("unknown syscall %q (known: %s)", name, strings.Join(names, ", "))
@@ -75,12 +132,12 @@ func (w *World) checkSyscall(e Env, c, t *Task, sc *Syscall) (Errno, Layer) {
 		tr.Add(LayerTarget, Deny, "no such process: ESRCH")
 		return ESRCH, LayerTarget
 	}
-	switch sc.Name {
-	case "ptrace_attach", "ptrace_seize":
+	switch sc.ID {
+	case SyscallPtraceAttach, SyscallPtraceSeize:
 		return w.ptraceAttach(e, c, t)
-	case "ptrace_traceme":
+	case SyscallPtraceTraceme:
 		return w.ptraceTraceme(e, c, t)
-	case "process_vm_readv", "process_vm_writev":
+	case SyscallProcessVMReadv, SyscallProcessVMWritev:
 		// process_vm_rw_core: mm_access, EACCES becomes EPERM.
 		errno, layer := w.mmAccess(e, c, t, sc.Mode, nil)
 		if errno == EACCES {
@@ -91,7 +148,7 @@ func (w *World) checkSyscall(e Env, c, t *Task, sc *Syscall) (Errno, Layer) {
 			tr.Add(LayerSyscall, Allow, "the target's memory can be read or written")
 		}
 		return errno, layer
-	case "pidfd_getfd":
+	case SyscallPidfdGetfd:
 		ok, layer := w.ptraceCheck(e, c, t, sc.Mode, "pidfd_getfd")
 		if !ok {
 			return EPERM, layer
@@ -110,13 +167,13 @@ func (w *World) checkSyscall(e Env, c, t *Task, sc *Syscall) (Errno, Layer) {
 		}
 		tr.Add(LayerSyscall, Allow, "the descriptor is duplicated into the caller")
 		return OK, layer
-	case "kcmp", "get_robust_list", "migrate_pages":
+	case SyscallKcmp, SyscallGetRobustList, SyscallMigratePages:
 		ok, layer := w.ptraceCheck(e, c, t, sc.Mode, sc.Name)
 		if !ok {
 			return EPERM, layer
 		}
 		return OK, layer
-	case "perf_event_open":
+	case SyscallPerfEventOpen:
 		if e.Capable(c, w.Init, CapPerfmon, false) || e.Capable(c, w.Init, CapSysAdmin, false) {
 			tr.Add(LayerSyscall, Allow, "perf_check_permission: perfmon_capable() bypasses the ptrace check (perf_event_paranoid not modelled)")
 			return OK, LayerSyscall
@@ -126,7 +183,7 @@ func (w *World) checkSyscall(e Env, c, t *Task, sc *Syscall) (Errno, Layer) {
 			return EACCES, layer
 		}
 		return OK, layer
-	case "process_madvise":
+	case SyscallProcessMadvise:
 		errno, layer := w.mmAccess(e, c, t, sc.Mode, nil)
 		if errno != OK {
 			return errno, layer
