@@ -10,7 +10,12 @@
 // last read is done the pidfd must still refer to a live process, which
 // proves the directory (and so every value read) was that process's. A
 // process that exits or whose pid is reused during a request is answered
-// ESRCH and none of its values are returned. See [Pin].
+// ESRCH and none of its values are returned; so is a pid that names a
+// thread rather than a process ("pid N is a thread of process M"). See
+// [procfs.Pin]. A caller known by a thread id (a FUSE request) is its
+// process: [Gate.NewThreadCaller]. The procfs and sysfs roots are
+// injectable ([Config].Live), with pins only in the procfs of the gate's
+// own pid namespace.
 //
 // # Deciding
 //
@@ -23,6 +28,15 @@
 // One request is decided by one policy: [Gate.SetPolicy] swaps it
 // atomically between requests.
 //
+// The decision is one pure function, [Decide], over the model's [View] of
+// the (caller, target) pair ([ComputeView], from any kernel.World: live,
+// a scenario file, a snapshot) and the policy; the gate adds metrics and
+// audit records around it. A denial carries the errno the model gives the
+// caller, unchanged, and a reason that names the layer that decided: a
+// deny rule, the target's non-dumpability that kept an allow rule from
+// granting, the kernel's deciding layer, masking for stat_full, the MAC
+// module.
+//
 // The model's views are cached per (caller, target) fingerprint: the
 // credentials, capabilities, groups, parent, tracer, state, dump owner,
 // user namespace and labels of both, as read under the pins. A change of
@@ -33,12 +47,15 @@
 //
 // # Reading
 //
-// Items whose read can wait on a lock the target holds — its mmap lock
-// (cmdline, environ, maps, smaps…, mem) or its cred_guard_mutex (syscall,
-// stack, personality) — are read on a duplicate descriptor, into a copy of
-// the result, under a deadline, so a target stuck with its lock held
-// cannot stall a request and a late read cannot change an answer; the
-// number of reads still blocked in the kernel is bounded.
+// What an item opens comes from its kernel catalog entry
+// ([policy.Item.KernelEntry]); the gate keeps only how to read it. Items
+// whose read takes a lock of the target's (kernel.Entry.Locks) — its mmap
+// lock (cmdline, environ, maps, smaps…, map_files, mem), its
+// exec_update_lock (io, syscall, stack, personality) or namespace_sem
+// (mountinfo) — are read on a duplicate descriptor, into a copy of the
+// result, under a deadline, so a target stuck with its lock held cannot
+// stall a request and a late read cannot change an answer; the number of
+// reads still blocked in the kernel is bounded.
 //
 // # Audit and metrics
 //

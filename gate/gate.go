@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
-	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +15,7 @@ import (
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/live"
 	"github.com/procgate/procgate/policy"
+	"github.com/procgate/procgate/procfs"
 )
 
 // Config configures a Gate.
@@ -42,7 +41,13 @@ type Config struct {
 	// CacheTTL is how long the model's views are reused before kernel
 	// settings are read again; default 10s.
 	CacheTTL time.Duration
-	// Live are the options for reading the model's world.
+	// Live are the options for reading the model's world. Its Proc (""
+	// means /proc) is also where the gate pins processes and reads the
+	// procfs mount's options (Proc/self/mountinfo), and its Sys ("" means
+	// /sys) where it reads the active security modules
+	// (Sys/kernel/security/lsm): one root for the model and the gate.
+	// Proc must be the procfs of the gate's own pid namespace, or pids
+	// could not be pinned.
 	Live live.Options
 }
 
@@ -50,7 +55,7 @@ type Config struct {
 // by the enforcement points.
 type Gate struct {
 	cfg     Config
-	procFD  int
+	root    *procfs.Root
 	policy  atomic.Pointer[policyBox]
 	cache   *viewCache
 	metrics *Metrics
@@ -89,28 +94,26 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, err := procfs.Open(cfg.Live.Proc)
 	if err != nil {
-		return nil, fmt.Errorf("gate: open /proc: %w", err)
+		return nil, fmt.Errorf("gate: %w", err)
 	}
-	self, err := readLink(fd, "self")
-	if err != nil || self != strconv.Itoa(os.Getpid()) {
-		unix.Close(fd)
-		return nil, fmt.Errorf("gate: /proc is not the procfs of this pid namespace (self=%q): pids cannot be pinned", self)
+	if !root.Own() {
+		root.Close()
+		return nil, fmt.Errorf("gate: %s is not the procfs of this pid namespace (self=%q): pids cannot be pinned", root.Path(), root.Self())
 	}
 	g := &Gate{
-		cfg: cfg, procFD: fd, cache: newViewCache(cfg.CacheTTL, 1<<16),
+		cfg: cfg, root: root, cache: newViewCache(cfg.CacheTTL, 1<<16),
 		metrics: cfg.Metrics, audit: cfg.Audit,
 		sem: make(chan struct{}, cfg.Workers), stuck: make(chan struct{}, cfg.MaxStuckReads),
 	}
 	g.bufs.New = func() any { b := make([]byte, 0, 8192); return &b }
 	g.policy.Store(&policyBox{cfg.Policy})
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		if pm, ok, err := live.ParseMountinfo(b, "/proc"); err == nil && ok {
-			g.hidepidOff = pm.Options.HidePID == kernel.HidePIDOff
-		}
+	if _, pm, found, err := root.Mountinfo(); err == nil && found {
+		g.hidepidOff = pm.Options.HidePID == kernel.HidePIDOff
 	}
-	for _, m := range readLSMs() {
+	lsms, _ := procfs.ReadLSMs(cfg.Live.Sys) // none readable: no labels to read
+	for _, m := range lsms {
 		switch m {
 		case "selinux":
 			g.mods.selinux = true
@@ -133,17 +136,8 @@ func New(cfg Config) (*Gate, error) {
 	return g, nil
 }
 
-// readLSMs returns the active security modules.
-func readLSMs() []string {
-	b, err := os.ReadFile("/sys/kernel/security/lsm")
-	if err != nil {
-		return nil
-	}
-	return live.ParseLSMList(b)
-}
-
 // Close releases the gate's descriptors.
-func (g *Gate) Close() error { return unix.Close(g.procFD) }
+func (g *Gate) Close() error { return g.root.Close() }
 
 // Metrics returns the gate's metrics.
 func (g *Gate) Metrics() *Metrics { return g.metrics }
@@ -163,7 +157,7 @@ func (g *Gate) FlushCache() { g.cache.flush() }
 // Caller is a connected client: pinned, with its identity as the policy
 // sees it.
 type Caller struct {
-	pin  *Pin
+	pin  *procfs.Pin
 	info *procInfo
 	subj policy.Subject
 	// cache holds the caller's cached views until Close.
@@ -173,17 +167,35 @@ type Caller struct {
 // NewCaller pins the caller pid (with pidfd from SO_PEERPIDFD when it is
 // >= 0, which NewCaller then owns) and reads its identity. uid and gid are
 // the socket's peer credentials, label its SO_PEERSEC label ("" if none).
+// pid must be a process; a thread id is refused (see NewThreadCaller).
 func (g *Gate) NewCaller(pid, pidfd int, uid, gid uint32, label string) (*Caller, error) {
-	var p *Pin
+	var p *procfs.Pin
 	var err error
 	if pidfd >= 0 {
-		p, err = PinFromPidfd(g.procFD, pid, pidfd)
+		p, err = g.root.PinPidfd(pid, pidfd)
 	} else {
-		p, err = OpenPin(g.procFD, pid)
+		p, err = g.root.Pin(pid)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("gate: caller: %w", err)
 	}
+	return g.newCaller(p, uid, gid, label)
+}
+
+// NewThreadCaller is NewCaller for a caller known by the id of one of its
+// threads (a FUSE request names the thread that made it): it pins the
+// process tid belongs to, which is then the caller. uid and gid are the
+// credentials the request carries, label its security label ("" if none).
+func (g *Gate) NewThreadCaller(tid int, uid, gid uint32, label string) (*Caller, error) {
+	p, err := g.root.PinProcessOf(tid)
+	if err != nil {
+		return nil, fmt.Errorf("gate: caller: %w", err)
+	}
+	return g.newCaller(p, uid, gid, label)
+}
+
+// newCaller reads the identity of the caller pinned by p, which it owns.
+func (g *Gate) newCaller(p *procfs.Pin, uid, gid uint32, label string) (*Caller, error) {
 	bp := g.bufs.Get().(*[]byte)
 	defer g.bufs.Put(bp)
 	pi, err := readProcInfo(p, g.mods, *bp, false, allNeeds)
@@ -197,7 +209,7 @@ func (g *Gate) NewCaller(pid, pidfd int, uid, gid uint32, label string) (*Caller
 	c := &Caller{pin: p, info: pi, subj: pi.subject(uid, gid)}
 	g.cache.ref(pi.key)
 	c.cache.Store(g.cache)
-	if label != "" {
+	if label = procfs.ParseLabel([]byte(label)); label != "" {
 		switch {
 		case g.mods.selinux:
 			c.subj.SELinux = label
@@ -367,32 +379,20 @@ func (g *Gate) readOne(ctx context.Context, c *Caller, pol Policy, req *Request,
 	return ctx.Err()
 }
 
-// listPIDs lists the processes in /proc.
+// listPIDs lists the processes of the gate's procfs.
 func (g *Gate) listPIDs() ([]int, error) {
-	f, err := os.Open("/proc")
+	pids, err := g.root.ListPIDs()
 	if err != nil {
-		return nil, fmt.Errorf("gate: list processes: %w", err)
+		return nil, fmt.Errorf("gate: %w", err)
 	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("gate: list processes: %w", err)
-	}
-	pids := make([]int, 0, len(names))
-	for _, n := range names {
-		if p, err := strconv.Atoi(n); err == nil && p > 0 {
-			pids = append(pids, p)
-		}
-	}
-	sort.Ints(pids)
 	return pids, nil
 }
 
 // target is one process being answered.
 type target struct {
-	pin  *Pin
+	pin  *procfs.Pin
 	info *procInfo
-	view *kview
+	view *View
 	err  error
 }
 
@@ -411,8 +411,9 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, pids []int) ([]Pro
 	need := targetNeeds(pol)
 	for i, pid := range pids {
 		t := &ts[i]
-		t.pin, t.err = OpenPin(g.procFD, pid)
+		t.pin, t.err = g.root.Pin(pid)
 		if t.err != nil {
+			t.err = fmt.Errorf("gate: %w", t.err)
 			continue
 		}
 		t.info, t.err = readProcInfo(t.pin, g.mods, *bp, plain, need)
@@ -463,14 +464,14 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, pids []int) ([]Pro
 
 // plainView stands for the model's view when every requested item is
 // plain: the kernel lets any caller read it (see itemCheck.plain).
-var plainView = func() *kview {
-	v := &kview{direct: make([]kernelAnswer, numItems), mac: make([]macAnswer, numItems)}
+var plainView = func() *View {
+	v := &View{Kernel: make([]KernelAnswer, numItems), MAC: make([]MACAnswer, numItems)}
 	for i := range numItems {
-		if checks[i].plain() {
-			v.direct[i] = kernelAnswer{allowed: true, masked: checks[i].read.kind == kindStat, layer: kernel.LayerDAC}
+		if checks[i].plain {
+			v.Kernel[i] = KernelAnswer{Allowed: true, Masked: checks[i].read.kind == kindStat, Layer: kernel.LayerDAC}
 		} else {
-			v.direct[i] = kernelAnswer{errno: kernel.EACCES, layer: kernel.LayerEntry}
-			v.mac[i] = macAnswer{denied: true, reason: "not evaluated"}
+			v.Kernel[i] = KernelAnswer{Errno: kernel.EACCES, Layer: kernel.LayerEntry}
+			v.MAC[i] = MACAnswer{Denied: true, Reason: "not evaluated"}
 		}
 	}
 	return v
@@ -485,7 +486,7 @@ func (g *Gate) plainRequest(c *Caller, pol Policy, req *Request) bool {
 		return false
 	}
 	for _, it := range req.Items {
-		if !it.Valid() || !checks[it].plain() {
+		if !it.Valid() || !checks[it].plain {
 			return false
 		}
 		if it == policy.ItemStat {
@@ -509,13 +510,13 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, b
 	}
 	pi := t.info
 	r.Start, r.Comm, r.UID = pi.start, pi.st.Name, pi.st.UIDs[1]
-	dumpable := t.view.dumpable
+	dumpable := t.view.Dumpable
 	if t.view == plainView {
 		dumpable = pi.dumpableHint()
 	}
 	tg := pi.target(dumpable)
 	var rel policy.Relation
-	if t.view.descendant {
+	if t.view.Descendant {
 		rel |= policy.RelDescendant
 	}
 	s := &c.subj
@@ -523,13 +524,13 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, b
 	for i, it := range req.Items {
 		ir := &r.Items[i]
 		ir.Item = it
-		ok, masked, den := g.decide(pol, s, &tg, rel, t.view, it)
-		if !ok {
-			ir.Denial = den
+		vd := g.decide(pol, s, &tg, rel, t.view, it)
+		if !vd.Allowed {
+			ir.Denial = &Denial{Errno: syscall.Errno(vd.Errno), Reason: vd.Reason}
 			continue
 		}
-		ir.Masked = masked
-		if err := g.readItem(t, it, masked, req.Mem, ir, bp); err != nil {
+		ir.Masked = vd.Masked
+		if err := g.readItem(t, it, vd.Masked, req.Mem, ir, bp); err != nil {
 			ir.Denial = denialOf(err)
 			g.metrics.decision(false, SourceBroker, it)
 		}
@@ -540,60 +541,26 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, b
 	return r
 }
 
-// decide answers one item: the policy's grant, bounded by the caller's
-// MAC layers, or what the kernel would let the caller read directly.
-// Attach-class items need an attach rule. It records metrics and audit.
-func (g *Gate) decide(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation, v *kview, it Item) (allowed, masked bool, den *Denial) {
+// decide is Decide with the gate's metrics and audit records.
+func (g *Gate) decide(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation, v *View, it Item) Verdict {
+	vd := Decide(pol, s, t, rel, v, it)
 	if !it.Valid() {
-		return false, false, &Denial{Errno: unix.EINVAL, Reason: "unknown item"}
+		return vd // counted nowhere: no such item
 	}
-	ck := &checks[it]
-	kd, mac := v.direct[it], v.mac[it]
-	verdict := pol.Decide(s, t, rel, it)
-	source := SourcePolicy
-	switch {
-	case ck.read.kind == kindRefused:
-		allowed, source = false, SourceBroker
-		den = &Denial{Errno: unix.ENOTSUP, Reason: "the broker does not serve " + it.String()}
-	case mac.denied && kernelBound(pol):
-		allowed, source = false, SourceMAC
-		den = &Denial{Errno: unix.EACCES, Reason: "mac: " + mac.reason}
-	case it.Attach():
-		allowed = verdict.Allowed
-		if !allowed {
-			den = &Denial{Errno: unix.EPERM, Reason: "policy: no attach rule grants attach-class item " + it.String()}
-		}
-	case verdict.Allowed:
-		allowed = true
-	case kd.allowed && !(it == policy.ItemStatFull && kd.masked):
-		allowed, source = true, SourceKernel
-	default:
-		e := unix.EACCES
-		if kd.errno != kernel.OK && kd.errno != 0 {
-			e = errnoOf(kd.errno)
-		}
-		den = &Denial{Errno: e, Reason: "policy: no rule grants read { " + it.String() + " } and the kernel would refuse the caller (" + string(kd.layer) + ")"}
+	g.metrics.decision(vd.Allowed, vd.Source, it)
+	if vd.Source == SourcePolicy {
+		g.metrics.ruleDecision(pol, vd.Rule, vd.Allowed)
 	}
-	if allowed && it == policy.ItemStat && kd.masked {
-		// stat is served unmasked only when stat_full would be granted.
-		full := pol.Decide(s, t, rel, policy.ItemStatFull)
-		masked = !full.Allowed || v.mac[policy.ItemStatFull].denied && kernelBound(pol)
-	}
-	g.metrics.decision(allowed, source, it)
-	if source == SourcePolicy {
-		g.metrics.ruleDecision(pol, verdict.Rule, allowed)
-	}
-	audit := verdict.Audit && (allowed == verdict.Allowed) || !allowed && source == SourceMAC
-	if !allowed {
-		if audit {
+	if !vd.Allowed {
+		if vd.Audit {
 			g.metrics.denialsAudited.Add(1)
 		} else {
 			g.metrics.denialsHidden.Add(1)
 		}
 	}
-	if audit && g.audit != nil {
+	if vd.Audit && g.audit != nil {
 		ev := &AuditEvent{
-			Time: time.Now(), Granted: allowed, Item: it,
+			Time: time.Now(), Granted: vd.Allowed, Item: it,
 			PID: s.PID, Comm: s.Comm, UID: s.UID, SContext: firstNonEmpty(s.SELinux, s.AppArmor),
 			TPID: t.PID, TComm: t.Comm, TUID: t.UID, TContext: firstNonEmpty(t.SELinux, t.AppArmor),
 		}
@@ -602,12 +569,12 @@ func (g *Gate) decide(pol Policy, s *policy.Subject, t *policy.Target, rel polic
 		// suppresses.
 		g.audit.record(ev, func(ev *AuditEvent) {
 			ev.Rule, ev.Reason = ruleOf(pol, s, t, rel, it)
-			if den != nil && source != SourcePolicy {
-				ev.Reason = den.Reason
+			if !vd.Allowed && vd.Source != SourcePolicy {
+				ev.Reason = vd.Reason
 			}
 		})
 	}
-	return allowed, masked, den
+	return vd
 }
 
 func firstNonEmpty(a, b string) string {
@@ -615,20 +582,6 @@ func firstNonEmpty(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// errnoOf converts the model's errno.
-
-func errnoOf(e kernel.Errno) unix.Errno {
-	switch e {
-	case kernel.EPERM:
-		return unix.EPERM
-	case kernel.ESRCH:
-		return unix.ESRCH
-	case kernel.ENOENT:
-		return unix.ENOENT
-	}
-	return unix.EACCES
 }
 
 // DefaultMemoryLimit is the soft limit on the Go runtime's memory that

@@ -30,119 +30,138 @@ const (
 	kindRefused                  // never served (binary, unbounded)
 )
 
-// itemRead is how one item is read and checked.
+// itemRead is how the gate reads one item. What it opens, and what the
+// kernel checks, come from the item's catalog entry (policy.Item.KernelEntry).
 type itemRead struct {
 	kind readKind
-	file string
-	// waits marks reads that can wait on a lock the target holds — its
-	// mmap lock (cmdline, environ, maps, smaps…, mem through
-	// process_vm_readv) or its cred_guard_mutex (syscall, stack,
-	// personality; lock_trace in fs/proc/base.c), or namespace_sem
-	// (mountinfo; mount and unmount hold it for writing and can stall
-	// with it) — for as long as the lock is held: they run under a
-	// deadline.
-	waits bool
-	// list is the directory whose listing the kernel also checks.
-	list string
+	// listed marks items read by listing the directory their entry lives
+	// in (fd/, fdinfo/, map_files/): the kernel checks that listing too.
+	listed bool
+	// via is the system call the read makes instead of opening the
+	// entry (process_vm_readv for mem).
+	via kernel.SyscallID
 }
 
 var itemReads = map[Item]itemRead{
-	policy.ItemStatus:      {kind: kindFile, file: "status"},
-	policy.ItemStat:        {kind: kindStat, file: "stat"},
-	policy.ItemStatFull:    {kind: kindStat, file: "stat"},
-	policy.ItemStatm:       {kind: kindFile, file: "statm"},
-	policy.ItemIO:          {kind: kindFile, file: "io"},
-	policy.ItemFd:          {kind: kindFDs, list: "fd"},
+	policy.ItemStatus:      {kind: kindFile},
+	policy.ItemStat:        {kind: kindStat},
+	policy.ItemStatFull:    {kind: kindStat},
+	policy.ItemStatm:       {kind: kindFile},
+	policy.ItemIO:          {kind: kindFile},
+	policy.ItemFd:          {kind: kindFDs, listed: true},
 	policy.ItemFdCount:     {kind: kindFDCount},
-	policy.ItemFdinfo:      {kind: kindFDInfo, list: "fdinfo"},
-	policy.ItemCmdline:     {kind: kindNULList, file: "cmdline", waits: true},
-	policy.ItemComm:        {kind: kindFile, file: "comm"},
-	policy.ItemEnviron:     {kind: kindNULList, file: "environ", waits: true},
+	policy.ItemFdinfo:      {kind: kindFDInfo, listed: true},
+	policy.ItemCmdline:     {kind: kindNULList},
+	policy.ItemComm:        {kind: kindFile},
+	policy.ItemEnviron:     {kind: kindNULList},
 	policy.ItemAuxv:        {kind: kindRefused},
-	policy.ItemMaps:        {kind: kindFile, file: "maps", waits: true},
-	policy.ItemSmaps:       {kind: kindFile, file: "smaps", waits: true},
-	policy.ItemSmapsRollup: {kind: kindFile, file: "smaps_rollup", waits: true},
-	policy.ItemNumaMaps:    {kind: kindFile, file: "numa_maps", waits: true},
+	policy.ItemMaps:        {kind: kindFile},
+	policy.ItemSmaps:       {kind: kindFile},
+	policy.ItemSmapsRollup: {kind: kindFile},
+	policy.ItemNumaMaps:    {kind: kindFile},
 	policy.ItemPagemap:     {kind: kindRefused},
-	policy.ItemMapFiles:    {kind: kindMapFiles, list: "map_files", waits: true},
-	policy.ItemLimits:      {kind: kindFile, file: "limits"},
-	policy.ItemCgroup:      {kind: kindFile, file: "cgroup"},
+	policy.ItemMapFiles:    {kind: kindMapFiles, listed: true},
+	policy.ItemLimits:      {kind: kindFile},
+	policy.ItemCgroup:      {kind: kindFile},
 	policy.ItemNS:          {kind: kindNS},
-	policy.ItemExe:         {kind: kindLink, file: "exe"},
-	policy.ItemCwd:         {kind: kindLink, file: "cwd"},
-	policy.ItemRoot:        {kind: kindLink, file: "root"},
-	policy.ItemSched:       {kind: kindFile, file: "sched"},
-	policy.ItemSchedstat:   {kind: kindFile, file: "schedstat"},
-	policy.ItemWchan:       {kind: kindFile, file: "wchan"},
+	policy.ItemExe:         {kind: kindLink},
+	policy.ItemCwd:         {kind: kindLink},
+	policy.ItemRoot:        {kind: kindLink},
+	policy.ItemSched:       {kind: kindFile},
+	policy.ItemSchedstat:   {kind: kindFile},
+	policy.ItemWchan:       {kind: kindFile},
 	policy.ItemAttr:        {kind: kindAttr},
-	policy.ItemMountinfo:   {kind: kindFile, file: "mountinfo", waits: true},
-	policy.ItemOOMScore:    {kind: kindFile, file: "oom_score"},
+	policy.ItemMountinfo:   {kind: kindFile},
+	policy.ItemOOMScore:    {kind: kindFile},
 	policy.ItemAttach:      {kind: kindDecision},
-	policy.ItemMem:         {kind: kindMem, waits: true},
-	policy.ItemSyscall:     {kind: kindFile, file: "syscall", waits: true},
-	policy.ItemStack:       {kind: kindFile, file: "stack", waits: true},
-	policy.ItemPersonality: {kind: kindFile, file: "personality", waits: true},
+	policy.ItemMem:         {kind: kindMem, via: kernel.SyscallProcessVMReadv},
+	policy.ItemSyscall:     {kind: kindFile},
+	policy.ItemStack:       {kind: kindFile},
+	policy.ItemPersonality: {kind: kindFile},
 }
 
-// itemCheck holds the model's catalog entries that decide an item.
+// itemCheck is one item: the model's catalog entries that decide it and
+// how it is read.
 type itemCheck struct {
 	entry   *kernel.Entry   // the item's own entry (nil for attach)
 	list    *kernel.Entry   // the directory whose listing must pass too
 	syscall *kernel.Syscall // the attach operation
 	read    itemRead
+	// file is what the read opens under /proc/<pid>: the entry's file or
+	// link, or the directory it lives in for the listing kinds.
+	file string
+	// waits marks reads that take a lock of the target's (its mmap lock,
+	// exec_update_lock, or namespace_sem; see kernel.Lock) and so can
+	// wait for as long as it is held: they run under a deadline.
+	waits bool
+	// plain reports whether the kernel lets every caller read the item
+	// directly, whoever owns the target, on a procfs without hidepid: a
+	// world-readable file with no ptrace check (status, cmdline,
+	// limits…), or stat (whose [PT] fields are masked for a caller
+	// failing the READ check, which the gate then serves masked). Not
+	// stat_full: its [PT] fields are what the kernel hides from a caller
+	// failing that check.
+	plain bool
 }
 
 // checks is indexed by item; built once from the policy's vocabulary and
-// the model's catalog.
+// the model's catalog. An item without a way to read it, or whose
+// catalog entry does not fit its kind, is refused (ENOTSUP), never read.
 var checks = func() []itemCheck {
 	all := policy.Items()
 	out := make([]itemCheck, len(all))
 	for _, it := range all {
-		rd, ok := itemReads[it]
-		if !ok {
-			rd = itemRead{kind: kindRefused}
-		}
-		c := itemCheck{read: rd}
-		if n := it.KernelEntry(); n != "" {
-			e, err := kernel.LookupEntry(n)
-			if err != nil {
-				panic(fmt.Sprintf("gate: item %s: %v", it, err)) // a bug in a table
-			}
-			c.entry = e
-		}
-		if rd.list != "" {
-			e, err := kernel.LookupEntry(rd.list)
-			if err != nil {
-				panic(fmt.Sprintf("gate: item %s: %v", it, err))
-			}
-			c.list = e
-		}
-		if n := it.KernelSyscall(); n != "" {
-			sc, err := kernel.LookupSyscall(n)
-			if err != nil {
-				panic(fmt.Sprintf("gate: item %s: %v", it, err))
-			}
-			c.syscall = sc
-		}
-		out[it] = c
+		out[it] = newItemCheck(it, itemReads[it])
 	}
 	return out
 }()
 
-// plain reports whether the kernel lets every caller read the item
-// directly, whoever owns the target, on a procfs without hidepid: a
-// world-readable file with no ptrace check (status, cmdline, limits…), or
-// stat (whose [PT] fields are masked for a caller failing the READ check,
-// which the gate then serves masked).
-func (c *itemCheck) plain() bool {
+func newItemCheck(it Item, rd itemRead) itemCheck {
+	c := itemCheck{entry: it.KernelEntry(), syscall: it.KernelSyscall(), read: rd}
+	refuse := func() itemCheck {
+		return itemCheck{entry: c.entry, syscall: c.syscall, read: itemRead{kind: kindRefused}}
+	}
+	switch rd.kind {
+	case kindRefused:
+		return c
+	case kindDecision:
+		if c.syscall == nil {
+			return refuse()
+		}
+		return c
+	}
+	if c.entry == nil {
+		return refuse()
+	}
+	c.file = c.entry.Name
+	locks := c.entry.Locks
+	switch rd.kind {
+	case kindFDs, kindFDInfo, kindMapFiles, kindNS, kindAttr:
+		dir := c.entry.Within.Entry()
+		if dir == nil {
+			return refuse()
+		}
+		c.file = dir.Name
+		if rd.listed {
+			c.list = dir
+			locks |= dir.Locks
+		}
+	case kindFDCount:
+		if !c.entry.Dir {
+			return refuse()
+		}
+	case kindMem:
+		sc := rd.via.Syscall()
+		if sc == nil {
+			return refuse()
+		}
+		locks = sc.Locks
+	}
+	c.waits = locks != 0
 	e := c.entry
-	if e == nil || c.list != nil || c.read.kind == kindRefused {
-		return false
-	}
-	if e.Name == "stat" && c.read.kind == kindStat {
-		return true
-	}
-	return e.Check == kernel.CheckNone && e.Mode == 0 && !e.Dir && !e.Link && !e.Write && e.Perm&0o004 != 0
+	c.plain = c.list == nil && (it == policy.ItemStat ||
+		rd.kind != kindStat && e.Check == kernel.CheckNone && e.Mode == 0 && !e.Dir && !e.Link && !e.Write && e.Perm&0o004 != 0)
+	return c
 }
 
 // ParseItem returns the item with the given name.

@@ -12,17 +12,6 @@ import (
 	"github.com/procgate/procgate/policy"
 )
 
-// Decision sources: which path decided an item.
-const (
-	SourceKernel = iota // the kernel would let the caller read it directly
-	SourcePolicy        // a policy rule granted it (or denied it)
-	SourceMAC           // the caller's MAC layers refused it
-	SourceBroker        // the broker does not serve it (or could not read it)
-	numSources
-)
-
-var sourceNames = [numSources]string{"kernel", "policy", "mac", "broker"}
-
 // Metrics are the gate's and the broker's counters, exported in the
 // Prometheus text format by WriteTo. All methods are safe for concurrent
 // use and do not allocate.
@@ -125,7 +114,7 @@ func (m *Metrics) ruleTableFor(pol Policy) *ruleTable {
 // NewMetrics returns zeroed metrics.
 func NewMetrics() *Metrics {
 	return &Metrics{
-		decisions: make([]atomic.Uint64, 2*numSources*numItems),
+		decisions: make([]atomic.Uint64, 2*int(numSources)*numItems),
 		latency:   NewHistogram([]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}),
 		counters:  map[string]*atomic.Uint64{},
 		gauges:    map[string]func() float64{},
@@ -134,7 +123,7 @@ func NewMetrics() *Metrics {
 	}
 }
 
-func (m *Metrics) decision(allowed bool, source int, it Item) {
+func (m *Metrics) decision(allowed bool, source Source, it Item) {
 	if m == nil {
 		return
 	}
@@ -142,7 +131,7 @@ func (m *Metrics) decision(allowed bool, source int, it Item) {
 	if allowed {
 		a = 1
 	}
-	m.decisions[(a*numSources+source)*numItems+int(it)].Add(1)
+	m.decisions[(a*int(numSources)+int(source))*numItems+int(it)].Add(1)
 }
 
 // Counter returns the named counter (full metric name with labels, for
@@ -185,7 +174,7 @@ func (m *Metrics) Decisions(allowed bool) uint64 {
 	var n uint64
 	for s := range numSources {
 		for i := range numItems {
-			n += m.decisions[(a*numSources+s)*numItems+i].Load()
+			n += m.decisions[(a*int(numSources)+int(s))*numItems+i].Load()
 		}
 	}
 	return n
@@ -199,8 +188,8 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	for a, res := range []string{"deny", "allow"} {
 		for s := range numSources {
 			for i := range numItems {
-				if v := m.decisions[(a*numSources+s)*numItems+i].Load(); v > 0 {
-					fmt.Fprintf(cw, "procgate_decisions_total{result=%q,source=%q,item=%q} %d\n", res, sourceNames[s], Item(i).String(), v)
+				if v := m.decisions[(a*int(numSources)+int(s))*numItems+i].Load(); v > 0 {
+					fmt.Fprintf(cw, "procgate_decisions_total{result=%q,source=%q,item=%q} %d\n", res, s, Item(i).String(), v)
 				}
 			}
 		}

@@ -41,9 +41,19 @@ func TestMain(m *testing.M) {
 		os.Exit(pidReuseRole())
 	case "fusehang":
 		os.Exit(fusehangRole())
+	case "helper":
+		os.Exit(helperRole())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if publicDir != "" {
+		os.RemoveAll(publicDir)
+	}
+	os.Exit(code)
 }
+
+// publicDir holds the copy of the test binary that other users run (see
+// publicBinary).
+var publicDir string
 
 // reuseResult is what the role inside the pid namespace reports.
 type reuseResult struct {

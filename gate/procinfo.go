@@ -8,15 +8,15 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/procgate/procgate/live"
 	"github.com/procgate/procgate/policy"
+	"github.com/procgate/procgate/procfs"
 )
 
 // procInfo is what the gate reads of one pinned process before deciding:
 // its identity for the policy and a fingerprint of everything the
 // model's view of it depends on.
 type procInfo struct {
-	st        live.Status
+	st        procfs.Status
 	start     uint64 // stat field 22, in clock ticks since boot
 	statRaw   string
 	statusRaw string
@@ -65,12 +65,12 @@ type labelMods struct{ selinux, apparmor, smack bool }
 // read (see policy.Policy.TargetNeeds): the executable, the cgroup, the
 // pid namespace; an item that serves one of them reads it itself when it
 // was left out (see readItem).
-func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool, need policy.Needs) (*procInfo, error) {
-	status, err := readFile(p.Dir, "status", buf, 1<<16)
+func readProcInfo(p *procfs.Pin, mods labelMods, buf []byte, lite bool, need policy.Needs) (*procInfo, error) {
+	status, err := procfs.ReadFile(p.Dir, "status", buf, 1<<16)
 	if err != nil {
-		return nil, fmt.Errorf("gate: pid %d: read status: %w", p.PID, goneErr(err))
+		return nil, fmt.Errorf("gate: pid %d: read status: %w", p.PID, procfs.Gone(err))
 	}
-	st, err := live.ParseStatus(status)
+	st, err := procfs.ParseStatus(status)
 	if err != nil {
 		return nil, fmt.Errorf("gate: pid %d: %w", p.PID, err)
 	}
@@ -78,11 +78,11 @@ func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool, need policy.Nee
 		return nil, fmt.Errorf("gate: pid %d: status names pid %d: %w", p.PID, st.Pid, unix.ESRCH)
 	}
 	pi := &procInfo{st: st, statusRaw: string(status)}
-	stat, err := readFile(p.Dir, "stat", buf, 4096)
+	stat, err := procfs.ReadFile(p.Dir, "stat", buf, 4096)
 	if err != nil {
-		return nil, fmt.Errorf("gate: pid %d: read stat: %w", p.PID, goneErr(err))
+		return nil, fmt.Errorf("gate: pid %d: read stat: %w", p.PID, procfs.Gone(err))
 	}
-	sf, err := live.ParseStat(stat)
+	sf, err := procfs.ParseStat(stat)
 	if err != nil {
 		return nil, fmt.Errorf("gate: pid %d: %w", p.PID, err)
 	}
@@ -94,45 +94,45 @@ func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool, need policy.Nee
 	if st.State == 'Z' || st.State == 'X' {
 		k.state = 'Z' // only the zombie state matters to the model
 	}
-	k.hasMM, k.kthread = st.HasMM, st.Kthread || sf.Flags&0x00200000 != 0
+	k.hasMM, k.kthread = st.HasMM, st.Kthread || sf.Kthread()
 	k.groups = hashGroups(st.Groups)
 	var sb unix.Stat_t
 	if err := unix.Fstatat(p.Dir, "fd", &sb, unix.AT_SYMLINK_NOFOLLOW); err == nil {
 		k.ownUID, k.ownGID = sb.Uid, sb.Gid
 		pi.fdSize, pi.fdOK = sb.Size, true
-	} else if errors.Is(goneErr(err), unix.ESRCH) {
+	} else if errors.Is(procfs.Gone(err), unix.ESRCH) {
 		return nil, fmt.Errorf("gate: pid %d: stat fd/: %w", p.PID, unix.ESRCH)
 	}
 	if !lite {
-		if l, err := readLink(p.Dir, "ns/user"); err == nil {
-			k.userns, _ = live.ParseNSLink([]byte(l), "user")
+		if l, err := procfs.ReadLink(p.Dir, "ns/user"); err == nil {
+			k.userns, _ = procfs.ParseNSLink([]byte(l), "user")
 		}
 	}
 	if need&policy.NeedPIDNS != 0 {
-		if l, err := readLink(p.Dir, "ns/pid"); err == nil {
-			pi.pidns, _ = live.ParseNSLink([]byte(l), "pid")
+		if l, err := procfs.ReadLink(p.Dir, "ns/pid"); err == nil {
+			pi.pidns, _ = procfs.ParseNSLink([]byte(l), "pid")
 		}
 	}
 	if !k.kthread && need&policy.NeedExe != 0 {
 		if err := unix.Fstatat(p.Dir, "exe", &sb, 0); err == nil {
 			pi.exe.Dev, pi.exe.Ino = sb.Dev, sb.Ino
-			if l, err := readLink(p.Dir, "exe"); err == nil {
+			if l, err := procfs.ReadLink(p.Dir, "exe"); err == nil {
 				pi.exe.Path, pi.exeLink, pi.exeOK = l, l, true
 			}
 		}
 	}
 	if !k.kthread && need&policy.NeedCgroup != 0 {
-		if cg, err := readFile(p.Dir, "cgroup", buf, 1<<16); err == nil && len(cg) < 1<<16 {
+		if cg, err := procfs.ReadFile(p.Dir, "cgroup", buf, 1<<16); err == nil && len(cg) < 1<<16 {
 			pi.cgroupRaw, pi.cgroupOK = string(cg), true
 			pi.cgroup = cgroupPath(pi.cgroupRaw)
 		}
 	}
 	var selinux, apparmor string
 	if mods.selinux {
-		selinux = readLabel(p.Dir, "attr/current", buf)
+		selinux = procfs.ReadLabel(p.Dir, "attr/current", buf)
 	}
 	if mods.apparmor {
-		apparmor = readLabel(p.Dir, "attr/apparmor/current", buf)
+		apparmor = procfs.ReadLabel(p.Dir, "attr/apparmor/current", buf)
 	}
 	if mods.selinux || mods.apparmor || mods.smack {
 		h := fnv.New64a()
@@ -141,7 +141,7 @@ func readProcInfo(p *Pin, mods labelMods, buf []byte, lite bool, need policy.Nee
 		h.Write([]byte(apparmor))
 		if mods.smack {
 			h.Write([]byte{0})
-			h.Write([]byte(readLabel(p.Dir, "attr/smack/current", buf)))
+			h.Write([]byte(procfs.ReadLabel(p.Dir, "attr/smack/current", buf)))
 		}
 		k.labels = h.Sum64()
 	}
@@ -188,15 +188,6 @@ func hashGroups(groups []uint32) uint64 {
 		}
 	}
 	return h
-}
-
-// readLabel reads an attr/ label without its trailing newline or NUL.
-func readLabel(dirfd int, name string, buf []byte) string {
-	b, err := readFile(dirfd, name, buf, 4096)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimRight(string(b), "\n\x00")
 }
 
 // subject returns the policy's view of a caller.

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/policy"
+	"github.com/procgate/procgate/procfs"
 )
 
 // maxMem bounds the bytes one request reads through the mem item.
@@ -18,24 +19,24 @@ const maxMem = 1 << 20
 
 // readItem reads one granted item of the pinned target into ir.
 func (g *Gate) readItem(t *target, it Item, masked bool, mem []MemRange, ir *ItemResult, bp *[]byte) error {
-	rd := checks[it].read
-	if rd.waits {
+	ck := &checks[it]
+	if ck.waits {
 		// The read fills its own copy, taken over only when it finishes
 		// in time: a read that outlives its deadline must not write into
 		// a result that is already being answered.
 		res := new(ItemResult)
 		*res = *ir
-		err := g.withDeadline(t.pin, it, func(dir int) error { return g.readKind(dir, t, rd, it, masked, mem, res, nil) })
+		err := g.withDeadline(t.pin, it, func(dir int) error { return g.readKind(dir, t, ck, it, masked, mem, res, nil) })
 		if err == nil {
 			*ir = *res
 		}
 		return err
 	}
-	return g.readKind(t.pin.Dir, t, rd, it, masked, mem, ir, bp)
+	return g.readKind(t.pin.Dir, t, ck, it, masked, mem, ir, bp)
 }
 
-// readKind reads an item of kind rd through the directory dir.
-func (g *Gate) readKind(dir int, t *target, rd itemRead, it Item, masked bool, mem []MemRange, ir *ItemResult, bp *[]byte) error {
+// readKind reads item it, checked by ck, through the directory dir.
+func (g *Gate) readKind(dir int, t *target, ck *itemCheck, it Item, masked bool, mem []MemRange, ir *ItemResult, bp *[]byte) error {
 	var buf []byte
 	if bp != nil {
 		buf = *bp
@@ -43,20 +44,20 @@ func (g *Gate) readKind(dir int, t *target, rd itemRead, it Item, masked bool, m
 		buf = make([]byte, 0, 4096)
 	}
 	max := g.cfg.MaxValue
-	switch rd.kind {
+	switch ck.read.kind {
 	case kindFile:
 		// status was read already, under the same pin.
-		if rd.file == "status" {
+		if it == policy.ItemStatus {
 			ir.kind, ir.Text = valueText, t.info.statusRaw
 			return nil
 		}
-		if rd.file == "cgroup" && t.info.cgroupOK && len(t.info.cgroupRaw) <= max {
+		if it == policy.ItemCgroup && t.info.cgroupOK && len(t.info.cgroupRaw) <= max {
 			ir.kind, ir.Text = valueText, t.info.cgroupRaw
 			return nil
 		}
-		b, err := readFile(dir, rd.file, buf, max)
+		b, err := procfs.ReadFile(dir, ck.file, buf, max)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", rd.file, goneErr(err))
+			return fmt.Errorf("read %s: %w", ck.file, procfs.Gone(err))
 		}
 		ir.kind, ir.Text = valueText, string(b)
 	case kindStat:
@@ -65,9 +66,9 @@ func (g *Gate) readKind(dir int, t *target, rd itemRead, it Item, masked bool, m
 			ir.Text = string(MaskStat([]byte(t.info.statRaw)))
 		}
 	case kindNULList:
-		b, err := readFile(dir, rd.file, buf, max)
+		b, err := procfs.ReadFile(dir, ck.file, buf, max)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", rd.file, goneErr(err))
+			return fmt.Errorf("read %s: %w", ck.file, procfs.Gone(err))
 		}
 		b = bytes.TrimSuffix(b, []byte{0})
 		ir.kind = valueList
@@ -77,14 +78,14 @@ func (g *Gate) readKind(dir int, t *target, rd itemRead, it Item, masked bool, m
 			ir.List = []string{}
 		}
 	case kindLink:
-		if rd.file == "exe" && t.info.exeOK {
+		if it == policy.ItemExe && t.info.exeOK {
 			// read under the same pin
 			ir.kind, ir.Text = valueText, t.info.exeLink
 			return nil
 		}
-		l, err := readLink(dir, rd.file)
+		l, err := procfs.ReadLink(dir, ck.file)
 		if err != nil {
-			return fmt.Errorf("readlink %s: %w", rd.file, goneErr(err))
+			return fmt.Errorf("readlink %s: %w", ck.file, procfs.Gone(err))
 		}
 		ir.kind, ir.Text = valueText, l
 	case kindFDCount:
@@ -94,33 +95,32 @@ func (g *Gate) readKind(dir int, t *target, rd itemRead, it Item, masked bool, m
 			return nil
 		}
 		var sb unix.Stat_t
-		if err := unix.Fstatat(dir, "fd", &sb, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("stat fd: %w", goneErr(err))
+		if err := unix.Fstatat(dir, ck.file, &sb, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("stat %s: %w", ck.file, procfs.Gone(err))
 		}
 		ir.kind, ir.Count = valueCount, int(sb.Size)
 	case kindFDs, kindNS, kindMapFiles:
-		sub := map[readKind]string{kindFDs: "fd", kindNS: "ns", kindMapFiles: "map_files"}[rd.kind]
-		names, err := listDir(dir, sub)
+		names, err := listDir(dir, ck.file)
 		if err != nil {
 			return err
 		}
 		ir.kind, ir.Links = valueLinks, make([]Link, 0, len(names))
 		for _, n := range names {
-			l, err := readLink(dir, sub+"/"+n)
+			l, err := procfs.ReadLink(dir, ck.file+"/"+n)
 			if err != nil {
 				continue // closed meanwhile
 			}
 			ir.Links = append(ir.Links, Link{n, l})
 		}
 	case kindFDInfo:
-		names, err := listDir(dir, "fdinfo")
+		names, err := listDir(dir, ck.file)
 		if err != nil {
 			return err
 		}
 		ir.kind, ir.Links = valueLinks, make([]Link, 0, len(names))
 		total := 0
 		for _, n := range names {
-			b, err := readFile(dir, "fdinfo/"+n, buf, max)
+			b, err := procfs.ReadFile(dir, ck.file+"/"+n, buf, max)
 			if err != nil {
 				continue
 			}
@@ -132,7 +132,7 @@ func (g *Gate) readKind(dir int, t *target, rd itemRead, it Item, masked bool, m
 	case kindAttr:
 		ir.kind = valueLinks
 		for _, n := range []string{"current", "apparmor/current", "smack/current"} {
-			b, err := readFile(dir, "attr/"+n, buf, 4096)
+			b, err := procfs.ReadFile(dir, ck.file+"/"+n, buf, 4096)
 			if err != nil || len(b) == 0 {
 				continue
 			}
@@ -152,13 +152,13 @@ func (g *Gate) readKind(dir int, t *target, rd itemRead, it Item, masked bool, m
 func listDir(dir int, sub string) ([]string, error) {
 	fd, err := unix.Openat(dir, sub, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", sub, goneErr(err))
+		return nil, fmt.Errorf("list %s: %w", sub, procfs.Gone(err))
 	}
 	f := os.NewFile(uintptr(fd), sub)
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", sub, goneErr(err))
+		return nil, fmt.Errorf("list %s: %w", sub, procfs.Gone(err))
 	}
 	sortNames(names)
 	return names, nil
@@ -186,7 +186,7 @@ func sortNames(names []string) {
 // readMem reads the requested ranges with process_vm_readv. The pid is
 // the pinned one; the pin's verification after the read proves the
 // ranges were read from the process decided on.
-func readMem(p *Pin, ranges []MemRange, ir *ItemResult) error {
+func readMem(p *procfs.Pin, ranges []MemRange, ir *ItemResult) error {
 	if len(ranges) == 0 {
 		return fmt.Errorf("mem: no ranges requested: %w", unix.EINVAL)
 	}
@@ -215,11 +215,11 @@ func readMem(p *Pin, ranges []MemRange, ir *ItemResult) error {
 // target's mmap lock can block for as long as the lock is held. The
 // goroutine left behind owns its duplicate descriptor and closes it when
 // the kernel returns; at most MaxStuckReads such reads exist at once.
-func (g *Gate) withDeadline(p *Pin, it Item, read func(dir int) error) error {
+func (g *Gate) withDeadline(p *procfs.Pin, it Item, read func(dir int) error) error {
 	select {
 	case g.stuck <- struct{}{}:
 	default:
-		return fmt.Errorf("read %s: too many reads blocked on mmap locks: %w", it, unix.EBUSY)
+		return fmt.Errorf("read %s: too many reads blocked on locks of their targets: %w", it, unix.EBUSY)
 	}
 	dup, err := unix.FcntlInt(uintptr(p.Dir), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
@@ -239,7 +239,7 @@ func (g *Gate) withDeadline(p *Pin, it Item, read func(dir int) error) error {
 		return err
 	case <-timer.C:
 		g.metrics.readTimeouts.Add(1)
-		return fmt.Errorf("read %s: no answer within %v (the target's mmap lock is held): %w", it, g.cfg.ReadTimeout, unix.ETIMEDOUT)
+		return fmt.Errorf("read %s: no answer within %v (a lock of the target's is held): %w", it, g.cfg.ReadTimeout, unix.ETIMEDOUT)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/kernel"
 )
 
 // Denial is why an item (or a whole process) was not answered: an
@@ -19,7 +21,11 @@ type Denial struct {
 }
 
 // Error returns "EACCES: reason".
-func (d *Denial) Error() string { return ErrnoName(d.Errno) + ": " + d.Reason }
+func (d *Denial) Error() string { return errnoName(d.Errno) + ": " + d.Reason }
+
+// errnoName returns the symbolic name of e ("EACCES", "E<n>" for a
+// number without one), from the one errno table (kernel.Errno).
+func errnoName(e syscall.Errno) string { return kernel.Errno(e).String() }
 
 // Unwrap returns the errno, so errors.Is(d, fs.ErrPermission) holds for
 // EACCES and EPERM.
@@ -33,31 +39,6 @@ func denialOf(err error) *Denial {
 		e = unix.EIO
 	}
 	return &Denial{Errno: e, Reason: err.Error()}
-}
-
-var errnoNames = map[syscall.Errno]string{
-	unix.EPERM: "EPERM", unix.ENOENT: "ENOENT", unix.ESRCH: "ESRCH", unix.EIO: "EIO",
-	unix.EAGAIN: "EAGAIN", unix.EACCES: "EACCES", unix.EBUSY: "EBUSY", unix.EINVAL: "EINVAL",
-	unix.ENOTSUP: "ENOTSUP", unix.ETIMEDOUT: "ETIMEDOUT", unix.EFAULT: "EFAULT", unix.E2BIG: "E2BIG",
-	unix.EMFILE: "EMFILE", unix.ENOMEM: "ENOMEM",
-}
-
-// ErrnoName returns the symbolic name of e ("EACCES"), or "E<n>".
-func ErrnoName(e syscall.Errno) string {
-	if n, ok := errnoNames[e]; ok {
-		return n
-	}
-	return "E" + strconv.Itoa(int(e))
-}
-
-// ParseErrno returns the errno with the given symbolic name.
-func ParseErrno(s string) (syscall.Errno, bool) {
-	for e, n := range errnoNames {
-		if n == s {
-			return e, true
-		}
-	}
-	return 0, false
 }
 
 // Link is one entry of a directory of links (fd/, ns/, map_files/) or of
@@ -149,7 +130,7 @@ func (r *ProcResult) AppendJSON(b []byte) []byte {
 
 func appendDenial(b []byte, d *Denial) []byte {
 	b = append(b, `{"errno":`...)
-	b = AppendString(b, ErrnoName(d.Errno))
+	b = AppendString(b, errnoName(d.Errno))
 	b = append(b, `,"code":`...)
 	b = strconv.AppendInt(b, int64(d.Errno), 10)
 	b = append(b, `,"reason":`...)

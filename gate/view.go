@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,31 +15,9 @@ import (
 	"github.com/procgate/procgate/live"
 )
 
-// kernelAnswer is the model's answer for one item.
-type kernelAnswer struct {
-	allowed, masked bool
-	errno           kernel.Errno
-	layer           kernel.Layer
-}
-
-// macAnswer is the MAC layers' answer for one item, for the caller.
-type macAnswer struct {
-	denied bool
-	reason string
-}
-
-// kview is the model's view of one (caller, target) pair: what the kernel
-// would let the caller read directly, what its MAC layers allow, and the
-// relations the policy needs from the process tree.
-type kview struct {
-	dumpable, descendant bool
-	direct               []kernelAnswer
-	mac                  []macAnswer
-}
-
 type pairKey struct{ caller, target taskKey }
 
-// viewCache caches kviews by the fingerprints of both processes. Any
+// viewCache caches Views by the fingerprints of both processes. Any
 // change of credentials, capabilities, relations, state, dump owner, user
 // namespace or labels changes a fingerprint and so misses. Kernel
 // settings (Yama scope, hidepid) are re-read when the cache expires.
@@ -55,7 +32,7 @@ type viewCache struct {
 	mu      sync.RWMutex
 	callers map[taskKey]*callerViews
 	n       int // entries over all callers
-	intern  map[string]*kview
+	intern  map[string]*View
 	born    time.Time
 	ttl     time.Duration
 	max     int
@@ -67,7 +44,7 @@ type viewCache struct {
 
 // callerViews are the cached views of one caller.
 type callerViews struct {
-	views map[taskKey]*kview
+	views map[taskKey]*View
 	refs  int // open Callers with this fingerprint
 }
 
@@ -75,12 +52,12 @@ type callerViews struct {
 const maxInterned = 512
 
 func newViewCache(ttl time.Duration, max int) *viewCache {
-	return &viewCache{callers: map[taskKey]*callerViews{}, intern: map[string]*kview{}, born: time.Now(), ttl: ttl, max: max}
+	return &viewCache{callers: map[taskKey]*callerViews{}, intern: map[string]*View{}, born: time.Now(), ttl: ttl, max: max}
 }
 
-func (vc *viewCache) get(k pairKey) *kview {
+func (vc *viewCache) get(k pairKey) *View {
 	vc.mu.RLock()
-	var v *kview
+	var v *View
 	if cv := vc.callers[k.caller]; cv != nil {
 		v = cv.views[k.target]
 	}
@@ -98,7 +75,7 @@ func (vc *viewCache) get(k pairKey) *kview {
 	return v
 }
 
-func (vc *viewCache) put(k pairKey, v *kview) {
+func (vc *viewCache) put(k pairKey, v *View) {
 	sig := v.signature()
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
@@ -115,7 +92,7 @@ func (vc *viewCache) put(k pairKey, v *kview) {
 		vc.intern[sig] = v
 	}
 	if cv.views == nil {
-		cv.views = map[taskKey]*kview{}
+		cv.views = map[taskKey]*View{}
 	}
 	if _, ok := cv.views[k.target]; !ok {
 		vc.n++
@@ -176,22 +153,24 @@ func (vc *viewCache) size() int {
 	return vc.n
 }
 
-// signature encodes everything a kview answers, so that equal views can
+// signature encodes everything a View answers, so that equal views can
 // share one copy.
-func (v *kview) signature() string {
-	b := make([]byte, 0, 64*len(v.direct))
-	b = append(b, boolByte(v.dumpable), boolByte(v.descendant))
-	for i := range v.direct {
-		d := &v.direct[i]
-		b = append(b, boolByte(d.allowed), boolByte(d.masked), byte(d.errno), byte(d.errno>>8))
-		b = binary.AppendUvarint(b, uint64(len(d.layer)))
-		b = append(b, d.layer...)
+func (v *View) signature() string {
+	b := make([]byte, 0, 64*len(v.Kernel))
+	b = append(b, boolByte(v.Dumpable), boolByte(v.Descendant))
+	for i := range v.Kernel {
+		d := &v.Kernel[i]
+		b = append(b, boolByte(d.Allowed), boolByte(d.Masked), byte(d.Errno), byte(d.Errno>>8))
+		b = binary.AppendUvarint(b, uint64(len(d.Layer)))
+		b = append(b, d.Layer...)
 	}
-	for i := range v.mac {
-		m := &v.mac[i]
-		b = append(b, boolByte(m.denied))
-		b = binary.AppendUvarint(b, uint64(len(m.reason)))
-		b = append(b, m.reason...)
+	for i := range v.MAC {
+		m := &v.MAC[i]
+		b = append(b, boolByte(m.Denied))
+		b = binary.AppendUvarint(b, uint64(len(m.Module)))
+		b = append(b, m.Module...)
+		b = binary.AppendUvarint(b, uint64(len(m.Reason)))
+		b = append(b, m.Reason...)
 	}
 	return string(b)
 }
@@ -209,11 +188,11 @@ var errChanged = errors.New("process changed while it was read")
 
 // buildViews reads the caller and the targets into the model (one
 // live.ReadPIDs call, repeated without the targets that exit meanwhile)
-// and computes a kview per target. A target that exited gets an error
+// and computes a View per target. A target that exited gets an error
 // wrapping ESRCH; one whose state changed between the two reads gets
 // errChanged (wrapping EAGAIN). Callers hold pins on all of them.
-func buildViews(opts live.Options, caller *procInfo, targets []*procInfo) ([]*kview, []error, error) {
-	views := make([]*kview, len(targets))
+func buildViews(opts live.Options, caller *procInfo, targets []*procInfo) ([]*View, []error, error) {
+	views := make([]*View, len(targets))
 	errs := make([]error, len(targets))
 	pids := make([]int, 0, len(targets)+1)
 	index := map[int]int{}
@@ -261,7 +240,7 @@ func buildViews(opts live.Options, caller *procInfo, targets []*procInfo) ([]*kv
 			errs[i] = fmt.Errorf("gate: pid %d: %w", t.st.Pid, errChangedErr)
 			continue
 		}
-		views[i] = computeView(sys, ct, tt)
+		views[i] = ComputeView(sys.World, sys.Unmodelled, ct, tt)
 	}
 	return views, errs, nil
 }
@@ -290,90 +269,4 @@ func sameCreds(t *kernel.Task, pi *procInfo) bool {
 		}
 	}
 	return true
-}
-
-// computeView evaluates every item for caller ct and target tt.
-func computeView(sys *live.System, ct, tt *kernel.Task) *kview {
-	w := sys.World
-	v := &kview{
-		dumpable:   tt.MM != nil && tt.MM.Dumpable == kernel.SuidDumpUser,
-		descendant: ct.TGID != tt.TGID && kernel.IsDescendant(ct, tt),
-		direct:     make([]kernelAnswer, numItems),
-		mac:        make([]macAnswer, numItems),
-	}
-	for i := range numItems {
-		c := &checks[i]
-		var d kernel.Decision
-		var mode kernel.Mode
-		switch {
-		case c.entry != nil:
-			d = w.CheckEntry(ct, tt, c.entry)
-			if d.Allowed && c.list != nil {
-				if d2 := w.CheckEntry(ct, tt, c.list); !d2.Allowed {
-					d = d2
-				}
-			}
-			mode = c.entry.Mode
-		case c.syscall != nil:
-			d = w.CheckSyscall(ct, tt, c.syscall)
-			mode = c.syscall.Mode
-		default:
-			d = kernel.Decision{Errno: kernel.EACCES, Layer: kernel.LayerEntry}
-		}
-		v.direct[i] = kernelAnswer{allowed: d.Allowed, masked: d.Masked, errno: d.Errno, layer: d.Layer}
-		v.mac[i] = macCheck(sys, ct, tt, mode)
-	}
-	return v
-}
-
-// macCheck asks the caller's mandatory access control layers whether
-// they would let it access the target in mode. Modelled modules
-// (Landlock, Yama) answer through their ptrace hooks; the capability
-// module is DAC-like and is what the broker replaces, so it is skipped.
-// Modules the model cannot load from a live system (SELinux, AppArmor,
-// Smack) fail closed unless the caller is unconfined by them.
-func macCheck(sys *live.System, ct, tt *kernel.Task, mode kernel.Mode) macAnswer {
-	if mode == 0 {
-		return macAnswer{} // no ptrace hook runs for this entry
-	}
-	if kernel.SameThreadGroup(ct, tt) {
-		return macAnswer{}
-	}
-	env := kernel.Env{W: sys.World}
-	for _, m := range sys.World.LSMs {
-		if m.Name() == "capability" {
-			continue
-		}
-		if e := m.PtraceAccessCheck(env, ct, tt, mode); e != kernel.OK {
-			return macAnswer{denied: true, reason: m.Name() + " would deny the caller " + mode.String() + " access (" + e.String() + ")"}
-		}
-	}
-	for _, m := range sys.Unmodelled {
-		switch m {
-		case "apparmor":
-			if l := ct.AppArmor; l != "" && l != "unconfined" {
-				return macAnswer{denied: true, reason: "apparmor: caller is confined by " + l + ", whose ptrace rules are not modelled"}
-			}
-		case "selinux":
-			if !selinuxUnconfined(ct.SELinux) {
-				return macAnswer{denied: true, reason: "selinux: the caller's domain " + ct.SELinux + " is not modelled"}
-			}
-		case "smack":
-			if ct.Smack != "" && ct.Smack != "_" && ct.Smack != tt.Smack {
-				return macAnswer{denied: true, reason: "smack: caller label " + ct.Smack + " is not modelled"}
-			}
-		}
-	}
-	return macAnswer{}
-}
-
-// selinuxUnconfined reports whether an SELinux context is one of the
-// unconfined domains, which every ptrace-read rule allows.
-func selinuxUnconfined(ctx string) bool {
-	for _, d := range []string{":unconfined_t:", ":kernel_t:", ":initrc_t:"} {
-		if strings.Contains(ctx+":", d) {
-			return true
-		}
-	}
-	return false
 }

@@ -20,8 +20,8 @@ func TestViewCacheBounded(t *testing.T) {
 	vc.ref(a)
 	vc.ref(a)
 	vc.ref(b)
-	view := func(reason string) *kview {
-		return &kview{direct: make([]kernelAnswer, 2), mac: []macAnswer{{denied: reason != "", reason: reason}, {}}}
+	view := func(reason string) *View {
+		return &View{Kernel: make([]KernelAnswer, 2), MAC: []MACAnswer{{Denied: reason != "", Reason: reason}, {}}}
 	}
 	vc.put(pairKey{a, taskKey{pid: 10}}, view("x"))
 	vc.put(pairKey{b, taskKey{pid: 10}}, view("x"))
@@ -62,8 +62,8 @@ func TestViewCacheBounded(t *testing.T) {
 	}
 	// The signature separates fields: no two views collide by
 	// concatenation.
-	v1 := &kview{direct: []kernelAnswer{{layer: "ab"}, {layer: ""}}}
-	v2 := &kview{direct: []kernelAnswer{{layer: "a"}, {layer: kernel.Layer("b")}}}
+	v1 := &View{Kernel: []KernelAnswer{{Layer: "ab"}, {Layer: ""}}}
+	v2 := &View{Kernel: []KernelAnswer{{Layer: "a"}, {Layer: kernel.Layer("b")}}}
 	if v1.signature() == v2.signature() {
 		t.Error("signatures collide")
 	}

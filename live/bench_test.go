@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/procfs"
 )
 
 // poolSize is the number of processes the 3,000-process benchmarks run
@@ -148,6 +150,10 @@ func BenchmarkRawRead3000(b *testing.B) {
 }
 
 func listAll() ([]int, error) {
-	r := &reader{opts: Options{Proc: "/proc"}}
-	return r.listPIDs()
+	r, err := procfs.Open("")
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.ListPIDs()
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/procfs"
 )
 
 // KernelInfo is what Read learned about the running kernel, as read.
@@ -34,7 +35,7 @@ type KernelInfo struct {
 	// SuidDumpable is fs.suid_dumpable.
 	SuidDumpable int
 	// Proc is the procfs mount read, with its hidepid= and gid= options.
-	Proc ProcMount
+	Proc procfs.Mount
 	// InitialUserNS reports whether the reader runs in the initial user
 	// namespace; when it does not, its own namespace plays the initial
 	// one and every id is relative to it.
@@ -69,34 +70,30 @@ func (r *reader) readKernel() (KernelInfo, error) {
 	if b, err := os.ReadFile(filepath.Join(r.opts.Proc, "sys/kernel/yama/ptrace_scope")); err == nil {
 		v, err := strconv.Atoi(string(bytes.TrimSpace(b)))
 		if err != nil || v < 0 || v > 3 {
-			return k, fmt.Errorf("kernel.yama.ptrace_scope %q: %w", bytes.TrimSpace(b), errParse)
+			return k, fmt.Errorf("kernel.yama.ptrace_scope %q: %w", bytes.TrimSpace(b), procfs.ErrMalformed)
 		}
 		k.YamaScope = v
 	}
 	if b, err := os.ReadFile(filepath.Join(r.opts.Proc, "sys/fs/suid_dumpable")); err == nil {
 		v, err := strconv.Atoi(string(bytes.TrimSpace(b)))
 		if err != nil || v < 0 || v > 2 {
-			return k, fmt.Errorf("fs.suid_dumpable %q: %w", bytes.TrimSpace(b), errParse)
+			return k, fmt.Errorf("fs.suid_dumpable %q: %w", bytes.TrimSpace(b), procfs.ErrMalformed)
 		}
 		k.SuidDumpable = v
 	} else {
 		r.note("fs.suid_dumpable could not be read (%v); assumed 0", err)
 	}
-	mi, err := os.ReadFile(filepath.Join(r.opts.Proc, "self/mountinfo"))
-	if err != nil {
-		return k, fmt.Errorf("read mountinfo: %w", err)
-	}
-	pm, found, err := ParseMountinfo(mi, r.procMountPoint())
+	mi, pm, found, err := r.root.Mountinfo()
 	if err != nil {
 		return k, err
 	}
 	if !found {
-		r.note("no procfs mount at %s in mountinfo; hidepid assumed off", r.procMountPoint())
-		pm = ProcMount{MountPoint: r.procMountPoint()}
+		r.note("no procfs mount at %s in mountinfo; hidepid assumed off", r.root.Path())
+		pm = procfs.Mount{MountPoint: r.root.Path()}
 	}
 	k.Proc = pm
 	if m, err := os.ReadFile(filepath.Join(r.opts.Proc, "self/uid_map")); err == nil {
-		ext, err := ParseIDMap(m)
+		ext, err := procfs.ParseIDMap(m)
 		k.InitialUserNS = err == nil && len(ext) == 1 && ext[0] == kernel.IDExtent{Inside: 0, Outside: 0, Count: ^uint32(0)}
 	}
 	if !k.InitialUserNS {
@@ -106,29 +103,20 @@ func (r *reader) readKernel() (KernelInfo, error) {
 	return k, nil
 }
 
-// procMountPoint is the path the procfs mount is expected at.
-func (r *reader) procMountPoint() string {
-	p, err := filepath.Abs(r.opts.Proc)
-	if err != nil {
-		return r.opts.Proc
-	}
-	return p
-}
-
 // readLSMs reads the active modules from securityfs, mounting it when
 // asked to and it is not mounted; otherwise it infers the list.
 func (r *reader) readLSMs(mountinfo []byte, k *KernelInfo) ([]string, string, bool) {
-	dir := filepath.Join(r.opts.Sys, "kernel/security")
-	path := filepath.Join(dir, "lsm")
-	if b, err := os.ReadFile(path); err == nil {
-		return ParseLSMList(b), path, false
+	path := filepath.Join(r.opts.Sys, procfs.LSMFile)
+	dir := filepath.Dir(path)
+	if lsms, err := procfs.ReadLSMs(r.opts.Sys); err == nil {
+		return lsms, path, false
 	}
 	mounted := false
-	if r.opts.MountSecurityFS && !hasMount(mountinfo, dir, "securityfs") {
+	if r.opts.MountSecurityFS && !procfs.HasMount(mountinfo, dir, "securityfs") {
 		if err := unix.Mount("securityfs", dir, "securityfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err == nil {
 			mounted = true
-			if b, err := os.ReadFile(path); err == nil {
-				return ParseLSMList(b), path, true
+			if lsms, err := procfs.ReadLSMs(r.opts.Sys); err == nil {
+				return lsms, path, true
 			}
 		} else {
 			r.note("securityfs is not mounted and mounting it at %s failed: %v", dir, err)
@@ -154,32 +142,6 @@ func (r *reader) readLSMs(mountinfo []byte, k *KernelInfo) ([]string, string, bo
 	}
 	r.note("%s could not be read; the module list %v was inferred from other files and may be incomplete", path, lsms)
 	return lsms, "inferred", mounted
-}
-
-func hasMount(mountinfo []byte, mountPoint, fstype string) bool {
-	for line := range bytes.SplitSeq(mountinfo, []byte{'\n'}) {
-		pre, post, ok := bytes.Cut(line, []byte(" - "))
-		if !ok {
-			continue
-		}
-		n := 0
-		var mp []byte
-		for f := range fields(pre) {
-			if n == 4 {
-				mp = f
-			}
-			n++
-		}
-		var fs []byte
-		for f := range fields(post) {
-			fs = f
-			break
-		}
-		if unescapeMount(mp) == mountPoint && string(fs) == fstype {
-			return true
-		}
-	}
-	return false
 }
 
 func exists(path string) bool {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,6 +33,9 @@ func TestMain(m *testing.M) {
 }
 
 // runRole runs a helper role:
+//
+//	thread: start a second thread, print "ready TID" with its id and
+//	wait for stdin to close.
 //
 //	creds: set gids "r,e,s" from PROCGATE_LIVE_GIDS and uids from
 //	PROCGATE_LIVE_UIDS (setresgid, setresuid: they reset dumpable), then
@@ -69,6 +74,17 @@ func runRole(role string) error {
 		fmt.Println("ready")
 		_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
 		return nil
+	case "thread":
+		runtime.LockOSThread() // the main goroutine keeps the leader to itself
+		tids := make(chan int)
+		go func() {
+			runtime.LockOSThread() // this goroutine keeps a thread of its own
+			tids <- unix.Gettid()
+			select {}
+		}()
+		fmt.Printf("ready %d\n", <-tids)
+		_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
+		return nil
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
@@ -87,4 +103,34 @@ func triple(s string) ([3]int, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// startThreaded starts a helper with a second thread and returns its pid
+// and the thread's id; it ends with the test.
+func startThreaded(t *testing.T) (pid, tid int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), roleEnv+"=thread")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if _, serr := fmt.Sscanf(strings.TrimSpace(line), "ready %d", &tid); err != nil || serr != nil || tid == cmd.Process.Pid {
+		t.Fatalf("helper said %q: %v %v", line, err, serr)
+	}
+	return cmd.Process.Pid, tid
 }

@@ -3,8 +3,6 @@ package live
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/procgate/procgate/kernel/lsm/capability"
 	"github.com/procgate/procgate/kernel/lsm/landlock"
 	"github.com/procgate/procgate/kernel/lsm/yama"
+	"github.com/procgate/procgate/procfs"
 )
 
 // Options select what Read and ReadPIDs read.
@@ -34,22 +33,11 @@ type Options struct {
 	MountSecurityFS bool
 }
 
-// ProcessError reports a process that could not be read. A process that
-// exited (or whose pid was reused) while it was read has Err ESRCH, so
-// errors.Is(err, unix.ESRCH) holds.
-type ProcessError struct {
-	PID int
-	Op  string
-	Err error
-}
-
-// Error returns "pid 42: read status: no such process".
-func (e *ProcessError) Error() string {
-	return fmt.Sprintf("pid %d: %s: %v", e.PID, e.Op, e.Err)
-}
-
-// Unwrap returns the underlying error (an errno).
-func (e *ProcessError) Unwrap() error { return e.Err }
+// ProcessError reports a process (or thread) that could not be read. A
+// process that does not exist, or exited (or whose pid was reused) while
+// it was read, has Err ESRCH, so errors.Is(err, unix.ESRCH) holds. It is
+// the /proc layer's error.
+type ProcessError = procfs.Error
 
 // uncertain marks what Read could not learn about a task.
 type uncertain uint8
@@ -108,18 +96,19 @@ func Read(opts Options) (*System, error) {
 		return nil, err
 	}
 	defer r.close()
-	pids, err := r.listPIDs()
+	pids, err := r.root.ListPIDs()
 	if err != nil {
 		return nil, err
 	}
 	return r.read(pids, false)
 }
 
-// ReadPIDs reads the given processes (or threads) and, so that relations
+// ReadPIDs reads the given processes or threads and, so that relations
 // such as Yama's descendant rule can be decided, their ancestors, their
-// thread-group leaders and the tasks tracing them. When one of the given
-// pids does not exist or exits while it is read, it returns a
-// *ProcessError wrapping ESRCH.
+// thread-group leaders and the tasks tracing them. A thread id is read as
+// that thread, pinned by its process. When one of the given pids does
+// not exist or exits while it is read, it returns a *ProcessError
+// wrapping ESRCH.
 func ReadPIDs(pids []int, opts Options) (*System, error) {
 	r, err := newReader(opts)
 	if err != nil {
@@ -136,11 +125,12 @@ func ReadPIDs(pids []int, opts Options) (*System, error) {
 
 // reader holds the state of one Read.
 type reader struct {
-	opts   Options
-	procFD int
-	pin    bool
-	buf    []byte
-	lbuf   [256]byte
+	opts Options
+	root *procfs.Root
+	// pin is set when the root is the procfs of the reader's own pid
+	// namespace: tasks are then pinned while read.
+	pin bool
+	buf []byte
 
 	initIno uint64
 	ns      map[uint64]*kernel.UserNS
@@ -161,6 +151,10 @@ var testHookAfterRead func(pid int)
 
 type labelFiles struct{ selinux, apparmor, smack bool }
 
+// maxTaskFile bounds one file of a task read into the model (status,
+// stat, uid_map…).
+const maxTaskFile = 1 << 16
+
 func newReader(opts Options) (*reader, error) {
 	if opts.Proc == "" {
 		opts.Proc = "/proc"
@@ -168,69 +162,48 @@ func newReader(opts Options) (*reader, error) {
 	if opts.Sys == "" {
 		opts.Sys = "/sys"
 	}
-	fd, err := unix.Open(opts.Proc, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, err := procfs.Open(opts.Proc)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", opts.Proc, err)
+		return nil, err
 	}
-	r := &reader{opts: opts, procFD: fd, buf: make([]byte, 8192), ns: map[uint64]*kernel.UserNS{}, nsMaps: map[uint64]bool{}, threadOf: map[int]int{}, afterRead: testHookAfterRead}
 	// Pin only when the pids in this procfs are the reader's own: the
 	// pidfd of pid N must be the process /proc/N shows.
-	n, err := unix.Readlinkat(fd, "self", r.lbuf[:])
-	self := -1
-	if err == nil {
-		self, _ = strconv.Atoi(string(r.lbuf[:n]))
+	if !root.Own() && root.Path() == "/proc" {
+		self := root.Self()
+		root.Close()
+		return nil, fmt.Errorf("%s belongs to another pid namespace (it calls the reader %s, not %d): its pids cannot be pinned", opts.Proc, self, unix.Getpid())
 	}
-	abs, _ := filepath.Abs(opts.Proc)
-	switch {
-	case self == os.Getpid():
-		r.pin = true
-	case abs == "/proc":
-		unix.Close(fd)
-		return nil, fmt.Errorf("%s belongs to another pid namespace (it calls the reader %d, not %d): its pids cannot be pinned", opts.Proc, self, os.Getpid())
-	}
-	return r, nil
+	return &reader{opts: opts, root: root, pin: root.Own(), buf: make([]byte, 0, 8192), ns: map[uint64]*kernel.UserNS{}, nsMaps: map[uint64]bool{}, threadOf: map[int]int{}, afterRead: testHookAfterRead}, nil
 }
 
-func (r *reader) close() { unix.Close(r.procFD) }
+func (r *reader) close() { r.root.Close() }
 
 func (r *reader) note(format string, args ...any) {
 	r.notes = append(r.notes, fmt.Sprintf(format, args...))
 }
 
-// listPIDs lists the numeric entries of the procfs root.
-func (r *reader) listPIDs() ([]int, error) {
-	f, err := os.Open(r.opts.Proc)
-	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
+// readFile reads name under dirfd into the reader's buffer.
+func (r *reader) readFile(dirfd int, name string) ([]byte, error) {
+	b, err := procfs.ReadFile(dirfd, name, r.buf, maxTaskFile)
+	if cap(b) > cap(r.buf) {
+		r.buf = b[:0]
 	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
-	}
-	pids := make([]int, 0, len(names))
-	for _, n := range names {
-		if p, ok := atoi([]byte(n)); ok && p > 0 {
-			pids = append(pids, p)
-		}
-	}
-	sort.Ints(pids)
-	return pids, nil
+	return b, err
 }
 
 // rawTask is one task as read, before the world is built.
 type rawTask struct {
-	st      Status
-	leader  bool // st.Pid == st.Tgid
-	nsIno   uint64
-	nsErr   error
-	ownUID  uint32
-	ownGID  uint32
-	ownErr  error
-	pfFlags uint64 // from stat, when status has no Kthread line
-	selinux string
-	apparmr string
-	smack   string
+	st        procfs.Status
+	leader    bool // st.Pid == st.Tgid
+	nsIno     uint64
+	nsErr     error
+	ownUID    uint32
+	ownGID    uint32
+	ownErr    error
+	pfKthread bool // PF_KTHREAD from stat, when status has no Kthread line
+	selinux   string
+	apparmr   string
+	smack     string
 }
 
 // read reads pids; closure adds parents, leaders and tracers, and makes
@@ -285,7 +258,7 @@ func (r *reader) read(pids []int, closure bool) (*System, error) {
 			}
 			raws[pid] = rt
 			if r.opts.Threads && rt.leader {
-				for _, tid := range r.listThreads(pid) {
+				for _, tid := range r.root.ListThreads(pid) {
 					r.threadOf[tid] = pid
 					push(tid)
 				}
@@ -309,141 +282,81 @@ func isGone(err error) bool {
 	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)
 }
 
-// listThreads lists /proc/<pid>/task, leader excluded. Threads of a
-// process that exits in the meantime are simply not found.
-func (r *reader) listThreads(pid int) []int {
-	f, err := os.Open(filepath.Join(r.opts.Proc, strconv.Itoa(pid), "task"))
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	names, _ := f.Readdirnames(-1)
-	var out []int
-	for _, n := range names {
-		if t, ok := atoi([]byte(n)); ok && t != pid {
-			out = append(out, t)
-		}
-	}
-	sort.Ints(out)
-	return out
-}
-
 // readTask pins pid, reads its files through a directory descriptor
-// opened after the pin, and verifies that the pin still holds: the
-// process the pidfd refers to is alive, so it held the pid throughout and
-// every file read belongs to it. A thread id is pinned through its
-// thread-group leader and read under /proc/<tgid>/task/<tid>, whose lookup
-// fails unless the tid is a thread of that group.
+// opened after the pin, and verifies that the pin still holds (see
+// [procfs.Pin]). A thread id is pinned through its process and read
+// under /proc/<tgid>/task/<tid>, whose lookup fails unless the tid is a
+// thread of that process.
 func (r *reader) readTask(pid int) (*rawTask, error) {
+	if !r.pin {
+		rel := strconv.Itoa(pid)
+		if tgid, ok := r.threadOf[pid]; ok {
+			rel = strconv.Itoa(tgid) + "/task/" + rel
+		}
+		dirfd, err := r.root.OpenDir(rel)
+		if err != nil {
+			return nil, &ProcessError{PID: pid, Op: "open " + rel, Err: err}
+		}
+		defer unix.Close(dirfd)
+		return r.readFiles(pid, dirfd)
+	}
+	var p *procfs.Pin
+	var err error
 	if tgid, ok := r.threadOf[pid]; ok {
-		return r.readThread(pid, tgid)
-	}
-	if !r.pin {
-		return r.readPinned(pid, -1, strconv.Itoa(pid))
-	}
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if errors.Is(err, unix.EINVAL) {
-		// Not a thread-group leader: find its group, then pin the leader.
-		n, rerr := readAt(r.procFD, strconv.Itoa(pid)+"/status", r.buf)
-		if rerr != nil {
-			return nil, &ProcessError{pid, "read status", gone(rerr)}
-		}
-		st, perr := ParseStatus(r.buf[:n])
-		if perr != nil {
-			return nil, &ProcessError{pid, "parse status", perr}
-		}
-		if st.Tgid == pid {
-			return nil, &ProcessError{pid, "pidfd_open", err}
-		}
-		return r.readThread(pid, st.Tgid)
+		p, err = r.root.PinThread(pid, tgid)
+	} else {
+		p, err = r.root.PinTask(pid)
 	}
 	if err != nil {
-		return nil, &ProcessError{pid, "pidfd_open", err}
+		return nil, err
 	}
-	defer unix.Close(pidfd)
-	return r.readPinned(pid, pidfd, strconv.Itoa(pid))
-}
-
-// readThread reads thread tid of the thread group tgid, pinned by its
-// leader.
-func (r *reader) readThread(tid, tgid int) (*rawTask, error) {
-	dir := strconv.Itoa(tgid) + "/task/" + strconv.Itoa(tid)
-	if !r.pin {
-		return r.readPinned(tid, -1, dir)
-	}
-	pidfd, err := unix.PidfdOpen(tgid, 0)
-	if err != nil {
-		return nil, &ProcessError{tid, "pidfd_open of its leader", err}
-	}
-	defer unix.Close(pidfd)
-	return r.readPinned(tid, pidfd, dir)
-}
-
-// readPinned reads the task pid through the directory dir (relative to
-// the procfs root), opened after pidfd was; then checks pidfd.
-func (r *reader) readPinned(pid, pidfd int, dir string) (*rawTask, error) {
-	dirfd, err := unix.Openat(r.procFD, dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &ProcessError{pid, "open " + dir, gone(err)}
-	}
-	defer unix.Close(dirfd)
-	rt, err := r.readFiles(pid, dirfd)
+	defer p.Close()
+	rt, err := r.readFiles(pid, p.Dir)
 	if err != nil {
 		return nil, err
 	}
 	if r.afterRead != nil {
 		r.afterRead(pid)
 	}
-	if pidfd >= 0 {
-		// Signal 0 checks existence; EPERM still means the process is there.
-		if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil && !errors.Is(err, unix.EPERM) {
-			return nil, &ProcessError{pid, "verify pin", gone(err)}
-		}
+	if err := p.Verify(); err != nil {
+		return nil, err
 	}
 	return rt, nil
-}
-
-// gone maps the errors a vanished process produces in /proc to ESRCH.
-func gone(err error) error {
-	if errors.Is(err, unix.ENOENT) {
-		return unix.ESRCH
-	}
-	return err
 }
 
 // readFiles reads status, ns/user, the dump owner and labels of the task
 // whose /proc directory is dirfd.
 func (r *reader) readFiles(pid, dirfd int) (*rawTask, error) {
-	n, err := readAt(dirfd, "status", r.buf)
+	b, err := r.readFile(dirfd, "status")
 	if err != nil {
-		return nil, &ProcessError{pid, "read status", gone(err)}
+		return nil, &ProcessError{PID: pid, Op: "read status", Err: procfs.Gone(err)}
 	}
-	st, err := ParseStatus(r.buf[:n])
+	st, err := procfs.ParseStatus(b)
 	if err != nil {
-		return nil, &ProcessError{pid, "parse status", err}
+		return nil, &ProcessError{PID: pid, Op: "parse status", Err: err}
 	}
 	if st.Pid != pid {
-		return nil, &ProcessError{pid, "read status", fmt.Errorf("status is for pid %d: %w", st.Pid, errParse)}
+		return nil, &ProcessError{PID: pid, Op: "read status", Err: fmt.Errorf("status is for pid %d: %w", st.Pid, procfs.ErrMalformed)}
 	}
 	rt := &rawTask{st: st, leader: st.Pid == st.Tgid}
 	// The user namespace: the link names its inode.
-	if n, err := unix.Readlinkat(dirfd, "ns/user", r.lbuf[:]); err != nil {
+	if l, err := procfs.ReadLink(dirfd, "ns/user"); err != nil {
 		switch {
 		case !r.pin && errors.Is(err, unix.ENOENT):
 			rt.nsIno = r.initIno // a fixture without namespace links
 		case r.pin && isGone(err):
-			return nil, &ProcessError{pid, "readlink ns/user", gone(err)}
+			return nil, &ProcessError{PID: pid, Op: "readlink ns/user", Err: procfs.Gone(err)}
 		default:
 			rt.nsErr = err
 		}
-	} else if ino, err := ParseNSLink(r.lbuf[:n], "user"); err != nil {
+	} else if ino, err := procfs.ParseNSLink([]byte(l), "user"); err != nil {
 		rt.nsErr = err
 	} else {
 		rt.nsIno = ino
 		if _, ok := r.ns[ino]; !ok {
 			if err := r.resolveNS(pid, dirfd, ino); err != nil {
 				if r.pin && isGone(err) {
-					return nil, &ProcessError{pid, "read user namespace", gone(err)}
+					return nil, &ProcessError{PID: pid, Op: "read user namespace", Err: procfs.Gone(err)}
 				}
 				rt.nsErr = err
 			}
@@ -455,84 +368,33 @@ func (r *reader) readFiles(pid, dirfd int) (*rawTask, error) {
 	var sb unix.Stat_t
 	if err := unix.Fstatat(dirfd, "fd", &sb, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if r.pin && isGone(err) {
-			return nil, &ProcessError{pid, "stat fd/", gone(err)}
+			return nil, &ProcessError{PID: pid, Op: "stat fd/", Err: procfs.Gone(err)}
 		}
 		rt.ownErr = err
 	} else {
 		rt.ownUID, rt.ownGID = sb.Uid, sb.Gid
 	}
 	if !st.HasKthread {
-		n, err := readAt(dirfd, "stat", r.buf)
+		b, err := r.readFile(dirfd, "stat")
 		if err != nil {
-			return nil, &ProcessError{pid, "read stat", gone(err)}
+			return nil, &ProcessError{PID: pid, Op: "read stat", Err: procfs.Gone(err)}
 		}
-		sf, err := ParseStat(r.buf[:n])
+		sf, err := procfs.ParseStat(b)
 		if err != nil {
-			return nil, &ProcessError{pid, "parse stat", err}
+			return nil, &ProcessError{PID: pid, Op: "parse stat", Err: err}
 		}
-		rt.pfFlags = sf.Flags
+		rt.pfKthread = sf.Kthread()
 	}
 	if r.labels.selinux {
-		rt.selinux = r.readLabel(dirfd, "attr/current")
+		rt.selinux = procfs.ReadLabel(dirfd, "attr/current", r.buf)
 	}
 	if r.labels.apparmor {
-		rt.apparmr = r.readLabel(dirfd, "attr/apparmor/current")
+		rt.apparmr = procfs.ReadLabel(dirfd, "attr/apparmor/current", r.buf)
 	}
 	if r.labels.smack {
-		rt.smack = r.readLabel(dirfd, "attr/smack/current")
+		rt.smack = procfs.ReadLabel(dirfd, "attr/smack/current", r.buf)
 	}
 	return rt, nil
-}
-
-// readLabel reads an attr/ file: the label without its trailing newline
-// or NUL, and for AppArmor without the " (enforce)" mode suffix.
-func (r *reader) readLabel(dirfd int, name string) string {
-	n, err := readAt(dirfd, name, r.buf)
-	if err != nil {
-		return ""
-	}
-	b := trimSpace(r.buf[:n])
-	for len(b) > 0 && b[len(b)-1] == 0 {
-		b = b[:len(b)-1]
-	}
-	if i := lastIndex(b, " ("); i > 0 && b[len(b)-1] == ')' {
-		b = b[:i]
-	}
-	return string(b)
-}
-
-func lastIndex(b []byte, sep string) int {
-	for i := len(b) - len(sep); i >= 0; i-- {
-		if string(b[i:i+len(sep)]) == sep {
-			return i
-		}
-	}
-	return -1
-}
-
-// readAt reads the file name under dirfd into buf, in one read when it
-// fits, and returns the number of bytes read.
-func readAt(dirfd int, name string, buf []byte) (int, error) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	total := 0
-	for total < len(buf) {
-		n, err := unix.Read(fd, buf[total:])
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return 0, err
-		}
-		if n == 0 {
-			break
-		}
-		total += n
-	}
-	return total, nil
 }
 
 // build turns the raw tasks into the world.
@@ -601,7 +463,7 @@ func (r *reader) build(k KernelInfo, raws map[int]*rawTask) (*System, error) {
 			c.UserNS = w.Init
 			sys.unknown[t] |= unkUserNS
 		}
-		t.Kthread = st.Kthread || (!st.HasKthread && rt.pfFlags&pfKthread != 0)
+		t.Kthread = st.Kthread || (!st.HasKthread && rt.pfKthread)
 		switch {
 		case st.State == 'Z' || st.State == 'X':
 			t.State = kernel.Zombie

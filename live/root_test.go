@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -206,21 +207,56 @@ func nsIno(t *testing.T, pid int) uint64 {
 	return st.Ino
 }
 
+// A pid no task has is ESRCH: one that cannot exist (above
+// PID_MAX_LIMIT's range, include/linux/threads.h), and one whose process
+// exited and was reaped. A reaped pid may be taken again by a new task
+// at once (by another test's process, or a thread): then it is no longer
+// a vanished pid, and the case is tried again with another.
 func TestLiveVanished(t *testing.T) {
-	cmd := exec.Command("sleep", "1000")
-	if err := cmd.Start(); err != nil {
+	check := func(pid int) error {
+		_, err := ReadPIDs([]int{pid}, Options{})
+		var pe *ProcessError
+		if !errors.Is(err, unix.ESRCH) || !errors.As(err, &pe) || pe.PID != pid {
+			return fmt.Errorf("reading pid %d: %v, want a ProcessError wrapping ESRCH", pid, err)
+		}
+		if !strings.Contains(err.Error(), "no such process") {
+			return fmt.Errorf("message %q", err)
+		}
+		return nil
+	}
+	if err := check(1 << 22); err != nil {
+		t.Error(err)
+	}
+	for attempt := 0; ; attempt++ {
+		cmd := exec.Command("sleep", "1000")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := cmd.Process.Pid
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		err := check(pid)
+		if err == nil {
+			return
+		}
+		if _, serr := os.Stat("/proc/" + strconv.Itoa(pid)); serr != nil || attempt == 4 {
+			t.Fatal(err) // not reused: a real failure
+		}
+		t.Logf("pid %d was reused at once; trying another", pid)
+	}
+}
+
+// A thread id is read as that thread, pinned by its process: it has its
+// own task, led by the process's.
+func TestLiveThreadID(t *testing.T) {
+	pid, tid := startThreaded(t)
+	s, err := ReadPIDs([]int{tid}, Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	pid := cmd.Process.Pid
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	_, err := ReadPIDs([]int{pid}, Options{})
-	var pe *ProcessError
-	if !errors.Is(err, unix.ESRCH) || !errors.As(err, &pe) || pe.PID != pid {
-		t.Fatalf("reading a reaped pid: %v, want a ProcessError wrapping ESRCH", err)
-	}
-	if !strings.Contains(err.Error(), "no such process") {
-		t.Errorf("message %q", err)
+	th, leader := s.World.TaskByPID(tid), s.World.TaskByPID(pid)
+	if th == nil || leader == nil || th.TGID != pid || th.Leader != leader || th == leader || th.MM != leader.MM {
+		t.Fatalf("thread %d of %d: task %+v, leader %+v", tid, pid, th, leader)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/procfs"
 )
 
 // NSName is the name Read gives the user namespace with the given inode
@@ -19,7 +20,7 @@ func NSName(ino uint64) string { return "userns-" + strconv.FormatUint(ino, 10) 
 // top of every chain the reader can walk (NS_GET_PARENT fails with EPERM
 // above it).
 func (r *reader) readInitNS() error {
-	n, err := unix.Readlinkat(r.procFD, "self/ns/user", r.lbuf[:])
+	l, err := procfs.ReadLink(r.root.FD(), "self/ns/user")
 	if err != nil {
 		if r.pin {
 			return fmt.Errorf("read the reader's user namespace: %w", err)
@@ -29,7 +30,7 @@ func (r *reader) readInitNS() error {
 		r.ns[0] = kernel.NewInitUserNS()
 		return nil
 	}
-	ino, err := ParseNSLink(r.lbuf[:n], "user")
+	ino, err := procfs.ParseNSLink([]byte(l), "user")
 	if err != nil {
 		return err
 	}
@@ -129,11 +130,11 @@ func (r *reader) readMaps(dirfd int, ino uint64) {
 	}
 	var maps [2][]kernel.IDExtent
 	for i, name := range []string{"uid_map", "gid_map"} {
-		n, err := readAt(dirfd, name, r.buf)
+		b, err := r.readFile(dirfd, name)
 		if err != nil {
 			return // tried again with the next member
 		}
-		m, err := ParseIDMap(r.buf[:n])
+		m, err := procfs.ParseIDMap(b)
 		if err != nil {
 			r.note("user namespace %s: %s: %v", ns.Name, name, err)
 			return

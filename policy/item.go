@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/procgate/procgate/internal/suggest"
+	"github.com/procgate/procgate/kernel"
 )
 
 // Item is one thing a policy grants: a /proc/<pid>/ entry (or a finer
@@ -61,50 +62,50 @@ const firstAttach = ItemAttach
 // itemInfo ties an item to the model's catalog.
 type itemInfo struct {
 	name string
-	// entry is the kernel.LookupEntry name the item reads ("" for the
-	// attach operation, which is a system call, see syscall).
-	entry   string
-	syscall string // kernel.LookupSyscall name, for the attach operation
+	// entry is the /proc/<pid>/ catalog entry the item reads (none for
+	// the attach operation, which is a system call, see syscall).
+	entry   kernel.EntryID
+	syscall kernel.SyscallID // the attach operation's system call
 	doc     string
 }
 
 var itemInfos = [numItems]itemInfo{
-	ItemStatus:      {name: "status", entry: "status", doc: "process status (names, ids, memory, signal masks)"},
-	ItemStat:        {name: "stat", entry: "stat", doc: "stat with the [PT] fields (addresses, eip/esp, exit_code) zeroed, the view the kernel gives a reader that fails READ_FSCREDS|NOAUDIT"},
-	ItemStatFull:    {name: "stat_full", entry: "stat", doc: "stat with the [PT] fields the kernel masks on a failed READ check"},
-	ItemStatm:       {name: "statm", entry: "statm", doc: "memory usage in pages"},
-	ItemIO:          {name: "io", entry: "io", doc: "I/O accounting"},
-	ItemFd:          {name: "fd", entry: "fd/N", doc: "targets of the fd/N links"},
-	ItemFdCount:     {name: "fd_count", entry: "fd", doc: "the number of open file descriptors only (st_size of fd/ since Linux 6.2, else a listing), never the targets"},
-	ItemFdinfo:      {name: "fdinfo", entry: "fdinfo/N", doc: "fdinfo/N (position, flags, mount id)"},
-	ItemCmdline:     {name: "cmdline", entry: "cmdline", doc: "command line"},
-	ItemComm:        {name: "comm", entry: "comm", doc: "command name"},
-	ItemEnviron:     {name: "environ", entry: "environ", doc: "initial environment (often holds secrets)"},
-	ItemAuxv:        {name: "auxv", entry: "auxv", doc: "ELF auxiliary vector"},
-	ItemMaps:        {name: "maps", entry: "maps", doc: "memory mappings (defeats ASLR)"},
-	ItemSmaps:       {name: "smaps", entry: "smaps", doc: "per-mapping memory usage"},
-	ItemSmapsRollup: {name: "smaps_rollup", entry: "smaps_rollup", doc: "summed memory usage"},
-	ItemNumaMaps:    {name: "numa_maps", entry: "numa_maps", doc: "NUMA placement per mapping"},
-	ItemPagemap:     {name: "pagemap", entry: "pagemap", doc: "page table entries"},
-	ItemMapFiles:    {name: "map_files", entry: "map_files/RANGE", doc: "map_files/ listing and link targets"},
-	ItemLimits:      {name: "limits", entry: "limits", doc: "resource limits"},
-	ItemCgroup:      {name: "cgroup", entry: "cgroup", doc: "cgroup membership"},
-	ItemNS:          {name: "ns", entry: "ns/NAME", doc: "namespace links"},
-	ItemExe:         {name: "exe", entry: "exe", doc: "the executable link"},
-	ItemCwd:         {name: "cwd", entry: "cwd", doc: "the working directory link"},
-	ItemRoot:        {name: "root", entry: "root", doc: "the root directory link"},
-	ItemSched:       {name: "sched", entry: "sched", doc: "scheduler statistics"},
-	ItemSchedstat:   {name: "schedstat", entry: "schedstat", doc: "scheduler run/wait times"},
-	ItemWchan:       {name: "wchan", entry: "wchan", doc: "the kernel function a sleeping task waits in"},
-	ItemAttr:        {name: "attr", entry: "attr/NAME", doc: "LSM attributes (attr/current, …)"},
-	ItemMountinfo:   {name: "mountinfo", entry: "mountinfo", doc: "the mount table seen by the process"},
-	ItemOOMScore:    {name: "oom_score", entry: "oom_score", doc: "OOM killer badness"},
+	ItemStatus:      {name: "status", entry: kernel.EntryStatus, doc: "process status (names, ids, memory, signal masks)"},
+	ItemStat:        {name: "stat", entry: kernel.EntryStat, doc: "stat with the [PT] fields (addresses, eip/esp, exit_code) zeroed, the view the kernel gives a reader that fails READ_FSCREDS|NOAUDIT"},
+	ItemStatFull:    {name: "stat_full", entry: kernel.EntryStat, doc: "stat with the [PT] fields the kernel masks on a failed READ check"},
+	ItemStatm:       {name: "statm", entry: kernel.EntryStatm, doc: "memory usage in pages"},
+	ItemIO:          {name: "io", entry: kernel.EntryIO, doc: "I/O accounting"},
+	ItemFd:          {name: "fd", entry: kernel.EntryFdN, doc: "targets of the fd/N links"},
+	ItemFdCount:     {name: "fd_count", entry: kernel.EntryFd, doc: "the number of open file descriptors only (st_size of fd/ since Linux 6.2, else a listing), never the targets"},
+	ItemFdinfo:      {name: "fdinfo", entry: kernel.EntryFdinfoN, doc: "fdinfo/N (position, flags, mount id)"},
+	ItemCmdline:     {name: "cmdline", entry: kernel.EntryCmdline, doc: "command line"},
+	ItemComm:        {name: "comm", entry: kernel.EntryComm, doc: "command name"},
+	ItemEnviron:     {name: "environ", entry: kernel.EntryEnviron, doc: "initial environment (often holds secrets)"},
+	ItemAuxv:        {name: "auxv", entry: kernel.EntryAuxv, doc: "ELF auxiliary vector"},
+	ItemMaps:        {name: "maps", entry: kernel.EntryMaps, doc: "memory mappings (defeats ASLR)"},
+	ItemSmaps:       {name: "smaps", entry: kernel.EntrySmaps, doc: "per-mapping memory usage"},
+	ItemSmapsRollup: {name: "smaps_rollup", entry: kernel.EntrySmapsRollup, doc: "summed memory usage"},
+	ItemNumaMaps:    {name: "numa_maps", entry: kernel.EntryNumaMaps, doc: "NUMA placement per mapping"},
+	ItemPagemap:     {name: "pagemap", entry: kernel.EntryPagemap, doc: "page table entries"},
+	ItemMapFiles:    {name: "map_files", entry: kernel.EntryMapFilesRange, doc: "map_files/ listing and link targets"},
+	ItemLimits:      {name: "limits", entry: kernel.EntryLimits, doc: "resource limits"},
+	ItemCgroup:      {name: "cgroup", entry: kernel.EntryCgroup, doc: "cgroup membership"},
+	ItemNS:          {name: "ns", entry: kernel.EntryNSName, doc: "namespace links"},
+	ItemExe:         {name: "exe", entry: kernel.EntryExe, doc: "the executable link"},
+	ItemCwd:         {name: "cwd", entry: kernel.EntryCwd, doc: "the working directory link"},
+	ItemRoot:        {name: "root", entry: kernel.EntryRoot, doc: "the root directory link"},
+	ItemSched:       {name: "sched", entry: kernel.EntrySched, doc: "scheduler statistics"},
+	ItemSchedstat:   {name: "schedstat", entry: kernel.EntrySchedstat, doc: "scheduler run/wait times"},
+	ItemWchan:       {name: "wchan", entry: kernel.EntryWchan, doc: "the kernel function a sleeping task waits in"},
+	ItemAttr:        {name: "attr", entry: kernel.EntryAttrName, doc: "LSM attributes (attr/current, …)"},
+	ItemMountinfo:   {name: "mountinfo", entry: kernel.EntryMountinfo, doc: "the mount table seen by the process"},
+	ItemOOMScore:    {name: "oom_score", entry: kernel.EntryOOMScore, doc: "OOM killer badness"},
 
-	ItemAttach:      {name: "attach", syscall: "ptrace_attach", doc: "ptrace attach/seize, process_vm_readv/writev, pidfd_getfd"},
-	ItemMem:         {name: "mem", entry: "mem", doc: "read and write the address space"},
-	ItemSyscall:     {name: "syscall", entry: "syscall", doc: "the system call being executed"},
-	ItemStack:       {name: "stack", entry: "stack", doc: "the kernel stack"},
-	ItemPersonality: {name: "personality", entry: "personality", doc: "the execution domain"},
+	ItemAttach:      {name: "attach", syscall: kernel.SyscallPtraceAttach, doc: "ptrace attach/seize, process_vm_readv/writev, pidfd_getfd"},
+	ItemMem:         {name: "mem", entry: kernel.EntryMem, doc: "read and write the address space"},
+	ItemSyscall:     {name: "syscall", entry: kernel.EntrySyscall, doc: "the system call being executed"},
+	ItemStack:       {name: "stack", entry: kernel.EntryStack, doc: "the kernel stack"},
+	ItemPersonality: {name: "personality", entry: kernel.EntryPersonality, doc: "the execution domain"},
 }
 
 var itemByName = func() map[string]Item {
@@ -155,28 +156,42 @@ func (it Item) String() string {
 func (it Item) Valid() bool { return it < numItems }
 
 // Attach reports whether it is attach-class: it is granted only by an
-// attach rule, never by a read rule. The classification follows the
-// kernel's (PTRACE_MODE_ATTACH in the model's catalog).
+// attach rule, never by a read rule. The classification is the kernel's
+// ([Item.KernelClass] is [kernel.ClassAttach]).
 func (it Item) Attach() bool { return it >= firstAttach && it < numItems }
 
-// KernelEntry returns the name of the model's /proc/<pid>/ catalog entry
-// the item reads (for kernel.LookupEntry), or "" for the attach operation.
-// Policy-only items read an existing entry: fd_count reads "fd" (its
-// st_size), stat_full reads "stat" (with the masked fields).
-func (it Item) KernelEntry() string {
+// KernelEntry returns the model's /proc/<pid>/ catalog entry the item
+// reads, or nil for the attach operation. Policy-only items read an
+// existing entry: fd_count reads fd/ (its st_size), stat_full reads stat
+// (with the masked fields).
+func (it Item) KernelEntry() *kernel.Entry {
 	if it < numItems {
-		return itemInfos[it].entry
+		return itemInfos[it].entry.Entry()
 	}
-	return ""
+	return nil
 }
 
-// KernelSyscall returns the model's syscall name for the attach operation
-// (kernel.LookupSyscall), or "" for items that are /proc entries.
-func (it Item) KernelSyscall() string {
+// KernelSyscall returns the model's system call for the attach
+// operation, or nil for items that are /proc entries.
+func (it Item) KernelSyscall() *kernel.Syscall {
 	if it < numItems {
-		return itemInfos[it].syscall
+		return itemInfos[it].syscall.Syscall()
 	}
-	return ""
+	return nil
+}
+
+// KernelClass returns the class of the ptrace check the kernel makes for
+// the item's entry or system call. An item is attach-class ([Item.Attach])
+// exactly when this is [kernel.ClassAttach]; TestItemsMapOntoKernelCatalog
+// holds the vocabulary's order to it.
+func (it Item) KernelClass() kernel.Class {
+	if e := it.KernelEntry(); e != nil {
+		return e.Class()
+	}
+	if sc := it.KernelSyscall(); sc != nil {
+		return sc.Class()
+	}
+	return kernel.ClassNone
 }
 
 // Doc returns a one-line description of the item.

@@ -19,22 +19,15 @@ func TestItemsMapOntoKernelCatalog(t *testing.T) {
 		if it.Doc() == "" {
 			t.Errorf("%s has no doc", it)
 		}
-		if name := it.KernelSyscall(); name != "" {
-			sc, err := kernel.LookupSyscall(name)
-			if err != nil || !sc.Mode.IsAttach() || !it.Attach() {
-				t.Errorf("%s: syscall %s: %v (attach-class %v)", it, name, err, it.Attach())
-			}
+		e, sc := it.KernelEntry(), it.KernelSyscall()
+		if (e == nil) == (sc == nil) {
+			t.Errorf("%s: kernel entry %v and syscall %v: want exactly one", it, e, sc)
 			continue
 		}
-		e, err := kernel.LookupEntry(it.KernelEntry())
-		if err != nil {
-			t.Errorf("%s: kernel entry %q: %v", it, it.KernelEntry(), err)
-			continue
-		}
-		// The policy's classes follow the kernel's: an entry that asks for
-		// ATTACH is attach-class, and nothing else is.
-		if (e.Class() == "attach") != it.Attach() {
-			t.Errorf("%s: kernel class %s, policy attach-class %v", it, e.Class(), it.Attach())
+		// The policy's classes follow the kernel's: an entry or call that
+		// asks for ATTACH is attach-class, and nothing else is.
+		if (it.KernelClass() == kernel.ClassAttach) != it.Attach() {
+			t.Errorf("%s: kernel class %s, policy attach-class %v", it, it.KernelClass(), it.Attach())
 		}
 	}
 	if _, err := ParseItem("envrion"); err == nil || !strings.Contains(err.Error(), `did you mean "environ"`) {

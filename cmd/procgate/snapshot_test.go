@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,9 +62,34 @@ func TestSnapshotAll(t *testing.T) {
 }
 
 func TestSnapshotMissingPID(t *testing.T) {
-	_, err := runSnapshotCmd(t, "--pid", itoa(deadPID(t)))
+	_, err := runSnapshotCmd(t, "--pid", itoa(neverPID))
 	ee, ok := err.(*exitError)
 	if !ok || ee.Code != 2 || !strings.Contains(err.Error(), "no such process") {
 		t.Errorf("got %v, want exit 2 with no such process", err)
 	}
+}
+
+// A thread id is written as that thread, with its process.
+func TestSnapshotThreadPID(t *testing.T) {
+	tid := lockedThread(t)
+	out, err := runSnapshotCmd(t, "--pid", itoa(tid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := scenario.Load("stdout.yaml", []byte(out))
+	if err != nil {
+		t.Fatalf("snapshot does not load: %v", err)
+	}
+	th, leader := s.World.TaskByPID(tid), s.World.TaskByPID(os.Getpid())
+	if th == nil || leader == nil || th.TGID != os.Getpid() || th.Leader != leader {
+		t.Errorf("thread %d: %+v; want a thread of %d", tid, th, os.Getpid())
+	}
+}
+
+// A process that exits while it is snapshotted is "no such process",
+// exit 2, whenever the read notices; never another error.
+func TestSnapshotProcessExits(t *testing.T) {
+	raceExits(t, 100, func(_, pid int) error {
+		return runSnapshot(io.Discard, snapshotOpts{pids: []int{pid}})
+	})
 }

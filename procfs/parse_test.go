@@ -1,4 +1,4 @@
-package live
+package procfs
 
 import (
 	"errors"
@@ -63,7 +63,7 @@ func TestParseStatusErrors(t *testing.T) {
 		"Tgid:\t1\nPid:\t1\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapPrm:\t0\nCapEff:\t0\nGroups:\t1 x\n",
 		"Tgid:\t1\nPid:\t1\nUid:\t0\t0\t0\t99999999999\nGid:\t0\t0\t0\t0\nCapPrm:\t0\nCapEff:\t0\n",
 	} {
-		if _, err := ParseStatus([]byte(in)); !errors.Is(err, errParse) {
+		if _, err := ParseStatus([]byte(in)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("ParseStatus(%q): %v, want a parse error", in, err)
 		}
 	}
@@ -106,7 +106,7 @@ func TestParseStat(t *testing.T) {
 	}
 	kt := "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 3 0 0"
 	got, err = ParseStat([]byte(kt))
-	if err != nil || got.Flags&pfKthread == 0 {
+	if err != nil || !got.Kthread() {
 		t.Errorf("kthreadd: %+v, %v: want PF_KTHREAD", got, err)
 	}
 	for _, bad := range []string{"", "1 (x", "1 (x) S 0", "1 (x) S y 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"} {
@@ -153,12 +153,12 @@ func TestParseLSMList(t *testing.T) {
 func TestParseMountinfo(t *testing.T) {
 	mi := mustRead(t, "mountinfo.txt")
 	pm, ok, err := ParseMountinfo(mi, "/proc")
-	want := ProcMount{MountPoint: "/proc", Options: kernel.ProcOptions{HidePID: kernel.HidePIDInvisible, GID: 27, HasGID: true}}
+	want := Mount{MountPoint: "/proc", Options: kernel.ProcOptions{HidePID: kernel.HidePIDInvisible, GID: 27, HasGID: true}}
 	if err != nil || !ok || pm != want {
 		t.Errorf("/proc: %+v, %v, %v; want the last mount, %+v", pm, ok, err, want)
 	}
 	pm, ok, err = ParseMountinfo(mi, "/mnt/my proc")
-	want = ProcMount{MountPoint: "/mnt/my proc", Options: kernel.ProcOptions{HidePID: kernel.HidePIDPtraceable}, SubsetPID: true}
+	want = Mount{MountPoint: "/mnt/my proc", Options: kernel.ProcOptions{HidePID: kernel.HidePIDPtraceable}, SubsetPID: true}
 	if err != nil || !ok || pm != want {
 		t.Errorf("/mnt/my proc: %+v, %v, %v; want %+v", pm, ok, err, want)
 	}
@@ -168,7 +168,7 @@ func TestParseMountinfo(t *testing.T) {
 	if _, _, err := ParseMountinfo([]byte("1 2 0:1 / /proc rw - proc proc rw,hidepid=7\n"), "/proc"); err == nil {
 		t.Error("hidepid=7 accepted")
 	}
-	if !hasMount(mi, "/sys/kernel/security", "securityfs") || hasMount(mi, "/sys/kernel/security", "proc") {
+	if !HasMount(mi, "/sys/kernel/security", "securityfs") || HasMount(mi, "/sys/kernel/security", "proc") {
 		t.Error("hasMount")
 	}
 }

@@ -1,15 +1,14 @@
-package live
+package procfs
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/procgate/procgate/kernel"
 )
 
-// Status is what Read takes from one /proc/<pid>/status file.
+// Status is what procgate takes from one /proc/<pid>/status file.
 type Status struct {
 	// Name is the command name (comm), with the kernel's escapes.
 	Name string
@@ -35,8 +34,9 @@ type Status struct {
 	NSpid []int
 }
 
-// errParse marks malformed /proc content.
-var errParse = errors.New("malformed")
+// ErrMalformed is wrapped by the errors of the parsers: the content is
+// not what the kernel writes.
+var ErrMalformed = errors.New("malformed")
 
 // ParseStatus parses the content of a /proc/<pid>/status file. It reads
 // the Name, State, Tgid, Pid, PPid, TracerPid, Uid, Gid, Groups, NSpid,
@@ -129,16 +129,16 @@ func ParseStatus(b []byte) (Status, error) {
 			ok = true
 		}
 		if !ok {
-			return Status{}, fmt.Errorf("status line %q: %w", line, errParse)
+			return Status{}, fmt.Errorf("status line %q: %w", line, ErrMalformed)
 		}
 	}
 	if have != haveAll {
-		return Status{}, fmt.Errorf("status: Pid, Tgid, Uid, Gid, CapPrm or CapEff missing: %w", errParse)
+		return Status{}, fmt.Errorf("status: Pid, Tgid, Uid, Gid, CapPrm or CapEff missing: %w", ErrMalformed)
 	}
 	return s, nil
 }
 
-// StatFields holds the fields Read may take from /proc/<pid>/stat.
+// StatFields holds the fields procgate takes from /proc/<pid>/stat.
 type StatFields struct {
 	State byte
 	PPid  int
@@ -151,13 +151,17 @@ type StatFields struct {
 // pfKthread is PF_KTHREAD (include/linux/sched.h).
 const pfKthread = 0x00200000
 
+// Kthread reports whether the flags have PF_KTHREAD: the task is a
+// kernel thread (the status file says so itself since Linux 6.0).
+func (s StatFields) Kthread() bool { return s.Flags&pfKthread != 0 }
+
 // ParseStat parses /proc/<pid>/stat. The command name (field 2) may
 // contain spaces and parentheses; parsing starts after its last ')'.
 func ParseStat(b []byte) (StatFields, error) {
 	var s StatFields
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return s, fmt.Errorf("stat: no command name: %w", errParse)
+		return s, fmt.Errorf("stat: no command name: %w", ErrMalformed)
 	}
 	n := 2 // the field just consumed
 	ok := true
@@ -174,24 +178,24 @@ func ParseStat(b []byte) (StatFields, error) {
 			s.StartTime, ok = atou64(f)
 		}
 		if !ok {
-			return s, fmt.Errorf("stat field %d %q: %w", n, f, errParse)
+			return s, fmt.Errorf("stat field %d %q: %w", n, f, ErrMalformed)
 		}
 		if n == 22 {
 			return s, nil
 		}
 	}
-	return s, fmt.Errorf("stat: %d fields, want at least 22: %w", n, errParse)
+	return s, fmt.Errorf("stat: %d fields, want at least 22: %w", n, ErrMalformed)
 }
 
 // ParseNSLink parses the target of a /proc/<pid>/ns/<type> link,
 // "user:[4026531837]", returning the namespace's inode number.
 func ParseNSLink(b []byte, typ string) (uint64, error) {
 	if len(b) < len(typ)+4 || string(b[:len(typ)]) != typ || string(b[len(typ):len(typ)+2]) != ":[" || b[len(b)-1] != ']' {
-		return 0, fmt.Errorf("namespace link %q: %w", b, errParse)
+		return 0, fmt.Errorf("namespace link %q: %w", b, ErrMalformed)
 	}
 	v, ok := atou64(b[len(typ)+2 : len(b)-1])
 	if !ok {
-		return 0, fmt.Errorf("namespace link %q: %w", b, errParse)
+		return 0, fmt.Errorf("namespace link %q: %w", b, ErrMalformed)
 	}
 	return v, nil
 }
@@ -209,124 +213,21 @@ func ParseIDMap(b []byte) ([]kernel.IDExtent, error) {
 		n := 0
 		for f := range fields(line) {
 			if n == 3 {
-				return nil, fmt.Errorf("id map line %q: %w", line, errParse)
+				return nil, fmt.Errorf("id map line %q: %w", line, ErrMalformed)
 			}
 			x, ok := atou32(f)
 			if !ok {
-				return nil, fmt.Errorf("id map line %q: %w", line, errParse)
+				return nil, fmt.Errorf("id map line %q: %w", line, ErrMalformed)
 			}
 			v[n] = x
 			n++
 		}
 		if n != 3 || v[2] == 0 {
-			return nil, fmt.Errorf("id map line %q: %w", line, errParse)
+			return nil, fmt.Errorf("id map line %q: %w", line, ErrMalformed)
 		}
 		out = append(out, kernel.IDExtent{Inside: v[0], Outside: v[1], Count: v[2]})
 	}
 	return out, nil
-}
-
-// ParseLSMList parses /sys/kernel/security/lsm: "lockdown,capability,landlock".
-func ParseLSMList(b []byte) []string {
-	var out []string
-	for f := range bytes.SplitSeq(trimSpace(b), []byte{','}) {
-		if f = trimSpace(f); len(f) > 0 {
-			out = append(out, string(f))
-		}
-	}
-	return out
-}
-
-// ProcMount is a procfs mount as /proc/self/mountinfo describes it.
-type ProcMount struct {
-	// MountPoint is the mount's path.
-	MountPoint string
-	// Options are hidepid= and gid= as the model uses them.
-	Options kernel.ProcOptions
-	// SubsetPID is set for subset=pid mounts (no /proc/sys and friends).
-	SubsetPID bool
-}
-
-// ParseMountinfo finds the procfs mount at mountPoint in the content of
-// a mountinfo file (the last one wins, as the last mount on a path hides
-// the others). Its hidepid= and gid= options are read from both the
-// per-mount and the superblock fields; hidepid takes any spelling
-// ParseHidePID accepts.
-func ParseMountinfo(b []byte, mountPoint string) (ProcMount, bool, error) {
-	var pm ProcMount
-	found := false
-	for line := range bytes.SplitSeq(b, []byte{'\n'}) {
-		// 22 27 0:21 / /proc rw,relatime shared:12 - proc proc rw,hidepid=invisible,gid=4
-		pre, post, ok := bytes.Cut(line, []byte(" - "))
-		if !ok {
-			continue
-		}
-		var pf [6][]byte
-		n := 0
-		for f := range fields(pre) {
-			if n < len(pf) {
-				pf[n] = f
-			}
-			n++
-		}
-		if n < 6 || unescapeMount(pf[4]) != mountPoint {
-			continue
-		}
-		var qf [3][]byte
-		m := 0
-		for f := range fields(post) {
-			if m < len(qf) {
-				qf[m] = f
-			}
-			m++
-		}
-		if m < 3 || string(qf[0]) != "proc" {
-			continue
-		}
-		cur := ProcMount{MountPoint: mountPoint}
-		for _, opts := range [][]byte{pf[5], qf[2]} {
-			for o := range bytes.SplitSeq(opts, []byte{','}) {
-				k, v, _ := bytes.Cut(o, []byte{'='})
-				switch string(k) {
-				case "hidepid":
-					h, err := kernel.ParseHidePID(string(v))
-					if err != nil {
-						return pm, false, fmt.Errorf("mountinfo: %w", err)
-					}
-					cur.Options.HidePID = h
-				case "gid":
-					g, ok := atou32(v)
-					if !ok {
-						return pm, false, fmt.Errorf("mountinfo: gid=%q: %w", v, errParse)
-					}
-					cur.Options.GID, cur.Options.HasGID = kernel.KGID(g), true
-				case "subset":
-					cur.SubsetPID = string(v) == "pid"
-				}
-			}
-		}
-		pm, found = cur, true
-	}
-	return pm, found, nil
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(b []byte) string {
-	if bytes.IndexByte(b, '\\') < 0 {
-		return string(b)
-	}
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		if b[i] == '\\' && i+3 < len(b) {
-			if v, err := strconv.ParseUint(string(b[i+1:i+4]), 8, 8); err == nil {
-				out = append(out, byte(v))
-				i += 3
-				continue
-			}
-		}
-		out = append(out, b[i])
-	}
-	return string(out)
 }
 
 // fields yields the space- or tab-separated fields of b.

@@ -1,0 +1,267 @@
+package gate_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/policy"
+)
+
+// helperRole is a target: with PROCGATE_TEST_NONDUMPABLE set it makes
+// itself non-dumpable (prctl PR_SET_DUMPABLE 0, as a setuid program
+// is); it starts a second thread, prints "ready TID" with that thread's
+// id, and waits for stdin to close.
+func helperRole() int {
+	if os.Getenv("PROCGATE_TEST_NONDUMPABLE") != "" {
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			fmt.Fprintln(os.Stderr, "helper: PR_SET_DUMPABLE:", err)
+			return 2
+		}
+	}
+	runtime.LockOSThread() // the main goroutine keeps the leader to itself
+	tids := make(chan int)
+	go func() {
+		runtime.LockOSThread() // this goroutine keeps a thread of its own
+		tids <- unix.Gettid()
+		select {}
+	}()
+	fmt.Printf("ready %d\n", <-tids)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// startHelper starts helperRole (non-dumpable when asked; as uid when it
+// is not 0) and returns its pid and the id of its second thread; it ends
+// with the test.
+func startHelper(t *testing.T, nondumpable bool, uid uint32) (pid, tid int) {
+	t.Helper()
+	cmd := exec.Command(publicBinary(t), "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PROCGATE_TEST_ROLE=helper")
+	if nondumpable {
+		cmd.Env = append(cmd.Env, "PROCGATE_TEST_NONDUMPABLE=1")
+	}
+	if uid != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if _, serr := fmt.Sscanf(strings.TrimSpace(line), "ready %d", &tid); err != nil || serr != nil || tid == cmd.Process.Pid {
+		t.Fatalf("helper said %q: %v %v", line, err, serr)
+	}
+	return cmd.Process.Pid, tid
+}
+
+var (
+	publicOnce sync.Once
+	publicPath string
+	publicErr  error
+)
+
+// publicBinary returns a copy of the test binary that every user may
+// run (the build directory is root's own), in a directory removed when
+// the tests end (see TestMain's cleanup).
+func publicBinary(t *testing.T) string {
+	t.Helper()
+	publicOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "procgate-gate-test-")
+		if err != nil {
+			publicErr = err
+			return
+		}
+		publicDir = dir
+		if publicErr = os.Chmod(dir, 0o755); publicErr != nil {
+			return
+		}
+		src, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			publicErr = err
+			return
+		}
+		publicPath = filepath.Join(dir, "gate.test")
+		publicErr = os.WriteFile(publicPath, src, 0o755)
+	})
+	if publicErr != nil {
+		t.Fatal(publicErr)
+	}
+	return publicPath
+}
+
+// readOne answers one request and returns the process answers by pid.
+func readOne(t *testing.T, g *gate.Gate, c *gate.Caller, pids []int, items ...gate.Item) map[int]*gate.ProcResult {
+	t.Helper()
+	got := map[int]*gate.ProcResult{}
+	err := g.Read(context.Background(), c, &gate.Request{PIDs: pids, Items: items})(func(r *gate.ProcResult) error {
+		rc := *r
+		got[r.PID] = &rc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func selfCaller(t *testing.T, pol gate.Policy) (*gate.Gate, *gate.Caller) {
+	t.Helper()
+	g, err := gate.New(gate.Config{Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	c, err := g.NewCaller(os.Getpid(), -1, uint32(os.Getuid()), uint32(os.Getgid()), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return g, c
+}
+
+// A pid that names a thread is not a process: refused with ESRCH, saying
+// whose thread it is. A pid no task can have is ESRCH too.
+func TestReadThreadAndMissingPIDs(t *testing.T) {
+	g, c := selfCaller(t, compile(t, "subject everyone { }\ntarget any { }\nallow everyone any : read { status };\n"))
+	pid, tid := startHelper(t, false, 0)
+	const never = 1 << 22 // above PID_MAX_LIMIT's range (include/linux/threads.h)
+	got := readOne(t, g, c, []int{pid, tid, never}, policy.ItemStatus)
+	if r := got[pid]; r == nil || r.Denial != nil || r.Items[0].Denial != nil || !strings.Contains(r.Items[0].Text, "\nPid:\t"+strconv.Itoa(pid)+"\n") {
+		t.Errorf("process %d: %+v", pid, r)
+	}
+	want := fmt.Sprintf("pid %d is a thread of process %d, not a process", tid, pid)
+	if r := got[tid]; r == nil || r.Denial == nil || r.Denial.Errno != unix.ESRCH || !strings.Contains(r.Denial.Reason, want) {
+		t.Errorf("thread %d: %+v, want ESRCH %q", tid, r, want)
+	}
+	if r := got[never]; r == nil || r.Denial == nil || r.Denial.Errno != unix.ESRCH || !strings.Contains(r.Denial.Reason, "no such process") {
+		t.Errorf("pid %d: %+v, want ESRCH", never, r)
+	}
+	// The JSON the broker writes says so too.
+	b := got[tid].AppendJSON(nil)
+	if !strings.Contains(string(b), `"errno":"ESRCH","code":3`) || !strings.Contains(string(b), want) {
+		t.Errorf("JSON %s", b)
+	}
+}
+
+// A caller known by a thread id (as a FUSE request names it) is its
+// process; NewCaller, which takes processes, refuses the thread id.
+func TestThreadCaller(t *testing.T) {
+	g, err := gate.New(gate.Config{Policy: compile(t, "subject everyone { }\ntarget any { }\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	pid, tid := startHelper(t, false, 0)
+	c, err := g.NewThreadCaller(tid, 0, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.PID() != pid || c.Subject().PID != pid || c.Alive() != nil {
+		t.Errorf("caller by thread %d: pid %d, subject pid %d; want its process %d", tid, c.PID(), c.Subject().PID, pid)
+	}
+	_, err = g.NewCaller(tid, -1, 0, 0, "")
+	if !errors.Is(err, unix.ESRCH) || !strings.Contains(err.Error(), "is a thread of process "+strconv.Itoa(pid)) {
+		t.Errorf("NewCaller(thread %d) = %v, want the thread refused", tid, err)
+	}
+	if _, err := g.NewThreadCaller(1<<22, 0, 0, ""); !errors.Is(err, unix.ESRCH) {
+		t.Errorf("NewThreadCaller of a missing task = %v, want ESRCH", err)
+	}
+}
+
+// An end-to-end denial names what decided: a member of group procgate,
+// under the default policy, reading io of a real non-dumpable process is
+// told the target's non-dumpability kept the allow rule from granting;
+// the same read of a dumpable process is granted. A caller outside the
+// group asking for stat_full is told the kernel would mask stat.
+func TestReasonsNameTheDecider(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root (callers with other credentials)")
+	}
+	const uidMember, uidOther, uidTarget = 41021, 41022, 41023
+	g, err := gate.New(gate.Config{Policy: defaultPolicy(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	caller := func(uid uint32, groups []uint32) *gate.Caller {
+		cmd := exec.Command("sleep", "600")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: groups}}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		var c *gate.Caller
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			// Identify it once it has exec'd (its credentials are then its own).
+			comm, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/comm")
+			if strings.TrimSpace(string(comm)) == "sleep" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the caller did not exec")
+			}
+		}
+		c, err := g.NewCaller(cmd.Process.Pid, -1, uid, uid, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	member, other := caller(uidMember, []uint32{gidProcgate}), caller(uidOther, nil)
+	// Targets of their own users: the dump owner tells the dumpable flag
+	// only of a process not run by root (live.ReadPIDs, docs/live.md).
+	nondumpable, _ := startHelper(t, true, uidTarget)
+	dumpable, _ := startHelper(t, false, uidTarget+1)
+
+	got := readOne(t, g, member, []int{nondumpable, dumpable}, policy.ItemIO)
+	want := "policy: the target is not dumpable, and allow@default.pol:25 grants read { io } only to dumpable targets (it does not say 'when nondumpable') and the kernel would refuse the caller (dac)"
+	if r := got[nondumpable]; r == nil || r.Denial != nil || r.Items[0].Denial == nil || r.Items[0].Denial.Errno != unix.EACCES || r.Items[0].Denial.Reason != want {
+		t.Errorf("io of the non-dumpable process: %+v (%v), want EACCES %q", r, r.Items[0].Denial, want)
+	}
+	if r := got[dumpable]; r == nil || r.Denial != nil || r.Items[0].Denial != nil || !strings.Contains(r.Items[0].Text, "rchar:") {
+		t.Errorf("io of the dumpable process: %+v, want it served", r)
+	}
+
+	got = readOne(t, g, other, []int{dumpable}, policy.ItemStatFull, policy.ItemStat)
+	r := got[dumpable]
+	if r == nil || r.Denial != nil {
+		t.Fatalf("stat of %d: %+v", dumpable, r)
+	}
+	if d := r.Items[0].Denial; d == nil || d.Errno != unix.EACCES || !strings.HasSuffix(d.Reason, "the kernel would show the caller stat only masked (its [PT] fields zeroed: ids)") {
+		t.Errorf("stat_full by a non-member: %v, want EACCES saying masked", d)
+	}
+	if it := r.Items[1]; it.Denial != nil || !it.Masked {
+		t.Errorf("stat by a non-member: %+v, want it served masked", it)
+	}
+}
