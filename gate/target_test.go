@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/live"
 	"github.com/procgate/procgate/policy"
 )
 
@@ -263,5 +264,45 @@ func TestReasonsNameTheDecider(t *testing.T) {
 	}
 	if it := r.Items[1]; it.Denial != nil || !it.Masked {
 		t.Errorf("stat by a non-member: %+v, want it served masked", it)
+	}
+}
+
+// The gate's roots come from its Config: a procfs that is not this pid
+// namespace's is refused (its pids cannot be pinned), and the active
+// modules are read under the sysfs root given — with AppArmor listed
+// there, a caller's SO_PEERSEC label is its AppArmor label, without the
+// mode suffix, as policy selectors match it.
+func TestConfigRoots(t *testing.T) {
+	pol := compile(t, "subject everyone { }\ntarget any { }\n")
+	if _, err := gate.New(gate.Config{Policy: pol, Live: live.Options{Proc: t.TempDir()}}); err == nil || !strings.Contains(err.Error(), "pids cannot be pinned") {
+		t.Errorf("a fixture procfs: %v, want it refused", err)
+	}
+	sys := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(sys, "kernel/security"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sys, "kernel/security/lsm"), []byte("lockdown,capability,apparmor\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, sys, label, want string
+	}{
+		{"apparmor listed", sys, "agent_profile (enforce)\x00", "agent_profile"},
+		{"apparmor listed, unconfined", sys, "unconfined\n", "unconfined"},
+		{"no module list", t.TempDir(), "agent_profile (enforce)", ""},
+	} {
+		g, err := gate.New(gate.Config{Policy: pol, Live: live.Options{Sys: tc.sys}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := g.NewCaller(os.Getpid(), -1, uint32(os.Getuid()), uint32(os.Getgid()), tc.label)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := c.Subject(); s.AppArmor != tc.want || s.SELinux != "" {
+			t.Errorf("%s: subject labels %q/%q, want AppArmor %q", tc.name, s.SELinux, s.AppArmor, tc.want)
+		}
+		c.Close()
+		g.Close()
 	}
 }

@@ -18,8 +18,11 @@ import (
 // and tracers, and their user namespaces) and prints the answer in the
 // scenario form's formats: one line, a story with explain, or the JSON
 // report. Each input the answer depends on that cannot be read is
-// printed as "depends on unknown: …" (JSON: "unknown"). Errors carry
-// exit status 2 (invalid input, including a pid that does not exist).
+// printed as "depends on unknown: …" (JSON: "unknown"). A pid may name a
+// thread: the question is then about that thread, as the kernel's
+// ptrace_may_access is about a task. Errors carry exit status 2 (invalid
+// input, including a pid that does not exist or exits while it is read:
+// "pid N: no such process").
 func runLiveCheck(out io.Writer, callerPID, targetPID int, entry, syscall, mode string, jsonOut, explain bool) error {
 	c := &scenario.Check{Name: "live"}
 	var a live.Access

@@ -26,10 +26,10 @@ func newSnapshotCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "snapshot [--pid PID]... [-o FILE]",
 		Short: "Write the running system as a scenario file",
-		Long: `snapshot reads the running system (every process, or the ones given with
---pid together with their ancestors, thread-group leaders and tracers) and
-writes it as a scenario file, to replay with "procgate check --scenario" or
-to attach to a bug report. What cannot be read from user space (Landlock
+		Long: `snapshot reads the running system (every process, or the processes or
+threads given with --pid together with their ancestors, thread-group
+leaders and tracers) and writes it as a scenario file, to replay with
+"procgate check --scenario" or to attach to a bug report. What cannot be read from user space (Landlock
 domains, Yama exceptions, the policy of SELinux, AppArmor or Smack) is
 listed in the file's header comment. Run it as root to see every process's
 namespace and to let it mount securityfs.`,
@@ -38,7 +38,7 @@ namespace and to let it mount securityfs.`,
 			return runSnapshot(cmd.OutOrStdout(), o)
 		},
 	}
-	cmd.Flags().IntSliceVar(&o.pids, "pid", nil, "process to include with its ancestors (repeatable; default: every process)")
+	cmd.Flags().IntSliceVar(&o.pids, "pid", nil, "process (or thread) to include with its ancestors (repeatable; default: every process)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "write to FILE instead of standard output")
 	cmd.Flags().BoolVar(&o.threads, "threads", false, "include every thread, not only thread-group leaders")
 	return cmd
