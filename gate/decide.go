@@ -60,6 +60,9 @@ type Verdict struct {
 // need an attach rule whatever the kernel allows; items the gate never
 // serves are refused.
 //
+// A question Decide cannot answer (an unknown item, no subject or target,
+// a view without the item) is denied with EINVAL, never granted.
+//
 // Decide is the one decision of the enforcement points (the broker, the
 // FUSE front) and of the report: it records nothing — no metrics, no
 // audit (the policy's decision cache still counts its lookups). Only a
@@ -67,8 +70,11 @@ type Verdict struct {
 // ([policy.Policy.Explain]), to name the rule the target's
 // non-dumpability kept from granting.
 func Decide(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation, v *View, it Item) Verdict {
-	if !it.Valid() {
+	switch {
+	case !it.Valid():
 		return Verdict{Errno: kernel.EINVAL, Reason: "unknown item", Source: SourceBroker, Rule: policy.NoRule}
+	case s == nil || t == nil || v == nil || int(it) >= len(v.Kernel) || int(it) >= len(v.MAC):
+		return Verdict{Errno: kernel.EINVAL, Reason: "no subject, target or model answer for " + it.String(), Source: SourceBroker, Rule: policy.NoRule}
 	}
 	ck := &checks[it]
 	kd, mac := v.Kernel[it], v.MAC[it]

@@ -168,6 +168,16 @@ func TestDecide(t *testing.T) {
 			reason: []string{"the broker does not serve auxv"},
 		},
 		{
+			name: "no target: denied, not a crash",
+			pol:  def, s: member, t: nil, v: view(true, kernel.OK, kernel.LayerEntry, nil, nil), it: policy.ItemStatus,
+			want: gate.Verdict{Errno: kernel.EINVAL, Source: gate.SourceBroker, Rule: policy.NoRule},
+		},
+		{
+			name: "a view without answers: denied, not a crash",
+			pol:  def, s: member, t: root(true), v: &gate.View{}, it: policy.ItemStatus,
+			want: gate.Verdict{Errno: kernel.EINVAL, Source: gate.SourceBroker, Rule: policy.NoRule},
+		},
+		{
 			name: "unknown item",
 			pol:  def, s: member, t: root(true), v: view(true, kernel.OK, kernel.LayerEntry, nil, nil), it: gate.Item(200),
 			want:   gate.Verdict{Errno: kernel.EINVAL, Source: gate.SourceBroker, Rule: policy.NoRule},
@@ -177,6 +187,9 @@ func TestDecide(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := gate.Decide(tc.pol, tc.s, tc.t, 0, tc.v, tc.it)
+			if tc.s == nil || tc.t == nil || tc.v == nil || len(tc.v.Kernel) == 0 {
+				tc.reason = append(tc.reason, "no subject, target or model answer")
+			}
 			if tc.rule != "" {
 				ref, ok := tc.pol.Rule(got.Rule)
 				if !ok || ref.String() != tc.rule {

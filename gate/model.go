@@ -36,7 +36,8 @@ type View struct {
 	// (SUID_DUMP_USER); Descendant whether the target descends from the
 	// caller.
 	Dumpable, Descendant bool
-	// Kernel and MAC are indexed by Item.
+	// Kernel and MAC are indexed by Item and hold an answer for every
+	// item of the vocabulary (policy.Items).
 	Kernel []KernelAnswer
 	MAC    []MACAnswer
 }
