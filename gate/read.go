@@ -3,7 +3,6 @@ package gate
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -150,15 +149,9 @@ func (g *Gate) readKind(dir int, t *target, ck *itemCheck, it Item, masked bool,
 
 // listDir lists the numeric or named entries of a directory under dir.
 func listDir(dir int, sub string) ([]string, error) {
-	fd, err := unix.Openat(dir, sub, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	names, err := procfs.ReadDirNames(dir, sub)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", sub, procfs.Gone(err))
-	}
-	f := os.NewFile(uintptr(fd), sub)
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", sub, procfs.Gone(err))
+		return nil, fmt.Errorf("list %s: %w", sub, err)
 	}
 	sortNames(names)
 	return names, nil

@@ -1,7 +1,6 @@
 package procfs
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -172,11 +171,11 @@ func (r *Root) TGID(pid int) (int, error) {
 	if err != nil {
 		return 0, &Error{pid, "read status", Gone(err)}
 	}
-	tgid, ok := statusTgid(b)
-	if !ok {
-		return 0, &Error{pid, "read status", fmt.Errorf("no Tgid line: %w", ErrMalformed)}
+	st, err := ParseStatus(b)
+	if err != nil {
+		return 0, &Error{pid, "parse status", err}
 	}
-	return tgid, nil
+	return st.Tgid, nil
 }
 
 // pinnable checks that pid can be pinned in r.
@@ -224,14 +223,4 @@ func (p *Pin) Close() {
 		unix.Close(p.PidFD)
 		p.PidFD = -1
 	}
-}
-
-// statusTgid returns the Tgid line's value of a status file.
-func statusTgid(b []byte) (int, bool) {
-	for line := range bytes.SplitSeq(b, []byte{'\n'}) {
-		if v, ok := bytes.CutPrefix(line, []byte("Tgid:")); ok {
-			return atoi(trimSpace(v))
-		}
-	}
-	return 0, false
 }

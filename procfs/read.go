@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"errors"
+	"os"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -49,6 +50,22 @@ func ReadFile(dirfd int, name string, buf []byte, max int) ([]byte, error) {
 		}
 		buf = buf[:len(buf)+n]
 	}
+}
+
+// ReadDirNames lists the directory name under dirfd, unsorted. A
+// directory of a vanished process lists as ESRCH.
+func ReadDirNames(dirfd int, name string) ([]string, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, Gone(err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, Gone(err)
+	}
+	return names, nil
 }
 
 // ReadLink reads the link name under dirfd.

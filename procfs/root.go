@@ -67,7 +67,7 @@ func (r *Root) Close() error { return unix.Close(r.fd) }
 // ListPIDs lists the processes of the root (its numeric entries, which
 // name thread-group leaders only), sorted.
 func (r *Root) ListPIDs() ([]int, error) {
-	names, err := r.readDirNames(".")
+	names, err := ReadDirNames(r.fd, ".")
 	if err != nil {
 		return nil, fmt.Errorf("procfs: list processes: %w", err)
 	}
@@ -77,7 +77,7 @@ func (r *Root) ListPIDs() ([]int, error) {
 // ListThreads lists the threads of process pid (its task/ directory),
 // the leader excluded, sorted. A process that exits meanwhile has none.
 func (r *Root) ListThreads(pid int) []int {
-	names, err := r.readDirNames(strconv.Itoa(pid) + "/task")
+	names, err := ReadDirNames(r.fd, strconv.Itoa(pid)+"/task")
 	if err != nil {
 		return nil
 	}
@@ -93,16 +93,6 @@ func (r *Root) OpenDir(rel string) (int, error) {
 		return -1, Gone(err)
 	}
 	return fd, nil
-}
-
-func (r *Root) readDirNames(rel string) ([]string, error) {
-	fd, err := unix.Openat(r.fd, rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(fd), filepath.Join(r.path, rel))
-	defer f.Close()
-	return f.Readdirnames(-1)
 }
 
 // numeric returns the positive numbers among names other than skip,
