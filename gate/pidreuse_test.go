@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/internal/proctest"
 	"github.com/procgate/procgate/policy"
 )
 
@@ -41,19 +42,12 @@ func TestMain(m *testing.M) {
 		os.Exit(pidReuseRole())
 	case "fusehang":
 		os.Exit(fusehangRole())
-	case "helper":
-		os.Exit(helperRole())
 	}
+	proctest.RunRoleIfRequested()
 	code := m.Run()
-	if publicDir != "" {
-		os.RemoveAll(publicDir)
-	}
+	proctest.Cleanup()
 	os.Exit(code)
 }
-
-// publicDir holds the copy of the test binary that other users run (see
-// publicBinary).
-var publicDir string
 
 // reuseResult is what the role inside the pid namespace reports.
 type reuseResult struct {

@@ -1,18 +1,14 @@
 package gate_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,103 +16,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/internal/proctest"
 	"github.com/procgate/procgate/live"
 	"github.com/procgate/procgate/policy"
 )
 
-// helperRole is a target: with PROCGATE_TEST_NONDUMPABLE set it makes
-// itself non-dumpable (prctl PR_SET_DUMPABLE 0, as a setuid program
-// is); it starts a second thread, prints "ready TID" with that thread's
-// id, and waits for stdin to close.
-func helperRole() int {
-	if os.Getenv("PROCGATE_TEST_NONDUMPABLE") != "" {
-		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-			fmt.Fprintln(os.Stderr, "helper: PR_SET_DUMPABLE:", err)
-			return 2
-		}
-	}
-	runtime.LockOSThread() // the main goroutine keeps the leader to itself
-	tids := make(chan int)
-	go func() {
-		runtime.LockOSThread() // this goroutine keeps a thread of its own
-		tids <- unix.Gettid()
-		select {}
-	}()
-	fmt.Printf("ready %d\n", <-tids)
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	return 0
-}
-
-// startHelper starts helperRole (non-dumpable when asked; as uid when it
-// is not 0) and returns its pid and the id of its second thread; it ends
-// with the test.
+// startHelper starts a helper process (non-dumpable when asked; as uid
+// when it is not 0) and returns its pid and the id of its second thread;
+// it ends with the test.
 func startHelper(t *testing.T, nondumpable bool, uid uint32) (pid, tid int) {
 	t.Helper()
-	cmd := exec.Command(publicBinary(t), "-test.run=^$")
-	cmd.Env = append(os.Environ(), "PROCGATE_TEST_ROLE=helper")
-	if nondumpable {
-		cmd.Env = append(cmd.Env, "PROCGATE_TEST_NONDUMPABLE=1")
-	}
-	if uid != 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-	}
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if _, serr := fmt.Sscanf(strings.TrimSpace(line), "ready %d", &tid); err != nil || serr != nil || tid == cmd.Process.Pid {
-		t.Fatalf("helper said %q: %v %v", line, err, serr)
-	}
-	return cmd.Process.Pid, tid
-}
-
-var (
-	publicOnce sync.Once
-	publicPath string
-	publicErr  error
-)
-
-// publicBinary returns a copy of the test binary that every user may
-// run (the build directory is root's own), in a directory removed when
-// the tests end (see TestMain's cleanup).
-func publicBinary(t *testing.T) string {
-	t.Helper()
-	publicOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "procgate-gate-test-")
-		if err != nil {
-			publicErr = err
-			return
-		}
-		publicDir = dir
-		if publicErr = os.Chmod(dir, 0o755); publicErr != nil {
-			return
-		}
-		src, err := os.ReadFile(os.Args[0])
-		if err != nil {
-			publicErr = err
-			return
-		}
-		publicPath = filepath.Join(dir, "gate.test")
-		publicErr = os.WriteFile(publicPath, src, 0o755)
-	})
-	if publicErr != nil {
-		t.Fatal(publicErr)
-	}
-	return publicPath
+	return proctest.Start(t, proctest.Options{NonDumpable: nondumpable, UID: uid})
 }
 
 // readOne answers one request and returns the process answers by pid.
@@ -154,7 +64,7 @@ func selfCaller(t *testing.T, pol gate.Policy) (*gate.Gate, *gate.Caller) {
 func TestReadThreadAndMissingPIDs(t *testing.T) {
 	g, c := selfCaller(t, compile(t, "subject everyone { }\ntarget any { }\nallow everyone any : read { status };\n"))
 	pid, tid := startHelper(t, false, 0)
-	const never = 1 << 22 // above PID_MAX_LIMIT's range (include/linux/threads.h)
+	const never = proctest.NeverPID
 	got := readOne(t, g, c, []int{pid, tid, never}, policy.ItemStatus)
 	if r := got[pid]; r == nil || r.Denial != nil || r.Items[0].Denial != nil || !strings.Contains(r.Items[0].Text, "\nPid:\t"+strconv.Itoa(pid)+"\n") {
 		t.Errorf("process %d: %+v", pid, r)
@@ -194,7 +104,7 @@ func TestThreadCaller(t *testing.T) {
 	if !errors.Is(err, unix.ESRCH) || !strings.Contains(err.Error(), "is a thread of process "+strconv.Itoa(pid)) {
 		t.Errorf("NewCaller(thread %d) = %v, want the thread refused", tid, err)
 	}
-	if _, err := g.NewThreadCaller(1<<22, 0, 0, ""); !errors.Is(err, unix.ESRCH) {
+	if _, err := g.NewThreadCaller(proctest.NeverPID, 0, 0, ""); !errors.Is(err, unix.ESRCH) {
 		t.Errorf("NewThreadCaller of a missing task = %v, want ESRCH", err)
 	}
 }

@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/internal/proctest"
 )
 
 // The test binary re-executes itself in a helper role when
@@ -20,6 +20,7 @@ import (
 const roleEnv = "PROCGATE_LIVE_TEST_ROLE"
 
 func TestMain(m *testing.M) {
+	proctest.RunRoleIfRequested()
 	if role := os.Getenv(roleEnv); role != "" {
 		if err := runRole(role); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
@@ -29,13 +30,11 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	stopPool()
+	proctest.Cleanup()
 	os.Exit(code)
 }
 
 // runRole runs a helper role:
-//
-//	thread: start a second thread, print "ready TID" with its id and
-//	wait for stdin to close.
 //
 //	creds: set gids "r,e,s" from PROCGATE_LIVE_GIDS and uids from
 //	PROCGATE_LIVE_UIDS (setresgid, setresuid: they reset dumpable), then
@@ -74,17 +73,6 @@ func runRole(role string) error {
 		fmt.Println("ready")
 		_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
 		return nil
-	case "thread":
-		runtime.LockOSThread() // the main goroutine keeps the leader to itself
-		tids := make(chan int)
-		go func() {
-			runtime.LockOSThread() // this goroutine keeps a thread of its own
-			tids <- unix.Gettid()
-			select {}
-		}()
-		fmt.Printf("ready %d\n", <-tids)
-		_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
-		return nil
 	}
 	return fmt.Errorf("unknown role %q", role)
 }
@@ -109,28 +97,5 @@ func triple(s string) ([3]int, error) {
 // and the thread's id; it ends with the test.
 func startThreaded(t *testing.T) (pid, tid int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), roleEnv+"=thread")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if _, serr := fmt.Sscanf(strings.TrimSpace(line), "ready %d", &tid); err != nil || serr != nil || tid == cmd.Process.Pid {
-		t.Fatalf("helper said %q: %v %v", line, err, serr)
-	}
-	return cmd.Process.Pid, tid
+	return proctest.Start(t, proctest.Options{})
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/procgate/procgate/internal/proctest"
 	"github.com/procgate/procgate/kernel"
 )
 
@@ -207,8 +208,8 @@ func nsIno(t *testing.T, pid int) uint64 {
 	return st.Ino
 }
 
-// A pid no task has is ESRCH: one that cannot exist (above
-// PID_MAX_LIMIT's range, include/linux/threads.h), and one whose process
+// A pid no task has is ESRCH: one that cannot exist (proctest.NeverPID),
+// and one whose process
 // exited and was reaped. A reaped pid may be taken again by a new task
 // at once (by another test's process, or a thread): then it is no longer
 // a vanished pid, and the case is tried again with another.
@@ -224,7 +225,7 @@ func TestLiveVanished(t *testing.T) {
 		}
 		return nil
 	}
-	if err := check(1 << 22); err != nil {
+	if err := check(proctest.NeverPID); err != nil {
 		t.Error(err)
 	}
 	for attempt := 0; ; attempt++ {

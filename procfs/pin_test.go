@@ -10,13 +10,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/procgate/procgate/internal/proctest"
 	"github.com/procgate/procgate/procfs"
 )
 
-// neverPID is a pid no task can have: pid_max is at most PID_MAX_LIMIT,
-// 4194304 on 64-bit kernels (include/linux/threads.h), and pids are
-// below pid_max.
-const neverPID = 1 << 22
+const neverPID = proctest.NeverPID
 
 func openProc(t *testing.T) *procfs.Root {
 	t.Helper()

@@ -15,17 +15,17 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/internal/proctest"
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// neverPID is a pid no task can have: pids are below pid_max, which is
-// at most PID_MAX_LIMIT, 4194304 on 64-bit kernels
-// (include/linux/threads.h). Tests use it for a missing process: the pid
-// of a process that exited and was reaped may be taken again at any
-// moment, by another process or by a thread (TestLiveCheckBadInput used
-// one and failed whenever that happened).
-const neverPID = 1 << 22
+// neverPID is a pid no task can have. Tests use it for a missing
+// process: the pid of a process that exited and was reaped may be taken
+// again at any moment, by another process or by a thread
+// (TestLiveCheckBadInput used one and failed whenever that happened).
+const neverPID = proctest.NeverPID
 
 // lockedThread returns the id of a thread of this process, other than
 // the leader, that stays for the whole test.

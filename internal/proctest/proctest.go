@@ -1,0 +1,149 @@
+// Package proctest holds what tests that need real processes share: the
+// test binary's helper role (a process with a second thread, optionally
+// non-dumpable, optionally run as another user) and a pid no task can
+// have.
+package proctest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// NeverPID is a pid no task can have: pids are below pid_max, which is at
+// most PID_MAX_LIMIT, 4194304 on 64-bit kernels (include/linux/threads.h).
+// A test that needs a missing process uses it: the pid of a process that
+// exited and was reaped may be taken again at any moment, by another
+// process or by a thread.
+const NeverPID = 1 << 22
+
+const (
+	roleEnv        = "PROCGATE_PROCTEST_ROLE"
+	nondumpableEnv = "PROCGATE_PROCTEST_NONDUMPABLE"
+)
+
+// RunRoleIfRequested runs the helper role and exits when the test binary
+// was started as a helper by [Start]; otherwise it returns at once. Call
+// it first in TestMain.
+func RunRoleIfRequested() {
+	if os.Getenv(roleEnv) != "thread" {
+		return
+	}
+	if os.Getenv(nondumpableEnv) != "" {
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			fmt.Fprintln(os.Stderr, "helper: PR_SET_DUMPABLE:", err)
+			os.Exit(2)
+		}
+	}
+	runtime.LockOSThread() // the main goroutine keeps the leader to itself
+	tids := make(chan int)
+	go func() {
+		runtime.LockOSThread() // this goroutine keeps a thread of its own
+		tids <- unix.Gettid()
+		select {}
+	}()
+	fmt.Printf("ready %d\n", <-tids)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
+}
+
+// Options are what a helper is.
+type Options struct {
+	// NonDumpable makes the helper non-dumpable (prctl PR_SET_DUMPABLE 0,
+	// as a setuid program is).
+	NonDumpable bool
+	// UID, when not 0, runs the helper as that uid and gid (the test must
+	// be root).
+	UID uint32
+}
+
+// Start starts the test binary as a helper (its TestMain must call
+// [RunRoleIfRequested]): a process with a second thread. It returns the
+// process's pid and the thread's id; the helper ends with the test.
+func Start(t testing.TB, o Options) (pid, tid int) {
+	t.Helper()
+	bin := os.Args[0]
+	if o.UID != 0 {
+		bin = publicBinary(t)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), roleEnv+"=thread")
+	if o.NonDumpable {
+		cmd.Env = append(cmd.Env, nondumpableEnv+"=1")
+	}
+	if o.UID != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: o.UID, Gid: o.UID}}
+	}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if _, serr := fmt.Sscanf(strings.TrimSpace(line), "ready %d", &tid); err != nil || serr != nil || tid == cmd.Process.Pid {
+		t.Fatalf("helper said %q: %v %v", line, err, serr)
+	}
+	return cmd.Process.Pid, tid
+}
+
+var (
+	publicOnce sync.Once
+	publicDir  string
+	publicPath string
+	publicErr  error
+)
+
+// publicBinary returns a copy of the test binary that every user may run
+// (the build directory is its builder's own).
+func publicBinary(t testing.TB) string {
+	t.Helper()
+	publicOnce.Do(func() {
+		if publicDir, publicErr = os.MkdirTemp("", "procgate-proctest-"); publicErr != nil {
+			return
+		}
+		if publicErr = os.Chmod(publicDir, 0o755); publicErr != nil {
+			return
+		}
+		src, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			publicErr = err
+			return
+		}
+		publicPath = filepath.Join(publicDir, filepath.Base(os.Args[0]))
+		publicErr = os.WriteFile(publicPath, src, 0o755)
+	})
+	if publicErr != nil {
+		t.Fatal(publicErr)
+	}
+	return publicPath
+}
+
+// Cleanup removes what Start left behind (the public copy of the test
+// binary); call it in TestMain after the tests ran.
+func Cleanup() {
+	if publicDir != "" {
+		os.RemoveAll(publicDir)
+	}
+}
