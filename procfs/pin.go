@@ -1,6 +1,7 @@
 package procfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -166,16 +167,22 @@ func (r *Root) PinProcessOf(tid int) (*Pin, error) {
 // only processes). A task that does not exist is an *Error wrapping
 // ESRCH.
 func (r *Root) TGID(pid int) (int, error) {
-	var buf [4096]byte
+	// The Tgid line is among the first (fs/proc/array.c
+	// task_state); the whole file may not fit, and need not.
+	var buf [1024]byte
 	b, err := ReadFile(r.fd, strconv.Itoa(pid)+"/status", buf[:0], len(buf))
 	if err != nil {
 		return 0, &Error{pid, "read status", Gone(err)}
 	}
-	st, err := ParseStatus(b)
-	if err != nil {
-		return 0, &Error{pid, "parse status", err}
+	for line := range bytes.SplitSeq(b, []byte{'\n'}) {
+		if v, ok := bytes.CutPrefix(line, []byte("Tgid:")); ok {
+			if tgid, ok := atoi(trimSpace(v)); ok {
+				return tgid, nil
+			}
+			break
+		}
 	}
-	return st.Tgid, nil
+	return 0, &Error{pid, "read status", fmt.Errorf("no Tgid line in its first %d bytes: %w", len(b), ErrMalformed)}
 }
 
 // pinnable checks that pid can be pinned in r.
