@@ -8,13 +8,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/internal/proctest"
 )
@@ -26,30 +23,6 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // again at any moment, by another process or by a thread
 // (TestLiveCheckBadInput used one and failed whenever that happened).
 const neverPID = proctest.NeverPID
-
-// lockedThread returns the id of a thread of this process, other than
-// the leader, that stays for the whole test.
-func lockedThread(t *testing.T) int {
-	t.Helper()
-	tids, stop := make(chan int), make(chan struct{})
-	lock := func() {
-		runtime.LockOSThread() // this goroutine has its thread to itself
-		defer runtime.UnlockOSThread()
-		tids <- unix.Gettid()
-		<-stop
-	}
-	go lock()
-	t.Cleanup(func() { close(stop) })
-	// A goroutine locked on the leader keeps it, so the next one is not.
-	for range 3 {
-		if tid := <-tids; tid != os.Getpid() {
-			return tid
-		}
-		go lock()
-	}
-	t.Fatal("every locked goroutine runs on the leader")
-	return 0
-}
 
 // sleeper starts a child of this process, sharing its credentials.
 func sleeper(t *testing.T) int {
@@ -151,7 +124,7 @@ func TestLiveCheckBadInput(t *testing.T) {
 // A thread id names that thread, as for the kernel (ptrace attaches to
 // threads, /proc/<tid>/ is the thread's): as target and as caller.
 func TestLiveCheckThread(t *testing.T) {
-	tid, child := lockedThread(t), sleeper(t)
+	tid, child := proctest.LockedThread(t), sleeper(t)
 	var out bytes.Buffer
 	if err := runLiveCheck(&out, child, tid, "", "ptrace_attach", "", true, false); err != nil {
 		t.Fatalf("target thread %d: %v", tid, err)

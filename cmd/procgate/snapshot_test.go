@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/procgate/procgate/internal/proctest"
 	"github.com/procgate/procgate/scenario"
 )
 
@@ -71,7 +72,7 @@ func TestSnapshotMissingPID(t *testing.T) {
 
 // A thread id is written as that thread, with its process.
 func TestSnapshotThreadPID(t *testing.T) {
-	tid := lockedThread(t)
+	tid := proctest.LockedThread(t)
 	out, err := runSnapshotCmd(t, "--pid", itoa(tid))
 	if err != nil {
 		t.Fatal(err)

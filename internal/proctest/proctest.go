@@ -45,16 +45,36 @@ func RunRoleIfRequested() {
 			os.Exit(2)
 		}
 	}
-	runtime.LockOSThread() // the main goroutine keeps the leader to itself
-	tids := make(chan int)
-	go func() {
-		runtime.LockOSThread() // this goroutine keeps a thread of its own
-		tids <- unix.Gettid()
-		select {}
-	}()
-	fmt.Printf("ready %d\n", <-tids)
+	fmt.Printf("ready %d\n", lockedThread(nil))
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	os.Exit(0)
+}
+
+// LockedThread returns the id of a thread of this process other than the
+// leader, which a goroutine locked to it keeps until the test ends.
+func LockedThread(t testing.TB) int {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	return lockedThread(stop)
+}
+
+// lockedThread locks goroutines to threads until one is not the leader
+// (one locked while it runs on the leader keeps the leader, so the next
+// cannot get it) and returns that thread's id. The goroutines end, and
+// their threads with them, when stop closes (never for a nil stop).
+func lockedThread(stop <-chan struct{}) int {
+	tids := make(chan int)
+	lock := func() {
+		runtime.LockOSThread()
+		tids <- unix.Gettid()
+		<-stop
+	}
+	for {
+		go lock()
+		if tid := <-tids; tid != os.Getpid() {
+			return tid
+		}
+	}
 }
 
 // Options are what a helper is.
