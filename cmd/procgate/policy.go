@@ -253,7 +253,7 @@ func parseProcesses(subj, tgt []string) (*policy.Subject, *policy.Target, error)
 		return nil, nil, fmt.Errorf("--subject: %w", err)
 	}
 	for _, kv := range sf {
-		if err := setProcField(&s.PID, &s.Comm, &s.UID, &s.GID, &s.Groups, &s.SELinux, &s.AppArmor, &s.Exe, &s.Cgroup, &s.PIDNS, nil, kv[0], kv[1]); err != nil {
+		if err := setProcField(&s.Process, nil, kv[0], kv[1]); err != nil {
 			return nil, nil, fmt.Errorf("--subject: %w", err)
 		}
 	}
@@ -262,7 +262,7 @@ func parseProcesses(subj, tgt []string) (*policy.Subject, *policy.Target, error)
 		return nil, nil, fmt.Errorf("--target: %w", err)
 	}
 	for _, kv := range tf {
-		if err := setProcField(&t.PID, &t.Comm, &t.UID, &t.GID, &t.Groups, &t.SELinux, &t.AppArmor, &t.Exe, &t.Cgroup, &t.PIDNS, &t.Dumpable, kv[0], kv[1]); err != nil {
+		if err := setProcField(&t.Process, &t.Dumpable, kv[0], kv[1]); err != nil {
 			return nil, nil, fmt.Errorf("--target: %w", err)
 		}
 	}
@@ -291,8 +291,9 @@ func splitKV(args []string) ([][2]string, error) {
 
 var procKeys = []string{"pid", "comm", "uid", "gid", "groups", "selinux", "apparmor", "exe", "cgroup", "pidns", "dumpable"}
 
-func setProcField(pid *int, comm *string, uid, gid *uint32, groups *[]uint32, selinux, apparmor *string,
-	exe *policy.Exe, cgroup *string, pidns *uint64, dumpable *bool, key, val string) error {
+// setProcField sets the field key of p to val; dumpable, the target's
+// flag, is nil for a subject.
+func setProcField(p *policy.Process, dumpable *bool, key, val string) error {
 	num32 := func() (uint32, error) {
 		n, err := strconv.ParseUint(val, 10, 32)
 		if err != nil {
@@ -303,49 +304,49 @@ func setProcField(pid *int, comm *string, uid, gid *uint32, groups *[]uint32, se
 	var err error
 	switch key {
 	case "pid":
-		*pid, err = strconv.Atoi(val)
+		p.PID, err = strconv.Atoi(val)
 		if err != nil {
 			return fmt.Errorf("pid=%q: want a number", val)
 		}
 	case "comm":
-		*comm = val
+		p.Comm = val
 	case "uid":
-		*uid, err = num32()
+		p.UID, err = num32()
 	case "gid":
-		*gid, err = num32()
+		p.GID, err = num32()
 	case "groups":
-		*groups = nil
+		p.Groups = nil
 		for _, g := range strings.FieldsFunc(val, func(r rune) bool { return r == ':' || r == '+' || r == ' ' }) {
 			n, perr := strconv.ParseUint(g, 10, 32)
 			if perr != nil {
 				return fmt.Errorf("groups=%q: want numbers separated by ':' or '+'", val)
 			}
-			*groups = append(*groups, uint32(n))
+			p.Groups = append(p.Groups, uint32(n))
 		}
 	case "selinux", "label", "context":
-		*selinux = val
+		p.SELinux = val
 	case "apparmor":
-		*apparmor = val
+		p.AppArmor = val
 	case "exe":
-		exe.Path = val
+		p.Exe.Path = val
 		if d, i, ok := strings.Cut(val, ":"); ok && !strings.HasPrefix(val, "/") {
 			dev, err1 := strconv.ParseUint(d, 0, 64)
 			ino, err2 := strconv.ParseUint(i, 10, 64)
 			if err1 != nil || err2 != nil {
 				return fmt.Errorf("exe=%q: want a path or DEV:INO", val)
 			}
-			exe.Dev, exe.Ino, exe.Path = dev, ino, ""
+			p.Exe.Dev, p.Exe.Ino, p.Exe.Path = dev, ino, ""
 			return nil
 		}
 		dev, ino, serr := policy.SystemResolver{}.StatExe(val)
 		if serr != nil {
 			return fmt.Errorf("exe=%q: %w", val, serr)
 		}
-		exe.Dev, exe.Ino = dev, ino
+		p.Exe.Dev, p.Exe.Ino = dev, ino
 	case "cgroup":
-		*cgroup = val
+		p.Cgroup = val
 	case "pidns":
-		*pidns, err = strconv.ParseUint(val, 10, 64)
+		p.PIDNS, err = strconv.ParseUint(val, 10, 64)
 		if err != nil {
 			return fmt.Errorf("pidns=%q: want a number", val)
 		}

@@ -150,7 +150,7 @@ func TestPolicyWhy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := p.Explain(&policy.Subject{UID: 1000, Comm: "gdb"}, &policy.Target{UID: 1000, Dumpable: true}, 0, policy.ItemMem)
+	e := p.Explain(&policy.Subject{Process: policy.Process{UID: 1000, Comm: "gdb"}}, &policy.Target{Process: policy.Process{UID: 1000}, Dumpable: true}, 0, policy.ItemMem)
 	out, code := runPolicyCmd(t, "why", e.AuditLine())
 	if code != 0 || !strings.Contains(out, "protect a : attach { mem };") || !strings.Contains(out, "denied attach:mem") {
 		t.Errorf("why: exit %d\n%s", code, out)
