@@ -373,11 +373,15 @@ func TestAuditLineRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseAuditLine(%q): %v", line, err)
 		}
-		if rec.Granted != e.Allowed || rec.Item != tc.it || rec.Generation != p.Generation() {
+		if rec.Record.Granted != e.Allowed || rec.Item != tc.it || rec.Record.Generation != p.Generation() {
 			t.Errorf("round trip of %q = %+v", line, rec)
 		}
 		var refs []string
-		for _, r := range rec.Rules {
+		rules := rec.Rules
+		if rec.Nearest.Effect != 0 {
+			rules = append([]RuleRef{rec.Nearest}, rules...)
+		}
+		for _, r := range rules {
 			refs = append(refs, r.String())
 			if got, ok := p.RuleAt(r.Pos.File, r.Pos.Line); !ok || got.Effect != r.Effect {
 				t.Errorf("RuleAt(%s) = %v, %v", r, got, ok)
@@ -386,11 +390,11 @@ func TestAuditLineRoundTrip(t *testing.T) {
 		if got := strings.Join(refs, "+"); got != tc.rules {
 			t.Errorf("rules of %q = %q, want %q", line, got, tc.rules)
 		}
-		if rec.Fields["comm"] != tc.s.Comm || rec.Fields["tcomm"] != tc.t.Comm {
-			t.Errorf("fields = %v", rec.Fields)
+		if rec.Record.Subject.Comm != tc.s.Comm || rec.Record.Target.Comm != tc.t.Comm {
+			t.Errorf("fields = %+v", rec.Record)
 		}
 	}
-	for _, bad := range []string{"", "procgate: maybe { read:io } for rule=none", "procgate: denied { read:mem } for rule=none", "procgate: denied { read:io } for pid=1", "procgate: denied { read:io } for rule=allow@x"} {
+	for _, bad := range []string{"", "broker: maybe { read:io } for rule=none", "broker: denied { read:mem } for rule=none", "broker: denied { read:io } for pid=1", "broker: denied { read:io } for rule=allow@x"} {
 		if _, err := ParseAuditLine(bad); err == nil {
 			t.Errorf("ParseAuditLine(%q) = nil error", bad)
 		}

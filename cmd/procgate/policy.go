@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -492,49 +494,76 @@ func runWhy(out io.Writer, line string, files []string) error {
 	if err != nil {
 		return &exitError{2, fmt.Errorf("policy why: %w", err)}
 	}
-	verdict := "denied"
-	if rec.Granted {
-		verdict = "granted"
+	r := &rec.Record
+	if !r.Time.IsZero() {
+		fmt.Fprintf(out, "record %d, %s\n", r.Serial, r.Time.Format(time.RFC3339Nano))
 	}
-	f := rec.Fields
-	fmt.Fprintf(out, "%s %s: pid %s (%s, uid %s) on pid %s (%s, uid %s), policy generation %d\n",
-		verdict, rec.Item.AccessName(), f["pid"], f["comm"], f["uid"], f["tpid"], f["tcomm"], f["tuid"], rec.Generation)
+	if r.IsSummary() {
+		fmt.Fprintf(out, "%s %s: %d more decision(s) for uid %d on uid %d not logged (rate limit), policy generation %d\n",
+			r.Result(), rec.Item.AccessName(), r.Suppressed, r.Subject.UID, r.Target.UID, r.Generation)
+		fmt.Fprintln(out, "a summary names no rule")
+		return nil
+	}
+	fmt.Fprintf(out, "%s %s: pid %d (%q, uid %d) on pid %d (%q, uid %d), policy generation %d\n",
+		r.Result(), rec.Item.AccessName(), r.Subject.PID, r.Subject.Comm, r.Subject.UID, r.Target.PID, r.Target.Comm, r.Target.UID, r.Generation)
+	if r.Reason != "" {
+		fmt.Fprintf(out, "reason: %s\n", printable(r.Reason))
+	}
+	type named struct {
+		ref   policy.RuleRef
+		label string
+	}
+	var refs []named
 	if rec.Default {
 		fmt.Fprintln(out, "no allow rule applied (default deny)")
+		if rec.Nearest.Effect != 0 {
+			refs = append(refs, named{rec.Nearest, "nearest allow rule that did not apply"})
+		}
+	}
+	for _, ref := range rec.Rules {
+		refs = append(refs, named{ref, "rule"})
 	}
 	byFile := map[string]*policy.Policy{}
 	missing := 0
-	for _, r := range rec.Rules {
+	for _, n := range refs {
+		ref := printable(n.ref.String())
 		srcs := files
 		if len(srcs) == 0 {
-			srcs = []string{r.Pos.File}
+			srcs = []string{n.ref.Pos.File}
 		}
 		key := strings.Join(srcs, "\x00")
 		p, ok := byFile[key]
 		if !ok {
 			p, err = loadPolicies(srcs, strings.NewReader(""))
 			if err != nil {
-				fmt.Fprintf(out, "%s: cannot load the policy: %v\n", r, err)
+				fmt.Fprintf(out, "%s %s: cannot load the policy: %v\n", n.label, ref, err)
 				missing++
 				continue
 			}
 			byFile[key] = p
 		}
-		label := "rule"
-		if rec.Default {
-			label = "nearest allow rule that did not apply"
-		}
-		if ref, ok := p.RuleAt(r.Pos.File, r.Pos.Line); ok && ref.Effect == r.Effect {
-			fmt.Fprintf(out, "%s %s: %s\n", label, r, ref.Text)
+		if got, ok := p.RuleAt(n.ref.Pos.File, n.ref.Pos.Line); ok && got.Effect == n.ref.Effect {
+			fmt.Fprintf(out, "%s %s: %s\n", n.label, ref, got.Text)
 			continue
 		}
-		fmt.Fprintf(out, "%s %s: no %s rule at that line now: the policy changed since the record was written\n", label, r, r.Effect)
+		fmt.Fprintf(out, "%s %s: no %s rule at that line now: the policy changed since the record was written\n", n.label, ref, n.ref.Effect)
 		missing++
 	}
 	if missing > 0 {
 		return &exitError{1, fmt.Errorf("%d rule(s) not found", missing)}
 	}
 	return nil
+}
+
+// printable returns s as it is when it holds only printable characters,
+// else quoted: text from a log line must not drive the terminal.
+func printable(s string) string {
+	for _, c := range s {
+		if !unicode.IsPrint(c) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 func newPolicyDefaultCmd() *cobra.Command {

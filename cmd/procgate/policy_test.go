@@ -98,7 +98,7 @@ protect secret : read { io };
 		t.Errorf("explain status: exit %d\n%s", code, out)
 	}
 	out, code = runPolicyCmd(t, "explain", path, "--subject", "uid=1000", "--target", "uid=0", "--item", "io,environ")
-	if code != 1 || !strings.Contains(out, "refuse:  protect@"+path+":6") || !strings.Contains(out, "record:  procgate: denied { read:io }") {
+	if code != 1 || !strings.Contains(out, "refuse:  protect@"+path+":6") || !strings.Contains(out, "record:  broker: denied { read:io }") {
 		t.Errorf("explain io: exit %d\n%s", code, out)
 	}
 	out, code = runPolicyCmd(t, "explain", path, "--subject", "uid=x", "--target", "uid=0", "--item", "io")
