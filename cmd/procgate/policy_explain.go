@@ -23,10 +23,12 @@ prints, for each item, the decision, the classes each process belongs to,
 the relational facts and the deciding rules as file:line, or the nearest
 allow rules that did not apply.
 
-Process keys: uid, gid, groups (g1:g2 or g1+g2), selinux, apparmor, exe (a
-path, stat'ed for its device and inode, or DEV:INO), cgroup, pidns, pid, comm;
-for the target also dumpable (true|false, default true). Values that contain
-commas (MLS levels) are kept whole.
+Process keys: uid and gid (a number, or a user or group name resolved as
+policy files resolve them), groups (numbers or group names separated by
+',', ':' or '+'), selinux, apparmor, exe (a path, stat'ed for its device and
+inode, or DEV:INO), cgroup, pidns, pid, comm; for the target also dumpable
+(true|false, default true). Values that contain commas (MLS levels, group
+lists) are kept whole.
 
 Exit status: 0 every item allowed, 1 some item denied, 2 invalid input.`,
 		Args: cobra.MinimumNArgs(1),
@@ -136,13 +138,6 @@ var procKeys = []string{"pid", "comm", "uid", "gid", "groups", "selinux", "appar
 // setProcField sets the field key of p to val; dumpable, the target's
 // flag, is nil for a subject.
 func setProcField(p *policy.Process, dumpable *bool, key, val string) error {
-	num32 := func() (uint32, error) {
-		n, err := strconv.ParseUint(val, 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("%s=%q: want a number", key, val)
-		}
-		return uint32(n), nil
-	}
 	var err error
 	switch key {
 	case "pid":
@@ -153,17 +148,17 @@ func setProcField(p *policy.Process, dumpable *bool, key, val string) error {
 	case "comm":
 		p.Comm = val
 	case "uid":
-		p.UID, err = num32()
+		p.UID, err = resolveID(key, val, true)
 	case "gid":
-		p.GID, err = num32()
+		p.GID, err = resolveID(key, val, false)
 	case "groups":
 		p.Groups = nil
-		for _, g := range strings.FieldsFunc(val, func(r rune) bool { return r == ':' || r == '+' || r == ' ' }) {
-			n, perr := strconv.ParseUint(g, 10, 32)
-			if perr != nil {
-				return fmt.Errorf("groups=%q: want numbers separated by ':' or '+'", val)
+		for _, g := range strings.FieldsFunc(val, func(r rune) bool { return r == ',' || r == ':' || r == '+' || r == ' ' }) {
+			id, err := resolveID(key, g, false)
+			if err != nil {
+				return err
 			}
-			p.Groups = append(p.Groups, uint32(n))
+			p.Groups = append(p.Groups, id)
 		}
 	case "selinux", "label", "context":
 		p.SELinux = val
@@ -204,4 +199,22 @@ func setProcField(p *policy.Process, dumpable *bool, key, val string) error {
 		return fmt.Errorf("unknown key %q (known: %s)", key, strings.Join(procKeys, ", "))
 	}
 	return err
+}
+
+// resolveID returns the id a uid, gid or groups value names: a number as
+// it is, else a user (user) or group name looked up as policy files look
+// their names up (policy.SystemResolver: the passwd and group databases).
+func resolveID(key, val string, user bool) (uint32, error) {
+	if n, err := strconv.ParseUint(val, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	lookup, what := policy.SystemResolver{}.LookupGroup, "group"
+	if user {
+		lookup, what = policy.SystemResolver{}.LookupUser, "user"
+	}
+	id, err := lookup(val)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: want a number or a %s name of this machine: %w", key, val, what, err)
+	}
+	return id, nil
 }

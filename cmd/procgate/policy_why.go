@@ -13,16 +13,23 @@ import (
 	"github.com/procgate/procgate/policy"
 )
 
+// newPolicyWhyCmd is `procgate policy why`: audit2why for a logged record.
 func newPolicyWhyCmd() *cobra.Command {
 	var files []string
 	cmd := &cobra.Command{
-		Use:   "why 'AUDIT LINE' [--policy FILE]",
+		Use:   "why 'AUDIT RECORD' [--policy FILE]",
 		Short: "Show the rule behind a logged decision",
-		Long: `why parses an audit line written by procgate (the AVC-shaped "procgate:
-denied { read:environ } for ... rule=... gen=N" record) and prints the rules
-it names with their source text, read from --policy or else from the file
-named in the record. Exit status 1 when a named rule is no longer at that
-line (the policy changed since the record was written).`,
+		Long: `why parses one audit record as procgate writes it (docs/api.md, "Audit log
+and metrics"): a line of the broker's audit log, AVC-shaped
+("audit(…): broker: denied { read:environ } for … rule=… gen=N") or JSON,
+with or without a syslog or journal prefix, or the record printed by
+policy explain --audit-line. It prints the decision and the rules the record
+names with their source text, read from --policy or else from the file
+named in the record; for a rate-limit summary, what it stands for.
+
+Exit status: 0 success; 1 a named rule is no longer at that line (the
+policy changed since the record was written); 2 the line is no record (the
+message gives the column).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runWhy(cmd.OutOrStdout(), args[0], files)
@@ -32,6 +39,8 @@ line (the policy changed since the record was written).`,
 	return cmd
 }
 
+// runWhy explains one record (package audit) with the policy files that
+// decided it.
 func runWhy(out io.Writer, line string, files []string) error {
 	rec, err := policy.ParseAuditLine(line)
 	if err != nil {
