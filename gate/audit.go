@@ -2,25 +2,23 @@ package gate
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/procgate/procgate/policy"
+	"github.com/procgate/procgate/audit"
 )
 
-// AuditFormat selects the audit record format.
-type AuditFormat uint8
+// AuditFormat selects the audit record's shape (package audit).
+type AuditFormat = audit.Format
 
 // The formats: the kernel's AVC shape (policy-language.md §6.6) or one
 // JSON object per line.
 const (
-	AuditAVC AuditFormat = iota
-	AuditJSON
+	AuditAVC  = audit.AVC
+	AuditJSON = audit.JSON
 )
 
 // AuditEvent is one audited decision. It never carries the value read:
@@ -39,6 +37,24 @@ type AuditEvent struct {
 	TContext string
 	Rule     string
 	Reason   string
+	// Generation is the generation of the policy that decided.
+	Generation uint64
+}
+
+// record returns the event as an audit record (without its serial).
+func (ev *AuditEvent) record() audit.Record {
+	access, name := ev.Item.AuditAccess()
+	rule := ev.Rule
+	if rule == "" {
+		rule = "none"
+	}
+	return audit.Record{
+		Time: ev.Time, Granted: ev.Granted, Access: access, Item: name,
+		Subject:    audit.Process{PID: ev.PID, Comm: ev.Comm, UID: ev.UID, Context: ev.SContext},
+		Target:     audit.Process{PID: ev.TPID, Comm: ev.TComm, UID: ev.TUID, Context: ev.TContext},
+		Rule:       rule,
+		Generation: ev.Generation, Reason: ev.Reason,
+	}
 }
 
 // AuditConfig configures an Auditor.
@@ -48,8 +64,9 @@ type AuditConfig struct {
 	Path   string
 	Format AuditFormat
 	// Burst is how many records per (subject uid, target uid, item,
-	// result) key are written per Interval; the rest are counted and
-	// summarised in one "suppressed=N" record. 0 means no rate limit.
+	// result, policy generation) key are written per Interval; the rest
+	// are counted and summarised in one "suppressed=N" record. 0 means no
+	// rate limit.
 	Burst    int
 	Interval time.Duration
 }
@@ -58,10 +75,12 @@ type auditKey struct {
 	uid, tuid uint32
 	item      Item
 	granted   bool
+	gen       uint64
 }
 
-// Auditor writes audit records. It buffers them and flushes every 100
-// ms, on Reopen and on Close; Close loses none.
+// Auditor writes audit records in the one record format (package audit),
+// numbered from 1. It buffers them and flushes every 100 ms, on Reopen
+// and on Close; Close loses none.
 type Auditor struct {
 	cfg AuditConfig
 
@@ -145,7 +164,7 @@ func (a *Auditor) record(ev *AuditEvent, fill func(*AuditEvent)) {
 	a.events++
 	a.rollWindowLocked(ev.Time)
 	if a.cfg.Burst > 0 {
-		k := auditKey{ev.UID, ev.TUID, ev.Item, ev.Granted}
+		k := auditKey{ev.UID, ev.TUID, ev.Item, ev.Granted, ev.Generation}
 		if a.perKey[k] >= a.cfg.Burst {
 			a.suppressed[k]++
 			a.dropped++
@@ -156,7 +175,8 @@ func (a *Auditor) record(ev *AuditEvent, fill func(*AuditEvent)) {
 	if fill != nil {
 		fill(ev)
 	}
-	a.writeLocked(ev, 0)
+	r := ev.record()
+	a.writeLocked(&r)
 }
 
 // rollWindowLocked starts a new rate-limit window when the current one
@@ -176,143 +196,33 @@ func (a *Auditor) rollWindowLocked(now time.Time) {
 // Preconditions: a.mu is held.
 func (a *Auditor) summariesLocked(now time.Time) {
 	for k, n := range a.suppressed {
-		a.writeLocked(&AuditEvent{Time: now, Granted: k.granted, Item: k.item, UID: k.uid, TUID: k.tuid}, n)
+		access, name := k.item.AuditAccess()
+		a.writeLocked(&audit.Record{
+			Time: now, Granted: k.granted, Access: access, Item: name,
+			Subject: audit.Process{UID: k.uid}, Target: audit.Process{UID: k.tuid},
+			Generation: k.gen, Suppressed: uint64(n),
+		})
 	}
 	clear(a.suppressed)
 	clear(a.perKey)
 }
 
-// writeLocked formats one record; suppressed > 0 makes it a summary.
+// writeLocked numbers r and writes it.
 //
 // Preconditions: a.mu is held.
-func (a *Auditor) writeLocked(ev *AuditEvent, suppressed int) {
+func (a *Auditor) writeLocked(r *audit.Record) {
 	a.serial++
 	a.records++
+	r.Serial = a.serial
 	b := a.buf[:0]
 	if a.cfg.Format == AuditJSON {
-		rec := map[string]any{
-			"time": ev.Time.UTC().Format(time.RFC3339Nano), "serial": a.serial,
-			"result": result(ev.Granted), "access": access(ev.Item), "item": ev.Item.String(),
-			"uid": ev.UID, "tuid": ev.TUID,
-		}
-		if suppressed > 0 {
-			rec["suppressed"] = suppressed
-		} else {
-			rec["pid"], rec["comm"], rec["tpid"], rec["tcomm"] = ev.PID, ev.Comm, ev.TPID, ev.TComm
-			rec["scontext"], rec["tcontext"], rec["rule"], rec["reason"] = ev.SContext, ev.TContext, ev.Rule, ev.Reason
-			rec["permissive"] = 0
-		}
-		j, _ := json.Marshal(rec)
-		b = append(append(b, j...), '\n')
+		b = audit.AppendJSON(b, r)
 	} else {
-		ms := ev.Time.UnixMilli()
-		b = append(b, "audit("...)
-		b = strconv.AppendInt(b, ms/1000, 10)
-		b = append(b, '.')
-		b = append(b, byte('0'+ms%1000/100), byte('0'+ms%100/10), byte('0'+ms%10))
-		b = append(b, ':')
-		b = strconv.AppendUint(b, a.serial, 10)
-		b = append(b, "): broker: "...)
-		b = append(b, result(ev.Granted)...)
-		b = append(b, " { "...)
-		b = append(b, access(ev.Item)...)
-		if ev.Item != policy.ItemAttach {
-			b = append(b, ':')
-			b = append(b, ev.Item.String()...)
-		}
-		b = append(b, " } for "...)
-		if suppressed > 0 {
-			b = append(b, "uid="...)
-			b = strconv.AppendUint(b, uint64(ev.UID), 10)
-			b = append(b, " tuid="...)
-			b = strconv.AppendUint(b, uint64(ev.TUID), 10)
-			b = append(b, " suppressed="...)
-			b = strconv.AppendInt(b, int64(suppressed), 10)
-		} else {
-			b = appendProcess(b, false, ev.PID, ev.Comm, ev.UID, ev.SContext)
-			b = append(b, ' ')
-			b = appendProcess(b, true, ev.TPID, ev.TComm, ev.TUID, ev.TContext)
-			b = append(b, " rule="...)
-			if ev.Rule == "" {
-				b = append(b, "none"...)
-			} else {
-				b = appendToken(b, ev.Rule)
-			}
-			if !ev.Granted {
-				b = append(b, " permissive=0"...)
-			}
-		}
-		b = append(b, '\n')
+		b = audit.AppendAVC(b, r)
 	}
+	b = append(b, '\n')
 	a.buf = b
 	a.w.Write(b)
-}
-
-func result(granted bool) string {
-	if granted {
-		return "granted"
-	}
-	return "denied"
-}
-
-func access(it Item) string {
-	if it.Attach() {
-		return "attach"
-	}
-	return "read"
-}
-
-// appendProcess appends one side of a record: "pid=… comm=… uid=…" and,
-// when set, "scontext=…" for the subject; "tpid=… tcomm=… tuid=…
-// tcontext=…" for the target.
-func appendProcess(b []byte, target bool, pid int, comm string, uid uint32, context string) []byte {
-	prefix, ctx := "", " scontext="
-	if target {
-		prefix, ctx = "t", " tcontext="
-	}
-	b = append(append(b, prefix...), "pid="...)
-	b = strconv.AppendInt(b, int64(pid), 10)
-	b = append(append(append(b, ' '), prefix...), "comm="...)
-	b = appendComm(b, comm)
-	b = append(append(append(b, ' '), prefix...), "uid="...)
-	b = strconv.AppendUint(b, uint64(uid), 10)
-	if context != "" {
-		b = append(append(b, ctx...), context...)
-	}
-	return b
-}
-
-// appendComm appends a command name as the kernel's audit does: quoted
-// when it holds only safe characters, hex-encoded otherwise.
-func appendComm(b []byte, s string) []byte {
-	safe := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= 0x20 || c >= 0x7f || c == '"' {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		b = append(b, '"')
-		b = append(b, s...)
-		return append(b, '"')
-	}
-	for i := 0; i < len(s); i++ {
-		b = append(b, "0123456789ABCDEF"[s[i]>>4], "0123456789ABCDEF"[s[i]&0xf])
-	}
-	return b
-}
-
-// appendToken appends s with spaces replaced, so a field stays one token.
-func appendToken(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == ' ' || c == '\n' || c == '\t' {
-			c = '_'
-		}
-		b = append(b, c)
-	}
-	return b
 }
 
 // Reopen flushes and reopens the log file (log rotation, SIGHUP).

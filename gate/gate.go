@@ -563,6 +563,7 @@ func (g *Gate) decide(pol Policy, s *policy.Subject, t *policy.Target, rel polic
 			Time: time.Now(), Granted: vd.Allowed, Item: it,
 			PID: s.PID, Comm: s.Comm, UID: s.UID, SContext: firstNonEmpty(s.SELinux, s.AppArmor),
 			TPID: t.PID, TComm: t.Comm, TUID: t.UID, TContext: firstNonEmpty(t.SELinux, t.AppArmor),
+			Generation: pol.Generation(),
 		}
 		// The deciding rule is looked up (the policy's slow path) only
 		// for a record that is written, not for one the rate limit

@@ -62,9 +62,9 @@ func TestAuditFormat(t *testing.T) {
 		want   []string
 	}{
 		{"avc denial", gate.AuditAVC, gate.AuditEvent{Item: policy.ItemEnviron, PID: 10, Comm: "lsof", UID: 1000, TPID: 20, TComm: "ssh agent", TUID: 0, Rule: "none"},
-			[]string{"): broker: denied { read:environ } for pid=10 comm=\"lsof\" uid=1000 tpid=20 tcomm=737368206167656E74 tuid=0 rule=none permissive=0\n"}},
+			[]string{"): broker: denied { read:environ } for pid=10 comm=\"lsof\" uid=1000 tpid=20 tcomm=737368206167656E74 tuid=0 rule=none gen=0 permissive=0\n"}},
 		{"avc attach grant", gate.AuditAVC, gate.AuditEvent{Granted: true, Item: policy.ItemAttach, PID: 1, Comm: "gdb", Rule: "allow@a.pol:3+auditallow@a.pol:4"},
-			[]string{"broker: granted { attach } for pid=1", "rule=allow@a.pol:3+auditallow@a.pol:4\n"}},
+			[]string{"broker: granted { attach } for pid=1", "rule=allow@a.pol:3+auditallow@a.pol:4 gen=0\n"}},
 		{"avc contexts, an attach-class item", gate.AuditAVC, gate.AuditEvent{Item: policy.ItemMem, PID: 5, Comm: "gdb", UID: 7, SContext: "u:r:gdb_t:s0", TPID: 6, TComm: "app", TUID: 8, TContext: "u:r:app_t:s0"},
 			[]string{`broker: denied { attach:mem } for pid=5 comm="gdb" uid=7 scontext=u:r:gdb_t:s0 tpid=6 tcomm="app" tuid=8 tcontext=u:r:app_t:s0 rule=none`}},
 		{"json", gate.AuditJSON, gate.AuditEvent{Item: policy.ItemIO, PID: 1, Comm: "x", Reason: "no rule"},

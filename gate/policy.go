@@ -1,8 +1,6 @@
 package gate
 
 import (
-	"strings"
-
 	"github.com/procgate/procgate/policy"
 )
 
@@ -35,25 +33,15 @@ var _ interface {
 } = (*policy.Policy)(nil)
 
 // ruleOf names the rules that decided, "allow@default.pol:7+auditallow@…",
-// or "none(nearest: …)" when no rule matched.
+// or "none(nearest)" when no rule matched: the rule= field of the record
+// the policy's explanation produces.
 func ruleOf(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation, it Item) (rule, reason string) {
 	ex, ok := pol.(explainer)
 	if !ok {
 		return "", ""
 	}
-	e := ex.Explain(s, t, rel, it)
-	refs := e.Deciding()
-	parts := make([]string, 0, len(refs))
-	for _, r := range refs {
-		parts = append(parts, r.String())
-	}
-	if len(parts) == 0 {
-		if len(e.NearMisses) > 0 {
-			return "none(" + e.NearMisses[0].Rule.String() + ")", e.Reason
-		}
-		return "none", e.Reason
-	}
-	return strings.Join(parts, "+"), e.Reason
+	r := ex.Explain(s, t, rel, it).Record()
+	return r.Rule, r.Reason
 }
 
 // kernelBound reports whether grants are bounded by the caller's MAC

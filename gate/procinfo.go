@@ -192,18 +192,18 @@ func hashGroups(groups []uint32) uint64 {
 
 // subject returns the policy's view of a caller.
 func (pi *procInfo) subject(uid, gid uint32) policy.Subject {
-	return policy.Subject{
+	return policy.Subject{Process: policy.Process{
 		PID: pi.st.Pid, Comm: pi.st.Name, UID: uid, GID: gid, Groups: pi.st.Groups,
 		SELinux: pi.labelsSELinux, AppArmor: pi.labelsAppArmor,
 		Exe: pi.exe, Cgroup: pi.cgroup, PIDNS: pi.pidns,
-	}
+	}}
 }
 
 // target returns the policy's view of a target.
 func (pi *procInfo) target(dumpable bool) policy.Target {
-	return policy.Target{
+	return policy.Target{Process: policy.Process{
 		PID: pi.st.Pid, Comm: pi.st.Name, UID: pi.st.UIDs[1], GID: pi.st.GIDs[1], Groups: pi.st.Groups,
 		SELinux: pi.labelsSELinux, AppArmor: pi.labelsAppArmor,
-		Exe: pi.exe, Cgroup: pi.cgroup, PIDNS: pi.pidns, Dumpable: dumpable,
-	}
+		Exe: pi.exe, Cgroup: pi.cgroup, PIDNS: pi.pidns,
+	}, Dumpable: dumpable}
 }

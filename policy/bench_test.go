@@ -114,8 +114,8 @@ func bigPolicy(n int) string {
 // slot is cleared before every decision, so each one runs the index.
 func BenchmarkDecideMiss10k(b *testing.B) {
 	p := mustLoad(b, bigPolicy(10000))
-	s := &Subject{UID: 1005, GID: 1005, Groups: []uint32{2001, 2002, 2003}}
-	t := &Target{UID: 1007, GID: 1007, Cgroup: "/kubepods.slice/pod7/c.scope", Dumpable: true}
+	s := &Subject{Process: Process{UID: 1005, GID: 1005, Groups: []uint32{2001, 2002, 2003}}}
+	t := &Target{Process: Process{UID: 1007, GID: 1007, Cgroup: "/kubepods.slice/pod7/c.scope"}, Dumpable: true}
 	ss, ts := p.SubjectSet(s), p.TargetSet(t)
 	facts := p.Relate(s, t, 0)
 	slot := &p.cache.slots[(hashKey(ss.key, ts.key, facts)>>4)&(avcSlots-1)]

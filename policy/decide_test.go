@@ -38,14 +38,14 @@ func mustLoad(t testing.TB, src string) *Policy {
 var (
 	hostNS  = uint64(initPIDNS)
 	podNS   = uint64(4026532001)
-	nodeExp = &Subject{PID: 10, Comm: "node_exporter", UID: 990, GID: 990, Exe: Exe{1, 100, "/usr/bin/node_exporter"}, PIDNS: hostNS, Cgroup: "/system.slice/node_exporter.service"}
-	lsofPod = &Subject{PID: 11, Comm: "lsof", UID: 0, GID: 0, Exe: Exe{1, 101, "/usr/bin/lsof"}, PIDNS: podNS, Cgroup: "/kubepods.slice/pod1/c1.scope"}
-	alice   = &Subject{PID: 12, Comm: "gdb", UID: 1000, GID: 1000, Groups: []uint32{500}, Exe: Exe{1, 103, "/usr/bin/gdb"}, PIDNS: hostNS, Cgroup: "/user.slice/u1000"}
-	bob     = &Subject{PID: 13, Comm: "bash", UID: 1001, GID: 1001, PIDNS: hostNS, Cgroup: "/user.slice/u1001"}
-	appA    = &Target{PID: 20, Comm: "app", UID: 1000, GID: 1000, Dumpable: true, PIDNS: hostNS, Cgroup: "/user.slice/u1000"}
-	appPod  = &Target{PID: 21, Comm: "nginx", UID: 33, GID: 33, Dumpable: true, PIDNS: podNS, Cgroup: "/kubepods.slice/pod1/c1.scope"}
-	sshdA   = &Target{PID: 22, Comm: "sshd", UID: 1000, GID: 1000, Dumpable: true, Exe: Exe{1, 102, "/usr/sbin/sshd"}, SELinux: "system_u:system_r:sshd_t:s0", PIDNS: hostNS}
-	agent   = &Target{PID: 23, Comm: "ssh-agent", UID: 1000, GID: 1000, Dumpable: false, PIDNS: hostNS}
+	nodeExp = &Subject{Process: Process{PID: 10, Comm: "node_exporter", UID: 990, GID: 990, Exe: Exe{1, 100, "/usr/bin/node_exporter"}, PIDNS: hostNS, Cgroup: "/system.slice/node_exporter.service"}}
+	lsofPod = &Subject{Process: Process{PID: 11, Comm: "lsof", UID: 0, GID: 0, Exe: Exe{1, 101, "/usr/bin/lsof"}, PIDNS: podNS, Cgroup: "/kubepods.slice/pod1/c1.scope"}}
+	alice   = &Subject{Process: Process{PID: 12, Comm: "gdb", UID: 1000, GID: 1000, Groups: []uint32{500}, Exe: Exe{1, 103, "/usr/bin/gdb"}, PIDNS: hostNS, Cgroup: "/user.slice/u1000"}}
+	bob     = &Subject{Process: Process{PID: 13, Comm: "bash", UID: 1001, GID: 1001, PIDNS: hostNS, Cgroup: "/user.slice/u1001"}}
+	appA    = &Target{Process: Process{PID: 20, Comm: "app", UID: 1000, GID: 1000, PIDNS: hostNS, Cgroup: "/user.slice/u1000"}, Dumpable: true}
+	appPod  = &Target{Process: Process{PID: 21, Comm: "nginx", UID: 33, GID: 33, PIDNS: podNS, Cgroup: "/kubepods.slice/pod1/c1.scope"}, Dumpable: true}
+	sshdA   = &Target{Process: Process{PID: 22, Comm: "sshd", UID: 1000, GID: 1000, Exe: Exe{1, 102, "/usr/sbin/sshd"}, SELinux: "system_u:system_r:sshd_t:s0", PIDNS: hostNS}, Dumpable: true}
+	agent   = &Target{Process: Process{PID: 23, Comm: "ssh-agent", UID: 1000, GID: 1000, PIDNS: hostNS}, Dumpable: false}
 )
 
 const brokerPolicy = `
@@ -117,7 +117,7 @@ func TestDecideBrokerPolicy(t *testing.T) {
 		{"debugger other uid", alice, appPod, 0, ItemAttach, false, true},
 		{"debugger on sshd refused by protect", alice, sshdA, 0, ItemAttach, false, true},
 		{"debugger on non-dumpable agent", alice, agent, 0, ItemAttach, false, true},
-		{"non-member", bob, &Target{UID: 1001, GID: 1001, Dumpable: true}, 0, ItemAttach, false, true},
+		{"non-member", bob, &Target{Process: Process{UID: 1001, GID: 1001}, Dumpable: true}, 0, ItemAttach, false, true},
 		{"item outside the vocabulary", alice, appA, 0, Item(200), false, true},
 	})
 	lookups, hits, misses := p.Stats()
@@ -164,8 +164,8 @@ func TestCombinationRules(t *testing.T) {
 		{"not same_uid fails", `subject s {} target a {} allow s a : read { io } when not same_uid;`, alice, appA, 0, ItemIO, false, true},
 		{"same_gid", `subject s {} target a {} allow s a : read { io } when same_gid;`, alice, appA, 0, ItemIO, true, false},
 		{"same_cgroup", `subject s {} target a {} allow s a : read { io } when same_cgroup;`, alice, appA, 0, ItemIO, true, false},
-		{"same_label", `subject s {} target a {} allow s a : read { io } when same_label;`, &Subject{SELinux: "u:r:sshd_t:s0"}, sshdA, 0, ItemIO, false, true},
-		{"same_label equal", `subject s {} target a {} allow s a : read { io } when same_label;`, &Subject{SELinux: "system_u:system_r:sshd_t:s0"}, sshdA, 0, ItemIO, true, false},
+		{"same_label", `subject s {} target a {} allow s a : read { io } when same_label;`, &Subject{Process: Process{SELinux: "u:r:sshd_t:s0"}}, sshdA, 0, ItemIO, false, true},
+		{"same_label equal", `subject s {} target a {} allow s a : read { io } when same_label;`, &Subject{Process: Process{SELinux: "system_u:system_r:sshd_t:s0"}}, sshdA, 0, ItemIO, true, false},
 		{"same_container pidns", `option same_container pidns; subject s {} target a {} allow s a : read { io } when same_container;`, bob, appA, 0, ItemIO, true, false},
 		{"same_container both needs cgroup", `subject s {} target a {} allow s a : read { io } when same_container;`, bob, appA, 0, ItemIO, false, true},
 		{"same_container cgroup", `option same_container cgroup; subject s {} target a {} allow s a : read { io } when same_container;`, alice, appA, 0, ItemIO, true, false},
@@ -222,7 +222,7 @@ func TestSelectors(t *testing.T) {
 		{"not uid 1001; not uid 1002", alice, true},
 		{"exe /usr/bin/gdb", alice, true},
 		{"exe /usr/bin/lsof", alice, false},
-		{"exe /usr/bin/gdb", &Subject{Exe: Exe{Path: "/usr/bin/gdb"}}, false}, // path alone never matches
+		{"exe /usr/bin/gdb", &Subject{Process: Process{Exe: Exe{Path: "/usr/bin/gdb"}}}, false}, // path alone never matches
 		{"exe /nonexistent", alice, false},
 		{"cgroup /user.slice/*", alice, true},
 		{"cgroup /system.slice/**", alice, false},
@@ -230,13 +230,13 @@ func TestSelectors(t *testing.T) {
 		{"container any", alice, false},
 		{"container any", lsofPod, true},
 		{"container 4026532001", lsofPod, true},
-		{"type sshd_t", &Subject{SELinux: "system_u:system_r:sshd_t:s0"}, true},
-		{"type ssh*", &Subject{SELinux: "system_u:system_r:sshd_t:s0-s0:c0.c1023"}, true},
+		{"type sshd_t", &Subject{Process: Process{SELinux: "system_u:system_r:sshd_t:s0"}}, true},
+		{"type ssh*", &Subject{Process: Process{SELinux: "system_u:system_r:sshd_t:s0-s0:c0.c1023"}}, true},
 		{"type sshd_t", &Subject{}, false},
-		{"label *:unconfined_r:*", &Subject{SELinux: "unconfined_u:unconfined_r:unconfined_t:s0"}, true},
-		{"apparmor firefox", &Subject{AppArmor: "firefox (enforce)"}, true},
-		{"apparmor fire*", &Subject{AppArmor: "firefox"}, true},
-		{"apparmor firefox", &Subject{AppArmor: "unconfined"}, false},
+		{"label *:unconfined_r:*", &Subject{Process: Process{SELinux: "unconfined_u:unconfined_r:unconfined_t:s0"}}, true},
+		{"apparmor firefox", &Subject{Process: Process{AppArmor: "firefox (enforce)"}}, true},
+		{"apparmor fire*", &Subject{Process: Process{AppArmor: "firefox"}}, true},
+		{"apparmor firefox", &Subject{Process: Process{AppArmor: "unconfined"}}, false},
 	} {
 		p := mustLoad(t, "subject c { "+tc.sel+"; }\ntarget a {}\nallow c a : read { io };")
 		got := p.Decide(tc.s, appA, 0, ItemIO).Allowed
@@ -373,11 +373,15 @@ func TestAuditLineRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseAuditLine(%q): %v", line, err)
 		}
-		if rec.Granted != e.Allowed || rec.Item != tc.it || rec.Generation != p.Generation() {
+		if rec.Record.Granted != e.Allowed || rec.Item != tc.it || rec.Record.Generation != p.Generation() {
 			t.Errorf("round trip of %q = %+v", line, rec)
 		}
 		var refs []string
-		for _, r := range rec.Rules {
+		rules := rec.Rules
+		if rec.Nearest.Effect != 0 {
+			rules = append([]RuleRef{rec.Nearest}, rules...)
+		}
+		for _, r := range rules {
 			refs = append(refs, r.String())
 			if got, ok := p.RuleAt(r.Pos.File, r.Pos.Line); !ok || got.Effect != r.Effect {
 				t.Errorf("RuleAt(%s) = %v, %v", r, got, ok)
@@ -386,11 +390,11 @@ func TestAuditLineRoundTrip(t *testing.T) {
 		if got := strings.Join(refs, "+"); got != tc.rules {
 			t.Errorf("rules of %q = %q, want %q", line, got, tc.rules)
 		}
-		if rec.Fields["comm"] != tc.s.Comm || rec.Fields["tcomm"] != tc.t.Comm {
-			t.Errorf("fields = %v", rec.Fields)
+		if rec.Record.Subject.Comm != tc.s.Comm || rec.Record.Target.Comm != tc.t.Comm {
+			t.Errorf("fields = %+v", rec.Record)
 		}
 	}
-	for _, bad := range []string{"", "procgate: maybe { read:io } for rule=none", "procgate: denied { read:mem } for rule=none", "procgate: denied { read:io } for pid=1", "procgate: denied { read:io } for rule=allow@x"} {
+	for _, bad := range []string{"", "broker: maybe { read:io } for rule=none", "broker: denied { read:mem } for rule=none", "broker: denied { read:io } for pid=1", "broker: denied { read:io } for rule=allow@x"} {
 		if _, err := ParseAuditLine(bad); err == nil {
 			t.Errorf("ParseAuditLine(%q) = nil error", bad)
 		}
@@ -431,9 +435,9 @@ func TestManyClassesInterned(t *testing.T) {
 	}
 	p := mustLoad(t, b.String())
 	for i := range 150 {
-		s := &Subject{UID: uint32(i)}
+		s := &Subject{Process: Process{UID: uint32(i)}}
 		for _, j := range []int{(i + 1) % 150, (i + 2) % 150} {
-			tg := &Target{UID: uint32(j), Dumpable: true}
+			tg := &Target{Process: Process{UID: uint32(j)}, Dumpable: true}
 			want := j == (i+1)%150
 			for range 2 {
 				if got := p.Decide(s, tg, 0, ItemIO).Allowed; got != want {

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -13,10 +12,8 @@ type RuleRef struct {
 	Text   string
 }
 
-// String returns "effect@file:line", the form audit lines carry.
-func (r RuleRef) String() string {
-	return fmt.Sprintf("%s@%s:%d", r.Effect, r.Pos.File, r.Pos.Line)
-}
+// String returns "effect@file:line", the form audit records carry.
+func (r RuleRef) String() string { return r.auditRef().String() }
 
 func (r *crule) ref() RuleRef { return RuleRef{r.src.Effect, r.src.Pos, r.src.Text} }
 
@@ -210,39 +207,6 @@ func refList(rs []RuleRef) string {
 	return strings.Join(parts, "+")
 }
 
-// AccessName returns the audit spelling of an item: "read:fd",
-// "attach:mem", and "attach" for the attach operation itself.
-func (it Item) AccessName() string { return accessName(it) }
-
-func accessName(it Item) string {
-	switch {
-	case it == ItemAttach:
-		return "attach"
-	case it.Attach():
-		return "attach:" + it.String()
-	}
-	return "read:" + it.String()
-}
-
-// parseAccessName inverts accessName.
-func parseAccessName(s string) (Item, error) {
-	if s == "attach" {
-		return ItemAttach, nil
-	}
-	cls, name, ok := strings.Cut(s, ":")
-	if !ok || cls != "read" && cls != "attach" {
-		return 0, fmt.Errorf("access %q: want read:ITEM, attach or attach:ITEM", s)
-	}
-	it, err := ParseItem(name)
-	if err != nil {
-		return 0, err
-	}
-	if it.Attach() != (cls == "attach") {
-		return 0, fmt.Errorf("access %q: %s is not %s-class", s, name, cls)
-	}
-	return it, nil
-}
-
 // String returns a multi-line human account of the decision.
 func (e Explanation) String() string {
 	var b strings.Builder
@@ -286,197 +250,4 @@ func listOrNone(l []string) string {
 		return "(none)"
 	}
 	return strings.Join(l, " ")
-}
-
-// AuditLine returns the decision as one record in the kernel AVC's shape
-// (policy-language.md §6.6):
-//
-//	procgate: denied { read:environ } for pid=3100 comm="lsof" uid=1002 gid=1002 scontext=… tpid=66 tcomm="nginx" tuid=33 tgid=33 tcontext=… rule=none gen=3 permissive=0
-//
-// rule= names the deciding rules ("allow@file:line+auditallow@file:line",
-// "protect@file:line"), or none, with the nearest candidate in
-// parentheses. [ParseAuditLine] reads it back.
-func (e Explanation) AuditLine() string {
-	var b strings.Builder
-	verdict := "denied"
-	if e.Allowed {
-		verdict = "granted"
-	}
-	fmt.Fprintf(&b, "procgate: %s { %s } for", verdict, accessName(e.Item))
-	s, t := &e.Subject, &e.Target
-	fmt.Fprintf(&b, " pid=%d comm=%s uid=%d gid=%d", s.PID, quote(s.Comm), s.UID, s.GID)
-	if s.Exe.Path != "" {
-		fmt.Fprintf(&b, " exe=%s", quote(s.Exe.Path))
-	}
-	if s.SELinux != "" {
-		fmt.Fprintf(&b, " scontext=%s", bare(s.SELinux))
-	}
-	if s.AppArmor != "" {
-		fmt.Fprintf(&b, " sprofile=%s", quote(s.AppArmor))
-	}
-	fmt.Fprintf(&b, " tpid=%d tcomm=%s tuid=%d tgid=%d", t.PID, quote(t.Comm), t.UID, t.GID)
-	if t.Exe.Path != "" {
-		fmt.Fprintf(&b, " texe=%s", quote(t.Exe.Path))
-	}
-	if t.SELinux != "" {
-		fmt.Fprintf(&b, " tcontext=%s", bare(t.SELinux))
-	}
-	if t.AppArmor != "" {
-		fmt.Fprintf(&b, " tprofile=%s", quote(t.AppArmor))
-	}
-	var rule string
-	switch {
-	case e.Allowed:
-		rule = refList(append(append([]RuleRef(nil), e.Granting...), e.Auditing...))
-	case len(e.Refusing) > 0:
-		rule = refList(e.Refusing)
-	case len(e.NearMisses) > 0:
-		rule = fmt.Sprintf("none(%s %s)", e.NearMisses[0].Rule, e.NearMisses[0].Why)
-	default:
-		rule = "none"
-	}
-	fmt.Fprintf(&b, " rule=%s gen=%d", bare(rule), e.Generation)
-	if !e.Allowed {
-		b.WriteString(" permissive=0")
-	}
-	return b.String()
-}
-
-// quote double-quotes s, as the kernel quotes comm=.
-func quote(s string) string { return strconv.Quote(s) }
-
-// bare returns s unquoted when it is one plain token, else quoted.
-func bare(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\"\\=") {
-		return s
-	}
-	return strconv.Quote(s)
-}
-
-// AuditRecord is a parsed audit line.
-type AuditRecord struct {
-	Granted bool
-	Item    Item
-	// Fields are the key=value pairs, unquoted.
-	Fields map[string]string
-	// Rules are the rules named in rule= (for none(...), the near miss).
-	Rules []RuleRef
-	// Default is set for rule=none: no allow rule applied.
-	Default bool
-	// Generation is gen=, 0 when absent.
-	Generation uint64
-}
-
-// ParseAuditLine parses a line written by [Explanation.AuditLine]. Text
-// before "procgate:" (a syslog or journal prefix) is skipped.
-func ParseAuditLine(line string) (*AuditRecord, error) {
-	if i := strings.Index(line, "procgate: "); i >= 0 {
-		line = line[i+len("procgate: "):]
-	}
-	line = strings.TrimSpace(line)
-	rec := &AuditRecord{Fields: map[string]string{}}
-	verdict, rest, _ := strings.Cut(line, " ")
-	switch verdict {
-	case "granted":
-		rec.Granted = true
-	case "denied":
-	default:
-		return nil, fmt.Errorf("audit line: want \"granted\" or \"denied\", found %q", verdict)
-	}
-	rest = strings.TrimSpace(rest)
-	if !strings.HasPrefix(rest, "{") {
-		return nil, fmt.Errorf("audit line: want '{ ACCESS }' after %s", verdict)
-	}
-	end := strings.IndexByte(rest, '}')
-	if end < 0 {
-		return nil, fmt.Errorf("audit line: unterminated '{ ACCESS }'")
-	}
-	acc := strings.TrimSpace(rest[1:end])
-	it, err := parseAccessName(acc)
-	if err != nil {
-		return nil, fmt.Errorf("audit line: %w", err)
-	}
-	rec.Item = it
-	rest = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest[end+1:]), "for"))
-	for rest = strings.TrimSpace(rest); rest != ""; rest = strings.TrimSpace(rest) {
-		eq := strings.IndexByte(rest, '=')
-		if eq <= 0 {
-			return nil, fmt.Errorf("audit line: want key=value, found %q", rest)
-		}
-		key := rest[:eq]
-		rest = rest[eq+1:]
-		var val string
-		if strings.HasPrefix(rest, `"`) {
-			q, err := strconv.QuotedPrefix(rest)
-			if err != nil {
-				return nil, fmt.Errorf("audit line: field %s: %w", key, err)
-			}
-			val, _ = strconv.Unquote(q)
-			rest = rest[len(q):]
-		} else {
-			val, rest, _ = strings.Cut(rest, " ")
-		}
-		rec.Fields[key] = val
-	}
-	if g, ok := rec.Fields["gen"]; ok {
-		n, err := strconv.ParseUint(g, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("audit line: gen=%q: %w", g, err)
-		}
-		rec.Generation = n
-	}
-	rule, ok := rec.Fields["rule"]
-	if !ok {
-		return nil, fmt.Errorf("audit line: no rule= field")
-	}
-	if rule == "none" || strings.HasPrefix(rule, "none(") {
-		rec.Default = true
-		inner := strings.TrimSuffix(strings.TrimPrefix(rule, "none("), ")")
-		if inner != rule && inner != "" {
-			ref, _, _ := strings.Cut(inner, " ")
-			r, err := parseRuleRef(ref)
-			if err != nil {
-				return nil, err
-			}
-			rec.Rules = append(rec.Rules, r)
-		}
-		return rec, nil
-	}
-	for _, ref := range strings.Split(rule, "+") {
-		r, err := parseRuleRef(ref)
-		if err != nil {
-			return nil, err
-		}
-		rec.Rules = append(rec.Rules, r)
-	}
-	return rec, nil
-}
-
-// parseRuleRef parses "effect@file:line".
-func parseRuleRef(s string) (RuleRef, error) {
-	eff, loc, ok := strings.Cut(s, "@")
-	i := strings.LastIndexByte(loc, ':')
-	if !ok || i <= 0 {
-		return RuleRef{}, fmt.Errorf("audit line: rule reference %q: want effect@file:line", s)
-	}
-	e := Effect(indexOf(effectNames[:], eff))
-	if e <= 0 {
-		return RuleRef{}, fmt.Errorf("audit line: rule reference %q: unknown effect %q", s, eff)
-	}
-	line, err := strconv.Atoi(loc[i+1:])
-	if err != nil || line < 1 {
-		return RuleRef{}, fmt.Errorf("audit line: rule reference %q: bad line number", s)
-	}
-	return RuleRef{Effect: e, Pos: Pos{File: loc[:i], Line: line}}, nil
-}
-
-// RuleAt returns the rule that starts on the given line of the named
-// file, for `procgate policy why`.
-func (p *Policy) RuleAt(file string, line int) (RuleRef, bool) {
-	for _, r := range p.rules {
-		if r.src.Pos.File == file && r.src.Pos.Line == line {
-			return r.ref(), true
-		}
-	}
-	return RuleRef{}, false
 }

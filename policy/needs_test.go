@@ -52,10 +52,10 @@ func TestTargetNeedsSafe(t *testing.T) {
 		p := mustLoad(t, src)
 		need := p.TargetNeeds()
 		for range 2000 {
-			tg := Target{
-				PID: 30, UID: uint32(rng.IntN(3)) + 999, GID: uint32(rng.IntN(3)) + 999, Dumpable: rng.IntN(4) > 0,
+			tg := Target{Process: Process{
+				PID: 30, UID: uint32(rng.IntN(3)) + 999, GID: uint32(rng.IntN(3)) + 999,
 				Exe: exes[rng.IntN(len(exes))], Cgroup: cgs[rng.IntN(len(cgs))], PIDNS: nss[rng.IntN(len(nss))],
-			}
+			}, Dumpable: rng.IntN(4) > 0}
 			lean := tg
 			if need&NeedExe == 0 {
 				lean.Exe = Exe{}

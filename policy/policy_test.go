@@ -66,8 +66,8 @@ func TestDefaultPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	member := &Subject{UID: 2000, GID: 2000, Groups: []uint32{600}}
-	other := &Subject{UID: 2001, GID: 2001}
+	member := &Subject{Process: Process{UID: 2000, GID: 2000, Groups: []uint32{600}}}
+	other := &Subject{Process: Process{UID: 2001, GID: 2001}}
 	granted := []Item{ItemStatus, ItemStatFull, ItemIO, ItemFd, ItemFdCount, ItemFdinfo, ItemExe, ItemCwd, ItemRoot, ItemLimits, ItemCgroup, ItemNS}
 	for _, it := range Items() {
 		want := false

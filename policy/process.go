@@ -11,16 +11,21 @@ type Exe struct {
 	Path     string
 }
 
-// Subject is the process asking for access, as the caller (the broker,
-// the FUSE /proc) observed it. It is plain data; the zero value is a
-// process that matches only selectors that need nothing (such as an
-// empty class).
-type Subject struct {
-	// PID and Comm are informational: they appear in audit lines, never
+// Process is what the policy sees of a process, as the caller (the
+// broker, the FUSE /proc) observed it. It is plain data, declared once and
+// embedded by [Subject] and [Target], which stay distinct types: a subject
+// cannot be passed where a target is asked for. The zero value is a
+// process that matches only selectors that need nothing (such as an empty
+// class).
+type Process struct {
+	// PID and Comm are informational: they appear in audit records, never
 	// in decisions.
 	PID  int
 	Comm string
-	// UID and GID are the effective ids, as SO_PEERCRED reports them.
+	// UID and GID are the effective ids, as SO_PEERCRED reports them (a
+	// target whose real, effective and saved ids differ has changed
+	// credentials and is non-dumpable anyway, so it falls under the
+	// non-dumpable protection).
 	UID, GID uint32
 	// Groups are the supplementary groups (status "Groups:").
 	Groups []uint32
@@ -36,19 +41,14 @@ type Subject struct {
 	PIDNS uint64
 }
 
-// Target is the process whose state is asked for. Its fields mean what
-// they mean in [Subject]; UID and GID are the effective ids (a process
-// whose real, effective and saved ids differ has changed credentials and
-// is non-dumpable anyway, so it falls under the non-dumpable protection).
+// Subject is the process asking for access.
+type Subject struct {
+	Process
+}
+
+// Target is the process whose state is asked for.
 type Target struct {
-	PID               int
-	Comm              string
-	UID, GID          uint32
-	Groups            []uint32
-	SELinux, AppArmor string
-	Exe               Exe
-	Cgroup            string
-	PIDNS             uint64
+	Process
 	// Dumpable is the mm's dumpable flag == SUID_DUMP_USER (prctl
 	// PR_GET_DUMPABLE == 1). The zero value, false, is the safe one: a
 	// non-dumpable target is protected unless a rule says nondumpable.
@@ -184,10 +184,6 @@ type view struct {
 	pidns             uint64
 }
 
-func (s *Subject) view() view {
-	return view{s.UID, s.GID, s.Groups, s.SELinux, s.AppArmor, &s.Exe, s.Cgroup, s.PIDNS}
-}
-
-func (t *Target) view() view {
-	return view{t.UID, t.GID, t.Groups, t.SELinux, t.AppArmor, &t.Exe, t.Cgroup, t.PIDNS}
+func (p *Process) view() view {
+	return view{p.UID, p.GID, p.Groups, p.SELinux, p.AppArmor, &p.Exe, p.Cgroup, p.PIDNS}
 }

@@ -16,9 +16,9 @@ protect app : read { limits };
 allow s app : read { limits environ };
 auditallow s * : read { status };
 `)
-	bobT := &Target{UID: 1001, GID: 1001, Dumpable: true}
-	aliceT := &Target{UID: 1000, GID: 1000, Dumpable: true}
-	secret := &Target{UID: 1001, GID: 1001, Dumpable: false}
+	bobT := &Target{Process: Process{UID: 1001, GID: 1001}, Dumpable: true}
+	aliceT := &Target{Process: Process{UID: 1000, GID: 1000}, Dumpable: true}
+	secret := &Target{Process: Process{UID: 1001, GID: 1001}, Dumpable: false}
 	for _, tc := range []struct {
 		name    string
 		t       *Target

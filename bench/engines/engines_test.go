@@ -108,12 +108,12 @@ type question struct {
 
 var (
 	hostNS = uint64(0xEFFFFFFC)
-	gdb    = &policy.Subject{UID: 1000, GID: 1000, Groups: []uint32{500}, Exe: policy.Exe{Dev: 1, Ino: 103}, PIDNS: hostNS, Cgroup: "/user.slice/u1000"}
-	nodeX  = &policy.Subject{UID: 990, GID: 990, Exe: policy.Exe{Dev: 1, Ino: 100}, PIDNS: hostNS, Cgroup: "/system.slice/node_exporter.service"}
-	lsof   = &policy.Subject{UID: 0, GID: 0, Exe: policy.Exe{Dev: 1, Ino: 101}, PIDNS: 4026532001, Cgroup: "/kubepods.slice/pod1/c1.scope"}
-	app    = &policy.Target{UID: 1000, GID: 1000, Dumpable: true, PIDNS: hostNS, Cgroup: "/user.slice/u1000"}
-	sshd   = &policy.Target{UID: 1000, GID: 1000, Dumpable: true, Exe: policy.Exe{Dev: 1, Ino: 102}, SELinux: "system_u:system_r:sshd_t:s0", PIDNS: hostNS}
-	pod    = &policy.Target{UID: 33, GID: 33, Dumpable: true, PIDNS: 4026532001, Cgroup: "/kubepods.slice/pod1/c1.scope"}
+	gdb    = &policy.Subject{Process: policy.Process{UID: 1000, GID: 1000, Groups: []uint32{500}, Exe: policy.Exe{Dev: 1, Ino: 103}, PIDNS: hostNS, Cgroup: "/user.slice/u1000"}}
+	nodeX  = &policy.Subject{Process: policy.Process{UID: 990, GID: 990, Exe: policy.Exe{Dev: 1, Ino: 100}, PIDNS: hostNS, Cgroup: "/system.slice/node_exporter.service"}}
+	lsof   = &policy.Subject{Process: policy.Process{UID: 0, GID: 0, Exe: policy.Exe{Dev: 1, Ino: 101}, PIDNS: 4026532001, Cgroup: "/kubepods.slice/pod1/c1.scope"}}
+	app    = &policy.Target{Process: policy.Process{UID: 1000, GID: 1000, PIDNS: hostNS, Cgroup: "/user.slice/u1000"}, Dumpable: true}
+	sshd   = &policy.Target{Process: policy.Process{UID: 1000, GID: 1000, Exe: policy.Exe{Dev: 1, Ino: 102}, SELinux: "system_u:system_r:sshd_t:s0", PIDNS: hostNS}, Dumpable: true}
+	pod    = &policy.Target{Process: policy.Process{UID: 33, GID: 33, PIDNS: 4026532001, Cgroup: "/kubepods.slice/pod1/c1.scope"}, Dumpable: true}
 )
 
 var questions = []question{

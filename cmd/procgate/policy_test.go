@@ -85,36 +85,6 @@ func TestPolicyCheckExitCodes(t *testing.T) {
 	}
 }
 
-func TestPolicyExplain(t *testing.T) {
-	path := writePolicy(t, `
-subject readers { uid 1000; }
-target any {}
-target secret { uid 0; }
-allow readers any : read { status io } when nondumpable;
-protect secret : read { io };
-`)
-	out, code := runPolicyCmd(t, "explain", path, "--subject", "uid=1000,comm=top", "--target", "uid=0,pid=1,comm=init", "--item", "status")
-	if code != 0 || !strings.Contains(out, "granted read:status") || !strings.Contains(out, "allow@"+path+":5") {
-		t.Errorf("explain status: exit %d\n%s", code, out)
-	}
-	out, code = runPolicyCmd(t, "explain", path, "--subject", "uid=1000", "--target", "uid=0", "--item", "io,environ")
-	if code != 1 || !strings.Contains(out, "refuse:  protect@"+path+":6") || !strings.Contains(out, "record:  procgate: denied { read:io }") {
-		t.Errorf("explain io: exit %d\n%s", code, out)
-	}
-	out, code = runPolicyCmd(t, "explain", path, "--subject", "uid=x", "--target", "uid=0", "--item", "io")
-	if code != 2 || !strings.Contains(out, `uid="x": want a number`) {
-		t.Errorf("bad subject: exit %d\n%s", code, out)
-	}
-	out, code = runPolicyCmd(t, "explain", path, "--subject", "selinux=u:r:t:s0:c1,c2,uid=5", "--target", "dumpable=false", "--item", "mapz")
-	if code != 2 || !strings.Contains(out, `did you mean "maps"`) {
-		t.Errorf("bad item: exit %d\n%s", code, out)
-	}
-	s, tg, err := parseProcesses([]string{"selinux=u:r:t:s0:c1,c2,uid=5", "groups=4+27"}, []string{"dumpable=false"})
-	if err != nil || s.SELinux != "u:r:t:s0:c1,c2" || s.UID != 5 || len(s.Groups) != 2 || tg.Dumpable {
-		t.Errorf("parseProcesses = %+v %+v %v", s, tg, err)
-	}
-}
-
 func TestPolicyWhoCanWhatCan(t *testing.T) {
 	broker := "../../examples/policies/broker.pol"
 	out, code := runPolicyCmd(t, "who-can", broker, "attach", "sshd_all")
@@ -136,36 +106,6 @@ func TestPolicyWhoCanWhatCan(t *testing.T) {
 	out, code = runPolicyCmd(t, "what-can", broker, "lsof_tol")
 	if code != 2 || !strings.Contains(out, `did you mean "lsof_tool"`) {
 		t.Errorf("what-can typo: exit %d\n%s", code, out)
-	}
-}
-
-func TestPolicyWhy(t *testing.T) {
-	path := writePolicy(t, "subject s { uid 1000; }\ntarget a {}\nallow s a : attach;\nprotect a : attach { mem };\n")
-	src, _ := os.ReadFile(path)
-	f, err := policy.Parse(path, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := policy.CompileWith(policy.MapResolver{}, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := p.Explain(&policy.Subject{UID: 1000, Comm: "gdb"}, &policy.Target{UID: 1000, Dumpable: true}, 0, policy.ItemMem)
-	out, code := runPolicyCmd(t, "why", e.AuditLine())
-	if code != 0 || !strings.Contains(out, "protect a : attach { mem };") || !strings.Contains(out, "denied attach:mem") {
-		t.Errorf("why: exit %d\n%s", code, out)
-	}
-	// The policy changed since: the rule is gone from that line.
-	if err := os.WriteFile(path, []byte("\n\n\n\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, code = runPolicyCmd(t, "why", e.AuditLine())
-	if code != 1 || !strings.Contains(out, "the policy changed") {
-		t.Errorf("why after change: exit %d\n%s", code, out)
-	}
-	_, code = runPolicyCmd(t, "why", "not an audit line")
-	if code != 2 {
-		t.Errorf("why garbage: exit %d", code)
 	}
 }
 
