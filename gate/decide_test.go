@@ -56,10 +56,10 @@ func view(dumpable bool, errno kernel.Errno, layer kernel.Layer, set map[gate.It
 // the layer that decided and what the caller is told.
 func TestDecide(t *testing.T) {
 	def := defaultPolicy(t)
-	member := &policy.Subject{PID: 10, Comm: "agent", UID: 2000, GID: 2000, Groups: []uint32{gidProcgate}}
-	other := &policy.Subject{PID: 11, Comm: "shell", UID: 2001, GID: 2001}
+	member := &policy.Subject{Process: policy.Process{PID: 10, Comm: "agent", UID: 2000, GID: 2000, Groups: []uint32{gidProcgate}}}
+	other := &policy.Subject{Process: policy.Process{PID: 11, Comm: "shell", UID: 2001, GID: 2001}}
 	root := func(dumpable bool) *policy.Target {
-		return &policy.Target{PID: 20, Comm: "sshd", Dumpable: dumpable}
+		return &policy.Target{Process: policy.Process{PID: 20, Comm: "sshd"}, Dumpable: dumpable}
 	}
 	masked := map[gate.Item]gate.KernelAnswer{
 		policy.ItemStat:     {Allowed: true, Masked: true, Layer: kernel.LayerIDs},
@@ -240,7 +240,7 @@ tasks:
 	w := s.World
 	agent, sshd, cron := w.TaskByPID(100), w.TaskByPID(200), w.TaskByPID(300)
 	pol := defaultPolicy(t)
-	subj := &policy.Subject{PID: 100, UID: 2000, GID: 2000, Groups: []uint32{gidProcgate}}
+	subj := &policy.Subject{Process: policy.Process{PID: 100, UID: 2000, GID: 2000, Groups: []uint32{gidProcgate}}}
 	for _, tc := range []struct {
 		target   *kernel.Task
 		dumpable bool
@@ -254,7 +254,7 @@ tasks:
 		if v.Dumpable != tc.dumpable || v.Descendant {
 			t.Errorf("%s: view dumpable %v descendant %v", tc.target.Name, v.Dumpable, v.Descendant)
 		}
-		tgt := &policy.Target{PID: tc.target.PID, Dumpable: v.Dumpable}
+		tgt := &policy.Target{Process: policy.Process{PID: tc.target.PID}, Dumpable: v.Dumpable}
 		got := gate.Decide(pol, subj, tgt, 0, v, policy.ItemIO)
 		if got.Allowed != tc.allowed || got.Reason != tc.reason {
 			t.Errorf("%s io: %+v, want allowed %v, reason %q", tc.target.Name, got, tc.allowed, tc.reason)
@@ -263,7 +263,7 @@ tasks:
 	// Unmodelled modules fail closed for a caller they confine.
 	agent.AppArmor = "agent-profile"
 	v := gate.ComputeView(w, []string{"apparmor"}, agent, cron)
-	got := gate.Decide(pol, subj, &policy.Target{PID: 300, Dumpable: true}, 0, v, policy.ItemIO)
+	got := gate.Decide(pol, subj, &policy.Target{Process: policy.Process{PID: 300}, Dumpable: true}, 0, v, policy.ItemIO)
 	if got.Allowed || got.Source != gate.SourceMAC || !strings.Contains(got.Reason, "apparmor: caller is confined by agent-profile") {
 		t.Errorf("confined caller: %+v", got)
 	}
