@@ -295,6 +295,9 @@ func TestClientsThroughBroker(t *testing.T) {
 				if r.CPU < 10 || r.UID != 1234 || (r.ReadPS != nil) != tc.io {
 					t.Errorf("%s: the busy loop: %+v (io rates shown: %v, want %v)", tc.name, r, r.ReadPS != nil, tc.io)
 				}
+				if e := r.Errors["io"]; (e != nil) == tc.io || e != nil && (e.Name() != "EACCES" || e.Errno != syscall.EACCES) {
+					t.Errorf("%s: the busy loop's io refusal: %+v", tc.name, e)
+				}
 			}
 			if !found {
 				t.Errorf("%s: top does not list the busy loop %d:\n%s", tc.name, busy.Process.Pid, out)

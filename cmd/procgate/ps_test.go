@@ -3,7 +3,10 @@ package main
 import (
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/procgate/procgate/client"
 )
 
 func TestTTYName(t *testing.T) {
@@ -51,6 +54,7 @@ func TestFileType(t *testing.T) {
 }
 
 func TestTopRows(t *testing.T) {
+	refusedIO := &client.ItemError{PID: 11, Item: "io", Errno: syscall.EACCES, Reason: "policy: no rule grants read { io }"}
 	si := &sysInfo{hz: 100, memKiB: 1000, users: map[uint32]string{0: "root"}}
 	a, b, c := procKey{10, 500}, procKey{11, 600}, procKey{11, 900}
 	prev := map[procKey]topSample{
@@ -59,7 +63,7 @@ func TestTopRows(t *testing.T) {
 	}
 	cur := map[procKey]topSample{
 		a: {pid: 10, start: 500, ticks: 300, rssKiB: 100, io: true, read: 5000, wrt: 2000}, // 200 ticks in 2 s
-		c: {pid: 11, start: 900, ticks: 50, io: false},                                     // pid 11 reused: from zero, never b's counters
+		c: {pid: 11, start: 900, ticks: 50, io: false, ioErr: refusedIO},                   // pid 11 reused: from zero, never b's counters
 	}
 	rows := topRows(prev, cur, 2, si)
 	sortTop(rows, "cpu")
@@ -70,8 +74,11 @@ func TestTopRows(t *testing.T) {
 	if r.CPU != 100 || r.Mem != 10 || r.ReadPS == nil || *r.ReadPS != 2000 || *r.WritePS != 1000 || r.User != "root" {
 		t.Errorf("busy process: %+v", r)
 	}
-	if r := rows[1]; r.CPU != 25 || r.ReadPS != nil {
-		t.Errorf("reused pid: %+v (want 25%% from its own start, io unknown)", r)
+	if r := rows[1]; r.CPU != 25 || r.ReadPS != nil || r.Errors["io"] != refusedIO {
+		t.Errorf("reused pid: %+v (want 25%% from its own start, io unknown and its refusal)", r)
+	}
+	if rows[0].Errors != nil {
+		t.Errorf("busy process: errors %v", rows[0].Errors)
 	}
 	if got := optRate(r.ReadPS); got != "2.0K" {
 		t.Errorf("optRate = %q", got)

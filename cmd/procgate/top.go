@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -74,6 +75,7 @@ type topSample struct {
 	command   string
 	io        bool // read and write are known
 	read, wrt uint64
+	ioErr     *client.ItemError // the broker's refusal of io
 }
 
 // topRow is one process over one interval.
@@ -86,7 +88,10 @@ type topRow struct {
 	RSS     uint64   `json:"rss_kib"`
 	ReadPS  *float64 `json:"read_bytes_per_second,omitempty"`
 	WritePS *float64 `json:"write_bytes_per_second,omitempty"`
-	Command string   `json:"command"`
+	// Errors holds the broker's refusal of io, behind READ/s and
+	// WRITE/s, as {"errno","code","reason"}.
+	Errors  map[string]*client.ItemError `json:"errors,omitempty"`
+	Command string                       `json:"command"`
 }
 
 type procKey struct {
@@ -153,6 +158,8 @@ func topSampleAll(ctx context.Context, c *client.Client, si *sysInfo) (map[procK
 		if t, err := p.Text("io"); err == nil {
 			s.read, s.wrt = ioBytes(t)
 			s.io = true
+		} else {
+			errors.As(err, &s.ioErr)
 		}
 		samples[procKey{s.pid, s.start}] = s
 		return nil
@@ -191,6 +198,9 @@ func topRows(prev, cur map[procKey]topSample, secs float64, si *sysInfo) []topRo
 		if s.io && p.io && secs > 0 && s.read >= p.read && s.wrt >= p.wrt {
 			rd, wr := float64(s.read-p.read)/secs, float64(s.wrt-p.wrt)/secs
 			r.ReadPS, r.WritePS = &rd, &wr
+		}
+		if s.ioErr != nil {
+			r.Errors = map[string]*client.ItemError{"io": s.ioErr}
 		}
 		rows = append(rows, r)
 	}
