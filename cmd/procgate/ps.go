@@ -24,9 +24,12 @@ func newPsCmd() *cobra.Command {
 		Short: "List every process through the broker, like ps aux",
 		Long: `ps lists every process with the columns of "ps aux" (USER PID %CPU %MEM VSZ
 RSS TTY STAT START TIME COMMAND), read through the broker (procgate serve) in
-one batch request. --columns adds EXE (the executable), FDS (open file
-descriptors) and READ/WRITE (bytes of storage I/O, from io); a value the
-broker refuses shows as "-". -o json prints one object per process.
+one batch request, computed as procps computes them: RSS is VmRSS, STAT
+carries procps's flags (< N L s l +), a zombie is "[comm] <defunct>".
+--columns adds EXE (the executable), FDS (open file descriptors) and
+READ/WRITE (bytes of storage I/O, from io); a value the broker refuses shows
+as "-". -o json prints one object per process, with the broker's refusal of
+an extra column's item under "errors" ({"errno", "code", "reason"}).
 
 Exit status: 0 listed, 2 the broker cannot be reached.`,
 		Args: cobra.NoArgs,
