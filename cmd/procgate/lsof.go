@@ -27,11 +27,11 @@ COMMAND PID USER FD TYPE NAME, read through the broker (procgate serve): the
 cwd, rtd (root) and txt (executable) links, then every file descriptor.
 TYPE is DIR, REG, CHR, FIFO, sock or a_inode. Without --pid, processes whose
 files the broker refuses to this caller are left out; a --pid process that
-does not exist or whose files are refused is reported on standard error
-("procgate lsof: pid N: reason").
+does not exist, or whose files are refused, is reported on standard error
+("procgate lsof: pid N: reason"; "pid N cwd: reason" when only some are).
 
-Exit status: 0 listed, 1 a --pid process missing or refused, 2 the broker
-cannot be reached.`,
+Exit status: 0 listed, 1 a --pid process missing or (partly) refused, 2 the
+broker cannot be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runLsof(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), socket, pids)
