@@ -242,20 +242,18 @@ func (si *sysInfo) psRow(in psInput) (psRow, bool) {
 	if !ok {
 		return psRow{}, false
 	}
-	num := func(n int) uint64 { v, _ := strconv.ParseUint(f[n-3], 10, 64); return v }
-	inum := func(n int) int64 { v, _ := strconv.ParseInt(f[n-3], 10, 64); return v }
 	r := psRow{PID: in.PID, UID: in.UID, User: si.user(in.UID)}
-	utime, stime, start := num(14), num(15), num(22)
+	utime, stime, start := f.num(14), f.num(15), f.num(22)
 	cpuSecs := float64(utime+stime) / si.hz
 	if el := si.uptime - float64(start)/si.hz; el > 0 {
 		r.CPU = 100 * cpuSecs / el
 	}
-	r.VSZ = num(23) / 1024
-	r.RSS = rssKiB(in.Status, num(24), si.pageKiB)
+	r.VSZ = f.num(23) / 1024
+	r.RSS = rssKiB(in.Status, f.num(24), si.pageKiB)
 	if si.memKiB > 0 {
 		r.Mem = 100 * float64(r.RSS) / float64(si.memKiB)
 	}
-	r.TTY = ttyName(inum(7))
+	r.TTY = ttyName(f.signed(7))
 	r.Stat = psStat(in.PID, f, in.Status)
 	st := si.boot.Add(time.Duration(float64(start) / si.hz * float64(time.Second)))
 	switch {
@@ -290,10 +288,9 @@ func psCommand(comm, state string, args []string) string {
 // "s" (session leader), "l" (more than one thread), "+" (in the
 // foreground process group of its terminal). f holds stat's fields from
 // 3 on; status may be "" (no L then).
-func psStat(pid int, f []string, status string) string {
-	field := func(n int) int64 { v, _ := strconv.ParseInt(f[n-3], 10, 64); return v }
+func psStat(pid int, f procStat, status string) string {
 	s := f[0]
-	switch nice := field(19); {
+	switch nice := f.signed(19); {
 	case nice < 0:
 		s += "<"
 	case nice > 0:
@@ -302,13 +299,13 @@ func psStat(pid int, f []string, status string) string {
 	if lck, ok := statusKiB(status, "VmLck"); ok && lck > 0 {
 		s += "L"
 	}
-	if field(6) == int64(pid) {
+	if f.signed(6) == int64(pid) {
 		s += "s"
 	}
-	if field(20) > 1 {
+	if f.signed(20) > 1 {
 		s += "l"
 	}
-	if field(5) == field(8) {
+	if f.signed(5) == f.signed(8) {
 		s += "+"
 	}
 	return s
@@ -339,8 +336,8 @@ func statusKiB(status, key string) (uint64, bool) {
 }
 
 // statFields splits a stat line (proc_pid_stat(5)) into comm and the
-// fields after it: f[0] is field 3 (state); at least fields 3 to 24.
-func statFields(stat string) (comm string, f []string, ok bool) {
+// fields after it, from field 3 (state) on; at least fields 3 to 24.
+func statFields(stat string) (comm string, f procStat, ok bool) {
 	i := strings.LastIndexByte(stat, ')')
 	j := strings.IndexByte(stat, '(')
 	if i < 0 || j < 0 || j > i {
@@ -352,6 +349,16 @@ func statFields(stat string) (comm string, f []string, ok bool) {
 	}
 	return stat[j+1 : i], f, true
 }
+
+// procStat holds the fields of a stat line from field 3 (state) on.
+type procStat []string
+
+// num returns field n (numbered as in proc_pid_stat(5)) as an unsigned
+// number, 0 when it is not one.
+func (f procStat) num(n int) uint64 { v, _ := strconv.ParseUint(f[n-3], 10, 64); return v }
+
+// signed returns field n as a signed number (nice, tty_nr, tpgid).
+func (f procStat) signed(n int) int64 { v, _ := strconv.ParseInt(f[n-3], 10, 64); return v }
 
 // ioBytes returns read_bytes and write_bytes of an io file.
 func ioBytes(s string) (rd, wr uint64) {

@@ -174,8 +174,7 @@ func parseTopSample(stat, status string, args []string, pageKiB uint64) (topSamp
 	if !ok {
 		return topSample{}, false
 	}
-	num := func(n int) uint64 { v, _ := strconv.ParseUint(f[n-3], 10, 64); return v }
-	return topSample{command: psCommand(comm, f[0], args), ticks: num(14) + num(15), rssKiB: rssKiB(status, num(24), pageKiB)}, true
+	return topSample{command: psCommand(comm, f[0], args), ticks: f.num(14) + f.num(15), rssKiB: rssKiB(status, f.num(24), pageKiB)}, true
 }
 
 // topRows computes each process's use over the interval of secs seconds
