@@ -25,8 +25,11 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultSocket is the broker's socket when neither an explicit path nor
@@ -97,18 +100,60 @@ func (e *APIError) Error() string {
 // ItemError is a per-item (or per-process) denial: the errno a caller
 // would have met reading the file itself, and the broker's reason.
 type ItemError struct {
-	PID    int
-	Item   string // "" for the process as a whole
-	Errno  syscall.Errno
-	Reason string
+	PID   int
+	Item  string // "" for the process as a whole
+	Errno syscall.Errno
+	// ErrnoName is the errno's name as the broker gave it ("EACCES");
+	// Name returns it, or the name of Errno when it is empty.
+	ErrnoName string
+	Reason    string
 }
 
+// Error returns "pid N item: <errno text>: <reason>"; a reason that ends
+// with the errno's text ("gate: pidfd_open 7: no such process") does not
+// repeat it.
 func (e *ItemError) Error() string {
 	what := "pid " + strconv.Itoa(e.PID)
 	if e.Item != "" {
 		what += " " + e.Item
 	}
-	return what + ": " + e.Errno.Error() + ": " + e.Reason
+	text := e.Errno.Error()
+	switch reason := e.Reason; {
+	case reason == "" || reason == text:
+		return what + ": " + text
+	case strings.HasSuffix(reason, ": "+text):
+		return what + ": " + text + ": " + strings.TrimSuffix(reason, ": "+text)
+	default:
+		return what + ": " + text + ": " + reason
+	}
+}
+
+// Name returns the errno's name: "EACCES", "ESRCH", ….
+func (e *ItemError) Name() string {
+	if e.ErrnoName != "" {
+		return e.ErrnoName
+	}
+	if n := unix.ErrnoName(e.Errno); n != "" {
+		return n
+	}
+	return "errno " + strconv.Itoa(int(e.Errno))
+}
+
+// MarshalJSON writes the denial as the broker does (docs/api.md):
+// {"errno":"EACCES","code":13,"reason":"…"}.
+func (e *ItemError) MarshalJSON() ([]byte, error) {
+	return json.Marshal(wireError{Errno: e.Name(), Code: int(e.Errno), Reason: e.Reason})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; PID and Item are left as
+// they are.
+func (e *ItemError) UnmarshalJSON(b []byte) error {
+	var w wireError
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	e.Errno, e.ErrnoName, e.Reason = syscall.Errno(w.Code), w.Errno, w.Reason
+	return nil
 }
 
 // Unwrap returns the errno: errors.Is(err, fs.ErrPermission) holds for
@@ -254,7 +299,7 @@ func (p *Process) Mem() ([]MemChunk, error) {
 func (p *Process) Raw(name string) (json.RawMessage, error) { return p.item(name) }
 
 func toItemError(pid int, item string, w *wireError) *ItemError {
-	return &ItemError{PID: pid, Item: item, Errno: syscall.Errno(w.Code), Reason: w.Reason}
+	return &ItemError{PID: pid, Item: item, Errno: syscall.Errno(w.Code), ErrnoName: w.Errno, Reason: w.Reason}
 }
 
 // Read sends req and calls fn for each process as the broker streams

@@ -82,7 +82,10 @@ type Decision struct {
 	// Masked is set for stat and wchan, which never fail but hide fields
 	// from a caller that fails the READ check.
 	Masked bool `json:"masked"`
-	// Layer is the step that decided.
+	// Layer is the step that decided: for a denial (or a masked answer)
+	// the step that denied; for an allowed answer the last step that
+	// passed or allowed. A security module whose ptrace_access_check
+	// hook skipped the question (PtraceSkipper) is never the layer.
 	Layer Layer `json:"layer"`
 	// Steps and Audit are filled only by the explaining calls.
 	Steps []Step   `json:"steps,omitempty"`

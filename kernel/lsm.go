@@ -37,6 +37,21 @@ func (e Env) Capable(t *Task, ns *UserNS, c Cap, noaudit bool) bool {
 	return true
 }
 
+// PtraceSkipper is implemented by a module whose ptrace_access_check
+// hook returns early, without checking anything, for some questions:
+// Yama for READ modes and at ptrace_scope 0, Landlock for a caller
+// without a domain, AppArmor for an unconfined tracer. PtraceSkip returns
+// why the hook does not apply to the question, or "" when it does; the
+// reason must be a constant (the fast path does not allocate). The
+// module's PtraceAccessCheck must allow, and check nothing, exactly when
+// PtraceSkip returns a reason.
+//
+// A module that skipped took no part in the answer: it is never the layer
+// that decided it (see World.PtraceMayAccess).
+type PtraceSkipper interface {
+	PtraceSkip(tracer, tracee *Task, mode Mode) string
+}
+
 // NoLSMHooks can be embedded by a module that leaves some hooks alone;
 // its methods allow everything.
 type NoLSMHooks struct{}

@@ -64,12 +64,29 @@ func (w *World) ptraceMayAccess(e Env, c, t *Task, mode Mode) (Errno, Layer) {
 		return EPERM, LayerDumpable
 	}
 	// Step 6: the security modules, first denial wins.
-	last := LayerIDs
+	return w.lsmPtraceAccessCheck(e, c, t, mode)
+}
+
+// lsmPtraceAccessCheck is security/security.c:security_ptrace_access_check:
+// every module's hook in order, the first denial wins. An allowed answer
+// is decided by the last step that passed — the dumpable step when no
+// module checked anything — and never by a module that skipped the
+// question (PtraceSkipper): such a module is recorded as a skip and its
+// hook is not called.
+func (w *World) lsmPtraceAccessCheck(e Env, c, t *Task, mode Mode) (Errno, Layer) {
+	last := LayerDumpable
 	for _, m := range w.LSMs {
-		if errno := m.PtraceAccessCheck(e, c, t, mode); errno != OK {
-			return errno, Layer(m.Name())
+		layer := Layer(m.Name())
+		if s, ok := m.(PtraceSkipper); ok {
+			if why := s.PtraceSkip(c, t, mode); why != "" {
+				e.T.Add(layer, Skip, why)
+				continue
+			}
 		}
-		last = Layer(m.Name())
+		if errno := m.PtraceAccessCheck(e, c, t, mode); errno != OK {
+			return errno, layer
+		}
+		last = layer
 	}
 	return OK, last
 }

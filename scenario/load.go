@@ -44,7 +44,7 @@ func Load(name string, src []byte) (*Scenario, error) {
 		if errors.Is(err, errEOF) || err.Error() == "EOF" {
 			l.errf(nil, "empty scenario: want a mapping with kernel, usernamespaces, tasks and checks")
 		} else {
-			l.parseErr(err)
+			l.parseErr(err, src)
 		}
 		return nil, l.errs
 	}
@@ -113,7 +113,11 @@ func (l *loader) load(root *yaml.Node) *Scenario {
 			l.errf(root, "inconsistent world: %v", err)
 		}
 	}
-	return &Scenario{File: l.file, World: l.w, Checks: checks}
+	s := &Scenario{File: l.file, World: l.w, Checks: checks, checksLine: 1, checksCol: 1}
+	if n := top["checks"]; n != nil && n.Line > 0 {
+		s.checksLine, s.checksCol = n.Line, n.Column
+	}
+	return s
 }
 
 func (l *loader) kernel(n *yaml.Node) {

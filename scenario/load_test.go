@@ -20,8 +20,98 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "malformed YAML",
 			src:  "tasks: [a, b\n",
-			pos:  "bad.yaml:1:1",
-			msg:  "invalid YAML: did not find expected ',' or ']'",
+			pos:  "bad.yaml:1:8",
+			msg:  "invalid YAML: this '[' is not closed: did not find expected ',' or ']'",
+		},
+		{
+			name: "unclosed [ inside a flow mapping, reported where it is",
+			src:  "kernel:\n  release: \"6.1\"\ntasks:\n  - {name: a, groups: [1, 2}\n  - {name: b}\n",
+			pos:  "bad.yaml:4:23",
+			msg:  "this '[' is not closed",
+		},
+		{
+			name: "unclosed [ in block context, next key below",
+			src:  "tasks:\n  - name: a\n    groups: [1, 2\n    uid: 3\n",
+			pos:  "bad.yaml:3:13",
+			msg:  "this '[' is not closed",
+		},
+		{
+			name: "unclosed [ after a block scalar with brackets",
+			src:  "kernel:\n  lsm: [capability, selinux]\n  selinux:\n    policy: |\n      allow a_t b_t:file { read };\n      # [\ntasks:\n  - {name: a, groups: [4}\n",
+			pos:  "bad.yaml:8:23",
+			msg:  "this '[' is not closed",
+		},
+		{
+			name: "unclosed [ after quoted brackets and a comment",
+			src:  "# a [comment\ntasks:\n  - {name: \"x]\", cmdline: 'it''s [', groups: [1\n",
+			pos:  "bad.yaml:3:46",
+			msg:  "this '[' is not closed",
+		},
+		{
+			name: "unclosed {",
+			src:  "tasks:\n  - {name: a, uid: 1\n  - {name: b}\n",
+			pos:  "bad.yaml:2:5",
+			msg:  "this '{' is not closed: did not find expected ',' or '}'",
+		},
+		{
+			name: "a thread's parent differs from its leader's",
+			src:  "tasks:\n  - {name: shell, pid: 1}\n  - {name: web, pid: 10, parent: shell}\n  - {name: web2, pid: 11, tgid: 10, parent: web}\n",
+			pos:  "bad.yaml:4:45",
+			msg:  `task "web2" is a thread of "web": its parent is its leader's ("shell"), not "web"`,
+		},
+		{
+			name: "a thread names a parent its leader does not have",
+			src:  "tasks:\n  - {name: shell, pid: 1}\n  - {name: web, pid: 10}\n  - {name: web2, pid: 11, tgid: 10, parent: shell}\n",
+			pos:  "bad.yaml:4:45",
+			msg:  `task "web2" is a thread of "web": its parent is its leader's (none), not "shell"`,
+		},
+		{
+			name: "a thread says it has no parent, its leader has one",
+			src:  "tasks:\n  - {name: shell, pid: 1}\n  - {name: web, pid: 10, parent: shell}\n  - {name: web2, pid: 11, tgid: 10, parent: 0}\n",
+			pos:  "bad.yaml:4:45",
+			msg:  `its parent is its leader's ("shell"), not none`,
+		},
+		{
+			name: "a thread's dumpable differs from its leader's mm",
+			src:  "tasks:\n  - {name: web, pid: 10, mm: {dumpable: 2}}\n  - {name: web2, pid: 11, tgid: 10, mm: {dumpable: 1}}\n",
+			pos:  "bad.yaml:3:52",
+			msg:  `task "web2" is a thread of "web": its mm is its leader's ({dumpable: 2, userns: init}), not dumpable 1`,
+		},
+		{
+			name: "a thread's mm namespace differs from its leader's",
+			src:  "usernamespaces:\n  - {name: c1}\ntasks:\n  - {name: web, pid: 10}\n  - {name: web2, pid: 11, tgid: 10, mm: {userns: c1}}\n",
+			pos:  "bad.yaml:5:50",
+			msg:  `its mm is its leader's ({dumpable: 1, userns: init}), not userns "c1"`,
+		},
+		{
+			name: "a running thread says it has no mm",
+			src:  "tasks:\n  - {name: web, pid: 10}\n  - {name: web2, pid: 11, tgid: 10, mm: none}\n",
+			pos:  "bad.yaml:3:41",
+			msg:  `its mm is its leader's ({dumpable: 1, userns: init}), not none`,
+		},
+		{
+			name: "a thread shares another task's mm",
+			src:  "tasks:\n  - {name: other, pid: 5}\n  - {name: web, pid: 10}\n  - {name: web2, pid: 11, tgid: 10, mm: {share: other}}\n",
+			pos:  "bad.yaml:4:49",
+			msg:  `its mm is its leader's ({dumpable: 1, userns: init}), not the mm of "other"`,
+		},
+		{
+			name: "two tasks parent each other",
+			src:  "tasks:\n  - {name: a, parent: b}\n  - {name: b, parent: a}\n",
+			pos:  "bad.yaml:2:23",
+			msg:  `task "a": parent chain forms a cycle: a -> b -> a`,
+		},
+		{
+			name: "a three-task parent cycle, reported at its first task in the file",
+			src:  "tasks:\n  - {name: x}\n  - {name: b, parent: c}\n  - {name: a, parent: b}\n  - {name: c, parent: a}\n",
+			pos:  "bad.yaml:3:23",
+			msg:  `task "b": parent chain forms a cycle: b -> c -> a -> b`,
+		},
+		{
+			name: "a leader whose parent is its own thread",
+			src:  "tasks:\n  - {name: a, pid: 10, parent: a2}\n  - {name: a2, pid: 11, tgid: 10}\n",
+			pos:  "bad.yaml:2:32",
+			msg:  `task "a": parent chain forms a cycle: a -> a2 (a thread of a)`,
 		},
 		{
 			name: "empty file",
@@ -265,5 +355,69 @@ checks:
 		if d := s.Evaluate(c, false); !c.Met(d) {
 			t.Errorf("%s: got %s, want %s", c, d.Result(), c.Expect)
 		}
+	}
+}
+
+// TestLoadThreadRestates loads threads that restate what they share with
+// their leader — its parent and its mm, in each spelling — and checks
+// that a thread's parent is its leader's whether restated or not.
+func TestLoadThreadRestates(t *testing.T) {
+	tests := []struct{ name, thread string }{
+		{"nothing restated", "{name: web2, pid: 11, tgid: 10}"},
+		{"the parent", "{name: web2, pid: 11, tgid: 10, parent: shell}"},
+		{"the parent by pid", "{name: web2, pid: 11, tgid: 10, parent: 1}"},
+		{"the mm's dumpable and namespace", "{name: web2, pid: 11, tgid: 10, mm: {dumpable: 2, userns: c1}}"},
+		{"the mm's dumpable only", "{name: web2, pid: 11, tgid: 10, parent: shell, mm: {dumpable: 2}}"},
+		{"the mm as the leader's share", "{name: web2, pid: 11, tgid: 10, mm: {share: web}}"},
+		{"the mm as another thread's share", "{name: web2, pid: 11, tgid: 10, mm: {share: web3}}"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "usernamespaces:\n  - {name: c1}\ntasks:\n  - {name: shell, pid: 1}\n" +
+				"  - {name: web, pid: 10, parent: shell, mm: {dumpable: 2, userns: c1}}\n" +
+				"  - " + tc.thread + "\n  - {name: web3, pid: 12, tgid: 10}\n"
+			s, err := scenario.Load("ok.yaml", []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			web, web2 := s.World.Task("web"), s.World.Task("web2")
+			if web2.Parent != web.Parent || web2.MM != web.MM {
+				t.Errorf("thread: parent %v mm %p, want its leader's: parent %v mm %p", web2.Parent, web2.MM, web.Parent, web.MM)
+			}
+		})
+	}
+}
+
+// TestRequireChecks: a scenario without checks loads (snapshot writes
+// such worlds), and RequireChecks says there is nothing to check, at the
+// checks list when there is one.
+func TestRequireChecks(t *testing.T) {
+	tests := []struct{ name, src, pos string }{
+		{"no checks key", "tasks:\n  - {name: a}\n", "none.yaml:1:1"},
+		{"an empty list", "tasks:\n  - {name: a}\nchecks: []\n", "none.yaml:3:9"},
+		{"a null list", "tasks:\n  - {name: a}\nchecks:\n", "none.yaml:3:8"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := scenario.Load("none.yaml", []byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.RequireChecks()
+			var list scenario.ErrorList
+			if !errors.As(err, &list) || len(list) != 1 {
+				t.Fatalf("RequireChecks() = %v, want one positioned error", err)
+			}
+			if got := list[0].Error(); !strings.HasPrefix(got, tc.pos+": no checks: ") || !strings.Contains(got, "nothing to check") {
+				t.Errorf("RequireChecks() = %q, want %s: no checks: … nothing to check", got, tc.pos)
+			}
+		})
+	}
+	s, err := scenario.Load("one.yaml", []byte("tasks:\n  - {name: a}\nchecks:\n  - {name: c, caller: a, target: a, mode: read_fscreds}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RequireChecks(); err != nil {
+		t.Errorf("RequireChecks() with one check = %v", err)
 	}
 }

@@ -14,6 +14,24 @@ type Scenario struct {
 	World *kernel.World
 	// Checks are the questions, in file order.
 	Checks []*Check
+
+	// checksLine and checksCol locate the checks list (1:1 without one),
+	// for RequireChecks.
+	checksLine, checksCol int
+}
+
+// RequireChecks returns nil when the scenario asks at least one question,
+// else an [ErrorList] saying there is nothing to check, positioned at the
+// checks list (or at the start of a file without one). Loading accepts a
+// scenario without checks — snapshot writes worlds without questions —
+// so the commands that evaluate checks call this: for them such a file is
+// invalid input, not a run where every expectation was met.
+func (s *Scenario) RequireChecks() error {
+	if len(s.Checks) > 0 {
+		return nil
+	}
+	return ErrorList{{File: s.File, Line: s.checksLine, Col: s.checksCol,
+		Msg: "no checks: the scenario asks no question, so there is nothing to check (add a checks: list; see docs/scenarios.md)"}}
 }
 
 // Check is one question: may Caller access Target through Entry, Syscall

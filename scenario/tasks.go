@@ -85,6 +85,8 @@ func (l *loader) loadTasks(n *yaml.Node) {
 	for _, d := range defs {
 		l.taskLinks(d)
 	}
+	l.threadParents(defs)
+	l.parentCycles(defs)
 	for _, d := range defs {
 		l.taskMM(d)
 	}
@@ -245,16 +247,13 @@ func (l *loader) capList(n *yaml.Node, what string) kernel.CapSet {
 
 func (l *loader) taskLinks(d *taskDef) {
 	t, m := d.t, d.m
-	if v := m["parent"]; v != nil && l.str(v, "task.parent") != "" && l.str(v, "task.parent") != "0" {
-		t.Parent = l.taskRef(v, "task.parent")
-		if t.Parent == t {
-			l.errf(v, "task %q cannot be its own parent", t.Name)
-			t.Parent = nil
-		}
-	}
-	if t.Leader != nil && t.Leader != t {
-		if m["parent"] != nil {
-			l.errf(m["parent"], "task %q is a thread: its parent is its leader's (%q)", t.Name, t.Leader.Name)
+	if v := m["parent"]; v != nil {
+		if p := l.str(v, "task.parent"); p != "" && p != "0" {
+			t.Parent = l.taskRef(v, "task.parent")
+			if t.Parent == t {
+				l.errf(v, "task %q cannot be its own parent", t.Name)
+				t.Parent = nil
+			}
 		}
 	}
 	if v := m["tracer"]; v != nil {
@@ -297,11 +296,9 @@ func (l *loader) taskMM(d *taskDef) {
 	v := m["mm"]
 	t.UserDumpable = l.boolean(m["user_dumpable"], "task.user_dumpable")
 	noMM := t.Kthread || t.State != kernel.Running
-	if v != nil && v.Kind == yaml.ScalarNode && v.Value == "none" {
-		if t.Leader != nil && t.Leader != t {
-			l.errf(v, "task %q is a thread: it shares its leader's mm", t.Name)
-		}
-		return
+	thread := t.Leader != nil && t.Leader != t
+	if v != nil && v.Kind == yaml.ScalarNode && v.Value == "none" && (!thread || noMM) {
+		return // a running thread's "none" is checked against its leader's mm below
 	}
 	if noMM {
 		if v != nil {
@@ -316,16 +313,17 @@ func (l *loader) taskMM(d *taskDef) {
 	if m["user_dumpable"] != nil {
 		l.errf(m["user_dumpable"], "task %q has an mm: user_dumpable applies only to kernel threads and exited tasks; use mm.dumpable", t.Name)
 	}
-	if t.Leader != nil && t.Leader != t {
-		if v != nil {
-			l.errf(v, "task %q is a thread: it shares its leader's mm", t.Name)
-		}
+	if thread {
 		if ld := l.defs[t.Leader]; ld != nil {
 			l.taskMM(ld)
 		}
 		t.MM = t.Leader.MM
 		if t.MM == nil {
 			l.errf(d.node, "task %q: its leader %q has no mm, so a running thread cannot exist", t.Name, t.Leader.Name)
+			return
+		}
+		if v != nil {
+			l.threadMM(d, v)
 		}
 		return
 	}

@@ -28,18 +28,39 @@ func (r *reader) errf(n *yaml.Node, format string, args ...any) {
 
 var yamlLine = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: (.*)`)
 
-// parseErr converts a yaml.v3 syntax error to a positioned error.
-func (r *reader) parseErr(err error) {
+// parseErr converts a yaml.v3 syntax error in src to a positioned error.
+func (r *reader) parseErr(err error, src []byte) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line, col := 1, 1
+	given := false
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		if m[2] != "" {
 			col, _ = strconv.Atoi(m[2])
 		}
-		msg = m[3]
+		msg, given = m[3], true
+	}
+	if open, ok := flowOpeners[msg]; ok {
+		// The parser names the line of the flow collection's opening
+		// indicator 0-based (the line before it) and no column; when the
+		// indicator is on the first line it names the 0-based line of the
+		// problem instead, or nothing.
+		if given {
+			line++
+		}
+		if b, ok := unclosedBracket(src, open); ok && (b.line == line || b.line == 1) {
+			line, col = b.line, b.col
+		}
+		msg = "this " + strconv.QuoteRune(rune(open)) + " is not closed: " + msg
 	}
 	r.errs = append(r.errs, &Error{File: r.file, Line: line, Col: col, Msg: "invalid YAML: " + msg})
+}
+
+// flowOpeners maps yaml.v3's complaints about an unfinished flow
+// collection to the collection's opening indicator.
+var flowOpeners = map[string]byte{
+	"did not find expected ',' or ']'": '[',
+	"did not find expected ',' or '}'": '{',
 }
 
 // mapping returns the keys of a mapping node, reporting keys not in

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procgate/procgate/internal/suggest"
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/scenario"
 )
@@ -31,6 +32,8 @@ type checkResult struct {
 }
 
 type checkOpts struct {
+	// cmd names the command in messages: "check" or "explain".
+	cmd       string
 	scenarios []string
 	json      bool
 	explain   bool
@@ -42,7 +45,7 @@ type checkOpts struct {
 }
 
 func newCheckCmd() *cobra.Command {
-	var o checkOpts
+	o := checkOpts{cmd: "check"}
 	cmd := &cobra.Command{
 		Use:   "check (--scenario FILE [FILE...] | --caller PID --target PID (--entry E | --syscall S | --mode M)) [--json] [--explain]",
 		Short: "Evaluate the checks of scenario files, or one question about live processes",
@@ -53,7 +56,8 @@ them in the same formats; a live answer that depends on something user space
 cannot read (a Landlock domain, a Yama exception) says so.
 
 Exit status: 0 when every expectation is met (or none is given), 1 when one
-is not, 2 on invalid input.`,
+is not, 2 on invalid input — a scenario file without checks included, since
+it leaves nothing to check.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// A shell glob after --scenario expands to further arguments.
@@ -84,9 +88,10 @@ is not, 2 on invalid input.`,
 
 func runCheck(out io.Writer, o checkOpts) error {
 	if len(o.scenarios) == 0 {
-		return &exitError{2, errors.New("check: --scenario FILE is required")}
+		return &exitError{2, fmt.Errorf("%s: --scenario FILE is required", o.cmd)}
 	}
 	var results []checkResult
+	var names []string
 	unmet := 0
 	found := false
 	for _, path := range o.scenarios {
@@ -94,7 +99,11 @@ func runCheck(out io.Writer, o checkOpts) error {
 		if err != nil {
 			return &exitError{2, err}
 		}
+		if err := s.RequireChecks(); err != nil {
+			return &exitError{2, err}
+		}
 		for _, c := range s.Checks {
+			names = append(names, c.Name)
 			if o.only != "" && c.Name != o.only {
 				continue
 			}
@@ -115,7 +124,7 @@ func runCheck(out io.Writer, o checkOpts) error {
 		}
 	}
 	if o.only != "" && !found {
-		return &exitError{2, fmt.Errorf("check: no check named %q", o.only)}
+		return &exitError{2, fmt.Errorf("%s: no check named %q%s", o.cmd, o.only, suggest.DidYouMean(o.only, names, max(3, len(o.only)/3)))}
 	}
 	if o.json {
 		if results == nil {

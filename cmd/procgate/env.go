@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -53,9 +51,8 @@ func runEnv(ctx context.Context, out io.Writer, socket string, pid int) error {
 	}
 	env, err := procs[0].List("environ")
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) {
-			return &exitError{1, fmt.Errorf("env: permission denied: %w", err)}
-		}
+		// One line: the item error already says "pid N environ: permission
+		// denied: <the broker's reason>".
 		return &exitError{1, fmt.Errorf("env: %w", err)}
 	}
 	for _, e := range env {

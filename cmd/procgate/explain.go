@@ -5,7 +5,7 @@ import (
 )
 
 func newExplainCmd() *cobra.Command {
-	var o checkOpts
+	o := checkOpts{cmd: "explain"}
 	cmd := &cobra.Command{
 		Use:   "explain --scenario FILE [--name CHECK]",
 		Short: "Explain decisions step by step (check --explain)",

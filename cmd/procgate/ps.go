@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,9 +24,12 @@ func newPsCmd() *cobra.Command {
 		Short: "List every process through the broker, like ps aux",
 		Long: `ps lists every process with the columns of "ps aux" (USER PID %CPU %MEM VSZ
 RSS TTY STAT START TIME COMMAND), read through the broker (procgate serve) in
-one batch request. --columns adds EXE (the executable), FDS (open file
-descriptors) and READ/WRITE (bytes of storage I/O, from io); a value the
-broker refuses shows as "-". -o json prints one object per process.
+one batch request, computed as procps computes them: RSS is VmRSS, STAT
+carries procps's flags (< N L s l +), a zombie is "[comm] <defunct>".
+--columns adds EXE (the executable), FDS (open file descriptors) and
+READ/WRITE (bytes of storage I/O, from io); a value the broker refuses shows
+as "-". -o json prints one object per process, with the broker's refusal of
+an extra column's item under "errors" ({"errno", "code", "reason"}).
 
 Exit status: 0 listed, 2 the broker cannot be reached.`,
 		Args: cobra.NoArgs,
@@ -60,62 +61,9 @@ type psRow struct {
 	FDs     *int    `json:"fds,omitempty"`
 	Read    *uint64 `json:"read_bytes,omitempty"`
 	Write   *uint64 `json:"write_bytes,omitempty"`
-}
-
-// sysInfo is what ps needs of the machine: uptime, memory, boot time,
-// clock ticks and user names.
-type sysInfo struct {
-	uptime   float64
-	memKiB   uint64
-	boot     time.Time
-	hz       float64
-	pageKiB  uint64
-	users    map[uint32]string
-	now      time.Time
-	extraCol map[string]bool
-}
-
-func readSysInfo() *sysInfo {
-	si := &sysInfo{hz: 100, pageKiB: uint64(os.Getpagesize() / 1024), users: map[uint32]string{}, now: time.Now()}
-	if b, err := os.ReadFile("/proc/uptime"); err == nil {
-		f := strings.Fields(string(b))
-		if len(f) > 0 {
-			si.uptime, _ = strconv.ParseFloat(f[0], 64)
-		}
-	}
-	si.boot = si.now.Add(-time.Duration(si.uptime * float64(time.Second)))
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				si.memKiB, _ = strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			}
-		}
-	}
-	if f, err := os.Open("/etc/passwd"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			p := strings.Split(sc.Text(), ":")
-			if len(p) > 2 {
-				if id, err := strconv.ParseUint(p[2], 10, 32); err == nil {
-					if _, dup := si.users[uint32(id)]; !dup {
-						si.users[uint32(id)] = p[0]
-					}
-				}
-			}
-		}
-		f.Close()
-	}
-	return si
-}
-
-func (si *sysInfo) user(uid uint32) string {
-	if n, ok := si.users[uid]; ok {
-		if len(n) > 8 {
-			return n[:7] + "+"
-		}
-		return n
-	}
-	return strconv.FormatUint(uint64(uid), 10)
+	// Errors holds the broker's refusal of an item behind an extra
+	// column (exe, fd_count, io), as {"errno","code","reason"}.
+	Errors map[string]*client.ItemError `json:"errors,omitempty"`
 }
 
 func runPs(ctx context.Context, out io.Writer, socket, output string, columns []string) error {
@@ -124,7 +72,7 @@ func runPs(ctx context.Context, out io.Writer, socket, output string, columns []
 	}
 	si := readSysInfo()
 	si.extraCol = map[string]bool{}
-	items := []string{"stat", "cmdline"}
+	items := []string{"stat", "status", "cmdline"}
 	for _, c := range columns {
 		switch c {
 		case "exe":
@@ -163,34 +111,43 @@ func runPs(ctx context.Context, out io.Writer, socket, output string, columns []
 		}
 		return nil
 	}
-	bw := bufio.NewWriterSize(out, 64<<10)
-	defer bw.Flush()
-	tw := tabwriter.NewWriter(bw, 0, 0, 1, ' ', tabwriter.AlignRight)
-	header := "USER\tPID\t%CPU\t%MEM\tVSZ\tRSS\tTTY\tSTAT\tSTART\tTIME\t"
-	if si.extraCol["exe"] {
-		header += "EXE\t"
+	return writeTable(out, psColumns(si.extraCol), psCells(rows, si.extraCol), 0)
+}
+
+// psColumns are ps aux's columns, with the extra ones before COMMAND.
+func psColumns(extra map[string]bool) []column {
+	cols := []column{{"USER", false}, {"PID", true}, {"%CPU", true}, {"%MEM", true}, {"VSZ", true}, {"RSS", true},
+		{"TTY", false}, {"STAT", false}, {"START", true}, {"TIME", true}}
+	if extra["exe"] {
+		cols = append(cols, column{"EXE", false})
 	}
-	if si.extraCol["fds"] {
-		header += "FDS\t"
+	if extra["fds"] {
+		cols = append(cols, column{"FDS", true})
 	}
-	if si.extraCol["io"] {
-		header += "READ\tWRITE\t"
+	if extra["io"] {
+		cols = append(cols, column{"READ", true}, column{"WRITE", true})
 	}
-	fmt.Fprintln(tw, header+" COMMAND")
+	return append(cols, column{"COMMAND", false})
+}
+
+// psCells renders rows as the cells of psColumns.
+func psCells(rows []psRow, extra map[string]bool) [][]string {
+	out := make([][]string, 0, len(rows))
 	for _, r := range rows {
-		line := fmt.Sprintf("%s\t%d\t%.1f\t%.1f\t%d\t%d\t%s\t%s\t%s\t%s\t", r.User, r.PID, r.CPU, r.Mem, r.VSZ, r.RSS, r.TTY, r.Stat, r.Start, r.Time)
-		if si.extraCol["exe"] {
-			line += optString(r.Exe) + "\t"
+		c := []string{r.User, strconv.Itoa(r.PID), fmt.Sprintf("%.1f", r.CPU), fmt.Sprintf("%.1f", r.Mem),
+			strconv.FormatUint(r.VSZ, 10), strconv.FormatUint(r.RSS, 10), r.TTY, r.Stat, r.Start, r.Time}
+		if extra["exe"] {
+			c = append(c, optString(r.Exe))
 		}
-		if si.extraCol["fds"] {
-			line += optInt(r.FDs) + "\t"
+		if extra["fds"] {
+			c = append(c, optInt(r.FDs))
 		}
-		if si.extraCol["io"] {
-			line += optUint(r.Read) + "\t" + optUint(r.Write) + "\t"
+		if extra["io"] {
+			c = append(c, optUint(r.Read), optUint(r.Write))
 		}
-		fmt.Fprintln(tw, line+" "+r.Command)
+		out = append(out, append(c, r.Command))
 	}
-	return tw.Flush()
+	return out
 }
 
 func optString(s *string) string {
@@ -214,46 +171,90 @@ func optUint(n *uint64) string {
 	return strconv.FormatUint(*n, 10)
 }
 
-// row builds a ps line from stat (fields per proc_pid_stat(5)) and
-// cmdline.
+// psInput is what ps reads of one process: the broker's answers for it.
+type psInput struct {
+	PID int
+	UID uint32
+	// Stat is the stat line (required); Status the status file, "" when
+	// the broker did not serve it; Cmdline the arguments, nil when empty
+	// or refused.
+	Stat, Status string
+	Cmdline      []string
+}
+
+// row builds a ps line from the broker's answers for one process.
 func (si *sysInfo) row(p *client.Process) (psRow, bool) {
-	stat, err := p.Text("stat")
-	if err != nil {
+	in := psInput{PID: p.PID, UID: p.UID}
+	var err error
+	if in.Stat, err = p.Text("stat"); err != nil {
 		return psRow{}, false
 	}
-	comm, f, ok := statFields(stat)
+	in.Status, _ = p.Text("status")
+	in.Cmdline, _ = p.List("cmdline")
+	r, ok := si.psRow(in)
+	if !ok {
+		return r, false
+	}
+	if si.extraCol["exe"] {
+		if s, err := p.Text("exe"); err == nil {
+			r.Exe = &s
+		} else {
+			r.addError("exe", err)
+		}
+	}
+	if si.extraCol["fds"] {
+		if n, err := p.Count("fd_count"); err == nil {
+			r.FDs = &n
+		} else {
+			r.addError("fd_count", err)
+		}
+	}
+	if si.extraCol["io"] {
+		if s, err := p.Text("io"); err == nil {
+			rd, wr := ioBytes(s)
+			r.Read, r.Write = &rd, &wr
+		} else {
+			r.addError("io", err)
+		}
+	}
+	return r, true
+}
+
+// addError records why an item behind an extra column is missing, for
+// -o json.
+func (r *psRow) addError(item string, err error) {
+	var ie *client.ItemError
+	if errors.As(err, &ie) {
+		if r.Errors == nil {
+			r.Errors = map[string]*client.ItemError{}
+		}
+		r.Errors[item] = ie
+	}
+}
+
+// psRow builds the columns of ps aux from stat (fields per
+// proc_pid_stat(5)), status and cmdline, as procps does: RSS is status's
+// VmRSS (stat's rss field is the kernel's approximate per-CPU count, and
+// lower), STAT is procps's pr_stat, and a zombie's command ends in
+// "<defunct>".
+func (si *sysInfo) psRow(in psInput) (psRow, bool) {
+	comm, f, ok := statFields(in.Stat)
 	if !ok {
 		return psRow{}, false
 	}
-	num := func(n int) uint64 { v, _ := strconv.ParseUint(f[n-3], 10, 64); return v }
-	inum := func(n int) int64 { v, _ := strconv.ParseInt(f[n-3], 10, 64); return v }
-	r := psRow{PID: p.PID, UID: p.UID, User: si.user(p.UID)}
-	utime, stime, start := num(14), num(15), num(22)
+	r := psRow{PID: in.PID, UID: in.UID, User: si.user(in.UID)}
+	utime, stime, start := f.num(14), f.num(15), f.num(22)
 	cpuSecs := float64(utime+stime) / si.hz
 	if el := si.uptime - float64(start)/si.hz; el > 0 {
 		r.CPU = 100 * cpuSecs / el
 	}
-	r.VSZ = num(23) / 1024
-	r.RSS = num(24) * si.pageKiB
+	r.VSZ = f.num(23) / 1024
+	r.RSS = rssKiB(in.Status, f.num(24), si.pageKiB)
 	if si.memKiB > 0 {
 		r.Mem = 100 * float64(r.RSS) / float64(si.memKiB)
 	}
-	r.TTY = ttyName(inum(7))
-	r.Stat = f[0]
-	if inum(19) < 0 {
-		r.Stat += "<"
-	} else if inum(19) > 0 {
-		r.Stat += "N"
-	}
-	if int64(p.PID) == inum(6) {
-		r.Stat += "s"
-	}
-	if num(20) > 1 {
-		r.Stat += "l"
-	}
-	if tp := inum(8); tp > 0 && tp == inum(5) {
-		r.Stat += "+"
-	}
+	r.TTY = ttyName(f.signed(7))
+	r.Stat = psStat(in.PID, f, in.Status)
 	st := si.boot.Add(time.Duration(float64(start) / si.hz * float64(time.Second)))
 	switch {
 	case si.now.Sub(st) < 24*time.Hour:
@@ -265,33 +266,78 @@ func (si *sysInfo) row(p *client.Process) (psRow, bool) {
 	}
 	secs := int(cpuSecs)
 	r.Time = fmt.Sprintf("%d:%02d", secs/60, secs%60)
-	if args, err := p.List("cmdline"); err == nil && len(args) > 0 {
-		r.Command = strings.Join(args, " ")
-	} else {
-		r.Command = "[" + comm + "]"
-	}
-	if si.extraCol["exe"] {
-		if s, err := p.Text("exe"); err == nil {
-			r.Exe = &s
-		}
-	}
-	if si.extraCol["fds"] {
-		if n, err := p.Count("fd_count"); err == nil {
-			r.FDs = &n
-		}
-	}
-	if si.extraCol["io"] {
-		if s, err := p.Text("io"); err == nil {
-			rd, wr := ioBytes(s)
-			r.Read, r.Write = &rd, &wr
-		}
-	}
+	r.Command = psCommand(comm, f[0], in.Cmdline)
 	return r, true
 }
 
+// psCommand is procps's COMMAND of ps aux: the arguments, or "[comm]"
+// when there are none (a kernel thread, a zombie), with " <defunct>" for
+// a zombie (procps library/readproc.c: escape_command, ESC_DEFUNCT).
+func psCommand(comm, state string, args []string) string {
+	if len(args) > 0 {
+		return strings.Join(args, " ")
+	}
+	if state == "Z" {
+		return "[" + comm + "] <defunct>"
+	}
+	return "[" + comm + "]"
+}
+
+// psStat is procps's STAT (ps/output.c: pr_stat): the state, then "<"
+// (negative nice) or "N" (positive nice), "L" (pages locked: VmLck),
+// "s" (session leader), "l" (more than one thread), "+" (in the
+// foreground process group of its terminal). f holds stat's fields from
+// 3 on; status may be "" (no L then).
+func psStat(pid int, f procStat, status string) string {
+	s := f[0]
+	switch nice := f.signed(19); {
+	case nice < 0:
+		s += "<"
+	case nice > 0:
+		s += "N"
+	}
+	if lck, ok := statusKiB(status, "VmLck"); ok && lck > 0 {
+		s += "L"
+	}
+	if f.signed(6) == int64(pid) {
+		s += "s"
+	}
+	if f.signed(20) > 1 {
+		s += "l"
+	}
+	if f.signed(5) == f.signed(8) {
+		s += "+"
+	}
+	return s
+}
+
+// rssKiB is the resident set in KiB: status's VmRSS, which the kernel
+// sums exactly (proc_pid_status: get_mm_counter_sum), or 0 for a task
+// without an mm (no VmRSS line); without status, stat's rss field in
+// pages, which the kernel reads from per-CPU counters without their
+// pending deltas (get_mm_rss).
+func rssKiB(status string, statPages, pageKiB uint64) uint64 {
+	if status == "" {
+		return statPages * pageKiB
+	}
+	v, _ := statusKiB(status, "VmRSS")
+	return v
+}
+
+// statusKiB returns a "Key:   N kB" value of a status file.
+func statusKiB(status, key string) (uint64, bool) {
+	for line := range strings.SplitSeq(status, "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
 // statFields splits a stat line (proc_pid_stat(5)) into comm and the
-// fields after it: f[0] is field 3 (state); at least fields 3 to 24.
-func statFields(stat string) (comm string, f []string, ok bool) {
+// fields after it, from field 3 (state) on; at least fields 3 to 24.
+func statFields(stat string) (comm string, f procStat, ok bool) {
 	i := strings.LastIndexByte(stat, ')')
 	j := strings.IndexByte(stat, '(')
 	if i < 0 || j < 0 || j > i {
@@ -303,6 +349,16 @@ func statFields(stat string) (comm string, f []string, ok bool) {
 	}
 	return stat[j+1 : i], f, true
 }
+
+// procStat holds the fields of a stat line from field 3 (state) on.
+type procStat []string
+
+// num returns field n (numbered as in proc_pid_stat(5)) as an unsigned
+// number, 0 when it is not one.
+func (f procStat) num(n int) uint64 { v, _ := strconv.ParseUint(f[n-3], 10, 64); return v }
+
+// signed returns field n as a signed number (nice, tty_nr, tpgid).
+func (f procStat) signed(n int) int64 { v, _ := strconv.ParseInt(f[n-3], 10, 64); return v }
 
 // ioBytes returns read_bytes and write_bytes of an io file.
 func ioBytes(s string) (rd, wr uint64) {

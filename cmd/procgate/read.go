@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procgate/procgate/client"
+	"github.com/procgate/procgate/policy"
 )
 
 func newReadCmd() *cobra.Command {
@@ -19,9 +21,11 @@ func newReadCmd() *cobra.Command {
 		Use:   "read PID ITEM...",
 		Short: "Read items of a process through the broker",
 		Long: `read asks the broker (procgate serve) for items of one process — status,
-stat, io, fd, exe, environ, … (procgate policy's item vocabulary) — and prints
-each value under a "== item ==" header, or one JSON object with -o json. A
-refused item is printed to standard error with its errno and reason.
+stat, io, fd, exe, environ, … (procgate policy's item vocabulary; an unknown
+name is refused with the nearest one) — and prints each value under a
+"== item ==" header, or one JSON object with -o json. A refused item is
+printed to standard error with its errno and reason; in JSON it is
+{"error": {"errno", "code", "reason"}}, as the broker answers it.
 
 Exit status: 0 when every item was answered, 1 when one was refused or the
 process does not exist, 2 when the broker cannot be reached or the request is
@@ -44,6 +48,11 @@ func runRead(ctx ctxT, out, errOut io.Writer, socket, output string, pid int, it
 	if output != "text" && output != "json" {
 		return &exitError{2, fmt.Errorf("read: -o %q: want text or json", output)}
 	}
+	for _, it := range items {
+		if _, err := policy.ParseItem(it); err != nil {
+			return &exitError{2, fmt.Errorf("read: %w", err)}
+		}
+	}
 	c := client.New(socket)
 	defer c.Close()
 	procs, err := c.ReadAll(ctx, client.Request{PIDs: []int{pid}, Items: items})
@@ -55,24 +64,30 @@ func runRead(ctx ctxT, out, errOut io.Writer, socket, output string, pid int, it
 	}
 	p := procs[0]
 	if p.Err != nil {
+		if output == "json" {
+			if err := writeJSON(out, map[string]any{"pid": p.PID, "error": errorJSON(p.Err)}); err != nil {
+				return err
+			}
+			return &exitError{1, nil}
+		}
 		return &exitError{1, fmt.Errorf("read: %w", p.Err)}
 	}
 	refused := 0
 	if output == "json" {
+		// A refused item is {"error": {"errno", "code", "reason"}}, as the
+		// broker answers it (docs/api.md).
 		m := map[string]any{"pid": p.PID, "start": p.Start, "comm": p.Comm, "uid": p.UID}
 		vals := map[string]any{}
 		for _, it := range items {
 			if raw, err := p.Raw(it); err != nil {
-				vals[it] = map[string]string{"error": err.Error()}
+				vals[it] = map[string]any{"error": errorJSON(err)}
 				refused++
 			} else {
 				vals[it] = raw
 			}
 		}
 		m["items"] = vals
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(m); err != nil {
+		if err := writeJSON(out, m); err != nil {
 			return err
 		}
 	} else {
@@ -90,6 +105,24 @@ func runRead(ctx ctxT, out, errOut io.Writer, socket, output string, pid int, it
 		return &exitError{1, nil}
 	}
 	return nil
+}
+
+// errorJSON is an error as -o json prints it: a broker's denial as the
+// broker wrote it ({"errno", "code", "reason"}), anything else as its
+// reason.
+func errorJSON(err error) any {
+	var ie *client.ItemError
+	if errors.As(err, &ie) {
+		return ie
+	}
+	return map[string]string{"reason": err.Error()}
+}
+
+// writeJSON writes v as one indented JSON document.
+func writeJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // formatValue renders an item's JSON value as text: strings as they are,

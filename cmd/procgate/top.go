@@ -4,13 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strconv"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,16 +24,18 @@ func newTopCmd() *cobra.Command {
 		Use:   "top [--delay D] [--iterations N] [--lines N] [--sort cpu|mem|io|pid] [-o json]",
 		Short: "Show the busiest processes through the broker, like top",
 		Long: `top samples every process through the broker (procgate serve) — stat,
-cmdline and io, in one batch request per sample — and shows, per interval of
---delay, each process's CPU use (%CPU of one CPU, over the interval), memory
-(RSS, %MEM) and storage I/O rates (READ/s, WRITE/s, from io; "-" where the
-broker refuses io, as it does for a caller outside group procgate under the
-default policy). A process is followed by pid and start time, so a reused
+status, cmdline and io, in one batch request per sample — and shows, per
+interval of --delay, each process's CPU use (%CPU of one CPU, over the
+interval), memory (RSS, %MEM, as ps counts them) and storage I/O rates
+(READ/s, WRITE/s, from io; "-" where the broker refuses io, as it does for a
+caller outside group procgate under the default policy). A process is followed by pid and start time, so a reused
 pid never inherits another process's counters.
 
-On a terminal it redraws until interrupted; otherwise (batch mode, like
-top -b) it prints --iterations tables, one by default. -o json prints one
-JSON object per process and interval.
+On a terminal it redraws until interrupted, fitting the terminal: commands
+are cut at its width and only the processes that fit its height are shown;
+otherwise (batch mode, like top -b) it prints --iterations tables, one by
+default, with whole lines. -o json prints one JSON object per process and
+interval.
 
 Exit status: 0, 2 when the broker cannot be reached.`,
 		Args: cobra.NoArgs,
@@ -74,6 +75,7 @@ type topSample struct {
 	command   string
 	io        bool // read and write are known
 	read, wrt uint64
+	ioErr     *client.ItemError // the broker's refusal of io
 }
 
 // topRow is one process over one interval.
@@ -86,7 +88,10 @@ type topRow struct {
 	RSS     uint64   `json:"rss_kib"`
 	ReadPS  *float64 `json:"read_bytes_per_second,omitempty"`
 	WritePS *float64 `json:"write_bytes_per_second,omitempty"`
-	Command string   `json:"command"`
+	// Errors holds the broker's refusal of io, behind READ/s and
+	// WRITE/s, as {"errno","code","reason"}.
+	Errors  map[string]*client.ItemError `json:"errors,omitempty"`
+	Command string                       `json:"command"`
 }
 
 type procKey struct {
@@ -132,10 +137,10 @@ func runTop(ctx context.Context, out io.Writer, o topOptions) error {
 	return nil
 }
 
-// topSampleAll reads stat, cmdline and io of every process.
+// topSampleAll reads stat, status, cmdline and io of every process.
 func topSampleAll(ctx context.Context, c *client.Client, si *sysInfo) (map[procKey]topSample, time.Time, error) {
 	samples := map[procKey]topSample{}
-	err := c.Read(ctx, client.Request{All: true, Items: []string{"stat", "cmdline", "io"}}, func(p *client.Process) error {
+	err := c.Read(ctx, client.Request{All: true, Items: []string{"stat", "status", "cmdline", "io"}}, func(p *client.Process) error {
 		if p.Err != nil {
 			return nil // exited meanwhile
 		}
@@ -143,19 +148,18 @@ func topSampleAll(ctx context.Context, c *client.Client, si *sysInfo) (map[procK
 		if err != nil {
 			return nil
 		}
-		s, ok := parseTopStat(stat, si.pageKiB)
+		status, _ := p.Text("status")
+		args, _ := p.List("cmdline")
+		s, ok := parseTopSample(stat, status, args, si.pageKiB)
 		if !ok {
 			return nil
 		}
 		s.pid, s.start, s.uid = p.PID, p.Start, p.UID
-		if args, err := p.List("cmdline"); err == nil && len(args) > 0 {
-			s.command = strings.Join(args, " ")
-		} else {
-			s.command = "[" + s.command + "]"
-		}
 		if t, err := p.Text("io"); err == nil {
 			s.read, s.wrt = ioBytes(t)
 			s.io = true
+		} else {
+			errors.As(err, &s.ioErr)
 		}
 		samples[procKey{s.pid, s.start}] = s
 		return nil
@@ -163,15 +167,14 @@ func topSampleAll(ctx context.Context, c *client.Client, si *sysInfo) (map[procK
 	return samples, time.Now(), err
 }
 
-// parseTopStat reads comm, utime+stime and rss from a stat line (fields
-// per proc_pid_stat(5)); command is set to comm.
-func parseTopStat(stat string, pageKiB uint64) (topSample, bool) {
+// parseTopSample reads utime+stime from a stat line (fields per
+// proc_pid_stat(5)), the resident set and the command as ps does.
+func parseTopSample(stat, status string, args []string, pageKiB uint64) (topSample, bool) {
 	comm, f, ok := statFields(stat)
 	if !ok {
 		return topSample{}, false
 	}
-	num := func(n int) uint64 { v, _ := strconv.ParseUint(f[n-3], 10, 64); return v }
-	return topSample{command: comm, ticks: num(14) + num(15), rssKiB: num(24) * pageKiB}, true
+	return topSample{command: psCommand(comm, f[0], args), ticks: f.num(14) + f.num(15), rssKiB: rssKiB(status, f.num(24), pageKiB)}, true
 }
 
 // topRows computes each process's use over the interval of secs seconds
@@ -194,6 +197,9 @@ func topRows(prev, cur map[procKey]topSample, secs float64, si *sysInfo) []topRo
 		if s.io && p.io && secs > 0 && s.read >= p.read && s.wrt >= p.wrt {
 			rd, wr := float64(s.read-p.read)/secs, float64(s.wrt-p.wrt)/secs
 			r.ReadPS, r.WritePS = &rd, &wr
+		}
+		if s.ioErr != nil {
+			r.Errors = map[string]*client.ItemError{"io": s.ioErr}
 		}
 		rows = append(rows, r)
 	}
@@ -241,22 +247,60 @@ func writeTop(out io.Writer, o topOptions, rows []topRow, total int, at time.Tim
 		}
 		return bw.Flush()
 	}
+	// On a terminal every line fits its width, and a redrawn screen its
+	// height; in batch mode (a pipe, a file) lines are whole, as top -b.
+	width, height := terminalSize(out)
 	if o.iterations == 0 {
 		bw.WriteString("\x1b[H\x1b[2J") // redraw in place
+	} else {
+		height = 0
 	}
-	fmt.Fprintf(bw, "procgate top - %s, %d processes, over %.1f s, by %s\n\n", at.Format("15:04:05"), total, interval.Seconds(), o.sort)
-	tw := tabwriter.NewWriter(bw, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PID\tUSER\t%CPU\t%MEM\tRSS\tREAD/s\tWRITE/s\t COMMAND")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%d\t%s\t%s\t %s\n", r.PID, r.User, r.CPU, r.Mem, r.RSS, optRate(r.ReadPS), optRate(r.WritePS), r.Command)
-	}
-	if err := tw.Flush(); err != nil {
+	head := fmt.Sprintf("procgate top - %s, %d processes, over %.1f s, by %s", at.Format("15:04:05"), total, interval.Seconds(), o.sort)
+	if err := writeTopScreen(bw, head, rows, width, height); err != nil {
 		return err
 	}
-	if o.iterations != 1 {
+	if o.iterations != 1 && height == 0 {
 		bw.WriteString("\n")
 	}
 	return bw.Flush()
+}
+
+// topColumns are the columns of procgate top.
+var topColumns = []column{{"PID", true}, {"USER", false}, {"%CPU", true}, {"%MEM", true}, {"RSS", true},
+	{"READ/s", true}, {"WRITE/s", true}, {"COMMAND", false}}
+
+// writeTopScreen writes one interval: the summary line head, a blank
+// line and the table. width > 0 cuts every line at width characters (the
+// command first, being last), so that a terminal never wraps one;
+// height > 0 shows only the processes that fit in height lines, keeping
+// the last line free for the cursor so that the screen does not scroll.
+func writeTopScreen(out io.Writer, head string, rows []topRow, width, height int) error {
+	if height > 0 {
+		rows = rows[:min(len(rows), max(height-4, 0))]
+	}
+	cells := make([][]string, len(rows))
+	for i, r := range rows {
+		cells[i] = []string{strconv.Itoa(r.PID), r.User, fmt.Sprintf("%.1f", r.CPU), fmt.Sprintf("%.1f", r.Mem),
+			strconv.FormatUint(r.RSS, 10), optRate(r.ReadPS), optRate(r.WritePS), r.Command}
+	}
+	if _, err := io.WriteString(out, fitWidth(head, width)+"\n\n"); err != nil {
+		return err
+	}
+	return writeTable(out, topColumns, cells, width)
+}
+
+// terminalSize returns the width and height of the terminal w writes to,
+// or 0, 0 when it is not one.
+func terminalSize(w io.Writer) (width, height int) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0, 0
+	}
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0, 0
+	}
+	return int(ws.Col), int(ws.Row)
 }
 
 // optRate prints a byte rate in B, K, M or G per second, "-" when unknown.

@@ -84,9 +84,26 @@ func (m *Module) mediates(p *Profile) bool {
 	return !m.LegacyNoPtraceMediation || p.HasPtraceRules()
 }
 
+var _ kernel.PtraceSkipper = (*Module)(nil)
+
+// PtraceSkip implements kernel.PtraceSkipper: for an unconfined tracer
+// profile_tracer_perm returns 0 at once and profile_tracee_perm does not
+// consult the target's profile (security/apparmor/task.c), so
+// apparmor_ptrace_access_check checks nothing.
+func (m *Module) PtraceSkip(tracer, _ *kernel.Task, _ kernel.Mode) string {
+	if m.resolve(tracer).prof == nil {
+		return "tracer is unconfined: its side passes and the target's profile is not consulted"
+	}
+	return ""
+}
+
 // PtraceAccessCheck is security/apparmor/lsm.c:apparmor_ptrace_access_check:
 // read for READ modes, trace otherwise. NOAUDIT is ignored.
 func (m *Module) PtraceAccessCheck(e kernel.Env, tracer, tracee *kernel.Task, mode kernel.Mode) kernel.Errno {
+	if why := m.PtraceSkip(tracer, tracee, mode); why != "" {
+		e.T.Add("apparmor", kernel.Skip, why)
+		return kernel.OK
+	}
 	req := permTrace
 	if mode.IsRead() {
 		req = permRead

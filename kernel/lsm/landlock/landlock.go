@@ -37,12 +37,21 @@ func scopeLE(parent, child *kernel.LandlockDomain) bool {
 	return false
 }
 
+var _ kernel.PtraceSkipper = Module{}
+
+// PtraceSkip implements kernel.PtraceSkipper: hook_ptrace_access_check
+// checks nothing for a caller without a domain.
+func (Module) PtraceSkip(tracer, _ *kernel.Task, _ kernel.Mode) string {
+	if tracer.Landlock == nil {
+		return "caller is not Landlock-restricted"
+	}
+	return ""
+}
+
 // PtraceAccessCheck is hook_ptrace_access_check.
 func (m Module) PtraceAccessCheck(e kernel.Env, tracer, tracee *kernel.Task, mode kernel.Mode) kernel.Errno {
-	if tracer.Landlock == nil {
-		if e.T.On() {
-			e.T.Add("landlock", kernel.Skip, "caller is not Landlock-restricted")
-		}
+	if why := m.PtraceSkip(tracer, tracee, mode); why != "" {
+		e.T.Add("landlock", kernel.Skip, why)
 		return kernel.OK
 	}
 	if scopeLE(tracer.Landlock, tracee.Landlock) {

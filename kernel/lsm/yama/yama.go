@@ -38,20 +38,28 @@ func New(scope int) (*Module, error) {
 // Name returns "yama".
 func (*Module) Name() string { return "yama" }
 
+var _ kernel.PtraceSkipper = (*Module)(nil)
+
+// PtraceSkip implements kernel.PtraceSkipper: yama_ptrace_access_check
+// restricts only ATTACH modes, and nothing at YAMA_SCOPE_DISABLED.
+func (m *Module) PtraceSkip(_, _ *kernel.Task, mode kernel.Mode) string {
+	switch {
+	case mode&kernel.ModeAttach == 0:
+		return "READ mode: Yama restricts ATTACH only"
+	case m.Scope == Disabled:
+		return "ptrace_scope 0: no restriction beyond the classic ptrace permissions"
+	}
+	return ""
+}
+
 // PtraceAccessCheck is yama_ptrace_access_check.
 func (m *Module) PtraceAccessCheck(e kernel.Env, tracer, tracee *kernel.Task, mode kernel.Mode) kernel.Errno {
-	if mode&kernel.ModeAttach == 0 {
-		if e.T.On() {
-			e.T.Add("yama", kernel.Skip, "READ mode: Yama restricts ATTACH only")
-		}
+	if why := m.PtraceSkip(tracer, tracee, mode); why != "" {
+		e.T.Add("yama", kernel.Skip, why)
 		return kernel.OK
 	}
 	rc := kernel.OK
 	switch m.Scope {
-	case Disabled:
-		if e.T.On() {
-			e.T.Add("yama", kernel.Pass, "ptrace_scope 0: classic ptrace permissions")
-		}
 	case Relational:
 		switch {
 		case kernel.IsDescendant(tracer, tracee):
