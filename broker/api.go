@@ -8,21 +8,13 @@ import (
 	"io"
 
 	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/privsep"
 )
 
-// Limits on one request body.
-const (
-	// MaxBody is the largest request body accepted.
-	MaxBody = 1 << 20
-	// MaxPIDs is the most processes one request may name.
-	MaxPIDs = 65536
-	// MaxItems is the most items one request may name.
-	MaxItems = 64
-	// MaxMemRanges is the most mem ranges one request may name.
-	MaxMemRanges = 64
-	// maxPID is the kernel's PID_MAX_LIMIT.
-	maxPID = 1 << 22
-)
+// MaxBody is the largest request body accepted. The bounds on what one
+// request may ask for (processes, items, mem ranges) are every front's:
+// privsep.MaxPIDs, privsep.MaxItems, privsep.MaxMemRanges.
+const MaxBody = 1 << 20
 
 // ReadRequest is the body of POST /v1/read (docs/api.md).
 type ReadRequest struct {
@@ -93,20 +85,20 @@ func decodeReadRequest(body []byte) (*gate.Request, error) {
 		return nil, badRequest("give either \"pids\" or \"all\", not both")
 	case !rr.All && len(rr.PIDs) == 0:
 		return nil, badRequest("no processes: give \"pids\" (a list of pids) or \"all\": true")
-	case len(rr.PIDs) > MaxPIDs:
-		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d pids: at most %d per request", len(rr.PIDs), MaxPIDs)}
+	case len(rr.PIDs) > privsep.MaxPIDs:
+		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d pids: at most %d per request", len(rr.PIDs), privsep.MaxPIDs)}
 	case len(rr.Items) == 0:
 		return nil, badRequest("no items: give \"items\", for example [\"status\", \"io\"]")
-	case len(rr.Items) > MaxItems:
-		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d items: at most %d per request", len(rr.Items), MaxItems)}
-	case len(rr.Mem) > MaxMemRanges:
-		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d mem ranges: at most %d per request", len(rr.Mem), MaxMemRanges)}
+	case len(rr.Items) > privsep.MaxItems:
+		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d items: at most %d per request", len(rr.Items), privsep.MaxItems)}
+	case len(rr.Mem) > privsep.MaxMemRanges:
+		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d mem ranges: at most %d per request", len(rr.Mem), privsep.MaxMemRanges)}
 	}
 	req := &gate.Request{All: rr.All, Mem: rr.Mem}
 	seenPID := make(map[int]bool, len(rr.PIDs))
 	for _, p := range rr.PIDs {
-		if p <= 0 || p > maxPID {
-			return nil, badRequest("pid %d out of range 1..%d", p, maxPID)
+		if p <= 0 || p > privsep.MaxPID {
+			return nil, badRequest("pid %d out of range 1..%d", p, privsep.MaxPID)
 		}
 		if !seenPID[p] {
 			seenPID[p] = true

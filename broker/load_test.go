@@ -267,7 +267,7 @@ func manyConnections(t *testing.T, socket string, n int) {
 func TestPerUIDLimits(t *testing.T) {
 	requireRoot(t)
 	h := startBroker(t, auditPolicy, 0, func(c *broker.Config) {
-		c.MaxConnsPerUID, c.MaxRequestsPerUID = 2, 1
+		c.Limits.MaxConnsPerUID, c.Limits.MaxRequestsPerUID = 2, 1
 	})
 	tgt := spawnTarget(t, uidTarget)
 	dial := func() net.Conn {

@@ -24,10 +24,21 @@ import (
 // a third uid as the policy grants, and is refused environ; the front
 // holds no capability, has no_new_privs and cannot open a file nor
 // connect to a TCP port (Landlock); the reader holds exactly
-// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH with no_new_privs.
+// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH with no_new_privs. Both builds
+// do it all: a plain `go build` (cgo, dynamically linked) and
+// CGO_ENABLED=0.
 func TestPrivsepEndToEnd(t *testing.T) {
 	requireRoot(t)
-	d := startDaemon(t, testPolicy)
+	for _, b := range []struct {
+		name  string
+		build func() (string, error)
+	}{{"go-build", procgateBinary}, {"cgo-disabled", procgateStatic}} {
+		t.Run(b.name, func(t *testing.T) { privsepEndToEnd(t, b.build) })
+	}
+}
+
+func privsepEndToEnd(t *testing.T, build func() (string, error)) {
+	d := startDaemonBuilt(t, build, nil, testPolicy)
 	tgt := spawnTarget(t, uidTarget)
 	pid := tgt.Process.Pid
 

@@ -11,13 +11,13 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/gate"
 	"github.com/procgate/procgate/policy"
+	"github.com/procgate/procgate/privsep"
 )
 
 // Version is the API version served under /v1/.
@@ -25,20 +25,18 @@ const Version = "v1"
 
 // Config configures a Server.
 type Config struct {
-	// Backend answers the requests: Local{Gate} in-process, or a Remote
-	// reader process (privilege separation). When nil, Local{Gate}.
-	Backend Backend
+	// Backend answers the requests: privsep.NewLocal(gate) in-process,
+	// or a privsep.Remote reader process (privilege separation). When
+	// nil, privsep.NewLocal(Gate).
+	Backend privsep.Backend
 	// Gate is the in-process gate, used when Backend is nil.
 	Gate *gate.Gate
 	// Log receives operational messages (never audit records, never
 	// values read); nil discards them.
 	Log *slog.Logger
-	// MaxConns bounds open connections (default 4096); MaxConnsPerUID
-	// bounds those of one uid (default 1024).
-	MaxConns, MaxConnsPerUID int
-	// MaxRequestsPerUID bounds the requests of one uid in progress at
-	// once (default 64); more get 429.
-	MaxRequestsPerUID int
+	// Limits bound open connections, per uid and in total, and the
+	// requests of one uid in progress at once (more get 429).
+	Limits privsep.Limits
 	// WriteTimeout bounds each write to a client (default 10s): a client
 	// that stops reading is dropped.
 	WriteTimeout time.Duration
@@ -47,43 +45,27 @@ type Config struct {
 }
 
 // Server is the broker: an HTTP/1.1 + JSON server on a Unix socket that
-// answers /v1/ requests through the gate for the connected caller.
+// answers /v1/ requests through a privsep.Backend for the connected
+// caller.
 type Server struct {
-	cfg    Config
-	be     Backend
-	http   *http.Server
-	log    *slog.Logger
-	conns  chan struct{}
-	mu     sync.Mutex
-	perUID map[uint32]*uidState
-	active atomic.Int64
-}
-
-type uidState struct {
-	conns int
-	reqs  chan struct{}
+	cfg  Config
+	be   privsep.Backend
+	http *http.Server
+	log  *slog.Logger
+	lim  *privsep.Limiter
 }
 
 // New returns a server for cfg.
 func New(cfg Config) *Server {
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = 4096
-	}
-	if cfg.MaxConnsPerUID <= 0 {
-		cfg.MaxConnsPerUID = 1024
-	}
-	if cfg.MaxRequestsPerUID <= 0 {
-		cfg.MaxRequestsPerUID = 64
-	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, be: cfg.Backend, log: cfg.Log, conns: make(chan struct{}, cfg.MaxConns), perUID: map[uint32]*uidState{}}
+	s := &Server{cfg: cfg, be: cfg.Backend, log: cfg.Log, lim: privsep.NewLimiter(cfg.Limits)}
 	if s.be == nil {
-		s.be = Local{G: cfg.Gate}
+		s.be = privsep.NewLocal(cfg.Gate)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/read", s.handleRead)
@@ -111,12 +93,6 @@ func New(cfg Config) *Server {
 		},
 		ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}
-	if l, ok := s.be.(Local); ok {
-		// A Remote reader keeps these gauges itself (its sessions and
-		// reads in progress).
-		l.G.Metrics().Gauge("procgate_connections", func() float64 { return float64(len(s.conns)) })
-		l.G.Metrics().Gauge("procgate_requests_in_flight", func() float64 { return float64(s.active.Load()) })
-	}
 	return s
 }
 
@@ -126,10 +102,10 @@ type callerKey struct{}
 type peerConn struct {
 	net.Conn
 	s        *Server
-	sess     Session
-	peer     Peer
+	sess     privsep.Session
+	uid      uint32
 	err      error
-	admitted bool // counted in perUID
+	admitted bool // counted in the limiter's per-uid connections
 	once     sync.Once
 }
 
@@ -139,8 +115,10 @@ func (c *peerConn) Close() error {
 		if c.sess != nil {
 			c.sess.Close()
 		}
-		c.s.release(c.peer.UID, c.admitted)
-		<-c.s.conns
+		if c.admitted {
+			c.s.lim.ReleaseUID(c.uid)
+		}
+		c.s.lim.ReleaseConn()
 	})
 	return err
 }
@@ -152,10 +130,10 @@ type listener struct {
 }
 
 func (l *listener) Accept() (net.Conn, error) {
-	l.s.conns <- struct{}{} // bound open connections: wait for a slot
+	l.s.lim.WaitConn() // bound open connections: wait for a slot
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.s.conns
+		l.s.lim.ReleaseConn()
 		return nil, err
 	}
 	pc := &peerConn{Conn: c, s: l.s}
@@ -164,21 +142,22 @@ func (l *listener) Accept() (net.Conn, error) {
 		pc.err = errors.New("not a Unix socket connection: the caller cannot be identified")
 		return pc, nil
 	}
-	pc.peer, pc.err = PeerOf(uc)
-	if pc.err != nil {
+	id, err := privsep.PeerOf(uc)
+	if err != nil {
+		pc.err = err
 		return pc, nil
 	}
-	if !l.s.admit(pc.peer.UID) {
+	pc.uid = id.UID
+	if !l.s.lim.AdmitUID(id.UID) {
 		pc.err = errTooManyConns
-		closeFD(pc.peer.PidFD)
+		id.Close()
 		return pc, nil
 	}
 	pc.admitted = true
-	pc.sess, pc.err = l.s.be.Open(uc, pc.peer) // owns pc.peer.PidFD
-	pc.peer.PidFD = -1
+	pc.sess, pc.err = l.s.be.Open(id) // owns id.PidFD
 	if pc.err != nil {
 		pc.sess = nil
-		if !errors.Is(pc.err, ErrUnavailable) {
+		if !errors.Is(pc.err, privsep.ErrUnavailable) {
 			pc.err = fmt.Errorf("identify caller: %w", pc.err)
 		}
 	}
@@ -186,35 +165,6 @@ func (l *listener) Accept() (net.Conn, error) {
 }
 
 var errTooManyConns = errors.New("too many connections from this uid")
-
-func (s *Server) admit(uid uint32) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.perUID[uid]
-	if st == nil {
-		st = &uidState{reqs: make(chan struct{}, s.cfg.MaxRequestsPerUID)}
-		s.perUID[uid] = st
-	}
-	if st.conns >= s.cfg.MaxConnsPerUID {
-		return false
-	}
-	st.conns++
-	return true
-}
-
-func (s *Server) release(uid uint32, admitted bool) {
-	if !admitted {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if st := s.perUID[uid]; st != nil {
-		st.conns--
-		if st.conns <= 0 && len(st.reqs) == 0 {
-			delete(s.perUID, uid)
-		}
-	}
-}
 
 // Serve accepts connections on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
@@ -241,7 +191,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		case errors.Is(pc.err, errTooManyConns):
 			writeError(w, http.StatusTooManyRequests, "too_many_connections", pc.err.Error())
 			return
-		case errors.Is(pc.err, ErrUnavailable):
+		case errors.Is(pc.err, privsep.ErrUnavailable):
 			writeUnavailable(w)
 			return
 		case pc.err != nil:
@@ -249,27 +199,21 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			return
 		}
 		if err := pc.sess.Alive(); err != nil {
-			if errors.Is(err, ErrUnavailable) {
+			if errors.Is(err, privsep.ErrUnavailable) {
 				writeUnavailable(w)
 				return
 			}
 			writeError(w, http.StatusGone, "caller_gone", "the calling process exited")
 			return
 		}
-		s.mu.Lock()
-		st := s.perUID[pc.peer.UID]
-		s.mu.Unlock()
-		select {
-		case st.reqs <- struct{}{}:
-			defer func() { <-st.reqs }()
-		default:
+		end, ok := s.lim.BeginRequest(pc.uid)
+		if !ok {
 			s.be.Reject("per_uid_limit")
 			writeError(w, http.StatusTooManyRequests, "too_many_requests",
-				"too many requests in progress for uid "+strconv.FormatUint(uint64(pc.peer.UID), 10))
+				"too many requests in progress for uid "+strconv.FormatUint(uint64(pc.uid), 10))
 			return
 		}
-		s.active.Add(1)
-		defer s.active.Add(-1)
+		defer end()
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, pc)))
 	})
 }
@@ -302,7 +246,7 @@ func writeUnavailable(w http.ResponseWriter) {
 // output.
 func writeBackendError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, privsep.ErrUnavailable):
 		writeUnavailable(w)
 	case errors.Is(err, gate.ErrCallerGone):
 		writeError(w, http.StatusGone, "caller_gone", err.Error())
@@ -403,7 +347,7 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
 		}
 		// Headers are sent: report the error in the stream, then end it.
 		code := "internal"
-		if errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, privsep.ErrUnavailable) {
 			code = "unavailable"
 		}
 		bw.buf = append(bw.buf, `{"error":{"code":"`+code+`","message":`...)

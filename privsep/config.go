@@ -1,4 +1,4 @@
-package broker
+package privsep
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 	"github.com/procgate/procgate/policy"
 )
 
-// GateConfig is what opening the gate needs: procgate serve's policy,
+// GateConfig is what opening the gate needs: the daemon's policy,
 // audit and read settings. In privilege-separated mode the front hands
 // it to the reader, which opens the gate itself.
 type GateConfig struct {
@@ -86,7 +86,8 @@ func OpenGate(cfg GateConfig, log *slog.Logger) (*gate.Gate, *gate.Auditor, erro
 
 // Reload reopens the audit log, drops the model's cache and recompiles
 // the policy; an invalid one leaves the last good one in force. It
-// returns the generation in force.
+// returns the generation in force, and counts the outcome in
+// procgate_policy_reloads_total{result="ok"|"error"}.
 func Reload(log *slog.Logger, g *gate.Gate, aud *gate.Auditor, path string) (uint64, error) {
 	if err := aud.Reopen(); err != nil {
 		log.Error("audit log reopen failed", "err", err)
@@ -94,9 +95,11 @@ func Reload(log *slog.Logger, g *gate.Gate, aud *gate.Auditor, path string) (uin
 	g.FlushCache()
 	pol, err := LoadPolicy(path)
 	if err != nil {
+		g.Metrics().Counter(`procgate_policy_reloads_total{result="error"}`).Add(1)
 		log.Error("policy reload failed; the previous policy stays in force", "policy", PolicyName(path), "err", err, "generation", g.Policy().Generation())
 		return g.Policy().Generation(), err
 	}
+	g.Metrics().Counter(`procgate_policy_reloads_total{result="ok"}`).Add(1)
 	g.SetPolicy(pol)
 	log.Info("policy reloaded", "policy", PolicyName(path), "generation", pol.Generation())
 	return pol.Generation(), nil

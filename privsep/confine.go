@@ -1,4 +1,4 @@
-package broker
+package privsep
 
 import (
 	"errors"
@@ -8,16 +8,16 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unsafe"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/psx"
 )
 
-// Capabilities the reader (or the in-process broker) keeps after
+// Capabilities the reader (or the in-process daemon) keeps after
 // binding: CAP_SYS_PTRACE (the ptrace checks of /proc files,
 // process_vm_readv) and CAP_DAC_READ_SEARCH (0400 files such as environ
 // and io of other users).
@@ -26,8 +26,8 @@ var keptCaps = []uintptr{unix.CAP_SYS_PTRACE, unix.CAP_DAC_READ_SEARCH}
 // DropPrivileges keeps only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH
 // (effective and permitted; the bounding set, inheritable and ambient sets
 // cleared of everything else) and sets no_new_privs, on every thread of
-// the process. It needs a build without cgo (AllThreadsSyscall). The
-// privilege-separated reader, and the in-process broker, run with it.
+// the process (psx: with or without cgo). The privilege-separated reader,
+// and the in-process daemon, run with it.
 func DropPrivileges() error { return dropCaps(keptCaps) }
 
 // DropAllPrivileges clears every capability set (effective, permitted,
@@ -46,8 +46,15 @@ func dropCaps(kept []uintptr) error {
 			last = uintptr(n)
 		}
 	}
+	// Every thread: capabilities and no_new_privs are per thread
+	// (struct cred), and the Go runtime runs goroutines on any of them.
+	// psx reaches the threads of a cgo binary too (through its
+	// pthread_create wrapper), where syscall.AllThreadsSyscall cannot.
+	// Six arguments, the unused ones zero: prctl refuses garbage in
+	// arg3..arg5 for PR_SET_NO_NEW_PRIVS (kernel/sys.c), and psx's C
+	// three-argument call leaves those registers undefined.
 	all := func(trap, a1, a2, a3 uintptr) error {
-		if _, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3); e != 0 {
+		if _, _, e := psx.Syscall6(trap, a1, a2, a3, 0, 0, 0); e != 0 {
 			return e
 		}
 		return nil
@@ -57,17 +64,14 @@ func dropCaps(kept []uintptr) error {
 			continue
 		}
 		if err := all(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, c, 0); err != nil && !errors.Is(err, unix.EINVAL) {
-			if errors.Is(err, unix.ENOTSUP) {
-				return errors.New("broker: dropping privileges needs a build without cgo (CGO_ENABLED=0)")
-			}
-			return fmt.Errorf("broker: drop capability %d from the bounding set: %w", c, err)
+			return fmt.Errorf("privsep: drop capability %d from the bounding set: %w", c, err)
 		}
 	}
-	if _, _, e := syscall.AllThreadsSyscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 && e != syscall.EINVAL {
-		return fmt.Errorf("broker: clear ambient capabilities: %w", e)
+	if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 && e != unix.EINVAL {
+		return fmt.Errorf("privsep: clear ambient capabilities: %w", e)
 	}
 	if err := all(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
-		return fmt.Errorf("broker: set no_new_privs: %w", err)
+		return fmt.Errorf("privsep: set no_new_privs: %w", err)
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
@@ -76,7 +80,7 @@ func dropCaps(kept []uintptr) error {
 		data[c/32].Permitted |= 1 << (c % 32)
 	}
 	if err := all(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); err != nil {
-		return fmt.Errorf("broker: capset: %w", err)
+		return fmt.Errorf("privsep: capset: %w", err)
 	}
 	return nil
 }
@@ -129,68 +133,9 @@ func ConfineFront(useLandlock bool, removable string) (int, error) {
 		rules = append(rules, landlock.PathAccess(landlock.AccessFSSet(llsys.AccessFSRemoveFile), removable).IgnoreIfMissing())
 	}
 	if err := landlock.V11.BestEffort().Restrict(rules...); err != nil {
-		return abi, fmt.Errorf("broker: landlock: %w", err)
+		return abi, fmt.Errorf("privsep: landlock: %w", err)
 	}
 	return abi, nil
-}
-
-// ActivationListener returns the listening socket passed by systemd
-// socket activation (LISTEN_PID/LISTEN_FDS, fd 3), or nil when there is
-// none.
-func ActivationListener() (net.Listener, error) {
-	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
-		return nil, nil
-	}
-	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
-	if err != nil || n < 1 {
-		return nil, nil
-	}
-	os.Unsetenv("LISTEN_PID")
-	os.Unsetenv("LISTEN_FDS")
-	os.Unsetenv("LISTEN_FDNAMES")
-	unix.CloseOnExec(3)
-	f := os.NewFile(3, "systemd-socket")
-	l, err := net.FileListener(f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("broker: socket activation: %w", err)
-	}
-	if _, ok := l.(*net.UnixListener); !ok {
-		l.Close()
-		return nil, errors.New("broker: socket activation: fd 3 is not a Unix socket")
-	}
-	return l, nil
-}
-
-// Listen creates the broker's socket at path: its directory (0755) if
-// missing, a stale socket removed, the socket itself world-connectable
-// (0666; the policy decides what each caller gets).
-func Listen(path string) (net.Listener, error) {
-	dir := path[:max(strings.LastIndexByte(path, '/'), 0)]
-	if dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("broker: socket directory: %w", err)
-		}
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("broker: %s exists and is not a socket", path)
-		}
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("broker: another broker is listening on %s", path)
-		}
-		os.Remove(path)
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("broker: listen: %w", err)
-	}
-	if err := os.Chmod(path, 0o666); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("broker: chmod socket: %w", err)
-	}
-	return l, nil
 }
 
 // envSelfTest names a file the front tries to open once confined,
@@ -240,27 +185,27 @@ func ConfineMounts(writable string) error {
 	self, err1 := os.Stat("/proc/self/ns/mnt")
 	parent, err2 := os.Stat("/proc/" + strconv.Itoa(os.Getppid()) + "/ns/mnt")
 	if err := errors.Join(err1, err2); err != nil {
-		return fmt.Errorf("broker: confine mounts: %w", err)
+		return fmt.Errorf("privsep: confine mounts: %w", err)
 	}
 	if os.SameFile(self, parent) {
-		return errors.New("broker: confine mounts: the reader shares its parent's mount namespace")
+		return errors.New("privsep: confine mounts: the reader shares its parent's mount namespace")
 	}
 	if writable != "" {
 		if writable == "/" {
-			return errors.New("broker: confine mounts: the audit log's directory is /; it cannot stay writable alone")
+			return errors.New("privsep: confine mounts: the audit log's directory is /; it cannot stay writable alone")
 		}
 		// Its own mount, so that it can stay writable under a read-only
 		// parent.
 		if err := unix.Mount(writable, writable, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("broker: confine mounts: bind %s: %w", writable, err)
+			return fmt.Errorf("privsep: confine mounts: bind %s: %w", writable, err)
 		}
 	}
 	if err := unix.MountSetattr(unix.AT_FDCWD, "/", unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
-		return fmt.Errorf("broker: confine mounts: read-only /: %w", err)
+		return fmt.Errorf("privsep: confine mounts: read-only /: %w", err)
 	}
 	if writable != "" {
 		if err := unix.MountSetattr(unix.AT_FDCWD, writable, 0, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}); err != nil {
-			return fmt.Errorf("broker: confine mounts: writable %s: %w", writable, err)
+			return fmt.Errorf("privsep: confine mounts: writable %s: %w", writable, err)
 		}
 	}
 	return nil
