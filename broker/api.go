@@ -58,6 +58,9 @@ func decodeReadRequest(body []byte) (*gate.Request, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, badRequest("empty request body: want a JSON object such as {\"pids\":[1],\"items\":[\"status\"]}")
 	}
+	if err := noDuplicateKeys(body); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var rr ReadRequest
@@ -117,4 +120,49 @@ func decodeReadRequest(body []byte) (*gate.Request, error) {
 		}
 	}
 	return req, nil
+}
+
+// noDuplicateKeys refuses an object that names a key twice, at any
+// depth: encoding/json would keep the last one silently, and two readers
+// of the same body (a proxy, an audit trail, the broker) could then see
+// different requests. Malformed JSON is left to the decoder's message.
+func noDuplicateKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		keys   map[string]bool
+		object bool
+	}
+	var stack []frame
+	wantKey := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // EOF, or malformed: the decoder reports it
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, frame{keys: map[string]bool{}, object: true})
+				wantKey = true
+				continue
+			case '[':
+				stack = append(stack, frame{})
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if wantKey {
+				top := &stack[len(stack)-1]
+				if top.keys[t] {
+					return badRequest("duplicate key %q at byte %d", t, dec.InputOffset())
+				}
+				top.keys[t] = true
+				wantKey = false
+				continue
+			}
+		}
+		// A value ended: inside an object the next token is a key.
+		wantKey = len(stack) > 0 && stack[len(stack)-1].object
+	}
 }

@@ -67,20 +67,8 @@ func New(cfg Config) *Server {
 	if s.be == nil {
 		s.be = privsep.NewLocal(cfg.Gate)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/read", s.handleRead)
-	mux.HandleFunc("GET /v1/version", s.handleVersion)
-	mux.HandleFunc("GET /v1/whoami", s.handleWhoami)
-	mux.HandleFunc("GET /v1/items", s.handleItems)
-	mux.HandleFunc("/v1/read", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "POST")
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" /v1/read: use POST with a JSON body")
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint "+r.Method+" "+r.URL.Path+" (see docs/api.md: POST /v1/read, GET /v1/version, /v1/whoami, /v1/items)")
-	})
 	s.http = &http.Server{
-		Handler:           s.guard(mux),
+		Handler:           s.guard(http.HandlerFunc(s.route)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -97,6 +85,40 @@ func New(cfg Config) *Server {
 }
 
 type callerKey struct{}
+
+// route dispatches on the exact path: a path the server would clean
+// ("/v1/../v1/whoami", "//v1/read") is an unknown endpoint, answered in
+// JSON like every error, never redirected.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	type endpoint struct {
+		method string
+		h      func(http.ResponseWriter, *http.Request)
+	}
+	var e endpoint
+	switch r.URL.Path {
+	case "/v1/read":
+		e = endpoint{http.MethodPost, s.handleRead}
+	case "/v1/version":
+		e = endpoint{http.MethodGet, s.handleVersion}
+	case "/v1/whoami":
+		e = endpoint{http.MethodGet, s.handleWhoami}
+	case "/v1/items":
+		e = endpoint{http.MethodGet, s.handleItems}
+	default:
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint "+r.Method+" "+r.URL.Path+" (see docs/api.md: POST /v1/read, GET /v1/version, /v1/whoami, /v1/items)")
+		return
+	}
+	if r.Method != e.method && !(e.method == http.MethodGet && r.Method == http.MethodHead) {
+		w.Header().Set("Allow", e.method)
+		hint := ""
+		if e.method == http.MethodPost {
+			hint = " with a JSON body"
+		}
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" "+r.URL.Path+": use "+e.method+hint)
+		return
+	}
+	e.h(w, r)
+}
 
 // peerConn is an accepted connection with its identified caller.
 type peerConn struct {
