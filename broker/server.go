@@ -53,7 +53,20 @@ type Server struct {
 	http *http.Server
 	log  *slog.Logger
 	lim  *privsep.Limiter
+
+	idleMu sync.Mutex
+	idle   map[*peerConn]time.Time // connections waiting for a request, since when
+	stop   chan struct{}
+	stopMu sync.Once
 }
+
+// Idle connections are closed after IdleTimeout (2 minutes); once the
+// general pool is under pressure (privsep.Limiter.Pressure), after
+// pressureIdle, checked every reapEvery.
+const (
+	pressureIdle = time.Second
+	reapEvery    = 250 * time.Millisecond
+)
 
 // New returns a server for cfg.
 func New(cfg Config) *Server {
@@ -63,7 +76,7 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, be: cfg.Backend, log: cfg.Log, lim: privsep.NewLimiter(cfg.Limits)}
+	s := &Server{cfg: cfg, be: cfg.Backend, log: cfg.Log, lim: privsep.NewLimiter(cfg.Limits), idle: map[*peerConn]time.Time{}, stop: make(chan struct{})}
 	if s.be == nil {
 		s.be = privsep.NewLocal(cfg.Gate)
 	}
@@ -73,6 +86,7 @@ func New(cfg Config) *Server {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
+		ConnState:         s.connState,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if pc, ok := c.(*peerConn); ok {
 				return context.WithValue(ctx, callerKey{}, pc)
@@ -120,76 +134,166 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	e.h(w, r)
 }
 
-// peerConn is an accepted connection with its identified caller.
+// peerConn is an accepted connection with its caller, identified at
+// accept time by its socket's peer credentials; the session with the
+// backend (a round trip to the reader) is opened by the connection's
+// own goroutine at its first request, so that accepting never waits on
+// it.
 type peerConn struct {
 	net.Conn
-	s        *Server
-	sess     privsep.Session
-	uid      uint32
-	err      error
-	admitted bool // counted in the limiter's per-uid connections
-	once     sync.Once
+	s    *Server
+	id   privsep.Identity
+	adm  privsep.Admission
+	open sync.Once
+	sess privsep.Session
+	err  error
+	once sync.Once
+}
+
+// session opens the caller's session once.
+func (c *peerConn) session() (privsep.Session, error) {
+	c.open.Do(func() {
+		c.sess, c.err = c.s.be.Open(c.id) // takes c.id.PidFD
+		c.id.PidFD = -1
+		if c.err != nil {
+			c.sess = nil
+			if !errors.Is(c.err, privsep.ErrUnavailable) {
+				c.err = fmt.Errorf("identify caller: %w", c.err)
+			}
+		}
+	})
+	return c.sess, c.err
 }
 
 func (c *peerConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		c.s.forgetIdle(c)
+		c.open.Do(func() { c.id.Close() }) // never opened
 		if c.sess != nil {
 			c.sess.Close()
 		}
-		if c.admitted {
-			c.s.lim.ReleaseUID(c.uid)
-		}
-		c.s.lim.ReleaseConn()
+		c.s.lim.Release(c.id.UID, c.adm)
 	})
 	return err
 }
 
-// listener identifies each connection's caller as it is accepted.
+// listener identifies each connection's caller as it is accepted and
+// admits it, or refuses it at once.
 type listener struct {
 	net.Listener
 	s *Server
 }
 
 func (l *listener) Accept() (net.Conn, error) {
-	l.s.lim.WaitConn() // bound open connections: wait for a slot
-	c, err := l.Listener.Accept()
-	if err != nil {
-		l.s.lim.ReleaseConn()
-		return nil, err
-	}
-	pc := &peerConn{Conn: c, s: l.s}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		pc.err = errors.New("not a Unix socket connection: the caller cannot be identified")
-		return pc, nil
-	}
-	id, err := privsep.PeerOf(uc)
-	if err != nil {
-		pc.err = err
-		return pc, nil
-	}
-	pc.uid = id.UID
-	if !l.s.lim.AdmitUID(id.UID) {
-		pc.err = errTooManyConns
-		id.Close()
-		return pc, nil
-	}
-	pc.admitted = true
-	pc.sess, pc.err = l.s.be.Open(id) // owns id.PidFD
-	if pc.err != nil {
-		pc.sess = nil
-		if !errors.Is(pc.err, privsep.ErrUnavailable) {
-			pc.err = fmt.Errorf("identify caller: %w", pc.err)
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
 		}
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			c.Close()
+			continue
+		}
+		id, err := privsep.PeerOf(uc)
+		if err != nil {
+			go refuse(c, http.StatusForbidden, "unidentified", err.Error())
+			continue
+		}
+		adm := l.s.lim.Admit(id.UID)
+		if adm == privsep.Refused {
+			id.Close()
+			go refuse(c, http.StatusTooManyRequests, "too_many_connections", errTooManyConns.Error())
+			continue
+		}
+		return &peerConn{Conn: c, s: l.s, id: id, adm: adm}, nil
 	}
-	return pc, nil
 }
 
-var errTooManyConns = errors.New("too many connections from this uid")
+var errTooManyConns = errors.New("too many connections: this uid holds its share, or every slot it may use is taken")
+
+// refuse answers a connection that is not admitted with one JSON error
+// and closes it, without waiting for its request: a refused caller
+// holds no slot. Its request, if any, is read and discarded for at most
+// a second so that the answer is not lost to a reset.
+func refuse(c net.Conn, status int, code, msg string) {
+	defer c.Close()
+	var e errorBody
+	e.Error.Code, e.Error.Message = code, msg
+	body, _ := json.Marshal(e)
+	body = append(body, '\n')
+	head := "HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) +
+		"\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n"
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write(append([]byte(head), body...)); err != nil {
+		return
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+}
+
+// connState keeps the set of connections waiting for a request (new
+// or idle between requests).
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	pc, ok := c.(*peerConn)
+	if !ok {
+		return
+	}
+	switch st {
+	case http.StateNew, http.StateIdle:
+		s.idleMu.Lock()
+		s.idle[pc] = time.Now()
+		s.idleMu.Unlock()
+	default:
+		s.forgetIdle(pc)
+	}
+}
+
+func (s *Server) forgetIdle(pc *peerConn) {
+	s.idleMu.Lock()
+	delete(s.idle, pc)
+	s.idleMu.Unlock()
+}
+
+// reap closes, while the general pool is under pressure, the
+// connections that have waited for a request for pressureIdle or more:
+// a caller holding idle connections gives them up sooner when others
+// need them.
+func (s *Server) reap() {
+	t := time.NewTicker(reapEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if !s.lim.Pressure() {
+			continue
+		}
+		var old []*peerConn
+		now := time.Now()
+		s.idleMu.Lock()
+		for pc, since := range s.idle {
+			if now.Sub(since) >= pressureIdle {
+				old = append(old, pc)
+				delete(s.idle, pc)
+			}
+		}
+		s.idleMu.Unlock()
+		for _, pc := range old {
+			pc.Conn.Close() // its server goroutine then closes it fully
+		}
+	}
+}
 
 // Serve accepts connections on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
+	go s.reap()
 	err := s.http.Serve(&listener{Listener: l, s: s})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -199,28 +303,37 @@ func (s *Server) Serve(l net.Listener) error {
 
 // Shutdown stops accepting, lets requests in progress finish (until ctx
 // ends) and closes every connection.
-func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopMu.Do(func() { close(s.stop) })
+	return s.http.Shutdown(ctx)
+}
 
 // guard refuses unidentified callers and callers that exited, and applies
 // the per-uid request limit.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pc, _ := r.Context().Value(callerKey{}).(*peerConn)
-		switch {
-		case pc == nil:
+		if pc == nil {
 			writeError(w, http.StatusForbidden, "unidentified", "the caller cannot be identified")
 			return
-		case errors.Is(pc.err, errTooManyConns):
-			writeError(w, http.StatusTooManyRequests, "too_many_connections", pc.err.Error())
-			return
-		case errors.Is(pc.err, privsep.ErrUnavailable):
+		}
+		sess, err := pc.session()
+		switch {
+		case errors.Is(err, privsep.ErrUnavailable):
 			writeUnavailable(w)
 			return
-		case pc.err != nil:
-			writeError(w, http.StatusForbidden, "unidentified", pc.err.Error())
+		case err != nil:
+			writeError(w, http.StatusForbidden, "unidentified", err.Error())
+			return
+		case pc.adm == privsep.Reserved && !sess.Privileged():
+			// A provisional reserved slot: the caller turned out not to be
+			// one the reserve is kept for.
+			w.Header().Set("Connection", "close")
+			s.be.Reject("per_uid_limit")
+			writeError(w, http.StatusTooManyRequests, "too_many_connections", errTooManyConns.Error())
 			return
 		}
-		if err := pc.sess.Alive(); err != nil {
+		if err := sess.Alive(); err != nil {
 			if errors.Is(err, privsep.ErrUnavailable) {
 				writeUnavailable(w)
 				return
@@ -228,11 +341,11 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusGone, "caller_gone", "the calling process exited")
 			return
 		}
-		end, ok := s.lim.BeginRequest(pc.uid)
+		end, ok := s.lim.BeginRequest(pc.id.UID)
 		if !ok {
 			s.be.Reject("per_uid_limit")
 			writeError(w, http.StatusTooManyRequests, "too_many_requests",
-				"too many requests in progress for uid "+strconv.FormatUint(uint64(pc.uid), 10))
+				"too many requests in progress for uid "+strconv.FormatUint(uint64(pc.id.UID), 10))
 			return
 		}
 		defer end()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/policy"
 )
 
 // Backend answers a front's callers: the gate itself ([Local], procgate
@@ -38,6 +39,10 @@ type Session interface {
 	Generation() (uint64, error)
 	// Whoami returns the caller as the policy sees it, as one JSON object.
 	Whoami() ([]byte, error)
+	// Privileged reports whether the caller may use the capacity kept
+	// for privileged callers (Limits.Reserve): it is root, or the policy
+	// in force when it was identified singles it out.
+	Privileged() bool
 	// Read answers req: emit receives the encoded JSON lines (one or
 	// more complete lines, valid only during the call). It returns the
 	// number of processes answered and the policy generation that
@@ -87,7 +92,7 @@ func (l *Local) Open(id Identity) (Session, error) {
 		return nil, err
 	}
 	l.sessions.Add(1)
-	return &localSession{l: l, c: c, pinned: pinned, source: id.Source}, nil
+	return &localSession{l: l, c: c, pinned: pinned, source: id.Source, privileged: privileged(l.g, c)}, nil
 }
 
 // Reject counts the refusal in procgate_rejected_total.
@@ -105,11 +110,26 @@ func countReject(g *gate.Gate, reason string) {
 }
 
 type localSession struct {
-	l      *Local
-	c      *gate.Caller
-	pinned bool
-	source Source
-	closed atomic.Bool
+	l          *Local
+	c          *gate.Caller
+	pinned     bool
+	source     Source
+	privileged bool
+	closed     atomic.Bool
+}
+
+func (s *localSession) Privileged() bool { return s.privileged }
+
+// privileged reports whether caller c may use reserved capacity: root
+// (its effective uid as identified), or a caller the policy in force
+// singles out (policy.Policy.SinglesOut).
+func privileged(g *gate.Gate, c *gate.Caller) bool {
+	sub := c.Subject()
+	if sub.UID == 0 {
+		return true
+	}
+	p, ok := g.Policy().(interface{ SinglesOut(*policy.Subject) bool })
+	return ok && p.SinglesOut(&sub)
 }
 
 func (s *localSession) Alive() error                { return s.c.Alive() }

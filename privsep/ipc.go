@@ -44,10 +44,15 @@ const (
 	msgRead    = 'R' // encoded gate.Request
 	msgVersion = 'V'
 	msgWhoami  = 'W'
-	msgHello   = 'h' // [code u8][text]: code 0 identified
+	msgHello   = 'h' // [code u8][text]: code 0 identified, then [flags u8]
 	msgData    = 'd' // encoded JSON lines
 	msgFinal   = 'f' // [code u8][n u32][gen u64][text]
 	msgText    = 't' // text or JSON
+)
+
+// Hello flags, after code 0.
+const (
+	helloPrivileged = 1 // the caller may use reserved capacity
 )
 
 // Final codes.

@@ -20,36 +20,67 @@ const (
 
 // Limits bound what callers may hold at once.
 type Limits struct {
-	// MaxConns bounds open connections (default 4096); MaxConnsPerUID
-	// bounds those of one uid (default 1024).
-	MaxConns, MaxConnsPerUID int
+	// MaxConns bounds open connections (or handles) in all (default
+	// 4096).
+	MaxConns int
+	// MaxConnsPerUID bounds those of one uid: a small share of the total
+	// (default MaxConns/64, at least 1), so that one user cannot hold
+	// them all.
+	MaxConnsPerUID int
 	// MaxRequestsPerUID bounds the requests of one uid in progress at
 	// once (default 64).
 	MaxRequestsPerUID int
+	// Reserve is the part of MaxConns kept for privileged callers —
+	// root, and the callers the policy singles out (an allow rule names
+	// them by a subject class) — so that they are served however many
+	// connections the others hold (default MaxConns/8).
+	Reserve int
 }
 
-// withDefaults fills unset limits.
+// withDefaults fills unset limits and keeps them consistent.
 func (l Limits) withDefaults() Limits {
 	if l.MaxConns <= 0 {
 		l.MaxConns = 4096
 	}
 	if l.MaxConnsPerUID <= 0 {
-		l.MaxConnsPerUID = 1024
+		l.MaxConnsPerUID = max(l.MaxConns/64, 1)
 	}
 	if l.MaxRequestsPerUID <= 0 {
 		l.MaxRequestsPerUID = 64
 	}
+	if l.Reserve <= 0 {
+		l.Reserve = l.MaxConns / 8
+	}
+	l.Reserve = min(l.Reserve, l.MaxConns-1)
 	return l
 }
 
-// Limiter applies [Limits] for a front: a bounded number of open
-// connections (or handles), of them per uid, and of requests in progress
-// per uid. It is safe for concurrent use.
+// Admission is how a connection was admitted.
+type Admission uint8
+
+// The admissions.
+const (
+	// Refused: the caller's uid holds its share, or every slot it may use
+	// is taken. The front answers "too many connections" and closes.
+	Refused Admission = iota
+	// General: a slot of the general pool.
+	General
+	// Reserved: a reserved slot, taken by root at once or, for another
+	// uid, provisionally: the front must confirm the caller privileged
+	// ([Session.Privileged]) before serving it, and refuse it otherwise.
+	Reserved
+)
+
+// Limiter applies [Limits] for a front. It never blocks: a connection
+// is admitted or refused at once, so a full pool cannot stall the
+// callers that are still entitled to a slot. It is safe for concurrent
+// use.
 type Limiter struct {
-	lim   Limits
-	conns chan struct{}
-	mu    sync.Mutex
-	uids  map[uint32]*uidState
+	lim      Limits
+	mu       sync.Mutex
+	general  int // general slots in use
+	reserved int // reserved slots in use
+	uids     map[uint32]*uidState
 }
 
 type uidState struct {
@@ -60,48 +91,68 @@ type uidState struct {
 // NewLimiter returns a limiter for lim (zero fields take their
 // defaults).
 func NewLimiter(lim Limits) *Limiter {
-	lim = lim.withDefaults()
-	return &Limiter{lim: lim, conns: make(chan struct{}, lim.MaxConns), uids: map[uint32]*uidState{}}
+	return &Limiter{lim: lim.withDefaults(), uids: map[uint32]*uidState{}}
 }
 
 // Limits returns the limits in force.
 func (l *Limiter) Limits() Limits { return l.lim }
 
-// WaitConn waits for a free connection slot; ReleaseConn returns it.
-func (l *Limiter) WaitConn() { l.conns <- struct{}{} }
-
-// ReleaseConn returns a slot taken by WaitConn.
-func (l *Limiter) ReleaseConn() { <-l.conns }
-
-// Conns returns the number of connection slots in use.
-func (l *Limiter) Conns() int { return len(l.conns) }
-
-// AdmitUID counts a new connection of uid, or reports false when uid
-// holds its maximum already. Each admitted connection is released with
-// ReleaseUID.
-func (l *Limiter) AdmitUID(uid uint32) bool {
+// Admit admits a new connection of uid, or refuses it. Every admitted
+// connection is released once with Release(uid, admission).
+func (l *Limiter) Admit(uid uint32) Admission {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := l.uids[uid]
-	if st == nil {
-		st = &uidState{}
-		l.uids[uid] = st
+	st := l.state(uid)
+	a := Refused
+	switch {
+	case st.conns >= l.lim.MaxConnsPerUID:
+	case l.general < l.lim.MaxConns-l.lim.Reserve:
+		a = General
+		l.general++
+	case l.reserved < l.lim.Reserve:
+		a = Reserved
+		l.reserved++
 	}
-	if st.conns >= l.lim.MaxConnsPerUID {
-		return false
+	if a == Refused {
+		l.forgetLocked(uid, st)
+		return a
 	}
 	st.conns++
-	return true
+	return a
 }
 
-// ReleaseUID releases a connection admitted by AdmitUID.
-func (l *Limiter) ReleaseUID(uid uint32) {
+// Release releases a connection admitted as a.
+func (l *Limiter) Release(uid uint32, a Admission) {
+	if a == Refused {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if a == General {
+		l.general--
+	} else {
+		l.reserved--
+	}
 	if st := l.uids[uid]; st != nil {
 		st.conns--
 		l.forgetLocked(uid, st)
 	}
+}
+
+// Pressure reports whether the general pool is at least 7/8 full: the
+// front then closes idle connections sooner.
+func (l *Limiter) Pressure() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pool := l.lim.MaxConns - l.lim.Reserve
+	return l.general*8 >= pool*7
+}
+
+// InUse returns the slots in use, general and reserved.
+func (l *Limiter) InUse() (general, reserved int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.general, l.reserved
 }
 
 // BeginRequest counts a request of uid in progress and returns the
@@ -109,11 +160,7 @@ func (l *Limiter) ReleaseUID(uid uint32) {
 func (l *Limiter) BeginRequest(uid uint32) (end func(), ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := l.uids[uid]
-	if st == nil {
-		st = &uidState{}
-		l.uids[uid] = st
-	}
+	st := l.state(uid)
 	if st.reqs >= l.lim.MaxRequestsPerUID {
 		l.forgetLocked(uid, st)
 		return nil, false
@@ -128,6 +175,18 @@ func (l *Limiter) BeginRequest(uid uint32) (end func(), ok bool) {
 			l.forgetLocked(uid, st)
 		})
 	}, true
+}
+
+// state returns uid's state, created empty.
+//
+// Preconditions: l.mu is held.
+func (l *Limiter) state(uid uint32) *uidState {
+	st := l.uids[uid]
+	if st == nil {
+		st = &uidState{}
+		l.uids[uid] = st
+	}
+	return st
 }
 
 // forgetLocked drops the state of a uid that holds nothing.

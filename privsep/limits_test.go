@@ -2,62 +2,73 @@ package privsep
 
 import "testing"
 
-// TestLimiter: per-uid connections and requests are bounded, another uid
-// is not affected, released slots are reusable, and a uid holding
-// nothing is forgotten.
+// TestLimiter: a uid, root included, holds at most its share; the
+// general pool, once full, leaves the reserve to privileged callers
+// (root at once, others provisionally); when both are full every new
+// connection is refused at once, never queued; released slots are
+// reusable and a uid holding nothing is forgotten.
 func TestLimiter(t *testing.T) {
-	l := NewLimiter(Limits{MaxConns: 3, MaxConnsPerUID: 2, MaxRequestsPerUID: 1})
-	if got := l.Limits(); got != (Limits{3, 2, 1}) {
-		t.Fatalf("limits %+v", got)
-	}
-	if d := NewLimiter(Limits{}).Limits(); d != (Limits{4096, 1024, 64}) {
+	if d := NewLimiter(Limits{}).Limits(); d != (Limits{MaxConns: 4096, MaxConnsPerUID: 64, MaxRequestsPerUID: 64, Reserve: 512}) {
 		t.Errorf("defaults %+v", d)
 	}
-	if !l.AdmitUID(1) || !l.AdmitUID(1) {
-		t.Fatal("uid 1 refused under its limit")
+	l := NewLimiter(Limits{MaxConns: 7, MaxConnsPerUID: 2, MaxRequestsPerUID: 1, Reserve: 3})
+	want := func(uid uint32, a Admission) {
+		t.Helper()
+		if got := l.Admit(uid); got != a {
+			t.Fatalf("Admit(%d) = %v, want %v", uid, got, a)
+		}
 	}
-	if l.AdmitUID(1) {
-		t.Error("uid 1 admitted a third connection")
+	want(1, General)
+	want(1, General)
+	want(1, Refused) // its share
+	want(2, General)
+	if l.Pressure() {
+		t.Error("pressure at 3 of 4 general slots")
 	}
-	if !l.AdmitUID(2) {
-		t.Error("uid 2 refused because of uid 1")
+	want(3, General)
+	if !l.Pressure() {
+		t.Error("no pressure with the general pool full")
 	}
-	end, ok := l.BeginRequest(1)
+	want(4, Reserved) // provisional: the front confirms or refuses it
+	want(0, Reserved) // root
+	want(0, Reserved)
+	want(0, Refused) // root's share
+	want(5, Refused) // everything taken
+	if g, r := l.InUse(); g != 4 || r != 3 {
+		t.Errorf("in use %d+%d", g, r)
+	}
+	l.Release(4, Reserved)
+	want(6, Reserved)
+	l.Release(1, General)
+	want(5, General)
+
+	end, ok := l.BeginRequest(2)
 	if !ok {
-		t.Fatal("uid 1 refused its first request")
+		t.Fatal("uid 2 refused its first request")
 	}
-	if _, ok := l.BeginRequest(1); ok {
-		t.Error("uid 1 began a second request")
+	if _, ok := l.BeginRequest(2); ok {
+		t.Error("uid 2 began a second request")
 	}
-	if end2, ok := l.BeginRequest(2); !ok {
-		t.Error("uid 2 refused a request because of uid 1")
+	if end3, ok := l.BeginRequest(3); !ok {
+		t.Error("uid 3 refused a request because of uid 2")
 	} else {
-		end2()
+		end3()
 	}
 	end()
 	end() // idempotent
-	if end, ok := l.BeginRequest(1); !ok {
+	if end, ok := l.BeginRequest(2); !ok {
 		t.Error("the ended request's slot was not returned")
 	} else {
 		end()
 	}
-	l.ReleaseUID(1)
-	if !l.AdmitUID(1) {
-		t.Error("the released connection's slot was not returned")
+	for _, c := range []struct {
+		uid uint32
+		a   Admission
+	}{{1, General}, {2, General}, {3, General}, {5, General}, {0, Reserved}, {0, Reserved}, {6, Reserved}} {
+		l.Release(c.uid, c.a)
 	}
-	l.ReleaseUID(1)
-	l.ReleaseUID(1)
-	l.ReleaseUID(2)
-	if n := len(l.uids); n != 0 {
-		t.Errorf("%d uids remembered after every slot was released", n)
-	}
-	for range 3 {
-		l.WaitConn()
-	}
-	if l.Conns() != 3 {
-		t.Errorf("conns = %d", l.Conns())
-	}
-	for range 3 {
-		l.ReleaseConn()
+	l.Release(9, Refused) // a refusal holds nothing
+	if g, r := l.InUse(); g != 0 || r != 0 || len(l.uids) != 0 {
+		t.Errorf("after releasing everything: %d+%d in use, %d uids remembered", g, r, len(l.uids))
 	}
 }

@@ -245,7 +245,11 @@ func (r *reader) session(chFD int, ident func() (Identity, error)) {
 	defer caller.Close()
 	r.sessions.Add(1)
 	defer r.sessions.Add(-1)
-	if hello(codeOK, "") != nil {
+	flags := ""
+	if privileged(r.g, caller) {
+		flags = string(rune(helloPrivileged))
+	}
+	if hello(codeOK, flags) != nil {
 		return
 	}
 	ch.SetWriteDeadline(time.Time{})

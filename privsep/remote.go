@@ -303,18 +303,25 @@ func (r *Remote) Open(id Identity) (Session, error) {
 		ch.Close()
 		return nil, errors.New(string(pl[1:]))
 	}
+	if len(pl) > 2 || len(pl) == 2 && pl[1]&^helloPrivileged != 0 {
+		ch.Close()
+		return nil, ErrUnavailable // the reader broke the protocol
+	}
 	ch.SetReadDeadline(time.Time{})
-	return &remoteSession{r: r, ch: ch}, nil
+	return &remoteSession{r: r, ch: ch, privileged: len(pl) == 2 && pl[1]&helloPrivileged != 0}, nil
 }
 
 // remoteSession is one caller's channel to the reader. HTTP/1.1 serves
 // one request at a time per connection; mu makes that a rule.
 type remoteSession struct {
-	r      *Remote
-	ch     *net.UnixConn
-	mu     sync.Mutex
-	broken bool
+	r          *Remote
+	ch         *net.UnixConn
+	mu         sync.Mutex
+	broken     bool
+	privileged bool
 }
+
+func (s *remoteSession) Privileged() bool { return s.privileged }
 
 func (s *remoteSession) Close() { s.ch.Close() }
 

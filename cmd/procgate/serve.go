@@ -30,6 +30,7 @@ type serveConfig struct {
 	MaxConns     int           `yaml:"max_connections"`
 	MaxConnsUID  int           `yaml:"max_connections_per_uid"`
 	MaxReqsUID   int           `yaml:"max_requests_per_uid"`
+	Reserve      int           `yaml:"reserved_connections"`
 	KeepPrivs    bool          `yaml:"keep_privileges"`
 	NoPrivsep    bool          `yaml:"no_privsep"`
 	Landlock     *bool         `yaml:"landlock"` // nil: true (the front's Landlock domain)
@@ -91,7 +92,7 @@ socket cannot be served.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfgFile, "config", "", "YAML configuration file (keys: policy, socket, audit_log, audit_format, audit_burst, metrics, read_timeout, max_connections, max_connections_per_uid, max_requests_per_uid, keep_privileges, no_privsep, landlock, drain_timeout)")
+	f.StringVar(&cfgFile, "config", "", "YAML configuration file (keys: policy, socket, audit_log, audit_format, audit_burst, metrics, read_timeout, max_connections, max_connections_per_uid, max_requests_per_uid, reserved_connections, keep_privileges, no_privsep, landlock, drain_timeout)")
 	f.StringVar(&c.Policy, "policy", "", "policy file (default: the embedded default policy)")
 	f.StringVar(&c.Socket, "socket", c.Socket, "Unix socket to listen on (ignored under socket activation)")
 	f.StringVar(&c.AuditLog, "audit-log", "", "audit log file, or - for standard error (default: none)")
@@ -138,7 +139,7 @@ func mergeConfig(c *serveConfig, fc serveConfig, cmd *cobra.Command) {
 	if fc.Landlock != nil && !set("landlock") {
 		c.Landlock = fc.Landlock
 	}
-	c.MaxConns, c.MaxConnsUID, c.MaxReqsUID = fc.MaxConns, fc.MaxConnsUID, fc.MaxReqsUID
+	c.MaxConns, c.MaxConnsUID, c.MaxReqsUID, c.Reserve = fc.MaxConns, fc.MaxConnsUID, fc.MaxReqsUID, fc.Reserve
 	if fc.DrainTimeout != 0 {
 		c.DrainTimeout = fc.DrainTimeout
 	}
@@ -159,7 +160,7 @@ func runServe(ctx context.Context, c serveConfig) error {
 	}
 	front := &broker.Front{
 		Socket: c.Socket, Version: "procgate", Log: log,
-		Limits: privsep.Limits{MaxConns: c.MaxConns, MaxConnsPerUID: c.MaxConnsUID, MaxRequestsPerUID: c.MaxReqsUID},
+		Limits: privsep.Limits{MaxConns: c.MaxConns, MaxConnsPerUID: c.MaxConnsUID, MaxRequestsPerUID: c.MaxReqsUID, Reserve: c.Reserve},
 	}
 	err := daemon.Run(ctx, cfg, front)
 	var se *daemon.SetupError
