@@ -199,6 +199,16 @@ func TestRunLifecycle(t *testing.T) {
 			if got := get(t, r.socket, "/v1/version"); !strings.Contains(got, `"policy_generation":2`) {
 				t.Errorf("after an invalid policy: %s", got)
 			}
+			// A valid policy that another user could have written is refused too.
+			os.WriteFile(r.policy, []byte(allowStatus+"# writable by anyone\n"), 0o644)
+			os.Chmod(r.policy, 0o666)
+			syscall.Kill(os.Getpid(), syscall.SIGHUP)
+			waitFor(t, "the unsafe policy refused", func() bool {
+				return strings.Contains(metrics(t, r.metrics), `procgate_policy_reloads_total{result="error"} 2`)
+			})
+			if got := get(t, r.socket, "/v1/version"); !strings.Contains(got, `"policy_generation":2`) {
+				t.Errorf("after a world-writable policy: %s", got)
+			}
 			r.cancel()
 			select {
 			case err := <-r.done:

@@ -1,9 +1,13 @@
 package privsep
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/procgate/procgate/gate"
@@ -38,16 +42,100 @@ func AuditFormat(name string) (gate.AuditFormat, error) {
 }
 
 // LoadPolicy compiles the policy file, or the embedded default policy
-// when path is "".
+// when path is "". It refuses a file that a user other than root could
+// have written ([CheckPolicyFile]) and a policy without a single rule: a
+// file emptied or cut short by accident is not taken for "grant
+// nothing" (an explicit rule says that, e.g. `deny * * : read { … };`).
 func LoadPolicy(path string) (*policy.Policy, error) {
 	if path == "" {
 		return policy.Default()
 	}
-	src, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	return policy.Load(path, src)
+	defer f.Close()
+	if err := CheckPolicyFile(path, f); err != nil {
+		return nil, err
+	}
+	src, err := io.ReadAll(io.LimitReader(f, maxPolicy+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(src) > maxPolicy {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxPolicy)
+	}
+	pol, err := policy.Load(path, src)
+	if err != nil {
+		return nil, err
+	}
+	if pol.NumRules() == 0 {
+		return nil, fmt.Errorf("%s: the policy has no rule (an empty or truncated file?); to grant nothing beyond what the kernel allows, say so with a rule such as `deny * * : read { environ };`", path)
+	}
+	return pol, nil
+}
+
+// maxPolicy bounds a policy file's size.
+const maxPolicy = 16 << 20
+
+// CheckPolicyFile refuses a policy file that a user other than root
+// could have written or replaced, as sshd's StrictModes does: f (the
+// opened file) must be a regular file owned by root and writable by
+// neither its group nor others, and every directory above it, on the
+// path as given and on the path its symbolic links resolve to, must be
+// owned by root and writable only by root — or carry the sticky bit (as
+// /tmp does), in which only a file's owner may remove or rename it.
+func CheckPolicyFile(path string, f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := secureMode(fi, false); err != nil {
+		return fmt.Errorf("%s: unsafe policy file: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for _, p := range []string{abs, real} {
+		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+			di, err := os.Stat(d)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if err := secureMode(di, true); err != nil {
+				return fmt.Errorf("%s: unsafe directory %s: %w", path, d, err)
+			}
+			if d == "/" {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// secureMode checks that fi is owned by root and that nobody else may
+// write it (a directory: or that it is sticky).
+func secureMode(fi os.FileInfo, dir bool) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return errors.New("no owner information")
+	}
+	switch {
+	case dir && !fi.IsDir():
+		return errors.New("not a directory")
+	case !dir && !fi.Mode().IsRegular():
+		return errors.New("not a regular file")
+	case st.Uid != 0:
+		return fmt.Errorf("owned by uid %d, not root", st.Uid)
+	case fi.Mode().Perm()&0o022 != 0 && !(dir && fi.Mode()&os.ModeSticky != 0):
+		return fmt.Errorf("mode %04o: writable by a user other than root", fi.Mode().Perm())
+	}
+	return nil
 }
 
 // PolicyName names the policy for log messages.
