@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 
 	"github.com/procgate/procgate/privsep"
 )
@@ -30,32 +29,30 @@ type Front struct {
 }
 
 // Prepare binds the socket (or takes the activated one) and builds the
-// server around be. It returns the socket's directory when it created
-// the socket, so that the confined front can remove it at shutdown.
-func (f *Front) Prepare(be privsep.Backend) (string, error) {
+// server around be.
+func (f *Front) Prepare(be privsep.Backend) error {
 	l, err := ActivationListener()
 	if err != nil {
-		return "", err
+		return err
 	}
 	if l == nil {
 		if l, err = Listen(f.Socket); err != nil {
-			return "", err
+			return err
 		}
 		f.created = true
 	}
 	f.l = l
 	f.srv = New(Config{Backend: be, Log: f.Log, Limits: f.Limits, ServerVersion: f.Version})
-	if f.created {
-		return filepath.Dir(f.Socket), nil
-	}
-	return "", nil
+	return nil
 }
 
 // Serve serves the API until Shutdown.
 func (f *Front) Serve() error { return f.srv.Serve(f.l) }
 
 // Shutdown stops accepting, lets requests in progress finish until ctx
-// ends, closes every connection and removes the socket it created.
+// ends, closes every connection and removes the socket it created when
+// it still may (a confined front may not: the next start replaces the
+// stale socket).
 func (f *Front) Shutdown(ctx context.Context) error {
 	var err error
 	if f.srv != nil {

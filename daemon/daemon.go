@@ -25,6 +25,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -49,6 +51,11 @@ type Config struct {
 	// NoLandlock leaves the privilege-separated front without a Landlock
 	// domain (it still drops every capability).
 	NoLandlock bool
+	// FrontUser and ReaderUser name who the front and the reader become
+	// once confined: a user name or uid[:gid]; "" takes the account
+	// procgate-front (procgate-reader) if it exists, else uid and gid
+	// 61182 (61183). Neither may be root, and they must differ.
+	FrontUser, ReaderUser string
 	// DrainTimeout bounds the wait for requests in progress at shutdown
 	// (default 30s).
 	DrainTimeout time.Duration
@@ -62,10 +69,8 @@ type Config struct {
 type Front interface {
 	// Prepare acquires what the front serves on (a listening socket, a
 	// mount) while the daemon still holds its privileges; be is what
-	// will answer its callers. It returns a directory in which the
-	// confined front must still be able to remove a file at shutdown (its
-	// socket's), or "".
-	Prepare(be privsep.Backend) (removable string, err error)
+	// will answer its callers.
+	Prepare(be privsep.Backend) error
 	// Serve serves callers until Shutdown; it returns nil after
 	// Shutdown.
 	Serve() error
@@ -118,6 +123,16 @@ func Run(ctx context.Context, cfg Config, front Front) error {
 	if err := CheckPrivileges(cfg.KeepPrivileges); err != nil {
 		return &SetupError{err}
 	}
+	frontCreds, readerCreds, err := users(cfg)
+	if err != nil {
+		return &SetupError{err}
+	}
+	cfg.Gate.Reader = readerCreds
+	for _, c := range []privsep.Creds{frontCreds, readerCreds} {
+		if pid, comm := uidInUse(c.UID); pid > 0 && !cfg.KeepPrivileges {
+			log.Warn("another process runs as the uid the daemon takes: it could signal the daemon's process; give the daemon a uid of its own (front_user, reader_user)", "uid", c.UID, "pid", pid, "comm", comm)
+		}
+	}
 	raiseNoFile()
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// Keep the heap small on big machines (docs/benchmarks.md: RSS
@@ -126,7 +141,16 @@ func Run(ctx context.Context, cfg Config, front Front) error {
 	}
 	cfg.Gate.MemoryLimit = debug.SetMemoryLimit(-1)
 	cfg.Gate.KeepPrivileges = cfg.KeepPrivileges
+	// The audit log is opened here, before any process is confined: the
+	// process that writes it gets the descriptor and may open nothing
+	// for writing.
+	if cfg.Gate.AuditFile, err = privsep.OpenAuditLog(cfg.Gate.AuditLog); err != nil {
+		return &SetupError{err}
+	}
 	be, err := startBackend(cfg, log)
+	if cfg.Gate.AuditFile != nil && !cfg.NoPrivsep {
+		cfg.Gate.AuditFile.Close() // the reader has its own descriptor
+	}
 	if err != nil {
 		return &SetupError{err}
 	}
@@ -138,8 +162,7 @@ func Run(ctx context.Context, cfg Config, front Front) error {
 		}
 		return &SetupError{err}
 	}
-	removable, err := front.Prepare(be)
-	if err != nil {
+	if err := front.Prepare(be); err != nil {
 		return abort(err)
 	}
 	msrv, err := serveMetrics(cfg.Metrics, be.writeMetrics)
@@ -147,7 +170,7 @@ func Run(ctx context.Context, cfg Config, front Front) error {
 		front.Shutdown(context.Background())
 		return abort(err)
 	}
-	if err := confine(cfg, be, removable, log); err != nil {
+	if err := confine(cfg, be, frontCreds, log); err != nil {
 		front.Shutdown(context.Background())
 		if msrv != nil {
 			msrv.Close()
@@ -250,32 +273,69 @@ func startBackend(cfg Config, log *slog.Logger) (*backend, error) {
 
 // confine drops the privileges the serving process no longer needs once
 // the front is prepared: all of them (and Landlock) for a
-// privilege-separated front, all but the reading ones in-process.
-func confine(cfg Config, be *backend, removable string, log *slog.Logger) error {
+// privilege-separated front, which becomes front; all but the reading
+// ones in-process, which becomes the reader's user.
+func confine(cfg Config, be *backend, front privsep.Creds, log *slog.Logger) error {
 	switch {
 	case cfg.KeepPrivileges:
 		log.Warn("--keep-privileges: capabilities kept and the front not confined (debugging only)")
 		return nil
 	case cfg.NoPrivsep:
-		return privsep.DropPrivileges()
+		return privsep.DropPrivileges(cfg.Gate.Reader)
 	}
 	useLandlock := !cfg.NoLandlock
 	// Load the time zone while files can still be read.
-	log.Info("confining the front", "landlock", useLandlock, "at", time.Now().Local())
-	abi, err := privsep.ConfineFront(useLandlock, removable)
+	log.Info("confining the front", "landlock", useLandlock, "uid", front.UID, "at", time.Now().Local())
+	abi, err := privsep.ConfineFront(front, useLandlock)
 	if err != nil {
 		return err
 	}
 	switch {
 	case !useLandlock:
 		log.Warn("--landlock=false: the front runs without capabilities but is not confined by Landlock")
-	case abi == 0:
-		log.Warn("LANDLOCK UNAVAILABLE: the kernel offers no Landlock (CONFIG_SECURITY_LANDLOCK, lsm=...,landlock); the front runs without capabilities but NOT confined; continuing")
 	default:
-		log.Info("front confined", "capabilities", "none", "no_new_privs", true, "landlock_abi", abi, "reader_pid", be.remote.PID())
+		for _, gap := range privsep.LandlockGaps(abi) {
+			log.Warn("LANDLOCK GAP: the front's Landlock domain cannot forbid this on this kernel; its uid, no capabilities and no_new_privs still hold", "what", gap)
+		}
+		log.Info("front confined", "uid", front.UID, "capabilities", "none", "no_new_privs", true, "landlock_abi", abi, "reader_pid", be.remote.PID())
 	}
 	privsep.SelfTestConfinement(log)
 	return nil
+}
+
+// users resolves who the front and the reader become.
+func users(cfg Config) (front, reader privsep.Creds, err error) {
+	if front, err = privsep.LookupCreds(cfg.FrontUser, privsep.FrontUser, privsep.FrontIDs); err != nil {
+		return
+	}
+	if reader, err = privsep.LookupCreds(cfg.ReaderUser, privsep.ReaderUser, privsep.ReaderIDs); err != nil {
+		return
+	}
+	if front.UID == reader.UID {
+		err = fmt.Errorf("the front and the reader must run as different users (both uid %d): the front parses callers' input and must not be able to signal the reader", front.UID)
+	}
+	return
+}
+
+// uidInUse returns a process (other than this one) running as uid, or 0.
+func uidInUse(uid uint32) (int, string) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, ""
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+e.Name(), &st) != nil || st.Uid != uid {
+			continue
+		}
+		comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+		return pid, strings.TrimSpace(string(comm))
+	}
+	return 0, ""
 }
 
 // serveMetrics starts the Prometheus metrics listener on addr (none

@@ -74,7 +74,7 @@ func TestThreadIdentity(t *testing.T) {
 	testenv.RequireRoot(t, "pins another process and, for the reader, drops capabilities")
 	pid, tid, dead := startThreads(t)
 	local := privsep.NewLocal(newGate(t))
-	remote, err := privsep.StartReader(privsep.GateConfig{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	remote, err := privsep.StartReader(privsep.GateConfig{Reader: privsep.Creds{UID: privsep.ReaderIDs, GID: privsep.ReaderIDs}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,11 +12,13 @@ import (
 
 	"github.com/procgate/procgate/gate"
 	"github.com/procgate/procgate/policy"
+	"golang.org/x/sys/unix"
 )
 
 // GateConfig is what opening the gate needs: the daemon's policy,
-// audit and read settings. In privilege-separated mode the front hands
-// it to the reader, which opens the gate itself.
+// audit and read settings, and who the process that runs the gate
+// becomes. In privilege-separated mode the front hands it to the reader,
+// which opens the gate itself.
 type GateConfig struct {
 	Policy      string        `json:"policy"`
 	AuditLog    string        `json:"audit_log"`
@@ -28,6 +30,34 @@ type GateConfig struct {
 	MemoryLimit int64 `json:"memory_limit"`
 	// KeepPrivileges skips DropPrivileges in the reader (debugging).
 	KeepPrivileges bool `json:"keep_privileges"`
+	// Reader is who the process that runs the gate becomes when it drops
+	// its privileges.
+	Reader Creds `json:"reader"`
+	// AuditFile is the audit log, opened by the daemon before any process
+	// is confined ([OpenAuditLog]): the process that writes it is given
+	// the descriptor and may open nothing for writing. Nil when AuditLog
+	// is "" or "-".
+	AuditFile *os.File `json:"-"`
+	// auditFD is AuditFile's descriptor in the reader.
+	AuditFD int `json:"audit_fd,omitempty"`
+}
+
+// OpenAuditLog opens the audit log at path for appending (created 0600,
+// owned by the daemon's user), or returns nil for "" (none) and "-"
+// (standard error).
+func OpenAuditLog(path string) (*os.File, error) {
+	if path == "" || path == "-" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("audit log %s: not a regular file", path)
+	}
+	return f, nil
 }
 
 // AuditFormat parses the audit format name.
@@ -160,7 +190,7 @@ func OpenGate(cfg GateConfig, log *slog.Logger) (*gate.Gate, *gate.Auditor, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	aud, err := gate.NewAuditor(gate.AuditConfig{Path: cfg.AuditLog, Format: format, Burst: cfg.AuditBurst, Interval: time.Second})
+	aud, err := gate.NewAuditor(gate.AuditConfig{Path: cfg.AuditLog, File: cfg.AuditFile, Format: format, Burst: cfg.AuditBurst, Interval: time.Second})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"time"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -21,8 +21,13 @@ const envRole = "PROCGATE_PRIVSEP_TEST_ROLE"
 
 func TestMain(m *testing.M) {
 	privsep.RunReaderIfRequested() // StartReader re-executes this binary
-	if os.Getenv(envRole) == "threads" {
+	switch os.Getenv(envRole) {
+	case "threads":
 		os.Exit(threadsRole())
+	case "compromised-reader":
+		os.Exit(compromisedReaderRole())
+	case "compromised-front":
+		os.Exit(compromisedFrontRole())
 	}
 	os.Exit(m.Run())
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -84,20 +83,19 @@ func runReader() int {
 	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
-	// Before anything is opened for writing: a mount with a writer
-	// cannot be made read-only.
+	if !cfg.KeepPrivileges && (cfg.Reader.UID == 0 || cfg.Reader.GID == 0) {
+		return fail(errors.New("reader configuration: no unprivileged user to become"))
+	}
+	if cfg.AuditFD > 0 {
+		cfg.AuditFile = os.NewFile(uintptr(cfg.AuditFD), cfg.AuditLog)
+	}
 	if !cfg.KeepPrivileges {
-		writable := ""
-		if cfg.AuditLog != "" && cfg.AuditLog != "-" {
-			writable, _ = filepath.Abs(filepath.Dir(cfg.AuditLog))
-			if d, err := filepath.EvalSymlinks(writable); err == nil {
-				writable = d
-			}
-		}
-		if err := ConfineMounts(writable); err != nil {
+		// Every mount read-only: the audit log was opened by the front, in
+		// its mount namespace, and is written through the descriptor.
+		if err := ConfineMounts(); err != nil {
 			log.Warn("the reader's mounts stay writable", "err", err)
 		} else {
-			log.Info("reader confined", "mounts", "read-only", "writable", writable)
+			log.Info("reader confined", "mounts", "read-only")
 		}
 	}
 	g, aud, err := OpenGate(cfg, log)
@@ -105,7 +103,7 @@ func runReader() int {
 		return fail(err)
 	}
 	if !cfg.KeepPrivileges {
-		if err := DropPrivileges(); err != nil {
+		if err := confineReader(cfg, g); err != nil {
 			return fail(err)
 		}
 	}
@@ -117,6 +115,18 @@ func runReader() int {
 		return 1
 	}
 	return r.loop()
+}
+
+// confineReader confines the reader (ConfineReader): it may write to
+// standard error and the audit log, and read memory only when the policy
+// has an attach rule.
+func confineReader(cfg GateConfig, g *gate.Gate) error {
+	fds := []int{2}
+	if cfg.AuditFile != nil {
+		fds = append(fds, int(cfg.AuditFile.Fd()))
+	}
+	ga, ok := g.Policy().(interface{ GrantsAttach() bool })
+	return ConfineReader(cfg.Reader, fds, ok && ga.GrantsAttach())
 }
 
 // loop serves the control socket until the front asks to quit (0) or

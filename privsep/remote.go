@@ -43,6 +43,11 @@ type Remote struct {
 // the gate (loaded the policy, opened the audit log) and dropped its
 // privileges. Its standard error is this process's.
 func StartReader(cfg GateConfig, log *slog.Logger) (*Remote, error) {
+	files := []*os.File{nil} // descriptor 3: the control socket
+	if cfg.AuditFile != nil {
+		files = append(files, cfg.AuditFile) // descriptor 4
+		cfg.AuditFD = 3 + len(files) - 1
+	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -52,10 +57,11 @@ func StartReader(cfg GateConfig, log *slog.Logger) (*Remote, error) {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(far), "control")
+	files[0] = f
 	newCmd := func() *exec.Cmd {
 		cmd := exec.Command("/proc/self/exe")
 		cmd.Args = []string{os.Args[0], "serve", "(reader)"}
-		cmd.ExtraFiles = []*os.File{f} // descriptor 3
+		cmd.ExtraFiles = files
 		cmd.Stderr = os.Stderr
 		for _, kv := range os.Environ() {
 			switch k, _, _ := strings.Cut(kv, "="); k {

@@ -34,6 +34,8 @@ type serveConfig struct {
 	KeepPrivs    bool          `yaml:"keep_privileges"`
 	NoPrivsep    bool          `yaml:"no_privsep"`
 	Landlock     *bool         `yaml:"landlock"` // nil: true (the front's Landlock domain)
+	FrontUser    string        `yaml:"front_user"`
+	ReaderUser   string        `yaml:"reader_user"`
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
@@ -92,7 +94,7 @@ socket cannot be served.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfgFile, "config", "", "YAML configuration file (keys: policy, socket, audit_log, audit_format, audit_burst, metrics, read_timeout, max_connections, max_connections_per_uid, max_requests_per_uid, reserved_connections, keep_privileges, no_privsep, landlock, drain_timeout)")
+	f.StringVar(&cfgFile, "config", "", "YAML configuration file (keys: policy, socket, audit_log, audit_format, audit_burst, metrics, read_timeout, max_connections, max_connections_per_uid, max_requests_per_uid, reserved_connections, keep_privileges, no_privsep, landlock, front_user, reader_user, drain_timeout)")
 	f.StringVar(&c.Policy, "policy", "", "policy file (default: the embedded default policy)")
 	f.StringVar(&c.Socket, "socket", c.Socket, "Unix socket to listen on (ignored under socket activation)")
 	f.StringVar(&c.AuditLog, "audit-log", "", "audit log file, or - for standard error (default: none)")
@@ -102,6 +104,8 @@ socket cannot be served.`,
 	f.DurationVar(&c.ReadTimeout, "read-timeout", 2*time.Second, "deadline for reads that take the target's mmap lock")
 	f.BoolVar(&c.KeepPrivs, "keep-privileges", false, "do not drop capabilities nor confine the front (debugging only)")
 	f.BoolVar(&c.NoPrivsep, "no-privsep", false, "run the gate in the process that parses HTTP (no privilege separation, no Landlock)")
+	f.StringVar(&c.FrontUser, "front-user", "", "user (name or uid[:gid]) the front becomes once confined (default: procgate-front if it exists, else 61182)")
+	f.StringVar(&c.ReaderUser, "reader-user", "", "user (name or uid[:gid]) the reader becomes once confined (default: procgate-reader if it exists, else 61183)")
 	f.BoolVar(&landlockFlag, "landlock", true, "confine the front with Landlock (privilege separation only; --landlock=false to disable)")
 	return cmd
 }
@@ -139,6 +143,12 @@ func mergeConfig(c *serveConfig, fc serveConfig, cmd *cobra.Command) {
 	if fc.Landlock != nil && !set("landlock") {
 		c.Landlock = fc.Landlock
 	}
+	if fc.FrontUser != "" && !set("front-user") {
+		c.FrontUser = fc.FrontUser
+	}
+	if fc.ReaderUser != "" && !set("reader-user") {
+		c.ReaderUser = fc.ReaderUser
+	}
 	c.MaxConns, c.MaxConnsUID, c.MaxReqsUID, c.Reserve = fc.MaxConns, fc.MaxConnsUID, fc.MaxReqsUID, fc.Reserve
 	if fc.DrainTimeout != 0 {
 		c.DrainTimeout = fc.DrainTimeout
@@ -157,6 +167,7 @@ func runServe(ctx context.Context, c serveConfig) error {
 		},
 		Metrics: c.Metrics, KeepPrivileges: c.KeepPrivs, NoPrivsep: c.NoPrivsep,
 		NoLandlock: c.Landlock != nil && !*c.Landlock, DrainTimeout: c.DrainTimeout, Log: log,
+		FrontUser: c.FrontUser, ReaderUser: c.ReaderUser,
 	}
 	front := &broker.Front{
 		Socket: c.Socket, Version: "procgate", Log: log,

@@ -41,3 +41,22 @@ deny denied_ones any : read { io };
 		}
 	}
 }
+
+// TestGrantsAttach: only an allow rule with an attach-class item grants
+// attach; a read rule, a deny of attach or a neverallow does not.
+func TestGrantsAttach(t *testing.T) {
+	for _, c := range []struct {
+		src  string
+		want bool
+	}{
+		{"allow * * : read { status };\n", false},
+		{"deny * * : attach;\nallow * * : read { io };\n", false},
+		{"allow * * : read { io };\nneverallow * * : attach;\n", false},
+		{"allow * * : attach { mem };\n", true},
+		{"allow * * : attach;\n", true},
+	} {
+		if got := mustLoad(t, c.src).GrantsAttach(); got != c.want {
+			t.Errorf("GrantsAttach = %v, want %v:\n%s", got, c.want, c.src)
+		}
+	}
+}

@@ -26,3 +26,16 @@ func (p *Policy) SinglesOut(s *Subject) bool {
 	}
 	return false
 }
+
+// GrantsAttach reports whether an allow rule of the policy grants an
+// attach-class item. The daemon's reader may then read memory
+// (process_vm_readv, for the mem item); without one its seccomp filter
+// refuses that system call.
+func (p *Policy) GrantsAttach() bool {
+	for _, r := range p.rules {
+		if r.src.Effect == Allow && r.src.Items&AttachItems != 0 {
+			return true
+		}
+	}
+	return false
+}
