@@ -8,21 +8,13 @@ import (
 	"io"
 
 	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/privsep"
 )
 
-// Limits on one request body.
-const (
-	// MaxBody is the largest request body accepted.
-	MaxBody = 1 << 20
-	// MaxPIDs is the most processes one request may name.
-	MaxPIDs = 65536
-	// MaxItems is the most items one request may name.
-	MaxItems = 64
-	// MaxMemRanges is the most mem ranges one request may name.
-	MaxMemRanges = 64
-	// maxPID is the kernel's PID_MAX_LIMIT.
-	maxPID = 1 << 22
-)
+// MaxBody is the largest request body accepted. The bounds on what one
+// request may ask for (processes, items, mem ranges) are every front's:
+// privsep.MaxPIDs, privsep.MaxItems, privsep.MaxMemRanges.
+const MaxBody = 1 << 20
 
 // ReadRequest is the body of POST /v1/read (docs/api.md).
 type ReadRequest struct {
@@ -66,6 +58,9 @@ func decodeReadRequest(body []byte) (*gate.Request, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, badRequest("empty request body: want a JSON object such as {\"pids\":[1],\"items\":[\"status\"]}")
 	}
+	if err := noDuplicateKeys(body); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var rr ReadRequest
@@ -93,20 +88,20 @@ func decodeReadRequest(body []byte) (*gate.Request, error) {
 		return nil, badRequest("give either \"pids\" or \"all\", not both")
 	case !rr.All && len(rr.PIDs) == 0:
 		return nil, badRequest("no processes: give \"pids\" (a list of pids) or \"all\": true")
-	case len(rr.PIDs) > MaxPIDs:
-		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d pids: at most %d per request", len(rr.PIDs), MaxPIDs)}
+	case len(rr.PIDs) > privsep.MaxPIDs:
+		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d pids: at most %d per request", len(rr.PIDs), privsep.MaxPIDs)}
 	case len(rr.Items) == 0:
 		return nil, badRequest("no items: give \"items\", for example [\"status\", \"io\"]")
-	case len(rr.Items) > MaxItems:
-		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d items: at most %d per request", len(rr.Items), MaxItems)}
-	case len(rr.Mem) > MaxMemRanges:
-		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d mem ranges: at most %d per request", len(rr.Mem), MaxMemRanges)}
+	case len(rr.Items) > privsep.MaxItems:
+		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d items: at most %d per request", len(rr.Items), privsep.MaxItems)}
+	case len(rr.Mem) > privsep.MaxMemRanges:
+		return nil, &RequestError{Status: 413, Msg: fmt.Sprintf("%d mem ranges: at most %d per request", len(rr.Mem), privsep.MaxMemRanges)}
 	}
 	req := &gate.Request{All: rr.All, Mem: rr.Mem}
 	seenPID := make(map[int]bool, len(rr.PIDs))
 	for _, p := range rr.PIDs {
-		if p <= 0 || p > maxPID {
-			return nil, badRequest("pid %d out of range 1..%d", p, maxPID)
+		if p <= 0 || p > privsep.MaxPID {
+			return nil, badRequest("pid %d out of range 1..%d", p, privsep.MaxPID)
 		}
 		if !seenPID[p] {
 			seenPID[p] = true
@@ -125,4 +120,49 @@ func decodeReadRequest(body []byte) (*gate.Request, error) {
 		}
 	}
 	return req, nil
+}
+
+// noDuplicateKeys refuses an object that names a key twice, at any
+// depth: encoding/json would keep the last one silently, and two readers
+// of the same body (a proxy, an audit trail, the broker) could then see
+// different requests. Malformed JSON is left to the decoder's message.
+func noDuplicateKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		keys   map[string]bool
+		object bool
+	}
+	var stack []frame
+	wantKey := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // EOF, or malformed: the decoder reports it
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, frame{keys: map[string]bool{}, object: true})
+				wantKey = true
+				continue
+			case '[':
+				stack = append(stack, frame{})
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if wantKey {
+				top := &stack[len(stack)-1]
+				if top.keys[t] {
+					return badRequest("duplicate key %q at byte %d", t, dec.InputOffset())
+				}
+				top.keys[t] = true
+				wantKey = false
+				continue
+			}
+		}
+		// A value ended: inside an object the next token is a key.
+		wantKey = len(stack) > 0 && stack[len(stack)-1].object
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/procgate/procgate/privsep"
 )
 
 // FuzzDecodeReadRequest feeds the request decoder arbitrary bodies: it
@@ -32,7 +34,7 @@ func FuzzDecodeReadRequest(f *testing.F) {
 			t.Fatalf("accepted an invalid request: %+v", req)
 		}
 		for _, p := range req.PIDs {
-			if p <= 0 || p > maxPID {
+			if p <= 0 || p > privsep.MaxPID {
 				t.Fatalf("accepted pid %d", p)
 			}
 		}

@@ -119,7 +119,8 @@ func TestEndToEnd(t *testing.T) {
 }
 
 // TestBadRequests sends malformed, oversized and truncated requests: each
-// gets a JSON error with a 4xx status, and the broker keeps serving.
+// gets a JSON error with a 4xx (or 501) status — those net/http answers
+// itself as well — and the broker keeps serving.
 func TestBadRequests(t *testing.T) {
 	requireRoot(t)
 	h := startBroker(t, testPolicy, 0)
@@ -144,6 +145,16 @@ func TestBadRequests(t *testing.T) {
 		{"wrong method", "GET /v1/read HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405},
 		{"unknown endpoint", "GET /v2/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404},
 		{"wrong content type", "POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", 415},
+		{"duplicate key", post(`{"pids":[1],"items":["status"],"pids":[2]}`), 400},
+		{"duplicate nested key", post(`{"pids":[1],"items":["mem"],"mem":[{"addr":1,"len":2,"addr":3}]}`), 400},
+		{"unclean path", "GET /v1/../v1/whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404},
+		{"double slash", "GET //v1/whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404},
+		{"bad request line", "GARBAGE\r\n\r\n", 400},
+		{"no Host", "GET /v1/whoami HTTP/1.1\r\nConnection: close\r\n\r\n", 400},
+		{"bad header", "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400},
+		{"header too large", "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 64<<10) + "\r\n\r\n", 431},
+		{"unsupported transfer coding", "POST /v1/read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+		{"unmet expectation", "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nExpect: something\r\nConnection: close\r\n\r\n", 417},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,7 +162,7 @@ func TestBadRequests(t *testing.T) {
 			if code != tc.status {
 				t.Fatalf("status = %d, want %d\n%s", code, tc.status, trunc(resp))
 			}
-			if tc.status != 405 && !strings.Contains(resp, `{"error":{"code":`) {
+			if !strings.Contains(resp, "\r\nContent-Type: application/json\r\n") || !strings.Contains(resp, `{"error":{"code":`) {
 				t.Errorf("no JSON error body:\n%s", trunc(resp))
 			}
 		})

@@ -199,10 +199,11 @@ func TestManyConnections(t *testing.T) {
 	manyConnections(t, h.socket, 1000)
 }
 
-// manyConnections opens n connections to the broker on socket, half of
-// them never finishing their request headers, and one that never reads
-// a large answer, then checks that 20 requests of another client are
-// served promptly.
+// manyConnections opens n connections to the broker on socket, from
+// uids of 32 connections each (within a uid's share), half of them never
+// finishing their request headers, and one that never reads a large
+// answer, then checks that 20 requests of another client are served
+// promptly.
 func manyConnections(t *testing.T, socket string, n int) {
 	t.Helper()
 	var conns []net.Conn
@@ -212,10 +213,7 @@ func manyConnections(t *testing.T, socket string, n int) {
 		}
 	}()
 	for i := range n {
-		c, err := net.Dial("unix", socket)
-		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
-		}
+		c := dialAs(t, socket, uint32(50000+i/32))
 		if i%2 == 0 {
 			c.Write([]byte("POST /v1/read HTTP/1.1\r\nHost: x\r\n")) // never finished
 		}
@@ -267,7 +265,7 @@ func manyConnections(t *testing.T, socket string, n int) {
 func TestPerUIDLimits(t *testing.T) {
 	requireRoot(t)
 	h := startBroker(t, auditPolicy, 0, func(c *broker.Config) {
-		c.MaxConnsPerUID, c.MaxRequestsPerUID = 2, 1
+		c.Limits.MaxConnsPerUID, c.Limits.MaxRequestsPerUID = 2, 1
 	})
 	tgt := spawnTarget(t, uidTarget)
 	dial := func() net.Conn {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,4 +285,27 @@ func stuckBody() string {
 	}
 	b.WriteString(`],"items":["status","limits","maps"]}`)
 	return b.String()
+}
+
+// dialAs connects to socket with effective uid uid on the calling
+// thread only (a raw setresuid, which unlike syscall.Setresuid changes
+// one thread), so that the broker's SO_PEERCRED sees uid while the
+// process stays root. It needs root.
+func dialAs(t testing.TB, socket string, uid uint32) net.Conn {
+	t.Helper()
+	runtime.LockOSThread()
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, ^uintptr(0), uintptr(uid), ^uintptr(0)); e != 0 {
+		runtime.UnlockOSThread()
+		t.Fatalf("setresuid(-1, %d, -1): %v", uid, e)
+	}
+	c, err := net.Dial("unix", socket)
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, ^uintptr(0), 0, ^uintptr(0)); e != 0 {
+		// The thread stays locked, and dies with this goroutine's test.
+		t.Fatalf("back to uid 0: %v", e)
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
+		t.Fatalf("dial as uid %d: %v", uid, err)
+	}
+	return c
 }

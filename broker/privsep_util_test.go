@@ -15,11 +15,18 @@ import (
 	"time"
 )
 
-// procgateBinary builds cmd/procgate without cgo (the daemon drops
-// privileges with AllThreadsSyscall, which a cgo binary such as this
-// race-enabled test binary cannot do) into a directory other uids can
-// read.
-var procgateBinary = sync.OnceValues(func() (string, error) {
+// procgateBinary builds cmd/procgate as a plain `go build` does (cgo
+// on where a C compiler exists: Go's default, and what `go install`
+// gives users) into a directory other uids can read.
+var procgateBinary = sync.OnceValues(func() (string, error) { return buildProcgate("") })
+
+// procgateStatic builds cmd/procgate with CGO_ENABLED=0, as `make build`
+// does: both builds must serve.
+var procgateStatic = sync.OnceValues(func() (string, error) { return buildProcgate("0") })
+
+// buildProcgate builds cmd/procgate with CGO_ENABLED=cgo ("" leaves Go's
+// default).
+func buildProcgate(cgo string) (string, error) {
 	dir, err := os.MkdirTemp("", "procgate-bin-")
 	if err != nil {
 		return "", err
@@ -31,12 +38,15 @@ var procgateBinary = sync.OnceValues(func() (string, error) {
 		gobin = "/usr/local/go/bin/go"
 	}
 	cmd := exec.Command(gobin, "build", "-o", bin, "github.com/procgate/procgate/cmd/procgate")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = os.Environ()
+	if cgo != "" {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED="+cgo)
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", &buildError{err, string(out)}
 	}
 	return bin, nil
-})
+}
 
 type buildError struct {
 	err error
@@ -73,7 +83,13 @@ func startDaemon(t testing.TB, polSrc string, args ...string) *daemon {
 // command wrap (for example setpriv with a smaller bounding set).
 func startDaemonUnder(t testing.TB, wrap []string, polSrc string, args ...string) *daemon {
 	t.Helper()
-	bin, err := procgateBinary()
+	return startDaemonBuilt(t, procgateBinary, wrap, polSrc, args...)
+}
+
+// startDaemonBuilt is startDaemonUnder with the binary from build.
+func startDaemonBuilt(t testing.TB, build func() (string, error), wrap []string, polSrc string, args ...string) *daemon {
+	t.Helper()
+	bin, err := build()
 	if err != nil {
 		t.Fatalf("cannot build the daemon: %v", err)
 	}

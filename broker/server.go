@@ -11,13 +11,13 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/gate"
 	"github.com/procgate/procgate/policy"
+	"github.com/procgate/procgate/privsep"
 )
 
 // Version is the API version served under /v1/.
@@ -25,20 +25,18 @@ const Version = "v1"
 
 // Config configures a Server.
 type Config struct {
-	// Backend answers the requests: Local{Gate} in-process, or a Remote
-	// reader process (privilege separation). When nil, Local{Gate}.
-	Backend Backend
+	// Backend answers the requests: privsep.NewLocal(gate) in-process,
+	// or a privsep.Remote reader process (privilege separation). When
+	// nil, privsep.NewLocal(Gate).
+	Backend privsep.Backend
 	// Gate is the in-process gate, used when Backend is nil.
 	Gate *gate.Gate
 	// Log receives operational messages (never audit records, never
 	// values read); nil discards them.
 	Log *slog.Logger
-	// MaxConns bounds open connections (default 4096); MaxConnsPerUID
-	// bounds those of one uid (default 1024).
-	MaxConns, MaxConnsPerUID int
-	// MaxRequestsPerUID bounds the requests of one uid in progress at
-	// once (default 64); more get 429.
-	MaxRequestsPerUID int
+	// Limits bound open connections, per uid and in total, and the
+	// requests of one uid in progress at once (more get 429).
+	Limits privsep.Limits
 	// WriteTimeout bounds each write to a client (default 10s): a client
 	// that stops reading is dropped.
 	WriteTimeout time.Duration
@@ -47,62 +45,48 @@ type Config struct {
 }
 
 // Server is the broker: an HTTP/1.1 + JSON server on a Unix socket that
-// answers /v1/ requests through the gate for the connected caller.
+// answers /v1/ requests through a privsep.Backend for the connected
+// caller.
 type Server struct {
-	cfg    Config
-	be     Backend
-	http   *http.Server
-	log    *slog.Logger
-	conns  chan struct{}
-	mu     sync.Mutex
-	perUID map[uint32]*uidState
-	active atomic.Int64
+	cfg  Config
+	be   privsep.Backend
+	http *http.Server
+	log  *slog.Logger
+	lim  *privsep.Limiter
+
+	idleMu sync.Mutex
+	idle   map[*peerConn]time.Time // connections waiting for a request, since when
+	stop   chan struct{}
+	stopMu sync.Once
 }
 
-type uidState struct {
-	conns int
-	reqs  chan struct{}
-}
+// Idle connections are closed after IdleTimeout (2 minutes); once the
+// general pool is under pressure (privsep.Limiter.Pressure), after
+// pressureIdle, checked every reapEvery.
+const (
+	pressureIdle = time.Second
+	reapEvery    = 250 * time.Millisecond
+)
 
 // New returns a server for cfg.
 func New(cfg Config) *Server {
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = 4096
-	}
-	if cfg.MaxConnsPerUID <= 0 {
-		cfg.MaxConnsPerUID = 1024
-	}
-	if cfg.MaxRequestsPerUID <= 0 {
-		cfg.MaxRequestsPerUID = 64
-	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, be: cfg.Backend, log: cfg.Log, conns: make(chan struct{}, cfg.MaxConns), perUID: map[uint32]*uidState{}}
+	s := &Server{cfg: cfg, be: cfg.Backend, log: cfg.Log, lim: privsep.NewLimiter(cfg.Limits), idle: map[*peerConn]time.Time{}, stop: make(chan struct{})}
 	if s.be == nil {
-		s.be = Local{G: cfg.Gate}
+		s.be = privsep.NewLocal(cfg.Gate)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/read", s.handleRead)
-	mux.HandleFunc("GET /v1/version", s.handleVersion)
-	mux.HandleFunc("GET /v1/whoami", s.handleWhoami)
-	mux.HandleFunc("GET /v1/items", s.handleItems)
-	mux.HandleFunc("/v1/read", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "POST")
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" /v1/read: use POST with a JSON body")
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint "+r.Method+" "+r.URL.Path+" (see docs/api.md: POST /v1/read, GET /v1/version, /v1/whoami, /v1/items)")
-	})
 	s.http = &http.Server{
-		Handler:           s.guard(mux),
+		Handler:           s.guard(http.HandlerFunc(s.route)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
+		ConnState:         s.connState,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if pc, ok := c.(*peerConn); ok {
 				return context.WithValue(ctx, callerKey{}, pc)
@@ -111,113 +95,205 @@ func New(cfg Config) *Server {
 		},
 		ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}
-	if l, ok := s.be.(Local); ok {
-		// A Remote reader keeps these gauges itself (its sessions and
-		// reads in progress).
-		l.G.Metrics().Gauge("procgate_connections", func() float64 { return float64(len(s.conns)) })
-		l.G.Metrics().Gauge("procgate_requests_in_flight", func() float64 { return float64(s.active.Load()) })
-	}
 	return s
 }
 
 type callerKey struct{}
 
-// peerConn is an accepted connection with its identified caller.
+// route dispatches on the exact path: a path the server would clean
+// ("/v1/../v1/whoami", "//v1/read") is an unknown endpoint, answered in
+// JSON like every error, never redirected.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	type endpoint struct {
+		method string
+		h      func(http.ResponseWriter, *http.Request)
+	}
+	var e endpoint
+	switch r.URL.Path {
+	case "/v1/read":
+		e = endpoint{http.MethodPost, s.handleRead}
+	case "/v1/version":
+		e = endpoint{http.MethodGet, s.handleVersion}
+	case "/v1/whoami":
+		e = endpoint{http.MethodGet, s.handleWhoami}
+	case "/v1/items":
+		e = endpoint{http.MethodGet, s.handleItems}
+	default:
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint "+r.Method+" "+r.URL.Path+" (see docs/api.md: POST /v1/read, GET /v1/version, /v1/whoami, /v1/items)")
+		return
+	}
+	if r.Method != e.method && !(e.method == http.MethodGet && r.Method == http.MethodHead) {
+		w.Header().Set("Allow", e.method)
+		hint := ""
+		if e.method == http.MethodPost {
+			hint = " with a JSON body"
+		}
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" "+r.URL.Path+": use "+e.method+hint)
+		return
+	}
+	e.h(w, r)
+}
+
+// peerConn is an accepted connection with its caller, identified at
+// accept time by its socket's peer credentials; the session with the
+// backend (a round trip to the reader) is opened by the connection's
+// own goroutine at its first request, so that accepting never waits on
+// it.
 type peerConn struct {
 	net.Conn
-	s        *Server
-	sess     Session
-	peer     Peer
-	err      error
-	admitted bool // counted in perUID
-	once     sync.Once
+	s    *Server
+	id   privsep.Identity
+	adm  privsep.Admission
+	open sync.Once
+	sess privsep.Session
+	err  error
+	once sync.Once
+}
+
+// session opens the caller's session once.
+func (c *peerConn) session() (privsep.Session, error) {
+	c.open.Do(func() {
+		c.sess, c.err = c.s.be.Open(c.id) // takes c.id.PidFD
+		c.id.PidFD = -1
+		if c.err != nil {
+			c.sess = nil
+			if !errors.Is(c.err, privsep.ErrUnavailable) {
+				c.err = fmt.Errorf("identify caller: %w", c.err)
+			}
+		}
+	})
+	return c.sess, c.err
 }
 
 func (c *peerConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		c.s.forgetIdle(c)
+		c.open.Do(func() { c.id.Close() }) // never opened
 		if c.sess != nil {
 			c.sess.Close()
 		}
-		c.s.release(c.peer.UID, c.admitted)
-		<-c.s.conns
+		c.s.lim.Release(c.id.UID, c.adm)
 	})
 	return err
 }
 
-// listener identifies each connection's caller as it is accepted.
+// listener identifies each connection's caller as it is accepted and
+// admits it, or refuses it at once.
 type listener struct {
 	net.Listener
 	s *Server
 }
 
 func (l *listener) Accept() (net.Conn, error) {
-	l.s.conns <- struct{}{} // bound open connections: wait for a slot
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.s.conns
-		return nil, err
-	}
-	pc := &peerConn{Conn: c, s: l.s}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		pc.err = errors.New("not a Unix socket connection: the caller cannot be identified")
-		return pc, nil
-	}
-	pc.peer, pc.err = PeerOf(uc)
-	if pc.err != nil {
-		return pc, nil
-	}
-	if !l.s.admit(pc.peer.UID) {
-		pc.err = errTooManyConns
-		closeFD(pc.peer.PidFD)
-		return pc, nil
-	}
-	pc.admitted = true
-	pc.sess, pc.err = l.s.be.Open(uc, pc.peer) // owns pc.peer.PidFD
-	pc.peer.PidFD = -1
-	if pc.err != nil {
-		pc.sess = nil
-		if !errors.Is(pc.err, ErrUnavailable) {
-			pc.err = fmt.Errorf("identify caller: %w", pc.err)
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
 		}
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			c.Close()
+			continue
+		}
+		id, err := privsep.PeerOf(uc)
+		if err != nil {
+			go refuse(c, http.StatusForbidden, "unidentified", err.Error())
+			continue
+		}
+		adm := l.s.lim.Admit(id.UID)
+		if adm == privsep.Refused {
+			id.Close()
+			go refuse(c, http.StatusTooManyRequests, "too_many_connections", errTooManyConns.Error())
+			continue
+		}
+		return &peerConn{Conn: c, s: l.s, id: id, adm: adm}, nil
 	}
-	return pc, nil
 }
 
-var errTooManyConns = errors.New("too many connections from this uid")
+var errTooManyConns = errors.New("too many connections: this uid holds its share, or every slot it may use is taken")
 
-func (s *Server) admit(uid uint32) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.perUID[uid]
-	if st == nil {
-		st = &uidState{reqs: make(chan struct{}, s.cfg.MaxRequestsPerUID)}
-		s.perUID[uid] = st
-	}
-	if st.conns >= s.cfg.MaxConnsPerUID {
-		return false
-	}
-	st.conns++
-	return true
-}
-
-func (s *Server) release(uid uint32, admitted bool) {
-	if !admitted {
+// refuse answers a connection that is not admitted with one JSON error
+// and closes it, without waiting for its request: a refused caller
+// holds no slot. Its request, if any, is read and discarded for at most
+// a second so that the answer is not lost to a reset.
+func refuse(c net.Conn, status int, code, msg string) {
+	defer c.Close()
+	var e errorBody
+	e.Error.Code, e.Error.Message = code, msg
+	body, _ := json.Marshal(e)
+	body = append(body, '\n')
+	head := "HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) +
+		"\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n"
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write(append([]byte(head), body...)); err != nil {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if st := s.perUID[uid]; st != nil {
-		st.conns--
-		if st.conns <= 0 && len(st.reqs) == 0 {
-			delete(s.perUID, uid)
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+}
+
+// connState keeps the set of connections waiting for a request (new
+// or idle between requests).
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	pc, ok := c.(*peerConn)
+	if !ok {
+		return
+	}
+	switch st {
+	case http.StateNew, http.StateIdle:
+		s.idleMu.Lock()
+		s.idle[pc] = time.Now()
+		s.idleMu.Unlock()
+	default:
+		s.forgetIdle(pc)
+	}
+}
+
+func (s *Server) forgetIdle(pc *peerConn) {
+	s.idleMu.Lock()
+	delete(s.idle, pc)
+	s.idleMu.Unlock()
+}
+
+// reap closes, while the general pool is under pressure, the
+// connections that have waited for a request for pressureIdle or more:
+// a caller holding idle connections gives them up sooner when others
+// need them.
+func (s *Server) reap() {
+	t := time.NewTicker(reapEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if !s.lim.Pressure() {
+			continue
+		}
+		var old []*peerConn
+		now := time.Now()
+		s.idleMu.Lock()
+		for pc, since := range s.idle {
+			if now.Sub(since) >= pressureIdle {
+				old = append(old, pc)
+				delete(s.idle, pc)
+			}
+		}
+		s.idleMu.Unlock()
+		for _, pc := range old {
+			pc.Conn.Close() // its server goroutine then closes it fully
 		}
 	}
 }
 
 // Serve accepts connections on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
+	go s.reap()
 	err := s.http.Serve(&listener{Listener: l, s: s})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -227,49 +303,52 @@ func (s *Server) Serve(l net.Listener) error {
 
 // Shutdown stops accepting, lets requests in progress finish (until ctx
 // ends) and closes every connection.
-func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopMu.Do(func() { close(s.stop) })
+	return s.http.Shutdown(ctx)
+}
 
 // guard refuses unidentified callers and callers that exited, and applies
 // the per-uid request limit.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pc, _ := r.Context().Value(callerKey{}).(*peerConn)
-		switch {
-		case pc == nil:
+		if pc == nil {
 			writeError(w, http.StatusForbidden, "unidentified", "the caller cannot be identified")
 			return
-		case errors.Is(pc.err, errTooManyConns):
-			writeError(w, http.StatusTooManyRequests, "too_many_connections", pc.err.Error())
-			return
-		case errors.Is(pc.err, ErrUnavailable):
+		}
+		sess, err := pc.session()
+		switch {
+		case errors.Is(err, privsep.ErrUnavailable):
 			writeUnavailable(w)
 			return
-		case pc.err != nil:
-			writeError(w, http.StatusForbidden, "unidentified", pc.err.Error())
+		case err != nil:
+			writeError(w, http.StatusForbidden, "unidentified", err.Error())
+			return
+		case pc.adm == privsep.Reserved && !sess.Privileged():
+			// A provisional reserved slot: the caller turned out not to be
+			// one the reserve is kept for.
+			w.Header().Set("Connection", "close")
+			s.be.Reject("per_uid_limit")
+			writeError(w, http.StatusTooManyRequests, "too_many_connections", errTooManyConns.Error())
 			return
 		}
-		if err := pc.sess.Alive(); err != nil {
-			if errors.Is(err, ErrUnavailable) {
+		if err := sess.Alive(); err != nil {
+			if errors.Is(err, privsep.ErrUnavailable) {
 				writeUnavailable(w)
 				return
 			}
 			writeError(w, http.StatusGone, "caller_gone", "the calling process exited")
 			return
 		}
-		s.mu.Lock()
-		st := s.perUID[pc.peer.UID]
-		s.mu.Unlock()
-		select {
-		case st.reqs <- struct{}{}:
-			defer func() { <-st.reqs }()
-		default:
+		end, ok := s.lim.BeginRequest(pc.id.UID)
+		if !ok {
 			s.be.Reject("per_uid_limit")
 			writeError(w, http.StatusTooManyRequests, "too_many_requests",
-				"too many requests in progress for uid "+strconv.FormatUint(uint64(pc.peer.UID), 10))
+				"too many requests in progress for uid "+strconv.FormatUint(uint64(pc.id.UID), 10))
 			return
 		}
-		s.active.Add(1)
-		defer s.active.Add(-1)
+		defer end()
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, pc)))
 	})
 }
@@ -302,7 +381,7 @@ func writeUnavailable(w http.ResponseWriter) {
 // output.
 func writeBackendError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, privsep.ErrUnavailable):
 		writeUnavailable(w)
 	case errors.Is(err, gate.ErrCallerGone):
 		writeError(w, http.StatusGone, "caller_gone", err.Error())
@@ -403,7 +482,7 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
 		}
 		// Headers are sent: report the error in the stream, then end it.
 		code := "internal"
-		if errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, privsep.ErrUnavailable) {
 			code = "unavailable"
 		}
 		bw.buf = append(bw.buf, `{"error":{"code":"`+code+`","message":`...)

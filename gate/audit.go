@@ -61,7 +61,12 @@ func (ev *AuditEvent) record() audit.Record {
 type AuditConfig struct {
 	// Path is the log file; "-" is standard error; "" disables the log
 	// (records are still counted).
-	Path   string
+	Path string
+	// File, when not nil, is the log file already open for appending
+	// (Path then only names it): a confined process writes to the
+	// descriptor it was given and opens nothing. Reopen does not reopen
+	// it.
+	File   *os.File
 	Format AuditFormat
 	// Burst is how many records per (subject uid, target uid, item,
 	// result, policy generation) key are written per Interval; the rest
@@ -114,6 +119,11 @@ func NewAuditor(cfg AuditConfig) (*Auditor, error) {
 }
 
 func (a *Auditor) open() error {
+	if a.cfg.File != nil {
+		a.f = a.cfg.File
+		a.w = bufio.NewWriterSize(a.f, 64<<10)
+		return nil
+	}
 	switch a.cfg.Path {
 	case "":
 		a.w = bufio.NewWriterSize(io.Discard, 64<<10)
@@ -225,12 +235,13 @@ func (a *Auditor) writeLocked(r *audit.Record) {
 	a.w.Write(b)
 }
 
-// Reopen flushes and reopens the log file (log rotation, SIGHUP).
+// Reopen flushes and reopens the log file (log rotation, SIGHUP); a log
+// given as an open File is only flushed.
 func (a *Auditor) Reopen() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.w.Flush()
-	if a.f == nil {
+	if a.f == nil || a.cfg.File != nil {
 		return nil
 	}
 	a.f.Close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -185,12 +186,33 @@ func (g *Gate) NewCaller(pid, pidfd int, uid, gid uint32, label string) (*Caller
 // NewThreadCaller is NewCaller for a caller known by the id of one of its
 // threads (a FUSE request names the thread that made it): it pins the
 // process tid belongs to, which is then the caller. uid and gid are the
-// credentials the request carries, label its security label ("" if none).
+// credentials the request carries — the thread's filesystem ids — and
+// label its security label ("" if none). The thread must still belong to
+// the pinned process and still carry those ids, or the caller is refused
+// (EAGAIN): a thread that exited, and whose id was reused, is never taken
+// for the new holder of the id.
 func (g *Gate) NewThreadCaller(tid int, uid, gid uint32, label string) (*Caller, error) {
 	p, err := g.root.PinProcessOf(tid)
 	if err != nil {
 		return nil, fmt.Errorf("gate: caller: %w", err)
 	}
+	var buf [4096]byte
+	b, err := procfs.ReadFile(p.Dir, "task/"+strconv.Itoa(tid)+"/status", buf[:0], len(buf))
+	var st procfs.Status
+	if err == nil {
+		st, err = procfs.ParseStatus(b)
+	}
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("gate: caller thread %d: %w", tid, procfs.Gone(err))
+	}
+	if st.Pid != tid || st.UIDs[3] != uid || st.GIDs[3] != gid {
+		p.Close()
+		return nil, fmt.Errorf("gate: caller thread %d: its filesystem ids %d/%d differ from the request's %d/%d: %w",
+			tid, st.UIDs[3], st.GIDs[3], uid, gid, unix.EAGAIN)
+	}
+	// newCaller verifies the pin after its reads, which proves the
+	// thread's status was read from the pinned process.
 	return g.newCaller(p, uid, gid, label)
 }
 

@@ -13,15 +13,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/procgate/procgate/broker"
 	"github.com/procgate/procgate/oracle"
+	"github.com/procgate/procgate/privsep"
 )
 
 func main() {
 	// The verifier re-executes this binary as its target and prober
 	// processes; such a run never reaches the command line.
 	oracle.RunRoleIfRequested()
-	broker.RunReaderIfRequested() // procgate serve's privileged reader (privilege separation)
+	privsep.RunReaderIfRequested() // procgate serve's privileged reader (privilege separation)
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -1,26 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
-	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/broker"
 	"github.com/procgate/procgate/client"
+	"github.com/procgate/procgate/daemon"
+	"github.com/procgate/procgate/privsep"
 )
 
 // serveConfig is procgate serve's configuration: the --config file's
@@ -36,9 +30,12 @@ type serveConfig struct {
 	MaxConns     int           `yaml:"max_connections"`
 	MaxConnsUID  int           `yaml:"max_connections_per_uid"`
 	MaxReqsUID   int           `yaml:"max_requests_per_uid"`
+	Reserve      int           `yaml:"reserved_connections"`
 	KeepPrivs    bool          `yaml:"keep_privileges"`
 	NoPrivsep    bool          `yaml:"no_privsep"`
 	Landlock     *bool         `yaml:"landlock"` // nil: true (the front's Landlock domain)
+	FrontUser    string        `yaml:"front_user"`
+	ReaderUser   string        `yaml:"reader_user"`
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
@@ -97,7 +94,7 @@ socket cannot be served.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfgFile, "config", "", "YAML configuration file (keys: policy, socket, audit_log, audit_format, audit_burst, metrics, read_timeout, max_connections, max_connections_per_uid, max_requests_per_uid, keep_privileges, no_privsep, landlock, drain_timeout)")
+	f.StringVar(&cfgFile, "config", "", "YAML configuration file (keys: policy, socket, audit_log, audit_format, audit_burst, metrics, read_timeout, max_connections, max_connections_per_uid, max_requests_per_uid, reserved_connections, keep_privileges, no_privsep, landlock, front_user, reader_user, drain_timeout)")
 	f.StringVar(&c.Policy, "policy", "", "policy file (default: the embedded default policy)")
 	f.StringVar(&c.Socket, "socket", c.Socket, "Unix socket to listen on (ignored under socket activation)")
 	f.StringVar(&c.AuditLog, "audit-log", "", "audit log file, or - for standard error (default: none)")
@@ -107,6 +104,8 @@ socket cannot be served.`,
 	f.DurationVar(&c.ReadTimeout, "read-timeout", 2*time.Second, "deadline for reads that take the target's mmap lock")
 	f.BoolVar(&c.KeepPrivs, "keep-privileges", false, "do not drop capabilities nor confine the front (debugging only)")
 	f.BoolVar(&c.NoPrivsep, "no-privsep", false, "run the gate in the process that parses HTTP (no privilege separation, no Landlock)")
+	f.StringVar(&c.FrontUser, "front-user", "", "user (name or uid[:gid]) the front becomes once confined (default: procgate-front if it exists, else 61182)")
+	f.StringVar(&c.ReaderUser, "reader-user", "", "user (name or uid[:gid]) the reader becomes once confined (default: procgate-reader if it exists, else 61183)")
 	f.BoolVar(&landlockFlag, "landlock", true, "confine the front with Landlock (privilege separation only; --landlock=false to disable)")
 	return cmd
 }
@@ -144,7 +143,13 @@ func mergeConfig(c *serveConfig, fc serveConfig, cmd *cobra.Command) {
 	if fc.Landlock != nil && !set("landlock") {
 		c.Landlock = fc.Landlock
 	}
-	c.MaxConns, c.MaxConnsUID, c.MaxReqsUID = fc.MaxConns, fc.MaxConnsUID, fc.MaxReqsUID
+	if fc.FrontUser != "" && !set("front-user") {
+		c.FrontUser = fc.FrontUser
+	}
+	if fc.ReaderUser != "" && !set("reader-user") {
+		c.ReaderUser = fc.ReaderUser
+	}
+	c.MaxConns, c.MaxConnsUID, c.MaxReqsUID, c.Reserve = fc.MaxConns, fc.MaxConnsUID, fc.MaxReqsUID, fc.Reserve
 	if fc.DrainTimeout != 0 {
 		c.DrainTimeout = fc.DrainTimeout
 	}
@@ -152,190 +157,31 @@ func mergeConfig(c *serveConfig, fc serveConfig, cmd *cobra.Command) {
 
 func runServe(ctx context.Context, c serveConfig) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if _, err := broker.AuditFormat(c.AuditFormat); err != nil {
-		return &exitError{2, fmt.Errorf("serve: --audit-format: %w", err)}
-	}
-	useLandlock := c.Landlock == nil || *c.Landlock
 	if c.NoPrivsep && c.Landlock != nil && *c.Landlock {
 		return &exitError{2, errors.New("serve: --landlock needs privilege separation: Landlock scopes ptrace, so a Landlocked gate cannot read io, exe, fd, environ… of other processes (drop --no-privsep)")}
 	}
-	raiseNoFile()
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// Keep the heap small on big machines (docs/benchmarks.md: RSS
-		// with 10,000 processes); GOMEMLIMIT overrides.
-		debug.SetMemoryLimit(40 << 20)
+	cfg := daemon.Config{
+		Gate: privsep.GateConfig{
+			Policy: c.Policy, AuditLog: c.AuditLog, AuditFormat: c.AuditFormat, AuditBurst: c.AuditBurst,
+			ReadTimeout: c.ReadTimeout,
+		},
+		Metrics: c.Metrics, KeepPrivileges: c.KeepPrivs, NoPrivsep: c.NoPrivsep,
+		NoLandlock: c.Landlock != nil && !*c.Landlock, DrainTimeout: c.DrainTimeout, Log: log,
+		FrontUser: c.FrontUser, ReaderUser: c.ReaderUser,
 	}
-	gcfg := broker.GateConfig{
-		Policy: c.Policy, AuditLog: c.AuditLog, AuditFormat: c.AuditFormat, AuditBurst: c.AuditBurst,
-		ReadTimeout: c.ReadTimeout, MemoryLimit: debug.SetMemoryLimit(-1), KeepPrivileges: c.KeepPrivs,
+	front := &broker.Front{
+		Socket: c.Socket, Version: "procgate", Log: log,
+		Limits: privsep.Limits{MaxConns: c.MaxConns, MaxConnsPerUID: c.MaxConnsUID, MaxRequestsPerUID: c.MaxReqsUID, Reserve: c.Reserve},
 	}
-	var (
-		backend      broker.Backend
-		writeMetrics func(io.Writer) error
-		reload       func()
-		finish       func() error // after the HTTP drain: flush the audit log
-		dead         <-chan struct{}
-		reader       *broker.Remote
-		gen          uint64
-	)
-	if c.NoPrivsep {
-		g, aud, err := broker.OpenGate(gcfg, log)
-		if err != nil {
-			return &exitError{2, fmt.Errorf("serve: %w", err)}
-		}
-		defer g.Close()
-		defer aud.Close()
-		backend = broker.Local{G: g}
-		writeMetrics = func(w io.Writer) error { _, err := g.Metrics().WriteTo(w); return err }
-		reload = func() { broker.Reload(log, g, aud, c.Policy) }
-		finish = aud.Close
-		gen = g.Policy().Generation()
-	} else {
-		var err error
-		if reader, err = broker.StartReader(gcfg, log); err != nil {
-			return &exitError{2, fmt.Errorf("serve: %w", err)}
-		}
-		backend = reader
-		writeMetrics = reader.WriteMetrics
-		reload = func() {
-			// The reader logs the outcome (policy errors included).
-			if _, err := reader.Reload(); errors.Is(err, broker.ErrUnavailable) {
-				log.Error("reload: the reader is unavailable", "err", err)
-			}
-		}
-		finish = func() error { return reader.Shutdown(c.DrainTimeout + 5*time.Second) }
-		dead = reader.Dead()
-		gen = reader.Generation()
-	}
-	srv := broker.New(broker.Config{Backend: backend, Log: log, MaxConns: c.MaxConns, MaxConnsPerUID: c.MaxConnsUID, MaxRequestsPerUID: c.MaxReqsUID, ServerVersion: "procgate"})
-	abort := func(err error) error {
-		if reader != nil {
-			reader.Shutdown(5 * time.Second)
-		}
+	err := daemon.Run(ctx, cfg, front)
+	var se *daemon.SetupError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se):
 		return &exitError{2, fmt.Errorf("serve: %w", err)}
 	}
-
-	l, err := broker.ActivationListener()
-	if err != nil {
-		return abort(err)
-	}
-	created := false
-	if l == nil {
-		if l, err = broker.Listen(c.Socket); err != nil {
-			return abort(err)
-		}
-		created = true
-	}
-	var msrv *http.Server
-	if c.Metrics != "" {
-		network := "tcp"
-		if filepath.IsAbs(c.Metrics) {
-			network = "unix"
-			os.Remove(c.Metrics)
-		}
-		ml, err := net.Listen(network, c.Metrics)
-		if err != nil {
-			l.Close()
-			return abort(fmt.Errorf("metrics listener: %w", err))
-		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-			var b bytes.Buffer
-			if err := writeMetrics(&b); err != nil {
-				http.Error(w, "metrics unavailable", http.StatusServiceUnavailable)
-				return
-			}
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-			w.Write(b.Bytes())
-		})
-		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go msrv.Serve(ml)
-	}
-	switch {
-	case c.KeepPrivs:
-		log.Warn("--keep-privileges: capabilities kept and the front not confined (debugging only)")
-	case c.NoPrivsep:
-		if err := broker.DropPrivileges(); err != nil {
-			l.Close()
-			return abort(fmt.Errorf("%w (use --keep-privileges to run anyway)", err))
-		}
-	default:
-		removable := ""
-		if created {
-			removable = filepath.Dir(c.Socket) // to unlink the socket at shutdown
-		}
-		log.Info("confining the front", "landlock", useLandlock, "at", time.Now().Local()) // loads the time zone while files can still be read
-		abi, err := broker.ConfineFront(useLandlock, removable)
-		if err != nil {
-			l.Close()
-			return abort(fmt.Errorf("%w (use --keep-privileges to run anyway)", err))
-		}
-		switch {
-		case !useLandlock:
-			log.Warn("--landlock=false: the front runs without capabilities but is not confined by Landlock")
-		case abi == 0:
-			log.Warn("LANDLOCK UNAVAILABLE: the kernel offers no Landlock (CONFIG_SECURITY_LANDLOCK, lsm=...,landlock); the front runs without capabilities but NOT confined; continuing")
-		default:
-			log.Info("front confined", "capabilities", "none", "no_new_privs", true, "landlock_abi", abi, "reader_pid", reader.PID())
-		}
-		broker.SelfTestConfinement(log)
-	}
-
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, unix.SIGHUP, unix.SIGTERM, unix.SIGINT)
-	defer signal.Stop(sigs)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	log.Info("serving", "socket", l.Addr().String(), "policy", broker.PolicyName(c.Policy), "generation", gen, "metrics", c.Metrics, "privsep", !c.NoPrivsep)
-	stop := func(d time.Duration) error {
-		dctx, cancel := context.WithTimeout(context.Background(), d)
-		err := srv.Shutdown(dctx)
-		cancel()
-		if msrv != nil {
-			msrv.Close()
-		}
-		if created {
-			os.Remove(c.Socket)
-		}
-		return err
-	}
-	for {
-		select {
-		case err := <-errc:
-			stop(time.Second)
-			finish()
-			return &exitError{2, fmt.Errorf("serve: %w", err)}
-		case <-dead:
-			log.Error("the privileged reader exited: answering 503 and exiting", "reader", reader.ExitStatus(time.Second))
-			stop(2 * time.Second)
-			return &exitError{1, errors.New("serve: the privileged reader exited")}
-		case s := <-sigs:
-			if s == unix.SIGHUP {
-				reload()
-				continue
-			}
-			log.Info("draining", "signal", s.String())
-			err := stop(c.DrainTimeout)
-			if cerr := finish(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return &exitError{1, fmt.Errorf("serve: shutdown: %w", err)}
-			}
-			log.Info("stopped")
-			return nil
-		}
-	}
-}
-
-// raiseNoFile raises the open-file limit to its hard maximum: each
-// process in flight holds two descriptors.
-func raiseNoFile() {
-	var rl unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < rl.Max {
-		rl.Cur = rl.Max
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
-	}
+	return &exitError{1, fmt.Errorf("serve: %w", err)}
 }
 
 var errNoBroker = errors.New("is the broker running? (procgate serve)")

@@ -1,4 +1,4 @@
-package broker
+package privsep
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 // items, bad pids, both or neither of pids and all) is refused.
 func TestRequestCodec(t *testing.T) {
 	for _, req := range []*gate.Request{
-		{PIDs: []int{1, 2, maxPID}, Items: []gate.Item{0, 3}},
+		{PIDs: []int{1, 2, MaxPID}, Items: []gate.Item{0, 3}},
 		{All: true, Items: []gate.Item{1}, Mem: []gate.MemRange{{Addr: 1 << 40, Len: 4096}}},
 	} {
 		got, err := decodeRequest(encodeRequest(req))
@@ -35,7 +35,7 @@ func TestRequestCodec(t *testing.T) {
 		"unknown item": encodeRequest(&gate.Request{PIDs: []int{7}, Items: []gate.Item{250}}),
 		"repeat item":  encodeRequest(&gate.Request{PIDs: []int{7}, Items: []gate.Item{0, 0}}),
 		"pid 0":        encodeRequest(&gate.Request{PIDs: []int{0}, Items: []gate.Item{0}}),
-		"pid too big":  encodeRequest(&gate.Request{PIDs: []int{maxPID + 1}, Items: []gate.Item{0}}),
+		"pid too big":  encodeRequest(&gate.Request{PIDs: []int{MaxPID + 1}, Items: []gate.Item{0}}),
 		"repeat pid":   encodeRequest(&gate.Request{PIDs: []int{7, 7}, Items: []gate.Item{0}}),
 		"no pids":      encodeRequest(&gate.Request{Items: []gate.Item{0}}),
 		"pids and all": encodeRequest(&gate.Request{All: true, PIDs: []int{7}, Items: []gate.Item{0}}),
@@ -102,3 +102,40 @@ func countFDs(t *testing.T) int {
 }
 
 var _ = unix.Close
+
+// TestControlMessages: a thread identity survives the control channel's
+// encoding; a control message with the wrong descriptors or payload for
+// its type, or a reject reason out of range, is refused.
+func TestControlMessages(t *testing.T) {
+	id := Identity{Source: FromThread, PID: 4194304, UID: 65534, GID: 4294967294, PidFD: -1}
+	if got := decodeThread(encodeThread(id)); got != id {
+		t.Errorf("thread identity round trip: %+v, want %+v", got, id)
+	}
+	for _, c := range []struct {
+		name string
+		typ  byte
+		p    []byte
+		fds  int
+		ok   bool
+	}{
+		{"conn", msgConn, nil, 2, true},
+		{"conn with one fd", msgConn, nil, 1, false},
+		{"conn with payload", msgConn, []byte{1}, 2, false},
+		{"thread", msgThread, make([]byte, 12), 1, true},
+		{"thread short", msgThread, make([]byte, 11), 1, false},
+		{"thread with the client's socket", msgThread, make([]byte, 12), 2, false},
+		{"metrics", msgMetric, nil, 1, true},
+		{"reload without reply socket", msgReload, nil, 0, false},
+		{"quit", msgQuit, nil, 1, true},
+		{"reject", msgReject, []byte{1}, 0, true},
+		{"reject last", msgReject, []byte{byte(len(RejectReasons))}, 0, true},
+		{"reject 0", msgReject, []byte{0}, 0, false},
+		{"reject out of range", msgReject, []byte{byte(len(RejectReasons) + 1)}, 0, false},
+		{"unknown type", 'Z', nil, 0, false},
+		{"a reply type", msgFinal, nil, 0, false},
+	} {
+		if got := validControl(c.typ, c.p, make([]int, c.fds)); got != c.ok {
+			t.Errorf("%s: valid = %v, want %v", c.name, got, c.ok)
+		}
+	}
+}

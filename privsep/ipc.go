@@ -1,4 +1,4 @@
-package broker
+package privsep
 
 import (
 	"encoding/binary"
@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/gate"
-	"github.com/procgate/procgate/policy"
 )
 
 // The front and the reader talk over SOCK_SEQPACKET socket pairs: one
@@ -36,6 +35,7 @@ const (
 	// Control pair.
 	msgReady  = 'k' // reader → front at start: [gen u64][error text]
 	msgConn   = 'C' // fds: [session end, client connection]
+	msgThread = 'T' // fds: [session end]; [tid u32][uid u32][gid u32]
 	msgMetric = 'M' // fds: [reply end]; reply msgText
 	msgReload = 'H' // fds: [reply end]; reply msgFinal (code, gen, text)
 	msgReject = 'J' // [reason u8]
@@ -44,10 +44,15 @@ const (
 	msgRead    = 'R' // encoded gate.Request
 	msgVersion = 'V'
 	msgWhoami  = 'W'
-	msgHello   = 'h' // [code u8][text]: code 0 identified
+	msgHello   = 'h' // [code u8][text]: code 0 identified, then [flags u8]
 	msgData    = 'd' // encoded JSON lines
 	msgFinal   = 'f' // [code u8][n u32][gen u64][text]
 	msgText    = 't' // text or JSON
+)
+
+// Hello flags, after code 0.
+const (
+	helloPrivileged = 1 // the caller may use reserved capacity
 )
 
 // Final codes.
@@ -59,13 +64,10 @@ const (
 	codeIdent    = 4 // the caller cannot be identified
 )
 
-// Rejection reasons, as sent in msgReject.
-var rejectReasons = []string{"", "per_uid_limit", "bad_request", "too_large"}
-
 // maxText bounds error texts sent across.
 const maxText = 1024
 
-var errProtocol = errors.New("broker: privsep protocol violation")
+var errProtocol = errors.New("privsep: protocol violation")
 
 // sendMsg sends one message, split into packets, with fds on the first.
 func sendMsg(c *net.UnixConn, typ byte, payload []byte, fds ...int) error {
@@ -156,7 +158,7 @@ func closeFDs(fds []int) {
 
 var pktPool = sync.Pool{New: func() any { b := make([]byte, maxPacket+2); return &b }}
 
-var errEOF = errors.New("broker: privsep peer closed the channel")
+var errEOF = errors.New("privsep: peer closed the channel")
 
 func parseRights(oob []byte) ([]int, error) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
@@ -188,7 +190,7 @@ func parseRights(oob []byte) ([]int, error) {
 func seqpacketPair() (*net.UnixConn, int, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, -1, fmt.Errorf("broker: socketpair: %w", err)
+		return nil, -1, fmt.Errorf("privsep: socketpair: %w", err)
 	}
 	c, err := connFromFD(fds[0], "privsep")
 	if err != nil {
@@ -209,7 +211,7 @@ func connFromFD(fd int, name string) (*net.UnixConn, error) {
 	c, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("broker: %s channel: %w", name, err)
+		return nil, fmt.Errorf("privsep: %s channel: %w", name, err)
 	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
@@ -260,7 +262,8 @@ func encodeRequest(req *gate.Request) []byte {
 const maxRequestMsg = 8 + MaxItems + 16*MaxMemRanges + 4*MaxPIDs
 
 // decodeRequest decodes and re-validates a request from the front with
-// the same bounds as DecodeReadRequest.
+// the bounds every front applies (MaxItems, MaxMemRanges, MaxPIDs,
+// MaxPID).
 func decodeRequest(b []byte) (*gate.Request, error) {
 	bad := func(what string) (*gate.Request, error) {
 		return nil, fmt.Errorf("%w: request: %s", errProtocol, what)
@@ -281,10 +284,9 @@ func decodeRequest(b []byte) (*gate.Request, error) {
 	if ni == 0 || ni > MaxItems || len(b) < ni+1 {
 		return bad("items")
 	}
-	nItems := len(policy.Items())
 	var seen [256]bool
 	for _, x := range b[:ni] {
-		if int(x) >= nItems || seen[x] {
+		if !gate.Item(x).Valid() || seen[x] {
 			return bad("item")
 		}
 		seen[x] = true
@@ -308,13 +310,47 @@ func decodeRequest(b []byte) (*gate.Request, error) {
 	seenPID := make(map[uint32]bool, np)
 	for i := range np {
 		p := binary.LittleEndian.Uint32(b[4*i:])
-		if p == 0 || p > maxPID || seenPID[p] {
+		if p == 0 || p > MaxPID || seenPID[p] {
 			return bad("pid")
 		}
 		seenPID[p] = true
 		req.PIDs = append(req.PIDs, int(p))
 	}
 	return req, nil
+}
+
+// validControl reports whether a control message from the front is
+// well formed: its type is known, it carries exactly the descriptors
+// and the payload its type has.
+func validControl(typ byte, p []byte, fds []int) bool {
+	switch typ {
+	case msgConn:
+		return len(fds) == 2 && len(p) == 0
+	case msgThread:
+		return len(fds) == 1 && len(p) == 12
+	case msgMetric, msgReload, msgQuit:
+		return len(fds) == 1 && len(p) == 0
+	case msgReject:
+		return len(fds) == 0 && len(p) == 1 && p[0] >= 1 && int(p[0]) <= len(RejectReasons)
+	}
+	return false
+}
+
+// encodeThread encodes a thread identity: [tid u32][uid u32][gid u32].
+func encodeThread(id Identity) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, uint32(id.PID))
+	b = binary.LittleEndian.AppendUint32(b, id.UID)
+	return binary.LittleEndian.AppendUint32(b, id.GID)
+}
+
+// decodeThread decodes what encodeThread wrote (12 bytes, checked by
+// validControl).
+func decodeThread(b []byte) Identity {
+	return Identity{
+		Source: FromThread, PidFD: -1,
+		PID: int(int32(binary.LittleEndian.Uint32(b))),
+		UID: binary.LittleEndian.Uint32(b[4:]), GID: binary.LittleEndian.Uint32(b[8:]),
+	}
 }
 
 // encodeFinal encodes a final status.

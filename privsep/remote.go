@@ -1,4 +1,4 @@
-package broker
+package privsep
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 // [RunReaderIfRequested]) connected by SOCK_SEQPACKET socket pairs. The
 // front holds no capability and, once confined ([ConfineFront]), no
 // filesystem access; the reader holds CAP_SYS_PTRACE and
-// CAP_DAC_READ_SEARCH and never parses HTTP.
+// CAP_DAC_READ_SEARCH and never parses the callers' input.
 type Remote struct {
 	log   *slog.Logger
 	cmd   *exec.Cmd
@@ -43,6 +43,11 @@ type Remote struct {
 // the gate (loaded the policy, opened the audit log) and dropped its
 // privileges. Its standard error is this process's.
 func StartReader(cfg GateConfig, log *slog.Logger) (*Remote, error) {
+	files := []*os.File{nil} // descriptor 3: the control socket
+	if cfg.AuditFile != nil {
+		files = append(files, cfg.AuditFile) // descriptor 4
+		cfg.AuditFD = 3 + len(files) - 1
+	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -52,10 +57,11 @@ func StartReader(cfg GateConfig, log *slog.Logger) (*Remote, error) {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(far), "control")
+	files[0] = f
 	newCmd := func() *exec.Cmd {
 		cmd := exec.Command("/proc/self/exe")
 		cmd.Args = []string{os.Args[0], "serve", "(reader)"}
-		cmd.ExtraFiles = []*os.File{f} // descriptor 3
+		cmd.ExtraFiles = files
 		cmd.Stderr = os.Stderr
 		for _, kv := range os.Environ() {
 			switch k, _, _ := strings.Cut(kv, "="); k {
@@ -82,7 +88,7 @@ func StartReader(cfg GateConfig, log *slog.Logger) (*Remote, error) {
 	f.Close()
 	if err != nil {
 		ctl.Close()
-		return nil, fmt.Errorf("broker: start the reader: %w", err)
+		return nil, fmt.Errorf("privsep: start the reader: %w", err)
 	}
 	r := &Remote{log: log, cmd: cmd, ctl: ctl, dead: make(chan struct{}), exited: make(chan struct{})}
 	go func() {
@@ -108,7 +114,7 @@ func StartReader(cfg GateConfig, log *slog.Logger) (*Remote, error) {
 		ctl.Close()
 		cmd.Process.Kill()
 		<-r.exited
-		return nil, fmt.Errorf("broker: reader: %w", err)
+		return nil, fmt.Errorf("privsep: reader: %w", err)
 	}
 	ctl.SetReadDeadline(time.Time{})
 	go r.watch()
@@ -243,19 +249,21 @@ func (r *Remote) Shutdown(d time.Duration) error {
 
 // Reject counts a refusal in the reader's metrics.
 func (r *Remote) Reject(reason string) {
-	for i, s := range rejectReasons {
-		if i > 0 && s == reason {
-			r.sendCtl(msgReject, []byte{byte(i)})
+	for i, s := range RejectReasons {
+		if s == reason {
+			r.sendCtl(msgReject, []byte{byte(i + 1)})
 			return
 		}
 	}
 }
 
-// Open passes the connection to the reader, which reads the caller's
-// credentials and pidfd from the socket itself and pins the caller; the
-// front's own pidfd is closed at once.
-func (r *Remote) Open(c *net.UnixConn, p Peer) (Session, error) {
-	closeFD(p.PidFD)
+// Open passes the caller to the reader, which identifies and pins it
+// itself: for a socket caller, the reader is passed the connection and
+// reads its credentials and pidfd from it (the front's own pidfd is
+// closed at once); for a thread caller, the reader resolves the thread
+// and checks its ids against the pinned process.
+func (r *Remote) Open(id Identity) (Session, error) {
+	id.Close()
 	if r.isDead() {
 		return nil, ErrUnavailable
 	}
@@ -263,18 +271,32 @@ func (r *Remote) Open(c *net.UnixConn, p Peer) (Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc, err := c.SyscallConn()
-	if err != nil {
-		unix.Close(far)
-		ch.Close()
-		return nil, err
-	}
 	serr := ErrUnavailable
-	cerr := rc.Control(func(fd uintptr) { serr = r.sendCtl(msgConn, nil, far, int(fd)) })
+	switch id.Source {
+	case FromSocket:
+		if id.Conn == nil {
+			unix.Close(far)
+			ch.Close()
+			return nil, errors.New("privsep: a socket caller without its connection")
+		}
+		rc, err := id.Conn.SyscallConn()
+		if err != nil {
+			unix.Close(far)
+			ch.Close()
+			return nil, err
+		}
+		if cerr := rc.Control(func(fd uintptr) { serr = r.sendCtl(msgConn, nil, far, int(fd)) }); cerr != nil {
+			serr = ErrUnavailable
+		}
+	case FromThread:
+		serr = r.sendCtl(msgThread, encodeThread(id), far)
+	default:
+		serr = fmt.Errorf("privsep: caller identity of unknown source %v", id.Source)
+	}
 	unix.Close(far)
-	if cerr != nil || serr != nil {
+	if serr != nil {
 		ch.Close()
-		return nil, ErrUnavailable
+		return nil, serr
 	}
 	ch.SetReadDeadline(time.Now().Add(10 * time.Second))
 	typ, pl, fds, err := recvMsg(ch, 1+maxText, 0)
@@ -287,18 +309,25 @@ func (r *Remote) Open(c *net.UnixConn, p Peer) (Session, error) {
 		ch.Close()
 		return nil, errors.New(string(pl[1:]))
 	}
+	if len(pl) > 2 || len(pl) == 2 && pl[1]&^helloPrivileged != 0 {
+		ch.Close()
+		return nil, ErrUnavailable // the reader broke the protocol
+	}
 	ch.SetReadDeadline(time.Time{})
-	return &remoteSession{r: r, ch: ch}, nil
+	return &remoteSession{r: r, ch: ch, privileged: len(pl) == 2 && pl[1]&helloPrivileged != 0}, nil
 }
 
 // remoteSession is one caller's channel to the reader. HTTP/1.1 serves
 // one request at a time per connection; mu makes that a rule.
 type remoteSession struct {
-	r      *Remote
-	ch     *net.UnixConn
-	mu     sync.Mutex
-	broken bool
+	r          *Remote
+	ch         *net.UnixConn
+	mu         sync.Mutex
+	broken     bool
+	privileged bool
 }
+
+func (s *remoteSession) Privileged() bool { return s.privileged }
 
 func (s *remoteSession) Close() { s.ch.Close() }
 

@@ -1,4 +1,4 @@
-package broker
+package privsep
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -31,7 +30,7 @@ const (
 )
 
 // RunReaderIfRequested runs the privileged reader and exits when this
-// process was started as one by procgate serve (privilege separation);
+// process was started as one by [StartReader] (privilege separation);
 // otherwise it returns at once. Call it first thing in main.
 func RunReaderIfRequested() {
 	if os.Getenv(envRole) != roleReader {
@@ -40,7 +39,7 @@ func RunReaderIfRequested() {
 	os.Exit(runReader())
 }
 
-// reader is the privileged half of the broker: it owns the gate, the
+// reader is the privileged half of the daemon: it owns the gate, the
 // audit log and the metrics, and answers the front over socket pairs.
 // Everything the front sends is untrusted: the front parses the
 // callers' input and could be compromised.
@@ -84,20 +83,19 @@ func runReader() int {
 	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
-	// Before anything is opened for writing: a mount with a writer
-	// cannot be made read-only.
+	if !cfg.KeepPrivileges && (cfg.Reader.UID == 0 || cfg.Reader.GID == 0) {
+		return fail(errors.New("reader configuration: no unprivileged user to become"))
+	}
+	if cfg.AuditFD > 0 {
+		cfg.AuditFile = os.NewFile(uintptr(cfg.AuditFD), cfg.AuditLog)
+	}
 	if !cfg.KeepPrivileges {
-		writable := ""
-		if cfg.AuditLog != "" && cfg.AuditLog != "-" {
-			writable, _ = filepath.Abs(filepath.Dir(cfg.AuditLog))
-			if d, err := filepath.EvalSymlinks(writable); err == nil {
-				writable = d
-			}
-		}
-		if err := ConfineMounts(writable); err != nil {
+		// Every mount read-only: the audit log was opened by the front, in
+		// its mount namespace, and is written through the descriptor.
+		if err := ConfineMounts(); err != nil {
 			log.Warn("the reader's mounts stay writable", "err", err)
 		} else {
-			log.Info("reader confined", "mounts", "read-only", "writable", writable)
+			log.Info("reader confined", "mounts", "read-only")
 		}
 	}
 	g, aud, err := OpenGate(cfg, log)
@@ -105,7 +103,7 @@ func runReader() int {
 		return fail(err)
 	}
 	if !cfg.KeepPrivileges {
-		if err := DropPrivileges(); err != nil {
+		if err := confineReader(cfg, g); err != nil {
 			return fail(err)
 		}
 	}
@@ -117,6 +115,18 @@ func runReader() int {
 		return 1
 	}
 	return r.loop()
+}
+
+// confineReader confines the reader (ConfineReader): it may write to
+// standard error and the audit log, and read memory only when the policy
+// has an attach rule.
+func confineReader(cfg GateConfig, g *gate.Gate) error {
+	fds := []int{2}
+	if cfg.AuditFile != nil {
+		fds = append(fds, int(cfg.AuditFile.Fd()))
+	}
+	ga, ok := g.Policy().(interface{ GrantsAttach() bool })
+	return ConfineReader(cfg.Reader, fds, ok && ga.GrantsAttach())
 }
 
 // loop serves the control socket until the front asks to quit (0) or
@@ -134,9 +144,7 @@ func (r *reader) loop() int {
 			r.finish(5 * time.Second)
 			return 1
 		}
-		want := map[byte]int{msgConn: 2, msgMetric: 1, msgReload: 1, msgQuit: 1, msgReject: 0}
-		n, known := want[typ]
-		if !known || len(fds) != n || (typ != msgReject && len(p) != 0) || (typ == msgReject && (len(p) != 1 || p[0] == 0 || int(p[0]) >= len(rejectReasons))) {
+		if !validControl(typ, p, fds) {
 			closeFDs(fds)
 			r.log.Error("invalid message from the front; stopping", "type", typ)
 			r.finish(5 * time.Second)
@@ -144,9 +152,12 @@ func (r *reader) loop() int {
 		}
 		switch typ {
 		case msgConn:
-			go r.session(fds[0], fds[1])
+			go r.session(fds[0], func() (Identity, error) { return identityOfConn(fds[1]) })
+		case msgThread:
+			id := decodeThread(p)
+			go r.session(fds[0], func() (Identity, error) { return id, nil })
 		case msgReject:
-			r.g.Metrics().Counter(`procgate_rejected_total{reason="` + rejectReasons[p[0]] + `"}`).Add(1)
+			countReject(r.g, RejectReasons[p[0]-1])
 		case msgMetric:
 			go r.reply(fds[0], func() []byte {
 				var b bytes.Buffer
@@ -202,13 +213,18 @@ func (r *reader) finish(d time.Duration) error {
 	return err
 }
 
-// session identifies the caller of a client connection from the
-// connection itself (the front's word is not taken for it) and answers
-// the front's requests for that caller until the channel closes.
-func (r *reader) session(chFD, connFD int) {
+// session identifies a caller and answers the front's requests for it
+// until the channel closes. ident derives the identity from what the
+// reader can check itself: the peer credentials of the client connection
+// the front passed (the front's word is not taken for them), or a
+// thread id with its ids, which newCaller resolves and verifies against
+// the pinned process.
+func (r *reader) session(chFD int, ident func() (Identity, error)) {
 	ch, err := connFromFD(chFD, "session")
 	if err != nil {
-		unix.Close(connFD)
+		if id, err := ident(); err == nil {
+			id.Close()
+		}
 		r.log.Error("invalid session socket from the front", "err", err)
 		return
 	}
@@ -220,18 +236,18 @@ func (r *reader) session(chFD, connFD int) {
 		}
 		return sendMsg(ch, msgHello, append([]byte{code}, text...))
 	}
-	peer, err := peerOfFD(connFD)
+	id, err := ident()
 	if err != nil {
 		hello(codeIdent, err.Error())
 		return
 	}
-	if peer.PID == r.front || peer.PID == os.Getpid() {
-		closeFD(peer.PidFD)
-		hello(codeIdent, "the broker itself cannot be a caller")
+	if id.PID == r.front || id.PID == os.Getpid() {
+		id.Close()
+		hello(codeIdent, "the daemon itself cannot be a caller")
 		return
 	}
-	pinned := peer.PidFD >= 0
-	caller, err := r.g.NewCaller(peer.PID, peer.PidFD, peer.UID, peer.GID, peer.Label)
+	pinned := id.PidFD >= 0
+	caller, err := newCaller(r.g, &id)
 	if err != nil {
 		hello(codeIdent, err.Error())
 		return
@@ -239,7 +255,11 @@ func (r *reader) session(chFD, connFD int) {
 	defer caller.Close()
 	r.sessions.Add(1)
 	defer r.sessions.Add(-1)
-	if hello(codeOK, "") != nil {
+	flags := ""
+	if privileged(r.g, caller) {
+		flags = string(rune(helloPrivileged))
+	}
+	if hello(codeOK, flags) != nil {
 		return
 	}
 	ch.SetWriteDeadline(time.Time{})
@@ -263,7 +283,7 @@ func (r *reader) session(chFD, connFD int) {
 				err = sendMsg(ch, msgFinal, encodeFinal(codeGone, 0, 0, ""))
 				break
 			}
-			b, _ := whoamiJSON(caller, pinned)
+			b, _ := whoamiJSON(caller, pinned, id.Source)
 			err = sendMsg(ch, msgText, b)
 		case typ == msgRead:
 			req, derr := decodeRequest(p)
@@ -311,24 +331,22 @@ func (r *reader) read(ch *net.UnixConn, caller *gate.Caller, req *gate.Request) 
 	return sendMsg(ch, msgFinal, encodeFinal(codeOf(err), n, gen, text))
 }
 
-// peerOfFD reads the peer credentials of a client connection passed by
-// the front, after checking that it is a connected Unix stream socket.
-// It takes fd.
-func peerOfFD(fd int) (Peer, error) {
+// identityOfConn reads the peer credentials of a client connection
+// passed by the front, after checking that it is a connected Unix stream
+// socket. It takes fd.
+func identityOfConn(fd int) (Identity, error) {
+	defer unix.Close(fd)
 	if err := checkSocket(fd, unix.SOCK_STREAM); err != nil {
-		unix.Close(fd)
-		return Peer{PidFD: -1}, err
+		return Identity{PidFD: -1}, err
 	}
-	f := os.NewFile(uintptr(fd), "client")
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		return Peer{PidFD: -1}, fmt.Errorf("broker: client connection: %w", err)
+	id := Identity{Source: FromSocket, PidFD: -1}
+	if err := peerOfFD(fd, &id); err != nil {
+		id.Close()
+		return id, fmt.Errorf("privsep: client connection: %w", err)
 	}
-	defer c.Close()
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return Peer{PidFD: -1}, fmt.Errorf("%w: client is not a Unix connection", errProtocol)
+	if id.PID <= 0 {
+		id.Close()
+		return id, fmt.Errorf("privsep: the peer's pid is not visible in this pid namespace: %w", unix.ESRCH)
 	}
-	return PeerOf(uc)
+	return id, nil
 }
