@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -68,28 +66,10 @@ func get(t *testing.T, socket, path string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// syncBuffer is a log destination safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is a daemon.Run in progress.
 type running struct {
 	socket, policy, metrics, audit string
-	log                            *syncBuffer
+	log                            *testenv.Buffer
 	cancel                         context.CancelFunc
 	done                           chan error
 	reader                         int
@@ -107,7 +87,7 @@ func start(t *testing.T, polSrc string, noPrivsep bool) *running {
 	r := &running{
 		socket: filepath.Join(dir, "procgate.sock"), policy: filepath.Join(dir, "p.pol"),
 		metrics: filepath.Join(dir, "metrics.sock"), audit: filepath.Join(dir, "audit.log"),
-		log: &syncBuffer{}, done: make(chan error, 1),
+		log: &testenv.Buffer{}, done: make(chan error, 1),
 	}
 	if err := os.WriteFile(r.policy, []byte(polSrc), 0o644); err != nil {
 		t.Fatal(err)
@@ -273,7 +253,7 @@ func TestRunSetupErrors(t *testing.T) {
 		{"metrics address", daemon.Config{Gate: privsep.GateConfig{Policy: good}, Metrics: "256.0.0.1:1"}, filepath.Join(dir, "c.sock"), "metrics"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var log syncBuffer
+			var log testenv.Buffer
 			c.cfg.KeepPrivileges = true
 			c.cfg.Log = slog.New(slog.NewTextHandler(&log, nil))
 			err := daemon.Run(context.Background(), c.cfg, &broker.Front{Socket: c.sock})

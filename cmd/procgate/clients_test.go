@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procgate/procgate/internal/testenv"
 )
 
 // TestClientsThroughBroker follows the README's walkthrough with the real
@@ -33,13 +35,14 @@ func TestClientsThroughBroker(t *testing.T) {
 	os.Chmod(dir, 0o755)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	bin := filepath.Join(dir, "procgate")
+	// A plain go build, as a user's go install makes it (cgo on where a C
+	// compiler exists): it must serve like make build's static binary.
 	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	sock, audit := filepath.Join(dir, "procgate.sock"), filepath.Join(dir, "audit.log")
-	var serveLog bytes.Buffer
+	var serveLog testenv.Buffer
 	serve := exec.Command(bin, "serve", "--socket", sock, "--audit-log", audit)
 	serve.Stdout, serve.Stderr = &serveLog, &serveLog
 	if err := serve.Start(); err != nil {

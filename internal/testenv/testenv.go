@@ -4,7 +4,9 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
+	"sync"
 	"testing"
 )
 
@@ -26,4 +28,25 @@ func RequireRoot(t testing.TB, why string) {
 		t.Fatal(msg + ": " + EnvRequireRoot + "=1 forbids skipping")
 	}
 	t.Skip("!!! SKIPPED: " + msg)
+}
+
+// Buffer is a bytes.Buffer safe for concurrent use: a log or the output
+// of a process the test reads while it is being written.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
