@@ -52,6 +52,14 @@ type PtraceSkipper interface {
 	PtraceSkip(tracer, tracee *Task, mode Mode) string
 }
 
+// TracemeSkipper is PtraceSkipper for the ptrace_traceme hook: Yama below
+// ptrace_scope 2, Landlock for a parent without a domain. TracemeSkip
+// returns why the hook does not apply (a constant), or "" when it does;
+// the module's PtraceTraceme must allow, and check nothing, exactly then.
+type TracemeSkipper interface {
+	TracemeSkip(parent, child *Task) string
+}
+
 // NoLSMHooks can be embedded by a module that leaves some hooks alone;
 // its methods allow everything.
 type NoLSMHooks struct{}

@@ -239,12 +239,22 @@ func (w *World) ptraceTraceme(e Env, child, parent *Task) (Errno, Layer) {
 		return EPERM, LayerSyscall
 	}
 	tr.Add(LayerSyscall, Info, "PTRACE_TRACEME makes no uid or dumpable check; only the security modules decide, with the parent as tracer")
+	// security/security.c:security_ptrace_traceme. A module whose hook
+	// does not apply (TracemeSkipper) is recorded as a skip and never
+	// named as the layer that decided.
 	last := LayerSyscall
 	for _, m := range w.LSMs {
-		if errno := m.PtraceTraceme(e, parent, child); errno != OK {
-			return errno, Layer(m.Name())
+		layer := Layer(m.Name())
+		if s, ok := m.(TracemeSkipper); ok {
+			if why := s.TracemeSkip(parent, child); why != "" {
+				tr.Add(layer, Skip, why)
+				continue
+			}
 		}
-		last = Layer(m.Name())
+		if errno := m.PtraceTraceme(e, parent, child); errno != OK {
+			return errno, layer
+		}
+		last = layer
 	}
 	return OK, last
 }

@@ -48,6 +48,16 @@ func (Module) PtraceSkip(tracer, _ *kernel.Task, _ kernel.Mode) string {
 	return ""
 }
 
+// TracemeSkip reports that hook_ptrace_traceme lets an unrestricted
+// parent trace any child (domain_ptrace with no parent domain), checking
+// nothing.
+func (Module) TracemeSkip(parent, _ *kernel.Task) string {
+	if parent.Landlock == nil {
+		return "parent is not Landlock-restricted"
+	}
+	return ""
+}
+
 // PtraceAccessCheck is hook_ptrace_access_check.
 func (m Module) PtraceAccessCheck(e kernel.Env, tracer, tracee *kernel.Task, mode kernel.Mode) kernel.Errno {
 	if why := m.PtraceSkip(tracer, tracee, mode); why != "" {
@@ -72,6 +82,10 @@ func (m Module) PtraceAccessCheck(e kernel.Env, tracer, tracee *kernel.Task, mod
 // PtraceTraceme is hook_ptrace_traceme: the parent's domain must be the
 // child's or an ancestor of it.
 func (m Module) PtraceTraceme(e kernel.Env, parent, child *kernel.Task) kernel.Errno {
+	if why := m.TracemeSkip(parent, child); why != "" {
+		e.T.Add("landlock", kernel.Skip, why)
+		return kernel.OK
+	}
 	if scopeLE(parent.Landlock, child.Landlock) {
 		if e.T.On() {
 			e.T.Add("landlock", kernel.Pass, "the parent's Landlock domain is the child's or encloses it")
