@@ -21,6 +21,7 @@ import (
 	"github.com/procgate/procgate/broker"
 	"github.com/procgate/procgate/client"
 	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/internal/testenv"
 	"github.com/procgate/procgate/policy"
 )
 
@@ -105,9 +106,7 @@ func clientRole() int {
 // requireRoot skips, loudly, tests that need root.
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root (spawns processes as other uids and pins them with pidfds); run as root to exercise the broker end to end")
-	}
+	testenv.RequireRoot(t, "spawns processes as other uids and pins them with pidfds")
 }
 
 // harness is a broker serving on a temporary socket.

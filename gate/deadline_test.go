@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/internal/testenv"
 	"github.com/procgate/procgate/policy"
 )
 
@@ -32,9 +33,7 @@ import (
 // serving other items of the same process, refuse with EBUSY once
 // MaxStuckReads reads are stuck, and count the timeouts.
 func TestReadDeadline(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root (a FUSE mount)")
-	}
+	testenv.RequireRoot(t, "a FUSE mount")
 	fs := mountSilentFUSE(t)
 	tgt := exec.Command(os.Args[0], "-test.run=^$")
 	tgt.Env = append(os.Environ(), "PROCGATE_TEST_ROLE=fusehang", "PROCGATE_TEST_FILE="+fs.file)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/procgate/procgate/gate"
 	"github.com/procgate/procgate/internal/proctest"
+	"github.com/procgate/procgate/internal/testenv"
 	"github.com/procgate/procgate/policy"
 )
 
@@ -63,9 +64,7 @@ type reuseResult struct {
 // other than the one decided — a refused (uidRefused) process's environ
 // must never be returned in place of a granted one's.
 func TestPIDReuse(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root (a pid namespace with its own pid_max, processes as other uids)")
-	}
+	testenv.RequireRoot(t, "a pid namespace with its own pid_max, processes as other uids")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PROCGATE_TEST_ROLE=pidreuse")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}

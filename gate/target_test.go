@@ -17,6 +17,7 @@ import (
 
 	"github.com/procgate/procgate/gate"
 	"github.com/procgate/procgate/internal/proctest"
+	"github.com/procgate/procgate/internal/testenv"
 	"github.com/procgate/procgate/live"
 	"github.com/procgate/procgate/policy"
 )
@@ -115,9 +116,7 @@ func TestThreadCaller(t *testing.T) {
 // the same read of a dumpable process is granted. A caller outside the
 // group asking for stat_full is told the kernel would mask stat.
 func TestReasonsNameTheDecider(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root (callers with other credentials)")
-	}
+	testenv.RequireRoot(t, "callers with other credentials")
 	const uidMember, uidOther, uidTarget = 41021, 41022, 41023
 	g, err := gate.New(gate.Config{Policy: defaultPolicy(t)})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/internal/proctest"
+	"github.com/procgate/procgate/internal/testenv"
 	"github.com/procgate/procgate/kernel"
 )
 
@@ -24,10 +25,7 @@ import (
 // credentials.
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		fmt.Fprintf(os.Stderr, "!!! SKIP %s: needs root (spawns processes with other credentials); the live world is NOT verified\n", t.Name())
-		t.Skip("needs root")
-	}
+	testenv.RequireRoot(t, "spawns processes with other credentials")
 }
 
 // startHelper runs the test binary in the creds role with env and waits

@@ -24,9 +24,7 @@ import (
 // user's io while environ is refused with a reason, and ps, lsof and env
 // work; no environment content reaches an output or the audit log.
 func TestClientsThroughBroker(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("!!! SKIPPED: needs root (CI runs as root): the broker and callers of other uids")
-	}
+	testenv.RequireRoot(t, "the broker and callers of other uids")
 	gid := ensureGroup(t, "procgate")
 	dir, err := os.MkdirTemp("", "procgate-clients-")
 	if err != nil {

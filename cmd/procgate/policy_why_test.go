@@ -15,6 +15,7 @@ import (
 
 	"github.com/procgate/procgate/audit"
 	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/internal/testenv"
 	"github.com/procgate/procgate/policy"
 )
 
@@ -103,9 +104,7 @@ func TestPolicyWhyRecords(t *testing.T) {
 // `policy why` explains every line the broker wrote, behind a syslog
 // prefix too, naming the rules that decided with their text.
 func TestPolicyWhyBrokerLog(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("!!! SKIPPED: needs root (CI runs as root): a caller and a target of other uids")
-	}
+	testenv.RequireRoot(t, "a caller and a target of other uids")
 	const uidCaller, uidTarget = 65533, 65532
 	dir, err := os.MkdirTemp("", "procgate-why-")
 	if err != nil {
