@@ -59,6 +59,14 @@ func privsepEndToEnd(t *testing.T, build func() (string, error)) {
 	if bytes.Contains(got["environ"].Value, []byte("hunter2")) {
 		t.Error("environ answered")
 	}
+	// The daemon's own processes are nobody's business: a member reading
+	// the front's and the reader's fdinfo (the front's epoll shows heap
+	// pointers) is refused.
+	for _, a := range runClient(t, d.harness, uidMonitor, []uint32{groupRead}, client.Request{PIDs: []int{d.front, d.reader}, Items: []string{"fdinfo", "io"}}, 1) {
+		if a.Value != nil || syscall.Errno(a.Errno) != syscall.EACCES {
+			t.Errorf("a member reads the daemon's pid %d %s: %+v", a.PID, a.Item, a)
+		}
+	}
 	// A stranger gets only what the kernel would give it.
 	as = runClient(t, d.harness, uidOther, nil, client.Request{PIDs: []int{pid}, Items: []string{"status", "io"}}, 1)
 	if len(as) != 2 || as[0].Errno != 0 || syscall.Errno(as[1].Errno) != syscall.EACCES {

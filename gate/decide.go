@@ -79,6 +79,9 @@ func Decide(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation
 	ck := &checks[it]
 	kd, mac := v.Kernel[it], v.MAC[it]
 	pv := pol.Decide(s, t, rel, it)
+	if v.Protected {
+		pv = policy.Decision{Rule: policy.NoRule}
+	}
 	vd := Verdict{Source: SourcePolicy, Rule: pv.Rule}
 	switch {
 	case ck.read.kind == kindRefused:
@@ -91,7 +94,7 @@ func Decide(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation
 		vd.Allowed = pv.Allowed
 		if !vd.Allowed {
 			vd.Errno = kernel.EPERM
-			vd.Reason = "policy: " + policyRefusal(pol, s, t, rel, it, pv, "no attach rule grants attach-class item "+it.String())
+			vd.Reason = "policy: " + policyRefusal(pol, s, t, rel, v, it, pv, "no attach rule grants attach-class item "+it.String())
 		}
 	case pv.Allowed:
 		vd.Allowed = true
@@ -102,7 +105,7 @@ func Decide(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation
 		if vd.Errno == kernel.OK {
 			vd.Errno = kernel.EACCES // stat_full, which the kernel serves masked
 		}
-		vd.Reason = "policy: " + policyRefusal(pol, s, t, rel, it, pv, "no rule grants read { "+it.String()+" }")
+		vd.Reason = "policy: " + policyRefusal(pol, s, t, rel, v, it, pv, "no rule grants read { "+it.String()+" }")
 		if kd.Allowed {
 			vd.Reason += ", and the kernel would show the caller stat only masked (its [PT] fields zeroed: " + string(kd.Layer) + ")"
 		} else {
@@ -112,7 +115,7 @@ func Decide(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation
 	if vd.Allowed && it == policy.ItemStat && kd.Masked {
 		// stat is served unmasked only when stat_full would be granted.
 		full := pol.Decide(s, t, rel, policy.ItemStatFull)
-		vd.Masked = !full.Allowed || v.MAC[policy.ItemStatFull].Denied && kernelBound(pol)
+		vd.Masked = v.Protected || !full.Allowed || v.MAC[policy.ItemStatFull].Denied && kernelBound(pol)
 	}
 	vd.Audit = pv.Audit && (vd.Allowed == pv.Allowed) || !vd.Allowed && vd.Source == SourceMAC
 	return vd
@@ -121,10 +124,13 @@ func Decide(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation
 // policyRefusal says why the policy did not grant it: the rule that
 // refused it, the rule the target's non-dumpability kept from granting
 // it, or otherwise none.
-func policyRefusal(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation, it Item, pv policy.Decision, none string) string {
+func policyRefusal(pol Policy, s *policy.Subject, t *policy.Target, rel policy.Relation, v *View, it Item, pv policy.Decision, none string) string {
 	access := "read { " + it.String() + " }"
 	if it.Attach() {
 		access = it.AccessName()
+	}
+	if v.Protected {
+		return "the target is one of procgate's own processes, on which no rule grants " + access
 	}
 	if pv.Rule != policy.NoRule {
 		return ruleName(pol, pv.Rule) + " refuses " + access

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,6 +52,11 @@ type Config struct {
 	// Proc must be the procfs of the gate's own pid namespace, or pids
 	// could not be pinned.
 	Live live.Options
+	// Protect lists the pids of the daemon's other processes (the front
+	// of a privilege-separated daemon); the gate's own process is always
+	// protected. No policy rule grants anything on a protected process:
+	// a caller gets only what the kernel would give it directly.
+	Protect []int
 }
 
 // Gate decides and reads process state for callers: the one path shared
@@ -537,6 +544,11 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, b
 		dumpable = pi.dumpableHint()
 	}
 	tg := pi.target(dumpable)
+	if g.protected(pid) {
+		v := *t.view // views are shared
+		v.Protected = true
+		t.view = &v
+	}
 	var rel policy.Relation
 	if t.view.Descendant {
 		rel |= policy.RelDescendant
@@ -561,6 +573,11 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, b
 		return ProcResult{PID: pid, Denial: &Denial{Errno: unix.ESRCH, Reason: "the process exited during the request"}}
 	}
 	return r
+}
+
+// protected reports whether pid is one of the daemon's own processes.
+func (g *Gate) protected(pid int) bool {
+	return pid == os.Getpid() || slices.Contains(g.cfg.Protect, pid)
 }
 
 // decide is Decide with the gate's metrics and audit records.

@@ -36,6 +36,12 @@ type View struct {
 	// (SUID_DUMP_USER); Descendant whether the target descends from the
 	// caller.
 	Dumpable, Descendant bool
+	// Protected marks a target that is one of the daemon's own processes
+	// (the front, the reader): no policy rule grants anything on it, so
+	// a caller gets only what the kernel would give it directly. The
+	// daemon's heap pointers, descriptors and memory are nobody's
+	// business (an fdinfo of the front's epoll shows pointers).
+	Protected bool
 	// Kernel and MAC are indexed by Item and hold an answer for every
 	// item of the vocabulary (policy.Items).
 	Kernel []KernelAnswer

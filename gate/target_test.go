@@ -215,3 +215,48 @@ func TestConfigRoots(t *testing.T) {
 		g.Close()
 	}
 }
+
+// The daemon's own processes are protected: a policy that grants io to
+// everyone grants nothing on a process in Config.Protect, nor on the
+// gate's own process, whose items a caller gets only as the kernel
+// would give them to it directly (status); another process of the same
+// user is served.
+func TestProtectedProcesses(t *testing.T) {
+	testenv.RequireRoot(t, "callers and targets with other credentials")
+	const uidCaller, uidTarget = 41031, 41032
+	pol, err := policy.Load("all.pol", []byte("allow * * : read { io fdinfo };\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, _ := startHelper(t, false, uidTarget)
+	other, _ := startHelper(t, false, uidTarget)
+	g, err := gate.New(gate.Config{Policy: pol, Protect: []int{front}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	callerPID, _ := startHelper(t, false, uidCaller)
+	c, err := g.NewCaller(callerPID, -1, uidCaller, uidCaller, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := readOne(t, g, c, []int{front, os.Getpid(), other}, policy.ItemIO, policy.ItemFdinfo, policy.ItemStatus)
+	for _, pid := range []int{front, os.Getpid()} {
+		r := got[pid]
+		if r == nil || r.Denial != nil {
+			t.Fatalf("pid %d: %+v", pid, r)
+		}
+		for _, ir := range r.Items[:2] {
+			if ir.Denial == nil || ir.Denial.Errno != unix.EACCES || !strings.Contains(ir.Denial.Reason, "one of procgate's own processes") {
+				t.Errorf("%s of protected pid %d: %+v, want EACCES naming the protection", ir.Item, pid, ir.Denial)
+			}
+		}
+		if st := r.Items[2]; st.Denial != nil || !strings.Contains(st.Text, "Name:") {
+			t.Errorf("status of protected pid %d: %+v, want it served as the kernel serves it", pid, st.Denial)
+		}
+	}
+	if r := got[other]; r == nil || r.Denial != nil || r.Items[0].Denial != nil || r.Items[1].Denial != nil {
+		t.Errorf("an unprotected process of the same user: %+v", r)
+	}
+}

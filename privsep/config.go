@@ -38,8 +38,11 @@ type GateConfig struct {
 	// the descriptor and may open nothing for writing. Nil when AuditLog
 	// is "" or "-".
 	AuditFile *os.File `json:"-"`
-	// auditFD is AuditFile's descriptor in the reader.
+	// AuditFD is AuditFile's descriptor in the reader.
 	AuditFD int `json:"audit_fd,omitempty"`
+	// Protect lists the daemon's other processes (the reader's front):
+	// no policy grants anything on them (gate.Config.Protect).
+	Protect []int `json:"-"`
 }
 
 // OpenAuditLog opens the audit log at path for appending (created 0600,
@@ -194,7 +197,7 @@ func OpenGate(cfg GateConfig, log *slog.Logger) (*gate.Gate, *gate.Auditor, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err := gate.New(gate.Config{Policy: pol, Audit: aud, ReadTimeout: cfg.ReadTimeout})
+	g, err := gate.New(gate.Config{Policy: pol, Audit: aud, ReadTimeout: cfg.ReadTimeout, Protect: cfg.Protect})
 	if err != nil {
 		aud.Close()
 		return nil, nil, err

@@ -89,6 +89,7 @@ func runReader() int {
 	if cfg.AuditFD > 0 {
 		cfg.AuditFile = os.NewFile(uintptr(cfg.AuditFD), cfg.AuditLog)
 	}
+	cfg.Protect = []int{os.Getppid()} // the front
 	if !cfg.KeepPrivileges {
 		// Every mount read-only: the audit log was opened by the front, in
 		// its mount namespace, and is written through the descriptor.
