@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -52,10 +51,10 @@ type Config struct {
 	// Proc must be the procfs of the gate's own pid namespace, or pids
 	// could not be pinned.
 	Live live.Options
-	// Protect lists the pids of the daemon's other processes (the front
-	// of a privilege-separated daemon); the gate's own process is always
-	// protected. No policy rule grants anything on a protected process:
-	// a caller gets only what the kernel would give it directly.
+	// Protect lists the pids of the daemon's own processes (the gate's,
+	// and the front of a privilege-separated daemon). No policy rule
+	// grants anything on a protected process: a caller gets only what the
+	// kernel would give it directly.
 	Protect []int
 }
 
@@ -577,7 +576,7 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, b
 
 // protected reports whether pid is one of the daemon's own processes.
 func (g *Gate) protected(pid int) bool {
-	return pid == os.Getpid() || slices.Contains(g.cfg.Protect, pid)
+	return slices.Contains(g.cfg.Protect, pid)
 }
 
 // decide is Decide with the gate's metrics and audit records.

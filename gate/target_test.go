@@ -217,10 +217,10 @@ func TestConfigRoots(t *testing.T) {
 }
 
 // The daemon's own processes are protected: a policy that grants io to
-// everyone grants nothing on a process in Config.Protect, nor on the
-// gate's own process, whose items a caller gets only as the kernel
-// would give them to it directly (status); another process of the same
-// user is served.
+// everyone grants nothing on a process in Config.Protect (the front, the
+// gate's own), whose items a caller gets only as the kernel would give
+// them to it directly (status); another process of the same user is
+// served.
 func TestProtectedProcesses(t *testing.T) {
 	testenv.RequireRoot(t, "callers and targets with other credentials")
 	const uidCaller, uidTarget = 41031, 41032
@@ -230,7 +230,7 @@ func TestProtectedProcesses(t *testing.T) {
 	}
 	front, _ := startHelper(t, false, uidTarget)
 	other, _ := startHelper(t, false, uidTarget)
-	g, err := gate.New(gate.Config{Policy: pol, Protect: []int{front}})
+	g, err := gate.New(gate.Config{Policy: pol, Protect: []int{front, os.Getpid()}})
 	if err != nil {
 		t.Fatal(err)
 	}

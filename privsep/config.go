@@ -41,7 +41,8 @@ type GateConfig struct {
 	// AuditFD is AuditFile's descriptor in the reader.
 	AuditFD int `json:"audit_fd,omitempty"`
 	// Protect lists the daemon's other processes (the reader's front):
-	// no policy grants anything on them (gate.Config.Protect).
+	// no policy grants anything on them, nor on the process that opens
+	// the gate (gate.Config.Protect).
 	Protect []int `json:"-"`
 }
 
@@ -197,7 +198,7 @@ func OpenGate(cfg GateConfig, log *slog.Logger) (*gate.Gate, *gate.Auditor, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err := gate.New(gate.Config{Policy: pol, Audit: aud, ReadTimeout: cfg.ReadTimeout, Protect: cfg.Protect})
+	g, err := gate.New(gate.Config{Policy: pol, Audit: aud, ReadTimeout: cfg.ReadTimeout, Protect: append(cfg.Protect, os.Getpid())})
 	if err != nil {
 		aud.Close()
 		return nil, nil, err
