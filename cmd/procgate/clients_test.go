@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestClientsThroughBroker(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	sock, audit := filepath.Join(dir, "procgate.sock"), filepath.Join(dir, "audit.log")
-	var serveLog bytes.Buffer
+	var serveLog lockedBuffer // written by exec's copying goroutine while the test reads it
 	serve := exec.Command(bin, "serve", "--socket", sock, "--audit-log", audit)
 	serve.Stdout, serve.Stderr = &serveLog, &serveLog
 	if err := serve.Start(); err != nil {
@@ -224,4 +225,23 @@ func ensureGroup(t *testing.T, name string) uint32 {
 		t.Fatal(fmt.Errorf("group %s: gid %q: %w", name, g.Gid, err))
 	}
 	return uint32(id)
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent
+// readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
