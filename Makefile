@@ -53,9 +53,13 @@ unit: ## unit, table, property and fuzz-seed tests; kernel oracle tests as root
 # targets say so loudly and do not count as run.
 SKIP_NOT_ROOT = echo "!!!!!!!! SKIPPED: $@ needs root (CI runs as root); it did NOT run !!!!!!!!"
 
-verify: build ## the model against the running kernel: 10,000 real cases (root)
+# verify runs the binary a plain go build makes (cgo on where a C compiler
+# exists, dynamically linked), as a user's go build or go install would;
+# the unit pass runs the oracle in a static build too.
+verify: ## the model against the running kernel: 10,000 real cases (root), binary from a plain go build
 	@if [ "$$(id -u)" != 0 ]; then $(SKIP_NOT_ROOT); exit 0; fi; \
-	./$(BIN) verify --cases $(VERIFY_CASES) --progress never
+	$(GO) build -o bin/procgate-default ./cmd/procgate && \
+	./bin/procgate-default verify --cases $(VERIFY_CASES) --progress never
 
 VERIFY_CASES ?= 10000
 

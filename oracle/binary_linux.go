@@ -1,7 +1,6 @@
 package oracle
 
 import (
-	"debug/elf"
 	"fmt"
 	"io"
 	"os"
@@ -11,15 +10,12 @@ import (
 // prepareBinary returns a path to this executable that every uid can read
 // and execute (P8: exec of an unreadable binary makes the process
 // non-dumpable, fs/exec.c:would_dump), copying it into a fresh 0755
-// directory when needed; cleanup removes the copy. It also refuses PIE
-// binaries, whose globals move between processes (process_vm_readv).
+// directory when needed; cleanup removes the copy. Any build will do:
+// static or dynamically linked, PIE or not (see vmMarker).
 func prepareBinary() (path string, cleanup func(), err error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", nil, fmt.Errorf("find own executable: %w", err)
-	}
-	if err := checkNonPIE(exe); err != nil {
-		return "", nil, err
 	}
 	if worldExecutable(exe) {
 		return exe, func() {}, nil
@@ -82,17 +78,4 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// checkNonPIE refuses position-independent executables.
-func checkNonPIE(path string) error {
-	f, err := elf.Open(path)
-	if err != nil {
-		return fmt.Errorf("read ELF header of %s: %w", path, err)
-	}
-	defer f.Close()
-	if f.Type != elf.ET_EXEC {
-		return fmt.Errorf("%s is %v, not a non-PIE executable (ET_EXEC): build without -buildmode=pie and without -race", path, f.Type)
-	}
-	return nil
 }

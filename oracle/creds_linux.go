@@ -1,7 +1,6 @@
 package oracle
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/psx"
 )
 
 // prSetPtracerAny is PR_SET_PTRACER_ANY ((unsigned long)-1).
@@ -46,28 +46,19 @@ var fullCaps = sync.OnceValue(func() uint64 {
 // whose bounding set is trimmed it lacks the removed capabilities.
 func FullCaps() uint64 { return fullCaps() }
 
-// errCgo is returned when AllThreadsSyscall is unavailable (P4).
-var errCgo = errors.New("syscall.AllThreadsSyscall is not supported in a cgo-linked binary: build with CGO_ENABLED=0")
-
 // allThreads runs a syscall on every thread of the process (per-thread
 // credentials: capset, setfs*id, keepcaps, NNP, landlock_restrict_self).
+// It goes through psx, which works in every build: with cgo it signals
+// every pthread of the combined Go and C runtimes (libpsx), without cgo it
+// is syscall.AllThreadsSyscall (P4).
 func allThreads(name string, trap uintptr, a ...uintptr) (uintptr, error) {
 	var args [6]uintptr
 	copy(args[:], a)
-	r, _, errno := syscall.AllThreadsSyscall6(trap, args[0], args[1], args[2], args[3], args[4], args[5])
-	if errno == syscall.ENOTSUP {
-		return r, fmt.Errorf("%s: %w", name, errCgo)
-	}
+	r, _, errno := psx.Syscall6(trap, args[0], args[1], args[2], args[3], args[4], args[5])
 	if errno != 0 {
 		return r, fmt.Errorf("%s: %w", name, errno)
 	}
 	return r, nil
-}
-
-// checkNoCgo reports errCgo when this binary cannot use AllThreadsSyscall.
-func checkNoCgo() error {
-	_, err := allThreads("prctl(PR_GET_KEEPCAPS)", unix.SYS_PRCTL, unix.PR_GET_KEEPCAPS)
-	return err
 }
 
 func capget() (eff, prm uint64, err error) {

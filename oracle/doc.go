@@ -67,17 +67,18 @@
 //
 // # Build requirements
 //
-// Per-thread credential changes (capset, setfsuid, prctl, Landlock) are applied
-// to every thread with syscall.AllThreadsSyscall, which refuses to work in a
-// cgo-linked binary. Build with CGO_ENABLED=0:
-//
-//	CGO_ENABLED=0 go test ./oracle/
-//
-// The binary must be non-PIE (the default for linux/amd64 without -race) so
-// that a global variable has the same address in every process, for
-// process_vm_readv. It must also be readable by every spawned uid: an
-// unreadable executable makes every exec non-dumpable. [NewRunner] copies the
-// executable to a world-readable temporary directory when needed.
+// Any build works: with cgo (Go's default where a C compiler exists) or
+// without, PIE or not, with or without the race detector. Per-thread
+// credential changes (capset, setfsuid, prctl, Landlock) are applied to
+// every thread through the psx package (kernel.org/.../libcap/psx): with
+// cgo it uses libpsx, which reaches every pthread of the combined Go and C
+// runtimes (it lists /proc/PID/task and signals each thread); without cgo
+// it is syscall.AllThreadsSyscall. The process_vm_readv probe reads a
+// marker at the address the target reports in its ready line, so the
+// binary's load address does not matter. The binary must be readable by
+// every spawned uid: an unreadable executable makes every exec
+// non-dumpable. [NewRunner] copies the executable to a world-readable
+// temporary directory when needed.
 //
 // A Runner must run as root in the initial user namespace with every
 // capability of its bounding set. The package is Linux-only.

@@ -21,15 +21,21 @@ const (
 	dirChunk    = 16 << 10 // getdents buffer
 )
 
-// vmMarker is read from the target with process_vm_readv. The binary is
-// non-PIE, so the global sits at the same address in every process of it.
+// vmMarker is read from the target with process_vm_readv. Each target
+// reports its address in its ready line (the binary may be
+// position-independent and load at a different address in each process),
+// and the orchestrator passes it on in the job.
 var vmMarker = [16]byte{'p', 'r', 'o', 'c', 'g', 'a', 't', 'e', '-', 'o', 'r', 'a', 'c', 'l', 'e', 1}
+
+// markerAddr is vmMarker's address in this process.
+func markerAddr() uint64 { return uint64(uintptr(unsafe.Pointer(&vmMarker[0]))) }
 
 // probeTarget is what a probe acts on.
 type probeTarget struct {
-	base string // "/proc/PID" or "/proc/TGID/task/TID"
-	id   int    // the pid or tid given to syscalls
-	tid  bool   // id is a non-leader thread
+	base   string // "/proc/PID" or "/proc/TGID/task/TID"
+	id     int    // the pid or tid given to syscalls
+	tid    bool   // id is a non-leader thread
+	marker uint64 // vmMarker's address in the target
 }
 
 // errName renders a syscall error as its errno name.
@@ -57,12 +63,12 @@ func probeItem(it jobItem) jobReply {
 	if proc == "" {
 		proc = "/proc"
 	}
-	t := probeTarget{base: proc + "/" + strconv.Itoa(it.Pid), id: it.Pid}
+	t := probeTarget{base: proc + "/" + strconv.Itoa(it.Pid), id: it.Pid, marker: it.Marker}
 	rep := jobReply{ID: it.ID, Pid: it.Pid}
 	switch {
 	case it.Self:
 		rep.Pid = os.Getpid()
-		t = probeTarget{base: proc + "/" + strconv.Itoa(rep.Pid), id: rep.Pid}
+		t = probeTarget{base: proc + "/" + strconv.Itoa(rep.Pid), id: rep.Pid, marker: markerAddr()}
 	case it.Thread:
 		rep.Pid = os.Getpid()
 		tid, err := otherThread()
@@ -73,7 +79,7 @@ func probeItem(it jobItem) jobReply {
 			return rep
 		}
 		rep.Tid = tid
-		t = probeTarget{base: fmt.Sprintf("%s/%d/task/%d", proc, rep.Pid, tid), id: tid, tid: true}
+		t = probeTarget{base: fmt.Sprintf("%s/%d/task/%d", proc, rep.Pid, tid), id: tid, tid: true, marker: markerAddr()}
 	}
 	for _, p := range it.Probes {
 		rep.Probes = append(rep.Probes, runProbe(p, t))
@@ -117,7 +123,7 @@ func runProbe(p Probe, t probeTarget) ProbeResult {
 	case ProbeFdDir, ProbeFdinfoDir:
 		return probeGetdents(p, t.base+"/"+strings.TrimSuffix(string(p), "/"))
 	case ProbeVMReadv:
-		return probeVMReadv(t.id)
+		return probeVMReadv(t.id, t.marker)
 	case ProbeKcmp:
 		// kernel/kcmp.c: SYSCALL_DEFINE5(kcmp); no x/sys wrapper.
 		_, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(os.Getpid()), uintptr(t.id), kcmpVM, 0, 0, 0)
@@ -199,18 +205,24 @@ func probeStat(path string) ProbeResult {
 	return r
 }
 
-// probeVMReadv reads vmMarker from the target (mm/process_vm_access.c:
-// process_vm_rw_core, mm_access ATTACH_REALCREDS, EACCES turned into EPERM).
-func probeVMReadv(pid int) ProbeResult {
+// probeVMReadv reads vmMarker from the target at the address it reported
+// (mm/process_vm_access.c: process_vm_rw_core, mm_access ATTACH_REALCREDS,
+// EACCES turned into EPERM). The access check comes before any page is
+// touched, so the address decides only whether a permitted read returns
+// the marker.
+func probeVMReadv(pid int, addr uint64) ProbeResult {
+	if addr == 0 {
+		return ProbeResult{Probe: ProbeVMReadv, Result: "error", Detail: "the target reported no marker address"}
+	}
 	var got [len(vmMarker)]byte
 	local := []unix.Iovec{{Base: &got[0], Len: uint64(len(got))}}
-	remote := []unix.RemoteIovec{{Base: uintptr(unsafe.Pointer(&vmMarker[0])), Len: len(vmMarker)}}
+	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(vmMarker)}}
 	n, err := unix.ProcessVMReadv(pid, local, remote, 0)
 	if err != nil {
 		return answer(ProbeVMReadv, err, "")
 	}
 	if n != len(got) || got != vmMarker {
-		return answer(ProbeVMReadv, nil, "read succeeded but the marker differs (PIE binary?)")
+		return ProbeResult{Probe: ProbeVMReadv, Result: "error", Detail: fmt.Sprintf("read %d bytes at %#x but they are not the marker", n, addr)}
 	}
 	return answer(ProbeVMReadv, nil, "")
 }

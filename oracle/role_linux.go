@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,11 +48,15 @@ type childSpec struct {
 
 // readyMsg is the first line a role writes on stdout.
 type readyMsg struct {
-	Pid        int    `json:"pid"`
-	Tid        int    `json:"tid"`
-	Dumpable   int    `json:"dumpable"`
-	Landlocked bool   `json:"landlocked"`
-	Err        string `json:"err,omitempty"`
+	Pid        int  `json:"pid"`
+	Tid        int  `json:"tid"`
+	Dumpable   int  `json:"dumpable"`
+	Landlocked bool `json:"landlocked"`
+	// Marker is the address of vmMarker in the process, which
+	// process_vm_readv reads: a position-independent binary loads at a
+	// different address in every process.
+	Marker uint64 `json:"marker,omitempty"`
+	Err    string `json:"err,omitempty"`
 }
 
 // jobItem asks a prober to probe one target.
@@ -61,6 +66,9 @@ type jobItem struct {
 	Self   bool    `json:"self,omitempty"`
 	Thread bool    `json:"thread,omitempty"`
 	Probes []Probe `json:"probes"`
+	// Marker is the target's vmMarker address (its ready line's); unused
+	// for Self and Thread, which read the prober's own.
+	Marker uint64 `json:"marker,omitempty"`
 	// Proc is the procfs mount to probe through; "" means /proc.
 	Proc string `json:"proc,omitempty"`
 }
@@ -141,6 +149,7 @@ func ready(spec *childSpec) error {
 		Tid:        unix.Gettid(),
 		Dumpable:   int(d),
 		Landlocked: spec.Landlock || spec.Inherited,
+		Marker:     markerAddr(),
 	})
 }
 
@@ -255,6 +264,10 @@ func commandPath(exe string, spec *childSpec, stdin, stdout *os.File) (*exec.Cmd
 		envSpec + "=" + string(b),
 		"GOMAXPROCS=" + strconv.Itoa(childProcs),
 		"GOGC=off",
+		// Under the race detector a process sleeps a second at exit
+		// (for other threads' reports); roles come and go by the
+		// thousand. The variable is ignored by other builds.
+		"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"),
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, os.Stderr
 	return cmd, nil

@@ -158,7 +158,7 @@ func (w *worker) runUnit(pl *plan, u *unit, p *proc, err error) {
 		case RelThread:
 			it.Thread = true
 		default:
-			it.Pid = s.p.ready.Pid
+			it.Pid, it.Marker = s.p.ready.Pid, s.p.ready.Marker
 			targets[i] = s.p
 		}
 		if !w.onReady(i, targets[i], p) {
@@ -290,5 +290,5 @@ func (w *worker) runSingle(i int) {
 		w.results[i].fail(fmt.Errorf("case %d %q: %w", i, c.Name, err))
 		return
 	}
-	w.probe(p, []jobItem{{ID: i, Pid: t.ready.Pid, Probes: c.probes(), Proc: mnt}}, map[int]*proc{i: t})
+	w.probe(p, []jobItem{{ID: i, Pid: t.ready.Pid, Marker: t.ready.Marker, Probes: c.probes(), Proc: mnt}}, map[int]*proc{i: t})
 }

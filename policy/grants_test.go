@@ -22,11 +22,11 @@ deny denied_ones any : read { io };
 		s    Subject
 		want bool
 	}{
-		{"member of readers", Subject{UID: 5000, Groups: []uint32{4242}}, true},
-		{"nobody in particular", Subject{UID: 5000}, false},
-		{"named only by a deny", Subject{UID: 1002}, false},
-		{"named only as an exclusion", Subject{UID: 1001}, false},
-		{"excluded from one rule, named by another", Subject{UID: 1001, Groups: []uint32{4242}}, true},
+		{"member of readers", Subject{Process: Process{UID: 5000, Groups: []uint32{4242}}}, true},
+		{"nobody in particular", Subject{Process: Process{UID: 5000}}, false},
+		{"named only by a deny", Subject{Process: Process{UID: 1002}}, false},
+		{"named only as an exclusion", Subject{Process: Process{UID: 1001}}, false},
+		{"excluded from one rule, named by another", Subject{Process: Process{UID: 1001, Groups: []uint32{4242}}}, true},
 	} {
 		if got := p.SinglesOut(&c.s); got != c.want {
 			t.Errorf("%s: SinglesOut = %v, want %v", c.name, got, c.want)
@@ -36,7 +36,7 @@ deny denied_ones any : read { io };
 		"allow * * : read { status };\n",
 		"subject everyone { }\nallow everyone * : read { status };\n",
 	} {
-		if mustLoad(t, src).SinglesOut(&Subject{UID: 5000}) {
+		if mustLoad(t, src).SinglesOut(&Subject{Process: Process{UID: 5000}}) {
 			t.Errorf("a rule for everyone singles out a caller:\n%s", src)
 		}
 	}

@@ -80,6 +80,14 @@ if ((fetch_only)); then
 	exit 0
 fi
 
-# The verification binary is init: static and non-PIE (CGO_ENABLED=0).
-CGO_ENABLED=0 go build -o bin/procgate ./cmd/procgate
+# The verification binary is init. It is built as a user builds it: a plain
+# go build, cgo on where a C compiler exists (Go's default), so it is
+# dynamically linked and goes into the initramfs with its ELF interpreter
+# and shared libraries; PROCGATE_VM_CGO=0 builds it static instead.
+if [[ -n ${PROCGATE_VM_CGO:-} ]]; then
+	CGO_ENABLED=$PROCGATE_VM_CGO go build -o bin/procgate ./cmd/procgate
+else
+	go build -o bin/procgate ./cmd/procgate
+fi
+log "init binary: $(file -b bin/procgate 2>/dev/null | cut -d, -f1-2,4 || echo bin/procgate)"
 exec bin/procgate verify-vm --kernel-deb "$kdeb" --apparmor-deb "$adeb" --work "$cache" "$@"

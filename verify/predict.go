@@ -50,10 +50,20 @@ func Answer(p oracle.Probe, d kernel.Decision) oracle.ProbeResult {
 	return r
 }
 
-// Same reports whether the kernel's and the model's answers agree: same
-// result, and the same stat masking.
+// Same reports whether the kernel's and the model's answers agree: the
+// same probe, the same result (errno or "ok"), and the same stat masking.
+// It is the one comparison of both verifiers (this package's and the VM's).
 func Same(got, want oracle.ProbeResult) bool {
-	return got.Result == want.Result && got.Masked == want.Masked
+	return got.Probe == want.Probe && got.Result == want.Result && got.Masked == want.Masked
+}
+
+// AnswerString renders an answer for reports: the result, and "(stat
+// masked)" when the stat fields were masked.
+func AnswerString(p oracle.ProbeResult) string {
+	if p.Masked {
+		return p.Result + " (stat masked)"
+	}
+	return p.Result
 }
 
 // Predict answers every probe of a case with the model, from the case's

@@ -129,7 +129,7 @@ type Verifier struct {
 }
 
 // New starts an oracle runner (see [oracle.NewRunner] for what it needs:
-// root, a static non-PIE binary whose main calls
+// root, and a binary, of any build, whose main calls
 // [oracle.RunRoleIfRequested] first) and reads the kernel's settings.
 // opts.OnReady must be nil: the verifier uses it.
 func New(opts oracle.Options) (*Verifier, error) {
@@ -276,7 +276,7 @@ func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (
 			d := disagreement(FromSnapshot, i, c, res, got, model, s.world, s.caller, s.target)
 			if ok {
 				d.Model = s.plain[j]
-				d.Story = "the world as read answers " + answerString(s.plain[j]) + " and the reader did not report an unreadable input the answer depends on\n" + d.Story
+				d.Story = "the world as read answers " + AnswerString(s.plain[j]) + " and the reader did not report an unreadable input the answer depends on\n" + d.Story
 			}
 			rep.Disagreements = append(rep.Disagreements, d)
 		}
@@ -405,7 +405,7 @@ func disagreement(src Source, i int, c oracle.Case, res *oracle.Result, got, wan
 	}
 	d.Story = b.String()
 	if sc, err := Reproduce(w, caller, target, got, fmt.Sprintf("verify disagreement (%s prediction): case %d %q\n%s\nthe expectation is the kernel's answer; the model answered %s",
-		src, i, c.Name, describe(c), answerString(want))); err == nil {
+		src, i, c.Name, describe(c), AnswerString(want))); err == nil {
 		d.Scenario = string(sc)
 	} else {
 		d.Scenario = "# cannot write the world as a scenario: " + err.Error() + "\n"
@@ -434,11 +434,4 @@ func Reproduce(w *kernel.World, caller, target *kernel.Task, kernelAnswer oracle
 		chk.Expect = "allow"
 	}
 	return scenario.MarshalWithComment(w, []*scenario.Check{chk}, comment)
-}
-
-func answerString(p oracle.ProbeResult) string {
-	if p.Masked {
-		return p.Result + " (stat masked)"
-	}
-	return p.Result
 }

@@ -52,7 +52,7 @@ func logReport(t *testing.T, rep *Report) {
 		if i == 10 {
 			break
 		}
-		t.Logf("disagreement (%s) case %d %s: %s kernel=%s model=%s\n%s", d.Source, d.Index, describe(d.Case), d.Probe, answerString(d.Kernel), answerString(d.Model), d.Story)
+		t.Logf("disagreement (%s) case %d %s: %s kernel=%s model=%s\n%s", d.Source, d.Index, describe(d.Case), d.Probe, AnswerString(d.Kernel), AnswerString(d.Model), d.Story)
 	}
 }
 

@@ -238,7 +238,7 @@ func landlockLayout(l oracle.Landlock, caller, target *kernel.Task) error {
 	case oracle.LandlockProberOnly:
 		if caller == target || caller.TGID == target.TGID {
 			// A domain belongs to the whole thread group here: the
-			// prober restricts every thread (AllThreadsSyscall).
+			// prober restricts every thread (psx).
 			d := own("prober", nil)
 			caller.Landlock, target.Landlock = d, d
 			return nil
@@ -306,7 +306,7 @@ func describe(c oracle.Case) string {
 		b.WriteString(c.Name)
 		b.WriteString(": ")
 	}
-	fmt.Fprintf(&b, "prober %s, target %s", credString(c.Prober), credString(c.Target))
+	fmt.Fprintf(&b, "prober %s, target %s", CredString(c.Prober), CredString(c.Target))
 	if c.Relation != "" && c.Relation != oracle.RelSibling {
 		fmt.Fprintf(&b, ", %s", c.Relation)
 	}
@@ -319,7 +319,10 @@ func describe(c oracle.Case) string {
 	return b.String()
 }
 
-func credString(c oracle.Creds) string {
+// CredString renders a process's requested credentials for reports: the
+// uid and gid quadruples, groups, capability sets (effective/permitted),
+// dumpable, no_new_privs, user namespace and security labels.
+func CredString(c oracle.Creds) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "uid %d/%d/%d/%d gid %d/%d/%d/%d", c.RUID, c.EUID, c.SUID, c.FSUID, c.RGID, c.EGID, c.SGID, c.FSGID)
 	if len(c.Groups) > 0 {

@@ -136,7 +136,7 @@ func printVerifyReport(w io.Writer, rep *verify.Report, o verifyOpts) {
 	}
 	fmt.Fprintf(w, "speed: %d cases in %.1f s, %.0f cases/s\n", rep.Cases, rep.Seconds, rep.CasesPerSecond)
 	for _, d := range rep.Disagreements {
-		fmt.Fprintf(w, "\nDISAGREEMENT (%s prediction) case %d %q, probe %s: kernel %s, model %s\n", d.Source, d.Index, d.Case.Name, d.Probe, result(d.Kernel), result(d.Model))
+		fmt.Fprintf(w, "\nDISAGREEMENT (%s prediction) case %d %q, probe %s: kernel %s, model %s\n", d.Source, d.Index, d.Case.Name, d.Probe, verify.AnswerString(d.Kernel), verify.AnswerString(d.Model))
 		fmt.Fprintf(w, "%s", indent(d.Story, "  "))
 		fmt.Fprintf(w, "  reproduce with procgate check --scenario FILE, where FILE is:\n%s", indent(d.Scenario, "    "))
 	}
@@ -148,13 +148,6 @@ func printVerifyReport(w io.Writer, rep *verify.Report, o verifyOpts) {
 	} else {
 		fmt.Fprintf(w, "result: FAILED: %d disagreeing probe answers, %d refused cases\n", rep.Disagreed, rep.Refused)
 	}
-}
-
-func result(p oracle.ProbeResult) string {
-	if p.Masked {
-		return p.Result + " (stat masked)"
-	}
-	return p.Result
 }
 
 func indent(s, prefix string) string {

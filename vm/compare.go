@@ -1,0 +1,157 @@
+package vm
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/oracle"
+	"github.com/procgate/procgate/verify"
+)
+
+// group is one kind of disagreement: the cases whose probe, credentials,
+// layout and answers render to the same key.
+type group struct {
+	key     string
+	count   int
+	example oracle.VMRes // the first case of the group
+	kernel  oracle.ProbeResult
+	model   oracle.ProbeResult
+}
+
+// stepStats counts one step of a plan.
+type stepStats struct {
+	name                             string
+	scope                            int
+	selinuxMode                      string
+	cases, probes, disagree, refused int
+	disagreeProbes                   int
+	firstRefusal                     string
+	predictErrs                      int
+}
+
+// report is the comparison of one boot with the model.
+type report struct {
+	suite                         string
+	pkgs                          string
+	begin                         *oracle.VMBegin
+	end                           *oracle.VMEnd
+	release                       kernel.Release
+	steps                         []*stepStats
+	groups                        []*group
+	cases, probes, refused        int
+	disagreeCases, disagreeProbes int
+	predictErrs                   int
+	firstPredictErr               string
+	bootWall, vmWall, wall        time.Duration
+	errors                        []string
+	selinuxPolicyBytes            int
+	// kernelOf describes the kernel a case ran on, for the model.
+	kernelOf func(res oracle.VMRes) verify.Kernel
+}
+
+// compare predicts every probe of every case with the model and groups
+// the disagreements.
+func compare(run *consoleRun, s *suite) (*report, error) {
+	rep := &report{begin: run.begin, end: run.end, bootWall: run.bootWall, vmWall: run.vmWall,
+		suite: s.name, errors: run.errors, selinuxPolicyBytes: len(s.plan.SELinuxPolicy)}
+	if run.begin == nil {
+		return rep, fmt.Errorf("the VM printed no %sline (%s)", oracle.VMBeginPrefix, strings.Join(run.errors, "; "))
+	}
+	rel, err := release(run.begin)
+	if err != nil {
+		return rep, err
+	}
+	rep.release = rel
+	rep.kernelOf = func(res oracle.VMRes) verify.Kernel {
+		k := verify.Kernel{
+			Release: rel, LSMs: run.begin.LSMs, YamaScope: res.Scope,
+			LandlockABI: run.begin.LandlockABI, SuidDumpable: run.begin.SuidDumpable, AppArmor: s.plan.AppArmor,
+		}
+		if k.Has("selinux") {
+			k.SELinux = s.plan.SELinuxModel
+			k.SELinuxEnforcing = res.SELinuxMode == oracle.SELinuxEnforcing
+		}
+		return k
+	}
+	groups := map[string]*group{}
+	byStep := map[string]*stepStats{}
+	for _, res := range run.results {
+		st := byStep[res.Step]
+		if st == nil {
+			st = &stepStats{name: res.Step, scope: res.Scope, selinuxMode: res.SELinuxMode}
+			byStep[res.Step] = st
+			rep.steps = append(rep.steps, st)
+		}
+		st.cases++
+		rep.cases++
+		if res.Result.Error != "" {
+			st.refused++
+			rep.refused++
+			if st.firstRefusal == "" {
+				st.firstRefusal = res.Result.Error
+			}
+			continue
+		}
+		st.probes += len(res.Result.Probes)
+		rep.probes += len(res.Result.Probes)
+		pred, err := verify.Predict(rep.kernelOf(res), res.Case, res.Result)
+		if err == nil && len(pred) != len(res.Result.Probes) {
+			err = fmt.Errorf("model gave %d answers for %d probes", len(pred), len(res.Result.Probes))
+		}
+		if err != nil {
+			st.predictErrs++
+			rep.predictErrs++
+			if rep.firstPredictErr == "" {
+				rep.firstPredictErr = fmt.Sprintf("%s #%d %q: %v", res.Step, res.Index, res.Case.Name, err)
+			}
+			continue
+		}
+		bad := false
+		for i, got := range res.Result.Probes {
+			want := pred[i]
+			if verify.Same(got, want) {
+				continue
+			}
+			bad = true
+			st.disagreeProbes++
+			rep.disagreeProbes++
+			key := groupKey(res, got, want)
+			g := groups[key]
+			if g == nil {
+				g = &group{key: key, example: res, kernel: got, model: want}
+				groups[key] = g
+				rep.groups = append(rep.groups, g)
+			}
+			g.count++
+		}
+		if bad {
+			st.disagree++
+			rep.disagreeCases++
+		}
+	}
+	return rep, nil
+}
+
+// groupKey renders what makes disagreements alike: the Yama scope and
+// SELinux mode, the probe, both processes' credentials, the relation and
+// Landlock layout, and both answers.
+func groupKey(res oracle.VMRes, got, want oracle.ProbeResult) string {
+	c := res.Case
+	rel := string(c.Relation)
+	if rel == "" {
+		rel = string(oracle.RelSibling)
+	}
+	ll := string(c.Landlock)
+	if ll == "" {
+		ll = string(oracle.LandlockNone)
+	}
+	mode := ""
+	if res.SELinuxMode != "" {
+		mode = " selinux " + res.SELinuxMode + ","
+	}
+	return fmt.Sprintf("scope %d,%s probe %s: prober {%s} target {%s} relation %s landlock %s: kernel %s, model %s",
+		res.Scope, mode, got.Probe, verify.CredString(c.Prober), verify.CredString(c.Target), rel, ll,
+		verify.AnswerString(got), verify.AnswerString(want))
+}

@@ -1,0 +1,111 @@
+package vm
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/procgate/procgate/oracle"
+)
+
+// A group key names the scope, the probe, both processes' credentials
+// (verify's rendering, the same as in verify's reports), the relation and
+// both answers; a masked and an unmasked stat differ.
+func TestGroupKey(t *testing.T) {
+	k := oracle.ProbeResult{Probe: oracle.ProbeStat, Result: "ok", Masked: true}
+	m := oracle.ProbeResult{Probe: oracle.ProbeStat, Result: "ok"}
+	res := oracle.VMRes{Step: "apparmor", Scope: 0, Case: oracle.Case{
+		Prober: func() oracle.Creds { c := oracle.User(1000, 1000); c.AppArmor = "pg-rt"; return c }(),
+		Target: oracle.User(2000, 2000),
+	}}
+	key := groupKey(res, k, m)
+	for _, want := range []string{
+		"scope 0", "probe stat",
+		"prober {uid 1000/1000/1000/1000 gid 1000/1000/1000/1000 caps none/none dumpable 1 apparmor pg-rt}",
+		// no label: unconfined
+		"target {uid 2000/2000/2000/2000 gid 2000/2000/2000/2000 caps none/none dumpable 1}",
+		"kernel ok (stat masked), model ok", "relation sibling", "landlock none",
+	} {
+		if !strings.Contains(key, want) {
+			t.Errorf("group key %q lacks %q", key, want)
+		}
+	}
+}
+
+// selinuxRes is an SELinux VM result: a same-uid prober in domain prober
+// against a target in pg_rt_t, one probe with the kernel's answer.
+func selinuxRes(mode, prober, probe, answer string) oracle.VMRes {
+	u := oracle.User(1000, 1000)
+	label := func(c oracle.Creds, d string) oracle.Creds { c.SELinux = oracle.SELinuxContext(d); return c }
+	ids := [4]uint32{1000, 1000, 1000, 1000}
+	return oracle.VMRes{Step: "selinux", SELinuxMode: mode, Case: oracle.Case{
+		Prober: label(u, prober), Target: label(u, "pg_rt_t"), Probes: []oracle.Probe{oracle.Probe(probe)},
+	}, Result: oracle.Result{
+		Target: oracle.Observed{Pid: 10, UID: ids, GID: ids, Dumpable: 1, InitNS: true},
+		Prober: oracle.Observed{Pid: 11, UID: ids, GID: ids, Dumpable: 1, InitNS: true},
+		Probes: []oracle.ProbeResult{{Probe: oracle.Probe(probe), Result: answer}},
+	}}
+}
+
+// compare predicts SELinux cases with the suite's policy and the mode
+// each case ran in.
+func TestCompareSELinux(t *testing.T) {
+	run := &consoleRun{
+		begin: &oracle.VMBegin{Release: "6.1.0-56-amd64", LSMs: []string{"lockdown", "capability", "landlock", "yama", "selinux", "bpf"}, LandlockABI: 2},
+		end:   &oracle.VMEnd{Cases: 4},
+		results: []oracle.VMRes{
+			selinuxRes(oracle.SELinuxEnforcing, "pg_none_t", "ptrace_seize", "EACCES"),
+			selinuxRes(oracle.SELinuxEnforcing, "pg_rt_t", "ptrace_seize", "ok"),
+			selinuxRes(oracle.SELinuxPermissive, "pg_none_t", "ptrace_seize", "ok"),
+			selinuxRes(oracle.SELinuxEnforcing, "pg_trace_t", "ptrace_seize", "EACCES"), // wrong on purpose
+		},
+	}
+	s := &suite{name: SuiteSELinux, plan: oracle.VMSELinuxPlan(nil)}
+	rep, err := compare(run, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.predictErrs != 0 {
+		t.Fatalf("model errors: %s", rep.firstPredictErr)
+	}
+	if rep.disagreeCases != 1 || len(rep.groups) != 1 {
+		t.Fatalf("%d disagreeing cases, groups %v; want only the pg_trace_t one", rep.disagreeCases, rep.groups)
+	}
+	key := rep.groups[0].key
+	for _, want := range []string{"selinux enforcing", "selinux " + oracle.SELinuxContext("pg_trace_t"), "selinux " + oracle.SELinuxContext("pg_rt_t"), "kernel EACCES, model ok"} {
+		if !strings.Contains(key, want) {
+			t.Errorf("group key %q lacks %q", key, want)
+		}
+	}
+	if k := rep.kernelOf(run.results[2]); k.SELinuxEnforcing || k.SELinux == "" {
+		t.Errorf("permissive case predicted with %+v", k)
+	}
+	var out bytes.Buffer
+	rep.print(&out)
+	for _, want := range []string{"suite selinux:", "DISAGREE x1  scope 0, selinux enforcing, probe ptrace_seize", "total: 4 cases, 4 probe results, 1 cases disagree (1 probe results), 0 refused: 75.0% of cases agree"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// A run without a BEGIN line cannot be compared; refusals are counted,
+// not predicted.
+func TestCompareRefusalsAndNoBegin(t *testing.T) {
+	if _, err := compare(&consoleRun{errors: []string{"mount proc: EPERM"}}, &suite{name: SuiteAppArmor}); err == nil || !strings.Contains(err.Error(), "mount proc: EPERM") {
+		t.Errorf("no BEGIN: %v", err)
+	}
+	refused := selinuxRes(oracle.SELinuxEnforcing, "pg_rt_t", "maps", "")
+	refused.Result.Error = "prober: kernel credentials differ from the request"
+	run := &consoleRun{
+		begin:   &oracle.VMBegin{Release: "6.1.0-56-amd64", LSMs: []string{"capability", "selinux"}},
+		results: []oracle.VMRes{refused},
+	}
+	rep, err := compare(run, &suite{name: SuiteSELinux, plan: oracle.VMSELinuxPlan(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.refused != 1 || rep.probes != 0 || rep.steps[0].firstRefusal != refused.Result.Error {
+		t.Errorf("refused %d probes %d first %q", rep.refused, rep.probes, rep.steps[0].firstRefusal)
+	}
+}

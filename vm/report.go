@@ -1,0 +1,189 @@
+package vm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/procgate/procgate/verify"
+)
+
+// maxGroups bounds the disagreement groups a report prints.
+const maxGroups = 60
+
+// agreement is the share of cases that ran, were predicted and agree.
+func agreement(cases, refused, predictErrs, disagree int) float64 {
+	if checked := cases - refused - predictErrs; checked > 0 {
+		return 100 * float64(checked-disagree) / float64(cases)
+	}
+	return 0
+}
+
+func (r *report) print(w io.Writer) {
+	b := r.begin
+	fmt.Fprintf(w, "suite %s:\n", r.suite)
+	if r.pkgs != "" {
+		fmt.Fprintf(w, "packages: %s\n", r.pkgs)
+	}
+	if b != nil {
+		fmt.Fprintf(w, "kernel: %s (model release %s), LSMs %s, Landlock ABI %d, fs.suid_dumpable %d\n",
+			b.Release, r.release, strings.Join(b.LSMs, ","), b.LandlockABI, b.SuidDumpable)
+	}
+	if r.bootWall > 0 && b != nil {
+		fmt.Fprintf(w, "boot: %.1f s to init's first line (guest uptime %.1f s)\n", r.bootWall.Seconds(), b.Uptime)
+	}
+	if r.end != nil && r.end.LoadSeconds > 0 {
+		fmt.Fprintf(w, "apparmor: %d profiles loaded in %.1f s\n", len(r.end.AppArmorProfiles), r.end.LoadSeconds)
+	}
+	if r.end != nil && r.end.SELinuxPolicyVersion != "" {
+		fmt.Fprintf(w, "selinux: policy (%d bytes) loaded in %.2f s, kernel policy version %s\n", r.selinuxPolicyBytes, r.end.SELinuxLoadSeconds, r.end.SELinuxPolicyVersion)
+	}
+	for _, s := range r.steps {
+		fmt.Fprintf(w, "  step %-18s yama %2d: %4d cases %5d probes, %d disagree (%d probes), %d refused",
+			s.name, s.scope, s.cases, s.probes, s.disagree, s.disagreeProbes, s.refused)
+		if s.selinuxMode != "" {
+			fmt.Fprintf(w, ", selinux %s", s.selinuxMode)
+		}
+		if s.firstRefusal != "" {
+			fmt.Fprintf(w, " (first: %s)", s.firstRefusal)
+		}
+		fmt.Fprintln(w)
+	}
+	sort.SliceStable(r.groups, func(i, j int) bool { return r.groups[i].count > r.groups[j].count })
+	for i, g := range r.groups {
+		if i == maxGroups {
+			fmt.Fprintf(w, "… and %d more groups of disagreements\n", len(r.groups)-maxGroups)
+			break
+		}
+		fmt.Fprintf(w, "DISAGREE x%d  %s  (e.g. %s #%d %q)\n", g.count, g.key, g.example.Step, g.example.Index, g.example.Case.Name)
+	}
+	if r.firstPredictErr != "" {
+		fmt.Fprintf(w, "model errors: %d (first: %s)\n", r.predictErrs, r.firstPredictErr)
+	}
+	fmt.Fprintf(w, "total: %d cases, %d probe results, %d cases disagree (%d probe results), %d refused: %.1f%% of cases agree\n",
+		r.cases, r.probes, r.disagreeCases, r.disagreeProbes, r.refused, agreement(r.cases, r.refused, r.predictErrs, r.disagreeCases))
+	if r.end != nil && r.end.Seconds > 0 {
+		fmt.Fprintf(w, "speed: %d cases in %.1f s in the VM = %.2f cases/s", r.end.Cases, r.end.Seconds, float64(r.end.Cases)/r.end.Seconds)
+		if r.vmWall > 0 {
+			fmt.Fprintf(w, "; qemu ran %.1f s", r.vmWall.Seconds())
+		}
+		fmt.Fprintf(w, "; wall %.1f s\n", r.wall.Seconds())
+	}
+}
+
+// Totals sums the reports of a run's suites.
+type Totals struct {
+	// Suites is the number of boots (or saved logs) compared.
+	Suites int
+	// Cases, Probes: the cases that ran and their probe results.
+	Cases, Probes int
+	// Refused: cases the VM's oracle refused to run (credentials not as
+	// requested, a setup error).
+	Refused int
+	// DisagreeCases, DisagreeProbes: cases with a probe answer that
+	// differs from the model's, and those probe answers.
+	DisagreeCases, DisagreeProbes int
+	// PredictErrs: cases the model could not predict.
+	PredictErrs int
+	// Unfinished names the suites whose VM printed no BEGIN or END line,
+	// with the VM's errors; "" when every suite finished.
+	Unfinished string
+}
+
+func (t *Totals) add(r *report) {
+	t.Suites++
+	t.Cases += r.cases
+	t.Probes += r.probes
+	t.Refused += r.refused
+	t.DisagreeCases += r.disagreeCases
+	t.DisagreeProbes += r.disagreeProbes
+	t.PredictErrs += r.predictErrs
+	if r.begin == nil || r.end == nil {
+		t.Unfinished += fmt.Sprintf("suite %s: %s; ", r.suite, strings.Join(r.errors, "; "))
+	}
+}
+
+// print writes the summary line over all suites (nothing for one suite:
+// its report says it all).
+func (t *Totals) print(w io.Writer, wall time.Duration) {
+	if t.Suites < 2 {
+		return
+	}
+	fmt.Fprintf(w, "all %d suites: %d cases, %d probe results, %d cases disagree (%d probe results), %d refused: %.1f%% of cases agree; wall %.1f s\n",
+		t.Suites, t.Cases, t.Probes, t.DisagreeCases, t.DisagreeProbes, t.Refused, agreement(t.Cases, t.Refused, t.PredictErrs, t.DisagreeCases), wall.Seconds())
+}
+
+// Failure returns nil when every case of a finished run ran and agrees
+// with the model and at least minCases ran; otherwise it says what
+// failed.
+func (t *Totals) Failure(minCases int) error {
+	switch {
+	case t.Refused > 0 || t.DisagreeCases > 0 || t.PredictErrs > 0:
+		return fmt.Errorf("%d disagreeing, %d refused and %d unpredicted of %d cases", t.DisagreeCases, t.Refused, t.PredictErrs, t.Cases)
+	case t.Cases < minCases:
+		return fmt.Errorf("only %d cases ran, want at least %d", t.Cases, minCases)
+	}
+	return nil
+}
+
+// writeScenarios writes two files per disagreement group, built from the
+// group's first case: a JSON file with the kernel description, case and
+// result, which verify.Predict reproduces even when the world cannot be
+// written as a scenario (a module without a scenario writer), and a
+// scenario file with the model's world for the case and one check
+// expecting the kernel's answer.
+func (r *report) writeScenarios(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var errs []error
+	seen := map[string]bool{}
+	note := func(err error) {
+		if !seen[err.Error()] {
+			seen[err.Error()] = true
+			errs = append(errs, err)
+		}
+	}
+	for i, g := range r.groups {
+		res := g.example
+		base := filepath.Join(dir, fmt.Sprintf("disagreement-%03d", i+1))
+		raw, err := json.MarshalIndent(map[string]any{
+			"group": g.key, "count": g.count, "kernel": r.kernelOf(res), "step": res.Step,
+			"case": res.Case, "result": res.Result, "kernel_answer": g.kernel, "model_answer": g.model,
+		}, "", "  ")
+		if err == nil {
+			err = os.WriteFile(base+".json", append(raw, '\n'), 0o644)
+		}
+		if err != nil {
+			note(err)
+		}
+		b, err := scenarioFor(r.kernelOf(res), g)
+		if err != nil {
+			note(err)
+			continue
+		}
+		if err := os.WriteFile(base+".yaml", b, 0o644); err != nil {
+			note(err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// scenarioFor writes the world of a group's first case with one check:
+// the probe, expecting the kernel's answer (verify.Reproduce).
+func scenarioFor(k verify.Kernel, g *group) ([]byte, error) {
+	res := g.example
+	w, caller, target, err := verify.World(k, res.Case, res.Result)
+	if err != nil {
+		return nil, err
+	}
+	comment := fmt.Sprintf("verify-vm disagreement (%d probe results): %s\ncase: %s #%d %q\nthe expectation is the kernel's answer; the model answered %s",
+		g.count, g.key, res.Step, res.Index, res.Case.Name, verify.AnswerString(g.model))
+	return verify.Reproduce(w, caller, target, g.kernel, comment)
+}
