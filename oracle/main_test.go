@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/procgate/procgate/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -28,9 +30,7 @@ var (
 // needRunner returns the shared Runner, or skips loudly when not root.
 func needRunner(t testing.TB) *Runner {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("!!!!!!!! SKIPPED: the kernel oracle needs root (CI runs as root); these tests did NOT run !!!!!!!!")
-	}
+	testenv.RequireRoot(t, "the kernel oracle spawns processes with other credentials")
 	runnerOnce.Do(func() { runner, runnerErr = NewRunner(Options{}) })
 	if runnerErr != nil {
 		t.Fatalf("NewRunner: %v", runnerErr)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procgate/procgate/internal/testenv"
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/oracle"
 	"github.com/procgate/procgate/scenario"
@@ -31,9 +32,7 @@ var (
 // root.
 func needVerifier(t testing.TB) *Verifier {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("!!!!!!!! SKIPPED: verification against the kernel needs root (CI runs as root); it did NOT run !!!!!!!!")
-	}
+	testenv.RequireRoot(t, "verification against the kernel spawns processes with other credentials")
 	verifierOnce.Do(func() { verifier, verifierErr = New(oracle.Options{}) })
 	if verifierErr != nil {
 		t.Fatalf("verify.New: %v", verifierErr)
