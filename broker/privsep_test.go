@@ -348,7 +348,7 @@ func TestPrivsepWithoutSysAdmin(t *testing.T) {
 	requireRoot(t)
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
-		t.Skip("SKIPPED: no setpriv (util-linux) to drop CAP_SYS_ADMIN from the bounding set")
+		t.Fatal("setpriv (util-linux) is needed to drop CAP_SYS_ADMIN from the bounding set")
 	}
 	d := startDaemonUnder(t, []string{setpriv, "--bounding-set=-sys_admin"}, auditPolicy)
 	if !strings.Contains(d.log0(), "cannot have a mount namespace of its own") {
@@ -357,6 +357,31 @@ func TestPrivsepWithoutSysAdmin(t *testing.T) {
 	self, _ := os.Readlink("/proc/self/ns/mnt")
 	if reader, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", d.reader)); reader != self {
 		t.Errorf("the reader is in mount namespace %s, want the front's %s", reader, self)
+	}
+	c := client.New(d.socket)
+	defer c.Close()
+	if _, err := c.ReadAll(context.Background(), client.Request{PIDs: []int{os.Getpid()}, Items: []string{"status"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPrivsepSystemdBounding: under the systemd unit's bounding set
+// (deploy/systemd/procgate.service: the two reading capabilities and
+// those to change users) the daemon serves, and drops to the same
+// credentials as from a full root.
+func TestPrivsepSystemdBounding(t *testing.T) {
+	requireRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatal("setpriv (util-linux) is needed to run under a smaller bounding set")
+	}
+	d := startDaemonUnder(t, []string{setpriv, "--bounding-set=-all,+sys_ptrace,+dac_read_search,+setuid,+setgid,+setpcap"}, auditPolicy)
+	kept := fmt.Sprintf("%016x", 1<<19|1<<2)
+	if r := procStatus(t, d.reader, "Uid", "CapEff", "CapBnd"); r["Uid"] != "61183\t61183\t61183\t61183" || r["CapEff"] != kept || r["CapBnd"] != kept {
+		t.Errorf("reader %v", r)
+	}
+	if f := procStatus(t, d.front, "Uid", "CapEff", "CapBnd"); f["Uid"] != "61182\t61182\t61182\t61182" || f["CapEff"] != "0000000000000000" || f["CapBnd"] != "0000000000000000" {
+		t.Errorf("front %v", f)
 	}
 	c := client.New(d.socket)
 	defer c.Close()

@@ -143,6 +143,9 @@ func dropCaps(kept []uintptr, to *Creds) error {
 		if keep[c] {
 			continue
 		}
+		if in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, c, 0, 0, 0); err == nil && in == 0 {
+			continue // not in the bounding set (a systemd unit's CapabilityBoundingSet)
+		}
 		if err := all(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, c, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("privsep: drop capability %d from the bounding set: %w", c, err)
 		}
