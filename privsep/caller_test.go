@@ -4,52 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/internal/proctest"
 	"github.com/procgate/procgate/internal/testenv"
 	"github.com/procgate/procgate/policy"
 	"github.com/procgate/procgate/privsep"
 )
-
-// startThreads starts this binary in the threads role and returns its
-// pid, the id of its second thread and the id of a thread of it that
-// exited.
-func startThreads(t *testing.T) (pid, tid, dead int) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), envRole+"=threads")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Wait() })
-	if _, err := fmt.Fscan(out, &pid, &tid, &dead); err != nil {
-		t.Fatalf("threads role: %v", err)
-	}
-	if pid == tid || tid <= 0 || dead <= 0 || dead == tid {
-		t.Fatalf("threads role: pid %d, second thread %d, exited thread %d", pid, tid, dead)
-	}
-	if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, dead)); err == nil {
-		t.Fatalf("thread %d has not exited", dead)
-	}
-	return pid, tid, dead
-}
 
 func newGate(t *testing.T) *gate.Gate {
 	t.Helper()
@@ -72,7 +39,8 @@ func newGate(t *testing.T) *gate.Gate {
 // and a thread that never existed are refused.
 func TestThreadIdentity(t *testing.T) {
 	testenv.RequireRoot(t, "pins another process and, for the reader, drops capabilities")
-	pid, tid, dead := startThreads(t)
+	pid, tid := proctest.Start(t, proctest.Options{})
+	dead := proctest.ExitedThread(t)
 	local := privsep.NewLocal(newGate(t))
 	remote, err := privsep.StartReader(privsep.GateConfig{Reader: privsep.Creds{UID: privsep.ReaderIDs, GID: privsep.ReaderIDs}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -12,10 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -56,6 +58,23 @@ func LockedThread(t testing.TB) int {
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
 	return lockedThread(stop)
+}
+
+// ExitedThread returns the id of a thread of this process that has
+// exited: an id no task holds (until the kernel hands it out again).
+func ExitedThread(t testing.TB) int {
+	t.Helper()
+	stop := make(chan struct{})
+	tid := lockedThread(stop)
+	close(stop) // its goroutine ends locked, and its thread with it
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(tid)); err != nil {
+			return tid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d did not exit", tid)
+		}
+	}
 }
 
 // lockedThread locks goroutines to threads until one is not the leader
