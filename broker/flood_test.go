@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -166,6 +167,11 @@ func TestConnectionFlood(t *testing.T) {
 	refused(t, h.socket, 43000, "a caller the policy does not single out")
 	refused(t, h.socket, 42000, "a flooding uid past its share")
 	t.Logf("with %d connections held busy: root %v, member %v", uids*share, root, member)
+	var m strings.Builder
+	h.gate.Metrics().WriteTo(&m)
+	if !regexp.MustCompile(`procgate_rejected_total\{reason="too_many_connections"\} [2-9]`).MatchString(m.String()) {
+		t.Errorf("the refused connections are not counted:\n%s", m.String())
+	}
 	close(stop)
 	wg.Wait()
 

@@ -204,6 +204,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		adm := l.s.lim.Admit(id.UID)
 		if adm == privsep.Refused {
 			id.Close()
+			l.s.be.Reject("too_many_connections")
 			go refuse(c, http.StatusTooManyRequests, "too_many_connections", errTooManyConns.Error())
 			continue
 		}
@@ -329,7 +330,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			// A provisional reserved slot: the caller turned out not to be
 			// one the reserve is kept for.
 			w.Header().Set("Connection", "close")
-			s.be.Reject("per_uid_limit")
+			s.be.Reject("too_many_connections")
 			writeError(w, http.StatusTooManyRequests, "too_many_connections", errTooManyConns.Error())
 			return
 		}

@@ -27,7 +27,7 @@ type Backend interface {
 
 // RejectReasons are the reasons a front may give [Backend.Reject]:
 // procgate_rejected_total's reason label.
-var RejectReasons = []string{"per_uid_limit", "bad_request", "too_large"}
+var RejectReasons = []string{"per_uid_limit", "bad_request", "too_large", "too_many_connections"}
 
 // Session is one identified caller.
 type Session interface {
