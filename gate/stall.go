@@ -27,10 +27,13 @@ type StallLimits struct {
 	// gate-wide bound. Beyond it a read is refused, EBUSY.
 	PerUID int
 	// WorkersPerUID bounds the workers (Config.Workers) that the requests
-	// of one caller uid hold at once (default Workers/2, at least 1); its
-	// other requests wait for one of its own, not for the others'. A uid's
-	// reads that wait within their deadline hold a worker each, so at most
-	// this many of them hold up anything.
+	// of one caller uid hold at once (default Workers/4, at least 1: with
+	// the default Workers, GOMAXPROCS, so one uid can keep every CPU busy
+	// but not take every worker); its other requests wait for one of its
+	// own, not for the others'. A uid's reads that wait within their
+	// deadline hold a worker each, so at most this many of them hold up
+	// anything, and the uid's requests, however many, compete for the
+	// CPUs with the others' as this many goroutines.
 	WorkersPerUID int
 	// Backoff is how long the lock-taking reads of a process whose read
 	// timed out are answered ETIMEDOUT at once, without a read (default
@@ -56,7 +59,7 @@ func (l StallLimits) withDefaults(workers, maxStuck int) StallLimits {
 		l.PerUID = max(maxStuck/8, 1)
 	}
 	if l.WorkersPerUID <= 0 {
-		l.WorkersPerUID = max(workers/2, 1)
+		l.WorkersPerUID = max(workers/4, 1)
 	}
 	if l.Backoff <= 0 {
 		l.Backoff = time.Second
