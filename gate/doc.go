@@ -57,6 +57,16 @@
 // stall a request and a late read cannot change an answer; the number of
 // reads still blocked in the kernel is bounded.
 //
+// A target that stalls must not stall anyone else ([StallLimits]): a
+// process (pid and start time) whose read timed out has its lock-taking
+// reads answered ETIMEDOUT at once, by a circuit breaker with a growing
+// back-off and one probe read after it; the reads in flight, within their
+// deadline or stuck past it, are bounded per process, per caller uid and
+// in all, and a read beyond a bound is refused (EBUSY) before it starts;
+// and the requests of one caller uid hold at most a share of the
+// workers, so its reads waiting on its own stalled processes leave the
+// others' free.
+//
 // # Audit and metrics
 //
 // [Auditor] writes one record per audited decision in the kernel's AVC

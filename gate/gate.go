@@ -35,6 +35,10 @@ type Config struct {
 	// in the kernel; when reached, further mmap-lock reads are refused
 	// with EBUSY. Default 64.
 	MaxStuckReads int
+	// Stall bounds what a target that stops answering can cost other
+	// callers and other targets: reads per target and per caller uid,
+	// workers per caller uid, and the breaker's back-off.
+	Stall StallLimits
 	// MaxValue bounds one item's value in bytes; default 4 MiB.
 	MaxValue int
 	// Workers bounds how many processes the gate works on at once across
@@ -69,6 +73,8 @@ type Gate struct {
 	audit   *Auditor
 	sem     chan struct{}
 	stuck   chan struct{}
+	stall   *stalls
+	shares  *workerShares
 	mods    labelMods
 	bufs    sync.Pool
 	// hidepidOff reports that /proc has no hidepid= option, so plain
@@ -98,6 +104,7 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.CacheTTL <= 0 {
 		cfg.CacheTTL = 10 * time.Second
 	}
+	cfg.Stall = cfg.Stall.withDefaults(cfg.Workers, cfg.MaxStuckReads)
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
@@ -113,6 +120,7 @@ func New(cfg Config) (*Gate, error) {
 		cfg: cfg, root: root, cache: newViewCache(cfg.CacheTTL, 1<<16),
 		metrics: cfg.Metrics, audit: cfg.Audit,
 		sem: make(chan struct{}, cfg.Workers), stuck: make(chan struct{}, cfg.MaxStuckReads),
+		stall: newStalls(cfg.Stall, cfg.ReadTimeout), shares: newWorkerShares(cfg.Stall.WorkersPerUID),
 	}
 	g.bufs.New = func() any { b := make([]byte, 0, 8192); return &b }
 	g.policy.Store(&policyBox{cfg.Policy})
@@ -140,6 +148,7 @@ func New(cfg Config) (*Gate, error) {
 	m.Gauge("procgate_policy_generation", func() float64 { return float64(g.Policy().Generation()) })
 	m.Gauge("procgate_audit_records_total", func() float64 { return float64(g.audit.Stats().Records) })
 	m.Gauge("procgate_audit_suppressed_total", func() float64 { return float64(g.audit.Stats().Suppressed) })
+	g.stallGauges()
 	return g, nil
 }
 
@@ -336,17 +345,16 @@ func (g *Gate) read(ctx context.Context, c *Caller, req *Request, emit func(*Pro
 		go func() {
 			defer wg.Done()
 			defer func() { <-window }()
-			select {
-			case g.sem <- struct{}{}:
-			case <-ctx.Done():
+			release, err := g.worker(ctx, c)
+			if err != nil {
 				return
 			}
 			if ctx.Err() != nil {
-				<-g.sem
+				release()
 				return
 			}
 			results, err := g.readChunk(c, pol, req, part)
-			<-g.sem
+			release()
 			if err != nil {
 				fail(err)
 				cancel()
@@ -379,17 +387,16 @@ func (g *Gate) read(ctx context.Context, c *Caller, req *Request, emit func(*Pro
 // readOne answers a request of at most one chunk of processes, with the
 // same bound on concurrent work as read.
 func (g *Gate) readOne(ctx context.Context, c *Caller, pol Policy, req *Request, pids []int, emit func(*ProcResult) error) error {
-	select {
-	case g.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	release, err := g.worker(ctx, c)
+	if err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
-		<-g.sem
+		release()
 		return err
 	}
 	results, err := g.readChunk(c, pol, req, pids)
-	<-g.sem
+	release()
 	if err != nil {
 		return err
 	}
@@ -563,7 +570,7 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, b
 			continue
 		}
 		ir.Masked = vd.Masked
-		if err := g.readItem(t, it, vd.Masked, req.Mem, ir, bp); err != nil {
+		if err := g.readItem(c, t, it, vd.Masked, req.Mem, ir, bp); err != nil {
 			ir.Denial = denialOf(err)
 			g.metrics.decision(false, SourceBroker, it)
 		}

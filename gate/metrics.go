@@ -24,6 +24,8 @@ type Metrics struct {
 	latency *Histogram
 	// Item read latency for files read under a deadline.
 	readTimeouts atomic.Uint64
+	// Lock-taking reads refused before they started, by refusal.
+	readRefusals [numRefusals]atomic.Uint64
 
 	mu       sync.Mutex
 	counters map[string]*atomic.Uint64
@@ -221,6 +223,11 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintln(cw, "# HELP procgate_read_timeouts_total Reads of mmap-lock files that missed their deadline.")
 	fmt.Fprintln(cw, "# TYPE procgate_read_timeouts_total counter")
 	fmt.Fprintf(cw, "procgate_read_timeouts_total %d\n", m.readTimeouts.Load())
+	fmt.Fprintln(cw, "# HELP procgate_read_refusals_total Lock-taking reads answered at once, without a read, by reason: breaker (the target timed out lately: ETIMEDOUT), target, uid, global (reads in flight at their bound: EBUSY).")
+	fmt.Fprintln(cw, "# TYPE procgate_read_refusals_total counter")
+	for r := range numRefusals {
+		fmt.Fprintf(cw, "procgate_read_refusals_total{reason=%q} %d\n", r, m.readRefusals[r].Load())
+	}
 	m.latency.write(cw, "procgate_request_duration_seconds", "Request latency, from the decoded request to the last byte written.")
 	m.mu.Lock()
 	names := make([]string, 0, len(m.counters))

@@ -16,8 +16,9 @@ import (
 // maxMem bounds the bytes one request reads through the mem item.
 const maxMem = 1 << 20
 
-// readItem reads one granted item of the pinned target into ir.
-func (g *Gate) readItem(t *target, it Item, masked bool, mem []MemRange, ir *ItemResult, bp *[]byte) error {
+// readItem reads one granted item of the pinned target into ir, for
+// caller c.
+func (g *Gate) readItem(c *Caller, t *target, it Item, masked bool, mem []MemRange, ir *ItemResult, bp *[]byte) error {
 	ck := &checks[it]
 	if ck.waits {
 		// The read fills its own copy, taken over only when it finishes
@@ -25,7 +26,7 @@ func (g *Gate) readItem(t *target, it Item, masked bool, mem []MemRange, ir *Ite
 		// a result that is already being answered.
 		res := new(ItemResult)
 		*res = *ir
-		err := g.withDeadline(t.pin, it, func(dir int) error { return g.readKind(dir, t, ck, it, masked, mem, res, nil) })
+		err := g.withDeadline(c, t, it, func(dir int) error { return g.readKind(dir, t, ck, it, masked, mem, res, nil) })
 		if err == nil {
 			*ir = *res
 		}
@@ -203,27 +204,42 @@ func readMem(p *procfs.Pin, ranges []MemRange, ir *ItemResult) error {
 	return nil
 }
 
-// withDeadline runs read on a duplicate of the pin's directory in its own
-// goroutine and gives up after the read timeout: a file that takes the
-// target's mmap lock can block for as long as the lock is held. The
-// goroutine left behind owns its duplicate descriptor and closes it when
-// the kernel returns; at most MaxStuckReads such reads exist at once.
-func (g *Gate) withDeadline(p *procfs.Pin, it Item, read func(dir int) error) error {
+// withDeadline runs read, for caller c, on a duplicate of the directory
+// of target t in its own goroutine and gives up after the read timeout: a
+// file that takes a lock of the target's can block for as long as the
+// lock is held. The goroutine left behind owns its duplicate descriptor
+// and closes it when the kernel returns. Before it starts, the read must
+// pass the target's breaker and the limits on reads in flight (see
+// StallLimits), then find one of the MaxStuckReads slots free; one that
+// does not is refused at once.
+func (g *Gate) withDeadline(c *Caller, t *target, it Item, read func(dir int) error) error {
+	f, why, err := g.stall.admit(stallKey{t.pin.PID, t.info.start}, c.subj.UID, it)
+	if err != nil {
+		g.metrics.readRefusals[why].Add(1)
+		return err
+	}
 	select {
 	case g.stuck <- struct{}{}:
 	default:
+		g.stall.cancel(f)
+		g.metrics.readRefusals[refusedGlobal].Add(1)
 		return fmt.Errorf("read %s: too many reads blocked on locks of their targets: %w", it, unix.EBUSY)
 	}
-	dup, err := unix.FcntlInt(uintptr(p.Dir), unix.F_DUPFD_CLOEXEC, 0)
+	dup, err := unix.FcntlInt(uintptr(t.pin.Dir), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		<-g.stuck
+		g.stall.cancel(f)
 		return fmt.Errorf("read %s: %w", it, err)
 	}
 	done := make(chan error, 1)
 	go func() {
-		defer func() { <-g.stuck }()
-		defer unix.Close(dup)
-		done <- read(dup)
+		err := read(dup)
+		unix.Close(dup)
+		// Everything the read held is given back before its answer is:
+		// a caller that reads the same target again at once finds it free.
+		<-g.stuck
+		g.stall.done(f)
+		done <- err
 	}()
 	timer := time.NewTimer(g.cfg.ReadTimeout)
 	defer timer.Stop()
@@ -231,6 +247,9 @@ func (g *Gate) withDeadline(p *procfs.Pin, it Item, read func(dir int) error) er
 	case err := <-done:
 		return err
 	case <-timer.C:
+		if !g.stall.expire(f) {
+			return <-done // it returned meanwhile
+		}
 		g.metrics.readTimeouts.Add(1)
 		return fmt.Errorf("read %s: no answer within %v (a lock of the target's is held): %w", it, g.cfg.ReadTimeout, unix.ETIMEDOUT)
 	}
