@@ -21,6 +21,7 @@ import (
 	"github.com/procgate/procgate/broker"
 	"github.com/procgate/procgate/client"
 	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/internal/proctest"
 	"github.com/procgate/procgate/internal/testenv"
 	"github.com/procgate/procgate/policy"
 )
@@ -45,11 +46,13 @@ neverallow * * : attach;
 `, groupRead)
 
 // TestMain runs the client role when asked: the tests re-execute this
-// binary under other uids to be the broker's callers.
+// binary under other uids to be the broker's callers (and as the init of
+// pid namespaces they run callers in).
 func TestMain(m *testing.M) {
 	if os.Getenv("PROCGATE_TEST_ROLE") == "client" {
 		os.Exit(clientRole())
 	}
+	proctest.RunRoleIfRequested() // the init of a test's pid namespace
 	code := m.Run()
 	if clientBinaryPath != "" {
 		os.RemoveAll(filepath.Dir(clientBinaryPath))

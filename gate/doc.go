@@ -17,6 +17,22 @@
 // injectable ([Config].Live), with pins only in the procfs of the gate's
 // own pid namespace.
 //
+// # Callers in other pid namespaces
+//
+// A caller below the gate's pid namespace (a container) names processes,
+// and is answered, in its own namespace's numbering: [Request].PIDs and
+// [ProcResult].PID are its pids, All lists what its namespace can see, a
+// pid it cannot see is ESRCH whatever the gate's namespace holds, and the
+// pids in status, stat, sched and a pidfd's fdinfo read as its own procfs
+// prints them. Its namespace is found through its pinned /proc directory
+// (ns/pid, held open for the caller's life), never through its mounts.
+// The kernel translates (Linux 6.11); on older kernels a table built
+// from the gate's procfs does. A translation is never trusted by itself:
+// under the target's pin, its NSpid at the caller's level and its
+// namespace's identity are checked before anything is answered.
+// Decisions, the policy and audit records use the gate's identities. A
+// caller in the gate's own namespace takes none of this path.
+//
 // # Deciding
 //
 // An item is granted when the kernel would let the caller read it

@@ -80,6 +80,10 @@ type Gate struct {
 	// hidepidOff reports that /proc has no hidepid= option, so plain
 	// items are readable by every caller.
 	hidepidOff bool
+	// pidTranslation reports that the kernel translates pids between
+	// pid namespaces (Linux 6.11); without it, callers in other pid
+	// namespaces are served from tables (see callerNS).
+	pidTranslation bool
 }
 
 type policyBox struct{ p Policy }
@@ -124,6 +128,7 @@ func New(cfg Config) (*Gate, error) {
 	}
 	g.bufs.New = func() any { b := make([]byte, 0, 8192); return &b }
 	g.policy.Store(&policyBox{cfg.Policy})
+	g.pidTranslation = probePIDTranslation(root)
 	if _, pm, found, err := root.Mountinfo(); err == nil && found {
 		g.hidepidOff = pm.Options.HidePID == kernel.HidePIDOff
 	}
@@ -176,6 +181,9 @@ type Caller struct {
 	pin  *procfs.Pin
 	info *procInfo
 	subj policy.Subject
+	// ns is the caller's pid namespace when it is not the gate's own
+	// (nil: the gate's, no translation).
+	ns *callerNS
 	// cache holds the caller's cached views until Close.
 	cache atomic.Pointer[viewCache]
 }
@@ -236,14 +244,19 @@ func (g *Gate) newCaller(p *procfs.Pin, uid, gid uint32, label string) (*Caller,
 	bp := g.bufs.Get().(*[]byte)
 	defer g.bufs.Put(bp)
 	pi, err := readProcInfo(p, g.mods, *bp, false, allNeeds)
+	var ns *callerNS
+	if err == nil {
+		ns, err = g.openCallerNS(p, pi.st.NSpid)
+	}
 	if err == nil {
 		err = p.Verify()
 	}
 	if err != nil {
+		ns.close()
 		p.Close()
 		return nil, fmt.Errorf("gate: caller: %w", err)
 	}
-	c := &Caller{pin: p, info: pi, subj: pi.subject(uid, gid)}
+	c := &Caller{pin: p, info: pi, subj: pi.subject(uid, gid), ns: ns}
 	g.cache.ref(pi.key)
 	c.cache.Store(g.cache)
 	if label = procfs.ParseLabel([]byte(label)); label != "" {
@@ -260,16 +273,26 @@ func (g *Gate) newCaller(p *procfs.Pin, uid, gid uint32, label string) (*Caller,
 // Subject returns the caller as the policy sees it.
 func (c *Caller) Subject() policy.Subject { return c.subj }
 
-// PID returns the caller's pid.
+// PID returns the caller's pid in the gate's pid namespace.
 func (c *Caller) PID() int { return c.pin.PID }
+
+// OwnPID returns the caller's pid as its own pid namespace numbers it
+// (the last of its NSpid): what it is told about itself.
+func (c *Caller) OwnPID() int {
+	if nspid := c.info.st.NSpid; len(nspid) > 1 {
+		return nspid[len(nspid)-1]
+	}
+	return c.pin.PID
+}
 
 // Alive returns nil while the pinned caller is alive.
 func (c *Caller) Alive() error { return c.pin.Verify() }
 
-// Close releases the caller's pin and, with the caller's last
-// connection, its cached views.
+// Close releases the caller's pin (and pid namespace) and, with the
+// caller's last connection, its cached views.
 func (c *Caller) Close() {
 	c.pin.Close()
+	c.ns.close()
 	if vc := c.cache.Swap(nil); vc != nil {
 		vc.unref(c.info.key)
 	}
@@ -277,7 +300,9 @@ func (c *Caller) Close() {
 
 // Request is a batch: processes × items.
 type Request struct {
-	// PIDs lists the processes; All selects every process instead.
+	// PIDs lists the processes, by their pids in the caller's pid
+	// namespace; All selects every process the caller's namespace can
+	// see instead.
 	PIDs []int
 	All  bool
 	// Items lists the items wanted of each process.
@@ -294,8 +319,10 @@ var ErrCallerGone = fmt.Errorf("gate: caller exited during the request: %w", uni
 
 // Read answers req for caller c, calling emit once per process (from one
 // goroutine at a time, in no particular order). The whole request is
-// decided with one policy. It returns ErrCallerGone when the caller
-// exits, the error of emit, or ctx's error.
+// decided with one policy. A caller in another pid namespace than the
+// gate's names processes, and is answered, in its own numbering (see
+// ProcResult.PID). It returns ErrCallerGone when the caller exits, the
+// error of emit, or ctx's error.
 func (g *Gate) Read(ctx context.Context, c *Caller, req *Request) func(emit func(*ProcResult) error) error {
 	return func(emit func(*ProcResult) error) error {
 		return g.read(ctx, c, req, emit)
@@ -307,16 +334,26 @@ func (g *Gate) read(ctx context.Context, c *Caller, req *Request, emit func(*Pro
 		return ErrCallerGone
 	}
 	pol := g.Policy() // one policy for the whole request
+	var nr *nsRequest
+	if c.ns != nil {
+		nr = &nsRequest{c: c.ns, root: g.root, start: time.Now()}
+	}
 	pids := req.PIDs
+	var hosts []int // the gate's pids of a namespaced caller's listing
 	if req.All {
 		var err error
-		if pids, err = g.listPIDs(); err != nil {
+		if nr != nil {
+			pids, hosts, err = nr.list()
+		} else {
+			pids, err = g.listPIDs()
+		}
+		if err != nil {
 			return err
 		}
 	}
 	if len(pids) > 0 && len(pids) <= chunk {
 		// One chunk: read it in this goroutine.
-		return g.readOne(ctx, c, pol, req, pids, emit)
+		return g.readOne(ctx, c, pol, req, work{pids, hosts, nr}, emit)
 	}
 	var emitMu sync.Mutex
 	var firstErr error
@@ -331,7 +368,10 @@ func (g *Gate) read(ctx context.Context, c *Caller, req *Request, emit func(*Pro
 	// window bounds how many chunks it has read but not yet written.
 	window := make(chan struct{}, 2*cap(g.sem))
 	for start := 0; start < len(pids); start += chunk {
-		part := pids[start:min(start+chunk, len(pids))]
+		part := work{pids: pids[start:min(start+chunk, len(pids))], ns: nr}
+		if hosts != nil {
+			part.hosts = hosts[start : start+len(part.pids)]
+		}
 		select {
 		case window <- struct{}{}:
 		case <-ctx.Done():
@@ -384,9 +424,17 @@ func (g *Gate) read(ctx context.Context, c *Caller, req *Request, emit func(*Pro
 	return ctx.Err()
 }
 
+// work is a chunk of a request's processes: the pids as the caller
+// names them and, for a caller in another pid namespace (ns), the gate's
+// pids when its listing found them (hosts, else nil: translate).
+type work struct {
+	pids, hosts []int
+	ns          *nsRequest
+}
+
 // readOne answers a request of at most one chunk of processes, with the
 // same bound on concurrent work as read.
-func (g *Gate) readOne(ctx context.Context, c *Caller, pol Policy, req *Request, pids []int, emit func(*ProcResult) error) error {
+func (g *Gate) readOne(ctx context.Context, c *Caller, pol Policy, req *Request, w work, emit func(*ProcResult) error) error {
 	release, err := g.worker(ctx, c)
 	if err != nil {
 		return err
@@ -395,7 +443,7 @@ func (g *Gate) readOne(ctx context.Context, c *Caller, pol Policy, req *Request,
 		release()
 		return err
 	}
-	results, err := g.readChunk(c, pol, req, pids)
+	results, err := g.readChunk(c, pol, req, w)
 	release()
 	if err != nil {
 		return err
@@ -432,9 +480,10 @@ type target struct {
 }
 
 // readChunk pins, decides and reads a few processes.
-func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, pids []int) ([]ProcResult, error) {
+func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, w work) ([]ProcResult, error) {
 	bp := g.bufs.Get().(*[]byte)
 	defer g.bufs.Put(bp)
+	pids := w.pids
 	ts := make([]target, len(pids))
 	defer func() {
 		for i := range ts {
@@ -444,16 +493,29 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, pids []int) ([]Pro
 	var miss []int
 	plain := g.plainRequest(c, pol, req)
 	need := targetNeeds(pol)
+	nk := newNSChunk(w.ns)
 	for i, pid := range pids {
 		t := &ts[i]
-		t.pin, t.err = g.root.Pin(pid)
-		if t.err != nil {
-			t.err = fmt.Errorf("gate: %w", t.err)
-			continue
-		}
-		t.info, t.err = readProcInfo(t.pin, g.mods, *bp, plain, need)
-		if t.err != nil {
-			continue
+		if w.ns != nil {
+			host := 0
+			if w.hosts != nil {
+				host = w.hosts[i]
+			}
+			t.pin, t.info, t.err = g.pinInNS(w.ns, pid, host, *bp, plain, need)
+			if t.err != nil {
+				continue
+			}
+			nk.memo[t.pin.PID] = pid
+		} else {
+			t.pin, t.err = g.root.Pin(pid)
+			if t.err != nil {
+				t.err = fmt.Errorf("gate: %w", t.err)
+				continue
+			}
+			t.info, t.err = readProcInfo(t.pin, g.mods, *bp, plain, need)
+			if t.err != nil {
+				continue
+			}
 		}
 		if plain {
 			// Every item is one the kernel gives any caller: no model.
@@ -484,6 +546,9 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, pids []int) ([]Pro
 		for j, i := range miss {
 			if errs[j] != nil {
 				ts[i].err = errs[j]
+				if w.ns != nil {
+					ts[i].err = w.ns.targetError(pids[i], errs[j])
+				}
 				continue
 			}
 			ts[i].view = views[j]
@@ -492,7 +557,7 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, pids []int) ([]Pro
 	}
 	out := make([]ProcResult, len(pids))
 	for i := range ts {
-		out[i] = g.answer(c, pol, req, &ts[i], pids[i], bp)
+		out[i] = g.answer(c, pol, req, &ts[i], pids[i], nk, bp)
 	}
 	return out, nil
 }
@@ -536,8 +601,9 @@ func (g *Gate) plainRequest(c *Caller, pol Policy, req *Request) bool {
 
 // answer decides and reads every item of one pinned process, then
 // verifies the pin: if the process died meanwhile, nothing read is
-// returned.
-func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, bp *[]byte) ProcResult {
+// returned. pid is the process as the caller names it; nk, for a caller
+// in another pid namespace, rewrites the pids in the values read.
+func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, nk *nsChunk, bp *[]byte) ProcResult {
 	r := ProcResult{PID: pid}
 	if t.err != nil {
 		r.Denial = denialOf(t.err)
@@ -550,7 +616,7 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, b
 		dumpable = pi.dumpableHint()
 	}
 	tg := pi.target(dumpable)
-	if g.protected(pid) {
+	if g.protected(pi.st.Pid) { // the gate's pid, whatever the caller's numbering
 		v := *t.view // views are shared
 		v.Protected = true
 		t.view = &v
@@ -560,6 +626,7 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, b
 		rel |= policy.RelDescendant
 	}
 	s := &c.subj
+	var ids procfs.NSIDs // the target's NS* lists, for nk
 	r.Items = make([]ItemResult, len(req.Items))
 	for i, it := range req.Items {
 		ir := &r.Items[i]
@@ -570,7 +637,14 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, b
 			continue
 		}
 		ir.Masked = vd.Masked
-		if err := g.readItem(c, t, it, vd.Masked, req.Mem, ir, bp); err != nil {
+		err := g.readItem(c, t, it, vd.Masked, req.Mem, ir, bp)
+		if err == nil && nk != nil {
+			if err = nk.value(t, it, ir, &ids); err != nil {
+				*ir = ItemResult{Item: it}
+				err = fmt.Errorf("%s: cannot show it in the caller's pid namespace: %w", it, unix.EIO)
+			}
+		}
+		if err != nil {
 			ir.Denial = denialOf(err)
 			g.metrics.decision(false, SourceBroker, it)
 		}

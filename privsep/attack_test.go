@@ -112,6 +112,13 @@ func compromisedReaderRole() int {
 	out["write to a descriptor not given"] = result(err)
 	out["execve"] = result(unix.Exec("/bin/true", []string{"true"}, nil))
 	out["setuid 0"] = result(rawErr(unix.RawSyscall(unix.SYS_SETUID, 0, 0, 0)))
+	// ioctl: namespace queries only (a pipe's FIONREAD stands for the rest).
+	_, err = unix.IoctlGetInt(int(pr.Fd()), unix.TIOCINQ) // FIONREAD
+	out["ioctl FIONREAD"] = result(err)
+	if ns, err := os.Open("/proc/self/ns/pid"); err == nil {
+		out["ioctl NS_GET_PID_IN_PIDNS"] = result(rawErr(unix.Syscall(unix.SYS_IOCTL, ns.Fd(), unix.NS_GET_PID_IN_PIDNS, uintptr(os.Getpid()))))
+		ns.Close()
+	}
 	out["unshare"] = result(unix.Unshare(unix.CLONE_NEWUSER))
 	_, err = audit.Write([]byte("a record\n"))
 	out["write the audit log"] = result(err)
@@ -205,10 +212,12 @@ func TestCompromisedReader(t *testing.T) {
 		"kcmp": "EPERM", "get_robust_list": "EPERM",
 		"open /etc/passwd for writing": "EPERM", "create a file": "EPERM", "unlink": "EPERM", "mkdir": "EPERM",
 		"write to a descriptor not given": "EPERM", "execve": "EPERM", "setuid 0": "EPERM", "unshare": "EPERM",
+		"ioctl FIONREAD": "EPERM",
 	}
 	allowed := map[string]string{
 		"pidfd_open": "ok", "pidfd_send_signal 0": "EPERM", "pidfd_send_signal 0 to itself": "ok", "write the audit log": "ok",
 		"read environ": "ok", "read /etc/shadow": "ok", // CAP_DAC_READ_SEARCH: reading is its job
+		"ioctl NS_GET_PID_IN_PIDNS": "ok", // translating pids for callers in containers
 	}
 	audit, err := os.OpenFile(filepath.Join(dir, "audit.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {

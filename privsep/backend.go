@@ -180,11 +180,12 @@ func readLines(ctx context.Context, g *gate.Gate, c *gate.Caller, req *gate.Requ
 	return n, g.Policy().Generation(), err
 }
 
-// whoamiJSON is the /v1/whoami object.
+// whoamiJSON is the /v1/whoami object: the caller as the policy sees it,
+// named by its own pid namespace's pid.
 func whoamiJSON(c *gate.Caller, pinned bool, source Source) ([]byte, error) {
 	sub := c.Subject()
 	return json.Marshal(map[string]any{
-		"pid": sub.PID, "uid": sub.UID, "gid": sub.GID, "groups": sub.Groups, "comm": sub.Comm,
+		"pid": c.OwnPID(), "uid": sub.UID, "gid": sub.GID, "groups": sub.Groups, "comm": sub.Comm,
 		"selinux": sub.SELinux, "apparmor": sub.AppArmor,
 		"exe":    map[string]any{"path": sub.Exe.Path, "dev": sub.Exe.Dev, "ino": sub.Exe.Ino},
 		"cgroup": sub.Cgroup, "pidns": sub.PIDNS, "pidfd_pinned": pinned, "identified_by": source.String(),

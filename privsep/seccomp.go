@@ -15,8 +15,9 @@ import (
 // conditions: the Go runtime's (memory, threads, signals to itself,
 // timers, the network poller), reading files and links under /proc,
 // pinning processes, and its socket channels. Writing (write, openat for
-// writing), signals (tgkill, pidfd_send_signal) and process_vm_readv are
-// allowed with conditions (readerFilter); everything else — ptrace,
+// writing), signals (tgkill, pidfd_send_signal), ioctl (namespace
+// queries only: nsIoctls) and process_vm_readv are allowed with
+// conditions (readerFilter); everything else — ptrace,
 // process_vm_writev, pidfd_getfd, kcmp, get_robust_list, kill, execve,
 // mount, unlink, chmod, chown, bpf, perf_event_open, setns, unshare… —
 // fails with EPERM. Names an architecture lacks are left out.
@@ -71,6 +72,16 @@ type readerFilter struct {
 	VMReadv bool
 }
 
+// nsIoctls are the only ioctl requests the reader may make, all
+// read-only queries on pid namespace files (fs/nsfs.c ns_ioctl): the gate
+// serves callers in other pid namespaces (containers) by translating
+// pids (NS_GET_PID_FROM_PIDNS, NS_GET_PID_IN_PIDNS, NS_GET_TGID_IN_PIDNS,
+// Linux 6.11), and walks up namespaces on kernels without them
+// (NS_GET_PARENT). Every other ioctl fails with EPERM.
+var nsIoctls = []uint64{
+	unix.NS_GET_PID_FROM_PIDNS, unix.NS_GET_PID_IN_PIDNS, unix.NS_GET_TGID_IN_PIDNS, unix.NS_GET_PARENT,
+}
+
 // oWrite are the open flags that write or create: refused.
 const oWrite = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC
 
@@ -93,6 +104,9 @@ func (f readerFilter) policy() (seccomp.Policy, error) {
 		{Name: "openat", Conditions: seccomp.ArgumentConditions{{Argument: 2, Operation: seccomp.BitsNotSet, Value: oWrite}}},
 		{Name: "tgkill", Conditions: seccomp.ArgumentConditions{eq(0, uint64(os.Getpid()))}},
 		{Name: "pidfd_send_signal", Conditions: seccomp.ArgumentConditions{eq(1, 0)}},
+	}
+	for _, req := range nsIoctls {
+		cond = append(cond, seccomp.NameWithConditions{Name: "ioctl", Conditions: seccomp.ArgumentConditions{eq(1, req)}})
 	}
 	for _, fd := range f.WriteFDs {
 		cond = append(cond, seccomp.NameWithConditions{Name: "write", Conditions: seccomp.ArgumentConditions{eq(0, uint64(fd))}})

@@ -14,5 +14,10 @@
 // ([ReadLSMs]) and the procfs mount's options from mountinfo
 // ([Root.Mountinfo]), and parses the /proc files procgate reads
 // ([ParseStatus], [ParseStat], [ParseNSLink], [ParseIDMap],
-// [ParseMountinfo], [ParseLSMList], [ParseLabel]).
+// [ParseMountinfo], [ParseLSMList], [ParseLabel], [ParseNSIDs]).
+//
+// For readers in other pid namespaces it holds a pid namespace open
+// ([PIDNS]: the kernel's translations of pids to and from it, and the
+// walk up its ancestors) and rewrites the pids in the files it reads as
+// such a reader's own procfs prints them ([PIDMap]).
 package procfs

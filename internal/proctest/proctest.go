@@ -1,6 +1,7 @@
 // Package proctest holds what tests that need real processes share: the
 // test binary's helper role (a process with a second thread, optionally
-// non-dumpable, optionally run as another user) and a pid no task can
+// non-dumpable, optionally run as another user), pid namespaces of a
+// test's own, nested if asked ([StartPIDNS]), and a pid no task can
 // have.
 package proctest
 
@@ -35,10 +36,15 @@ const (
 )
 
 // RunRoleIfRequested runs the helper role and exits when the test binary
-// was started as a helper by [Start]; otherwise it returns at once. Call
-// it first in TestMain.
+// was started as a helper by [Start] or as the init of a pid namespace
+// by [StartPIDNS]; otherwise it returns at once. Call it first in
+// TestMain.
 func RunRoleIfRequested() {
-	if os.Getenv(roleEnv) != "thread" {
+	switch os.Getenv(roleEnv) {
+	case "thread":
+	case "pidns":
+		os.Exit(runPIDNS())
+	default:
 		return
 	}
 	if os.Getenv(nondumpableEnv) != "" {
