@@ -119,6 +119,11 @@ func compromisedReaderRole() int {
 		out["ioctl NS_GET_PID_IN_PIDNS"] = result(rawErr(unix.Syscall(unix.SYS_IOCTL, ns.Fd(), unix.NS_GET_PID_IN_PIDNS, uintptr(os.Getpid()))))
 		ns.Close()
 	}
+	if ns, err := os.Open("/proc/self/ns/user"); err == nil {
+		_, err = unix.IoctlGetUint32(int(ns.Fd()), unix.NS_GET_OWNER_UID)
+		out["ioctl NS_GET_OWNER_UID"] = result(err)
+		ns.Close()
+	}
 	out["unshare"] = result(unix.Unshare(unix.CLONE_NEWUSER))
 	_, err = audit.Write([]byte("a record\n"))
 	out["write the audit log"] = result(err)
@@ -218,6 +223,7 @@ func TestCompromisedReader(t *testing.T) {
 		"pidfd_open": "ok", "pidfd_send_signal 0": "EPERM", "pidfd_send_signal 0 to itself": "ok", "write the audit log": "ok",
 		"read environ": "ok", "read /etc/shadow": "ok", // CAP_DAC_READ_SEARCH: reading is its job
 		"ioctl NS_GET_PID_IN_PIDNS": "ok", // translating pids for callers in containers
+		"ioctl NS_GET_OWNER_UID":    "ok", // the live model's user namespaces
 	}
 	audit, err := os.OpenFile(filepath.Join(dir, "audit.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {

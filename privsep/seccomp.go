@@ -73,13 +73,15 @@ type readerFilter struct {
 }
 
 // nsIoctls are the only ioctl requests the reader may make, all
-// read-only queries on pid namespace files (fs/nsfs.c ns_ioctl): the gate
+// read-only queries on namespace files (fs/nsfs.c ns_ioctl): the gate
 // serves callers in other pid namespaces (containers) by translating
 // pids (NS_GET_PID_FROM_PIDNS, NS_GET_PID_IN_PIDNS, NS_GET_TGID_IN_PIDNS,
-// Linux 6.11), and walks up namespaces on kernels without them
-// (NS_GET_PARENT). Every other ioctl fails with EPERM.
+// Linux 6.11) and walks up namespaces on kernels without them
+// (NS_GET_PARENT); the live model reads each user namespace's owner
+// (NS_GET_OWNER_UID, live/userns.go) and parent. Every other ioctl fails
+// with EPERM.
 var nsIoctls = []uint64{
-	unix.NS_GET_PID_FROM_PIDNS, unix.NS_GET_PID_IN_PIDNS, unix.NS_GET_TGID_IN_PIDNS, unix.NS_GET_PARENT,
+	unix.NS_GET_PID_FROM_PIDNS, unix.NS_GET_PID_IN_PIDNS, unix.NS_GET_TGID_IN_PIDNS, unix.NS_GET_PARENT, unix.NS_GET_OWNER_UID,
 }
 
 // oWrite are the open flags that write or create: refused.
