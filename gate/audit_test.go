@@ -301,3 +301,35 @@ func TestAuditBudget(t *testing.T) {
 	}
 	t.Logf("%d decisions in %d intervals: %d records written (%d summaries), %d decisions summarised", st.Events, intervals, st.Records, st.Summaries, st.Suppressed)
 }
+
+// TestAuditRecordSize: the longest records docs/api.md derives the log's
+// bound from — R, an AVC-shaped decision under the default policy
+// without labels, and S, a summary (AVC and JSON) — with every number at
+// its widest and command names of 15 bytes that are written as hex.
+func TestAuditRecordSize(t *testing.T) {
+	const docR, docS, docSJSON = 290, 142, 187 // docs/api.md, "Audit log and metrics"
+	pol, err := policy.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules []string
+	for i := range pol.NumRules() {
+		ref, _ := pol.Rule(policy.RuleID(i))
+		rules = append(rules, ref.String(), "none("+ref.String()+")")
+	}
+	at := time.Unix(4102444799, 999e6) // 2099
+	side := audit.Process{PID: 4194304, Comm: strings.Repeat("\x01", 15), UID: 4294967294}
+	r := 0
+	for _, it := range policy.Items() {
+		access, name := it.AuditAccess()
+		for _, rule := range rules {
+			rec := audit.Record{Time: at, Serial: 1<<64 - 1, Access: access, Item: name, Subject: side, Target: side, Rule: rule, Generation: 1<<64 - 1}
+			r = max(r, len(audit.AppendAVC(nil, &rec))+1)
+		}
+	}
+	sum := audit.Record{Time: at, Serial: 1<<64 - 1, Granted: true, Scope: audit.ScopeCaller, Subject: audit.Process{UID: 4294967294}, Suppressed: 1<<64 - 1, Generation: 1<<64 - 1}
+	s, sJSON := len(audit.AppendAVC(nil, &sum))+1, len(audit.AppendJSON(nil, &sum))+1
+	if r != docR || s != docS || sJSON != docSJSON {
+		t.Errorf("the longest records are R = %d, S = %d (JSON %d) bytes; docs/api.md says %d, %d (%d): update its bound", r, s, sJSON, docR, docS, docSJSON)
+	}
+}
