@@ -35,6 +35,10 @@ func TestAppendAVC(t *testing.T) {
 			`broker: granted { read:fd } for pid=0 comm="" uid=0 tpid=0 tcomm="" tuid=0 rule=616C6C6F77406D7920702E706F6C3A32 gen=0`},
 		{"summary", audit.Record{Time: t0, Serial: 8, Access: "read", Item: "io", Subject: audit.Process{UID: 65534}, Suppressed: 41, Generation: 3},
 			`audit(1795867200.316:8): broker: denied { read:io } for uid=65534 tuid=0 suppressed=41 gen=3`},
+		{"summary of a caller", audit.Record{Time: t0, Serial: 9, Scope: audit.ScopeCaller, Subject: audit.Process{UID: 65534}, Suppressed: 4180, Generation: 3},
+			`audit(1795867200.316:9): broker: denied { * } for uid=65534 suppressed=4180 gen=3`},
+		{"summary of every caller", audit.Record{Time: t0, Serial: 10, Granted: true, Scope: audit.ScopeAll, Suppressed: 12, Generation: 3},
+			`audit(1795867200.316:10): broker: granted { * } for suppressed=12 gen=3`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := string(audit.AppendAVC(nil, &tc.r)); got != tc.want {
@@ -54,6 +58,19 @@ func TestAppendJSON(t *testing.T) {
 	want = `{"result":"granted","access":"attach","item":"attach","uid":1,"tuid":2,"suppressed":5,"gen":1}`
 	if got := string(audit.AppendJSON(nil, &s)); got != want {
 		t.Errorf("AppendJSON(summary) =\n%s\nwant\n%s", got, want)
+	}
+	for _, tc := range []struct {
+		r    audit.Record
+		want string
+	}{
+		{audit.Record{Time: t0, Serial: 9, Scope: audit.ScopeCaller, Subject: audit.Process{UID: 65534}, Suppressed: 4180, Generation: 3},
+			`{"time":"2026-11-28T12:00:00.316Z","serial":9,"result":"denied","access":"*","item":"*","uid":65534,"suppressed":4180,"gen":3}`},
+		{audit.Record{Granted: true, Scope: audit.ScopeAll, Suppressed: 12, Generation: 3},
+			`{"result":"granted","access":"*","item":"*","suppressed":12,"gen":3}`},
+	} {
+		if got := string(audit.AppendJSON(nil, &tc.r)); got != tc.want {
+			t.Errorf("AppendJSON(summary of scope %d) =\n%s\nwant\n%s", tc.r.Scope, got, tc.want)
+		}
 	}
 }
 
@@ -128,6 +145,15 @@ func TestParseErrors(t *testing.T) {
 		{`{"result":"denied","access":"read","item":"io","uid":1,"tuid":2,"suppressed":3,"gen":1,"value":"hunter2"}`, 88, `unknown field "value"`},
 		{`{"serial":4,"result":"denied","access":"read","item":"io","uid":1,"tuid":2,"suppressed":3,"gen":1}`, 11, "serial number without a time"},
 		{`{"time":"yesterday","serial":4,"result":"denied","access":"read","item":"io","uid":1,"tuid":2,"suppressed":3,"gen":1}`, 9, "RFC 3339"},
+		// Summaries of any access.
+		{"broker: denied { * } for uid=1 tuid=2 suppressed=3 gen=1", 32, `a summary of any access has no field "tuid"`},
+		{"broker: denied { * } for uid=1 gen=1", 37, "no suppressed= field"},
+		{strings.Replace(ok, "{ read:io }", "{ * }", 1), 26, `a summary of any access has no field "pid"`},
+		{"broker: denied { *:io } for uid=1 suppressed=3 gen=1", 18, `access "*:io"`},
+		{`{"result":"denied","access":"*","item":"io","uid":1,"suppressed":3,"gen":1}`, 40, `a summary of any access ("*") has the item "*"`},
+		{`{"result":"denied","access":"*","item":"*","uid":1,"tuid":2,"suppressed":3,"gen":1}`, 59, `a summary of any access has no field "tuid"`},
+		{`{"result":"denied","access":"*","item":"*","suppressed":3}`, 58, `no "gen" field`},
+		{`{"result":"denied","access":"*","item":"*","pid":1,"comm":"a","uid":2,"tpid":3,"tcomm":"b","tuid":4,"rule":"none","gen":5}`, 50, `a summary of any access has no field "pid"`},
 	} {
 		_, err := audit.Parse(tc.line)
 		var se *audit.SyntaxError

@@ -12,7 +12,9 @@ import (
 //
 // where FIELDS are, for a decision, "pid= comm= uid= [scontext=] tpid=
 // tcomm= tuid= [tcontext=] rule= gen=" and, for a denial, "permissive=0";
-// for a summary, "uid= tuid= suppressed= gen=". Reason is not written.
+// for a summary, "uid= tuid= suppressed= gen=" (ScopeKey), "uid=
+// suppressed= gen=" (ScopeCaller) or "suppressed= gen=" (ScopeAll), the
+// last two with "*" for the access. Reason is not written.
 func AppendAVC(b []byte, r *Record) []byte {
 	if !r.Time.IsZero() {
 		ms := max(r.Time.UnixMilli(), 0)
@@ -25,12 +27,23 @@ func AppendAVC(b []byte, r *Record) []byte {
 	b = append(b, Tag+": "...)
 	b = append(b, result(r.Granted)...)
 	b = append(b, " { "...)
-	b = append(b, AccessName(r.Access, r.Item)...)
+	if r.IsSummary() && r.Scope != ScopeKey {
+		b = append(b, anyAccess...)
+	} else {
+		b = append(b, AccessName(r.Access, r.Item)...)
+	}
 	b = append(b, " } for "...)
 	if r.IsSummary() {
-		b = appendUint(b, "uid=", uint64(r.Subject.UID))
-		b = appendUint(b, " tuid=", uint64(r.Target.UID))
-		b = appendUint(b, " suppressed=", r.Suppressed)
+		switch r.Scope {
+		case ScopeKey:
+			b = appendUint(b, "uid=", uint64(r.Subject.UID))
+			b = appendUint(b, " tuid=", uint64(r.Target.UID))
+			b = append(b, ' ')
+		case ScopeCaller:
+			b = appendUint(b, "uid=", uint64(r.Subject.UID))
+			b = append(b, ' ')
+		}
+		b = appendUint(b, "suppressed=", r.Suppressed)
 		return appendUint(b, " gen=", r.Generation)
 	}
 	b = appendProcess(b, "", " scontext=", &r.Subject)
@@ -145,12 +158,39 @@ func unhex(c byte) byte {
 // stringKeys are the fields whose values are text (quoted, hex or bare).
 var stringKeys = map[string]bool{"comm": true, "tcomm": true, "scontext": true, "tcontext": true, "rule": true, "reason": true}
 
-// decisionKeys and summaryKeys are the fields of a decision and of a
-// summary: those a record must hold (true) and those it may hold (false).
+// decisionKeys, summaryKeys and anyKeys are the fields of a decision, of
+// a summary of one access (ScopeKey) and of a summary of any access
+// (ScopeCaller with uid=, ScopeAll without): those a record must hold
+// (true) and those it may hold (false).
 var (
 	decisionKeys = map[string]bool{"pid": true, "comm": true, "uid": true, "scontext": false, "tpid": true, "tcomm": true, "tuid": true, "tcontext": false, "rule": true, "gen": true, "permissive": false}
 	summaryKeys  = map[string]bool{"uid": true, "tuid": true, "suppressed": true, "gen": true}
+	anyKeys      = map[string]bool{"uid": false, "suppressed": true, "gen": true}
 )
+
+// recordKeys returns the fields a record may hold and what it is, for
+// messages: wildcard (the access is "*"), or else a summary or a decision.
+func recordKeys(wildcard, summary bool) (map[string]bool, string) {
+	switch {
+	case wildcard:
+		return anyKeys, "a summary of any access"
+	case summary:
+		return summaryKeys, "a summary"
+	}
+	return decisionKeys, "a decision"
+}
+
+// setScope sets the scope of a record parsed with the access "*": of one
+// caller when it names the caller's uid, of all of them otherwise.
+func setScope(r *Record, wildcard, hasUID bool) {
+	switch {
+	case !wildcard:
+	case hasUID:
+		r.Scope = ScopeCaller
+	default:
+		r.Scope = ScopeAll
+	}
+}
 
 // parseAVC parses the record that starts at line[i:] ("audit(" or the
 // tag).
@@ -172,13 +212,14 @@ func parseAVC(line string, i int, v Vocabulary) (Record, error) {
 	default:
 		return Record{}, errAt(p.pos, "want granted or denied, found %q", p.peek())
 	}
-	if err := p.access(&r, v); err != nil {
+	wildcard, err := p.access(&r, v)
+	if err != nil {
 		return Record{}, err
 	}
 	if !p.skip(" for ") {
 		return Record{}, errAt(p.pos, "want \" for \" after the access, found %q", p.peek())
 	}
-	return r, p.fields(&r, v)
+	return r, p.fields(&r, wildcard, v)
 }
 
 // scanner reads a line from pos.
@@ -244,32 +285,36 @@ func (p *scanner) header(r *Record) error {
 	return nil
 }
 
-// access reads "{ ACCESS }".
-func (p *scanner) access(r *Record, v Vocabulary) error {
+// access reads "{ ACCESS }"; wildcard reports "{ * }" (a summary of any
+// access).
+func (p *scanner) access(r *Record, v Vocabulary) (wildcard bool, err error) {
 	if !p.skip("{ ") {
-		return errAt(p.pos, "want '{ ACCESS }', found %q", p.peek())
+		return false, errAt(p.pos, "want '{ ACCESS }', found %q", p.peek())
 	}
 	start := p.pos
 	end := strings.Index(p.line[start:], " }")
 	if end < 0 {
-		return errAt(start, "unterminated '{ ACCESS'")
+		return false, errAt(start, "unterminated '{ ACCESS'")
 	}
 	name := p.line[start : start+end]
+	p.pos = start + end + len(" }")
+	if name == anyAccess {
+		return true, nil
+	}
 	access, item, ok := strings.Cut(name, ":")
 	if !ok && name == Attach {
 		item = Attach
 	}
 	if access != Read && access != Attach || !validItem(item) {
-		return errAt(start, "access %q: want read:ITEM, attach or attach:ITEM", name)
+		return false, errAt(start, "access %q: want read:ITEM, attach, attach:ITEM or * (a summary)", name)
 	}
 	if v != nil {
 		if err := v.CheckItem(access, item); err != nil {
-			return errAt(start, "access %q: %v", name, err)
+			return false, errAt(start, "access %q: %v", name, err)
 		}
 	}
 	r.Access, r.Item = access, item
-	p.pos = start + end + len(" }")
-	return nil
+	return false, nil
 }
 
 // validItem reports whether s is an item name: lower-case letters,
@@ -286,8 +331,9 @@ func validItem(s string) bool {
 	return true
 }
 
-// fields reads the key=value pairs to the end of the line.
-func (p *scanner) fields(r *Record, v Vocabulary) error {
+// fields reads the key=value pairs to the end of the line; wildcard says the
+// access was "*".
+func (p *scanner) fields(r *Record, wildcard bool, v Vocabulary) error {
 	seen := map[string]int{}
 	var order []string
 	for p.pos < len(p.line) {
@@ -321,16 +367,10 @@ func (p *scanner) fields(r *Record, v Vocabulary) error {
 			return errAt(p.pos, "want a space after %s=%s", key, val)
 		}
 	}
-	keys := decisionKeys
-	if _, ok := seen["suppressed"]; ok {
-		keys = summaryKeys
-	}
+	_, summary := seen["suppressed"]
+	keys, what := recordKeys(wildcard, summary)
 	for _, key := range order {
 		if _, ok := keys[key]; !ok {
-			what := "a decision"
-			if r.IsSummary() {
-				what = "a summary"
-			}
 			return errAt(seen[key], "%s has no field %s", what, clip(key))
 		}
 	}
@@ -339,6 +379,8 @@ func (p *scanner) fields(r *Record, v Vocabulary) error {
 			return errAt(len(p.line), "no %s= field", key)
 		}
 	}
+	_, hasUID := seen["uid"]
+	setScope(r, wildcard, hasUID)
 	return nil
 }
 

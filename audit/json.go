@@ -13,9 +13,10 @@ import (
 // in this order: "time" (RFC 3339, UTC, nanoseconds) and "serial" when r
 // has a header; "result", "access", "item"; for a decision "pid", "comm",
 // "uid", "scontext", "tpid", "tcomm", "tuid", "tcontext", "rule",
-// "reason", "gen", "permissive" (always 0); for a summary "uid", "tuid",
-// "suppressed", "gen". Strings are UTF-8: a byte that is not becomes
-// U+FFFD, as encoding/json writes it.
+// "reason", "gen", "permissive" (always 0); for a summary "uid", "tuid"
+// (ScopeKey; ScopeCaller has "uid" only, ScopeAll neither, and both have
+// "*" for the access and the item), "suppressed", "gen". Strings are
+// UTF-8: a byte that is not becomes U+FFFD, as encoding/json writes it.
 func AppendJSON(b []byte, r *Record) []byte {
 	b = append(b, '{')
 	if !r.Time.IsZero() {
@@ -24,11 +25,19 @@ func AppendJSON(b []byte, r *Record) []byte {
 		b = append(b, ',')
 	}
 	b = appendJSONString(append(b, `"result":`...), result(r.Granted))
-	b = appendJSONString(append(b, `,"access":`...), r.Access)
-	b = appendJSONString(append(b, `,"item":`...), r.Item)
+	access, item := r.Access, r.Item
+	if r.IsSummary() && r.Scope != ScopeKey {
+		access, item = anyAccess, anyAccess
+	}
+	b = appendJSONString(append(b, `,"access":`...), access)
+	b = appendJSONString(append(b, `,"item":`...), item)
 	if r.IsSummary() {
-		b = appendUint(b, `,"uid":`, uint64(r.Subject.UID))
-		b = appendUint(b, `,"tuid":`, uint64(r.Target.UID))
+		if r.Scope != ScopeAll {
+			b = appendUint(b, `,"uid":`, uint64(r.Subject.UID))
+		}
+		if r.Scope == ScopeKey {
+			b = appendUint(b, `,"tuid":`, uint64(r.Target.UID))
+		}
 		b = appendUint(b, `,"suppressed":`, r.Suppressed)
 		b = appendUint(b, `,"gen":`, r.Generation)
 		return append(b, '}')
@@ -134,23 +143,24 @@ func parseJSON(line string, i int, v Vocabulary) (Record, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return Record{}, errAt(len(line), "text after the JSON object")
 	}
-	if err := checkJSONKeys(&r, line, seen, order); err != nil {
+	wildcard := text["access"] == anyAccess
+	if err := checkJSONKeys(line, wildcard, seen, order); err != nil {
 		return Record{}, err
 	}
+	_, hasUID := seen["uid"]
+	setScope(&r, wildcard, hasUID)
 	return r, setJSONHead(&r, text, seen, v)
 }
 
-// checkJSONKeys refuses keys a decision (or a summary) does not have and
-// requires those it must have.
-func checkJSONKeys(r *Record, line string, seen map[string]int, order []string) error {
-	keys, what := decisionKeys, "a decision"
-	if r.IsSummary() {
-		keys, what = summaryKeys, "a summary"
-	}
+// checkJSONKeys refuses keys a decision (or a summary; wildcard: of any
+// access) does not have and requires those it must have.
+func checkJSONKeys(line string, wildcard bool, seen map[string]int, order []string) error {
+	_, summary := seen["suppressed"]
+	keys, what := recordKeys(wildcard, summary)
 	for _, key := range order {
 		_, common := jsonKeys[key]
 		_, ok := keys[key]
-		if !ok && !common && !(key == "reason" && !r.IsSummary()) {
+		if !ok && !common && !(key == "reason" && !summary && !wildcard) {
 			return errAt(seen[key], "%s has no field %s", what, clip(key))
 		}
 	}
@@ -191,6 +201,12 @@ func setJSONHead(r *Record, text map[string]string, seen map[string]int, v Vocab
 		return errAt(seen["result"], "result %s: want granted or denied", clip(text["result"]))
 	}
 	access, item := text["access"], text["item"]
+	if access == anyAccess {
+		if item != anyAccess {
+			return errAt(seen["item"], "item %s: a summary of any access (\"*\") has the item \"*\"", clip(item))
+		}
+		return nil
+	}
 	if access != Read && access != Attach {
 		return errAt(seen["access"], "access %s: want read or attach", clip(access))
 	}

@@ -14,7 +14,12 @@
 // An AVC-shaped record, one line (docs/api.md, "Audit log and metrics"):
 //
 //	audit(1795918064.316:7): broker: denied { read:io } for pid=27551 comm="procgate" uid=65534 tpid=27544 tcomm="sleep" tuid=0 rule=none(allow@default.pol:25) gen=3 permissive=0
-//	audit(1795918065.002:8): broker: denied { read:io } for uid=65534 tuid=0 suppressed=41 gen=3
+//	audit(1795918065.002:8): broker: denied { * } for uid=65534 suppressed=41 gen=3
+//	audit(1795918065.002:9): broker: denied { * } for suppressed=1200 gen=3
+//
+// The last two are rate-limit summaries ([Scope]): 41 more denials of
+// uid 65534, and 1,200 more of callers past the log's budget, counted but
+// not written.
 //
 // Free text is written as the kernel's audit_log_untrustedstring
 // (kernel/audit.c) writes it: comm= and tcomm= in double quotes when they
@@ -83,10 +88,35 @@ type Record struct {
 	// the AVC shape does not (free text with spaces would be hex there).
 	Reason string
 	// Suppressed, when not 0, makes the record a summary: this many
-	// decisions with the same subject uid, target uid, access, item,
-	// result and generation were counted but not written.
+	// decisions were counted but not written. Scope says which.
 	Suppressed uint64
+	// Scope, for a summary, is what it counts. A summary of ScopeCaller
+	// or ScopeAll counts decisions on any target and item: its Access,
+	// Item and Target are empty (the record says "{ * }"), and a
+	// ScopeAll summary has no Subject either.
+	Scope Scope
 }
+
+// Scope is what a rate-limit summary counts: decisions with its result
+// and generation and, by scope, its subject uid, target uid and access.
+type Scope uint8
+
+// The scopes.
+const (
+	// ScopeKey counts the decisions with the summary's subject uid,
+	// target uid, access and item (a rate limit per key).
+	ScopeKey Scope = iota
+	// ScopeCaller counts the decisions of one caller, the summary's
+	// subject uid, on any target and item: those past the caller's burst.
+	ScopeCaller
+	// ScopeAll counts decisions of any caller: those past a budget that
+	// all callers share.
+	ScopeAll
+)
+
+// anyAccess is how a summary of ScopeCaller or ScopeAll writes its
+// access: "{ * }" in the AVC shape, "access":"*","item":"*" in JSON.
+const anyAccess = "*"
 
 // Process is one side of a record.
 type Process struct {

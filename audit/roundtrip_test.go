@@ -57,6 +57,12 @@ func randomRecord(rng *rand.Rand) audit.Record {
 	r.Generation = rng.Uint64()
 	if rng.IntN(5) == 0 {
 		r.Suppressed = 1 + rng.Uint64N(1000)
+		switch r.Scope = audit.Scope(rng.IntN(3)); r.Scope {
+		case audit.ScopeCaller:
+			r.Access, r.Item, r.Target.UID = "", "", 0
+		case audit.ScopeAll:
+			r.Access, r.Item, r.Target.UID, r.Subject.UID = "", "", 0, 0
+		}
 		return r
 	}
 	r.Subject.PID, r.Target.PID = rng.IntN(1<<22), rng.IntN(1<<22)

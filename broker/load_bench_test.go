@@ -203,15 +203,24 @@ func loadDuration() time.Duration {
 // procgate serve's memory limit, gate.DefaultMemoryLimit, unless
 // GOMEMLIMIT is set) and privsep (procgate serve as deployed: the built
 // binary, a capability-less front and the privileged reader).
+//
+// Every status read is audited (auditPolicy), at most 20 records per
+// second as procgate serve's default; PROCGATE_BENCH_AUDIT=all lifts the
+// rate limits, so that every request writes its records before its
+// answer (one write per chunk).
 func BenchmarkLoad(b *testing.B) {
 	requireRoot(b)
+	burst, args := 20, []string{"--audit-burst", "20"}
+	if os.Getenv("PROCGATE_BENCH_AUDIT") == "all" {
+		burst, args = 0, []string{"--audit-burst", "0", "--audit-budget", "0"}
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		old := debug.SetMemoryLimit(gate.DefaultMemoryLimit)
 		defer debug.SetMemoryLimit(old)
 	}
 	tgt := spawnTarget(b, uidTarget)
 	b.Run("inprocess", func(b *testing.B) {
-		h := startBroker(b, auditPolicy, 20)
+		h := startBroker(b, auditPolicy, burst)
 		loadShapes(b, h.socket, tgt.Process.Pid)
 		// The floor: a net/http server in this process that answers each
 		// request with the broker's own answer, recorded once, and does
@@ -222,7 +231,7 @@ func BenchmarkLoad(b *testing.B) {
 	// procgate serve as deployed: the built binary, privilege-separated
 	// (a capability-less front and the reader), with its own memory limit.
 	b.Run("privsep", func(b *testing.B) {
-		d := startDaemon(b, auditPolicy, "--audit-burst", "20")
+		d := startDaemon(b, auditPolicy, args...)
 		loadShapes(b, d.socket, tgt.Process.Pid)
 	})
 }

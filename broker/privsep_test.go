@@ -250,7 +250,7 @@ func TestPrivsepReload(t *testing.T) {
 // a client received has exactly one audit record, and none more.
 func TestPrivsepDrainAudit(t *testing.T) {
 	requireRoot(t)
-	d := startDaemon(t, auditPolicy, "--audit-burst", "0")
+	d := startDaemon(t, auditPolicy, "--audit-burst", "0", "--audit-budget", "0")
 	tgt := spawnTarget(t, uidTarget)
 	received, stop, wg := auditedLoad(d.socket, tgt.Process.Pid)
 	time.Sleep(1500 * time.Millisecond)

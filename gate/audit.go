@@ -1,14 +1,15 @@
 package gate
 
 import (
-	"bufio"
-	"fmt"
-	"io"
+	"cmp"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/procgate/procgate/audit"
+	"github.com/procgate/procgate/policy"
 )
 
 // AuditFormat selects the audit record's shape (package audit).
@@ -68,41 +69,80 @@ type AuditConfig struct {
 	// it.
 	File   *os.File
 	Format AuditFormat
-	// Burst is how many records per (subject uid, target uid, item,
-	// result, policy generation) key are written per Interval; the rest
-	// are counted and summarised in one "suppressed=N" record. 0 means no
-	// rate limit.
-	Burst    int
+	// Burst is how many records of decisions one caller (subject uid)
+	// may have written per Interval. Its further decisions in the
+	// interval are counted, and summarised when it ends in one
+	// "suppressed=N" record per result and policy generation
+	// (audit.ScopeCaller). 0 means no limit per caller.
+	Burst int
+	// Budget is how many records of decisions all callers together may
+	// have written per Interval, so that many uids (a container's subuid
+	// range) cannot multiply Burst. A caller's further decisions within
+	// its burst are counted, and summarised in one record per result and
+	// generation (audit.ScopeAll). 0 means no budget. With both limits,
+	// an interval has at most Budget records of decisions and, per policy
+	// generation, 2×(Budget/Burst) summaries of callers and 2 of the
+	// budget: the log's size is bounded (docs/api.md, "Audit log and
+	// metrics").
+	Budget   int
 	Interval time.Duration
-}
-
-type auditKey struct {
-	uid, tuid uint32
-	item      Item
-	granted   bool
-	gen       uint64
+	// Grants audits every item the policy grants beyond what the kernel
+	// gives the caller directly (an item the kernel would refuse it, or
+	// stat unmasked), as an auditallow rule does: what the daemon handed
+	// out that the caller could not read itself. Items the kernel lets
+	// the caller read are not recorded.
+	Grants bool
 }
 
 // Auditor writes audit records in the one record format (package audit),
-// numbered from 1. It buffers them and flushes every 100 ms, on Reopen
-// and on Close; Close loses none.
+// numbered from 1. Every write(2) holds whole records. Records wait in a
+// buffer until Flush — the gate flushes a chunk's records before its
+// answers leave —, until the buffer is large, or at most 100 ms; Close
+// loses none.
 type Auditor struct {
-	cfg AuditConfig
+	cfg     AuditConfig
+	discard bool // no log: records are only counted
 
 	mu         sync.Mutex
-	f          *os.File
-	w          *bufio.Writer
-	buf        []byte
-	serial     uint64
+	pending    []byte // whole records, not yet handed to a write
+	spare      []byte // a buffer to reuse
+	serial     uint64 // the last record's serial
+	tickets    uint64 // writes handed off
 	window     time.Time
-	perKey     map[auditKey]int
-	suppressed map[auditKey]int
+	written    int            // records of decisions in the window
+	byCaller   map[uint32]int // the same, per caller uid (with a Burst)
+	suppressed map[summaryKey]uint64
 	records    uint64 // records written (summaries included)
+	summaries  uint64 // summaries written
 	events     uint64 // audited decisions received
 	dropped    uint64 // decisions represented only in a summary
 	closed     bool
-	stop       chan struct{}
-	done       chan struct{}
+
+	// The writes, one at a time in the order their records were
+	// numbered: a write takes a ticket when it takes the records
+	// (under mu) and waits for its turn (under wmu). out, f and pipe are
+	// used only during a turn.
+	wmu           sync.Mutex
+	turn          *sync.Cond
+	done          uint64        // the last ticket whose write is over
+	flushed       atomic.Uint64 // the last serial handed to a write that is over
+	failedThrough atomic.Uint64 // the last serial of a write that failed
+	failure       atomic.Pointer[error]
+	lost          atomic.Uint64 // records a failed write did not write
+	out           *os.File      // nil: no log
+	f             *os.File      // the log file, closed by Close
+	pipe          bool          // out is not a regular file: writes of at most pipeBuf bytes
+
+	stop chan struct{}
+	quit chan struct{}
+}
+
+// summaryKey is what one summary counts.
+type summaryKey struct {
+	scope   audit.Scope
+	uid     uint32
+	granted bool
+	gen     uint64
 }
 
 // NewAuditor opens the log and starts the flusher.
@@ -110,7 +150,11 @@ func NewAuditor(cfg AuditConfig) (*Auditor, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
-	a := &Auditor{cfg: cfg, perKey: map[auditKey]int{}, suppressed: map[auditKey]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	a := &Auditor{
+		cfg: cfg, discard: cfg.Path == "" && cfg.File == nil,
+		byCaller: map[uint32]int{}, suppressed: map[summaryKey]uint64{}, stop: make(chan struct{}), quit: make(chan struct{}),
+	}
+	a.turn = sync.NewCond(&a.wmu)
 	if err := a.open(); err != nil {
 		return nil, err
 	}
@@ -118,30 +162,8 @@ func NewAuditor(cfg AuditConfig) (*Auditor, error) {
 	return a, nil
 }
 
-func (a *Auditor) open() error {
-	if a.cfg.File != nil {
-		a.f = a.cfg.File
-		a.w = bufio.NewWriterSize(a.f, 64<<10)
-		return nil
-	}
-	switch a.cfg.Path {
-	case "":
-		a.w = bufio.NewWriterSize(io.Discard, 64<<10)
-	case "-":
-		a.w = bufio.NewWriterSize(os.Stderr, 64<<10)
-	default:
-		f, err := os.OpenFile(a.cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return fmt.Errorf("gate: open audit log: %w", err)
-		}
-		a.f = f
-		a.w = bufio.NewWriterSize(f, 64<<10)
-	}
-	return nil
-}
-
 func (a *Auditor) flusher() {
-	defer close(a.done)
+	defer close(a.quit)
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -151,8 +173,8 @@ func (a *Auditor) flusher() {
 		case <-t.C:
 			a.mu.Lock()
 			a.rollWindowLocked(time.Now())
-			a.w.Flush()
 			a.mu.Unlock()
+			a.Flush()
 		}
 	}
 }
@@ -173,116 +195,92 @@ func (a *Auditor) record(ev *AuditEvent, fill func(*AuditEvent)) {
 	}
 	a.events++
 	a.rollWindowLocked(ev.Time)
-	if a.cfg.Burst > 0 {
-		k := auditKey{ev.UID, ev.TUID, ev.Item, ev.Granted, ev.Generation}
-		if a.perKey[k] >= a.cfg.Burst {
-			a.suppressed[k]++
-			a.dropped++
-			return
-		}
-		a.perKey[k]++
+	if !a.admitLocked(ev) {
+		return
 	}
 	if fill != nil {
 		fill(ev)
 	}
 	r := ev.record()
-	a.writeLocked(&r)
+	a.appendLocked(&r)
+}
+
+// admitLocked reports whether ev's record may be written in this window
+// and counts it; otherwise it counts ev in its summary.
+//
+// Preconditions: a.mu is held.
+func (a *Auditor) admitLocked(ev *AuditEvent) bool {
+	if a.cfg.Burst > 0 && a.byCaller[ev.UID] >= a.cfg.Burst {
+		a.suppressed[summaryKey{audit.ScopeCaller, ev.UID, ev.Granted, ev.Generation}]++
+		a.dropped++
+		return false
+	}
+	if a.cfg.Budget > 0 && a.written >= a.cfg.Budget {
+		a.suppressed[summaryKey{audit.ScopeAll, 0, ev.Granted, ev.Generation}]++
+		a.dropped++
+		return false
+	}
+	a.written++
+	if a.cfg.Burst > 0 {
+		a.byCaller[ev.UID]++
+	}
+	return true
 }
 
 // rollWindowLocked starts a new rate-limit window when the current one
-// is over, writing one summary per key that was suppressed in it.
+// is over, writing the summaries of the decisions suppressed in it.
 //
 // Preconditions: a.mu is held.
 func (a *Auditor) rollWindowLocked(now time.Time) {
-	if a.cfg.Burst == 0 || now.Sub(a.window) < a.cfg.Interval {
+	if a.cfg.Burst == 0 && a.cfg.Budget == 0 || now.Sub(a.window) < a.cfg.Interval {
 		return
 	}
 	a.summariesLocked(now)
 	a.window = now
 }
 
-// summariesLocked writes the suppressed=N summaries.
+// summariesLocked writes the suppressed=N summaries, callers by uid
+// first, then those of the budget, and starts counting afresh.
 //
 // Preconditions: a.mu is held.
 func (a *Auditor) summariesLocked(now time.Time) {
-	for k, n := range a.suppressed {
-		access, name := k.item.AuditAccess()
-		a.writeLocked(&audit.Record{
-			Time: now, Granted: k.granted, Access: access, Item: name,
-			Subject: audit.Process{UID: k.uid}, Target: audit.Process{UID: k.tuid},
-			Generation: k.gen, Suppressed: uint64(n),
+	keys := make([]summaryKey, 0, len(a.suppressed))
+	for k := range a.suppressed {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y summaryKey) int {
+		return cmp.Or(cmp.Compare(x.scope, y.scope), cmp.Compare(x.uid, y.uid), cmp.Compare(x.gen, y.gen), boolCompare(x.granted, y.granted))
+	})
+	for _, k := range keys {
+		a.summaries++
+		a.appendLocked(&audit.Record{
+			Time: now, Granted: k.granted, Scope: k.scope, Subject: audit.Process{UID: k.uid},
+			Generation: k.gen, Suppressed: a.suppressed[k],
 		})
 	}
 	clear(a.suppressed)
-	clear(a.perKey)
+	clear(a.byCaller)
+	a.written = 0
 }
 
-// writeLocked numbers r and writes it.
-//
-// Preconditions: a.mu is held.
-func (a *Auditor) writeLocked(r *audit.Record) {
-	a.serial++
-	a.records++
-	r.Serial = a.serial
-	b := a.buf[:0]
-	if a.cfg.Format == AuditJSON {
-		b = audit.AppendJSON(b, r)
-	} else {
-		b = audit.AppendAVC(b, r)
+func boolCompare(x, y bool) int {
+	switch {
+	case x == y:
+		return 0
+	case x:
+		return 1
 	}
-	b = append(b, '\n')
-	a.buf = b
-	a.w.Write(b)
-}
-
-// Reopen flushes and reopens the log file (log rotation, SIGHUP); a log
-// given as an open File is only flushed.
-func (a *Auditor) Reopen() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.w.Flush()
-	if a.f == nil || a.cfg.File != nil {
-		return nil
-	}
-	a.f.Close()
-	a.f = nil
-	return a.open()
-}
-
-// Flush writes buffered records out.
-func (a *Auditor) Flush() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.w.Flush()
-}
-
-// Close writes pending summaries, flushes and closes the log.
-func (a *Auditor) Close() error {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return nil
-	}
-	a.closed = true
-	a.summariesLocked(time.Now())
-	err := a.w.Flush()
-	if a.f != nil {
-		if cerr := a.f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	a.mu.Unlock()
-	close(a.stop)
-	<-a.done
-	return err
+	return -1
 }
 
 // AuditStats are the auditor's counts.
 type AuditStats struct {
 	// Events is the number of audited decisions received; Records the
-	// records written (summaries included); Suppressed the decisions
-	// represented only by a summary.
-	Events, Records, Suppressed uint64
+	// records written (summaries included), Summaries the summaries among
+	// them; Suppressed the decisions represented only by a summary, so
+	// that Events = Records − Summaries + Suppressed. Lost counts the
+	// records a failed write left out of the log.
+	Events, Records, Summaries, Suppressed, Lost uint64
 }
 
 // Stats returns the counts so far.
@@ -292,5 +290,33 @@ func (a *Auditor) Stats() AuditStats {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return AuditStats{Events: a.events, Records: a.records, Suppressed: a.dropped}
+	return AuditStats{Events: a.events, Records: a.records, Summaries: a.summaries, Suppressed: a.dropped, Lost: a.lost.Load()}
+}
+
+// grants reports whether every grant beyond the kernel is audited.
+func (a *Auditor) grants() bool { return a != nil && a.cfg.Grants }
+
+// registerAuditMetrics exports the auditor's counts.
+func registerAuditMetrics(m *Metrics, a *Auditor) {
+	m.Gauge("procgate_audit_events_total", func() float64 { return float64(a.Stats().Events) })
+	m.Gauge("procgate_audit_records_total", func() float64 { return float64(a.Stats().Records) })
+	m.Gauge("procgate_audit_summaries_total", func() float64 { return float64(a.Stats().Summaries) })
+	m.Gauge("procgate_audit_suppressed_total", func() float64 { return float64(a.Stats().Suppressed) })
+	m.Gauge("procgate_audit_lost_total", func() float64 { return float64(a.Stats().Lost) })
+}
+
+// beyondKernel reports whether a granted item is more than the kernel
+// would give the caller directly: an item it would refuse the caller, or
+// stat served unmasked where the kernel would mask it.
+func beyondKernel(v *View, it Item, vd Verdict) bool {
+	kd := v.Kernel[it]
+	switch {
+	case !kd.Allowed:
+		return true
+	case it == policy.ItemStatFull:
+		return kd.Masked
+	case it == policy.ItemStat:
+		return kd.Masked && !vd.Masked
+	}
+	return false
 }

@@ -151,8 +151,7 @@ func New(cfg Config) (*Gate, error) {
 	m.Gauge("procgate_view_cache_reclaims_total", func() float64 { return float64(g.cache.evicted.Load()) })
 	m.Gauge("procgate_model_reads_total", func() float64 { return float64(g.cache.reads.Load()) })
 	m.Gauge("procgate_policy_generation", func() float64 { return float64(g.Policy().Generation()) })
-	m.Gauge("procgate_audit_records_total", func() float64 { return float64(g.audit.Stats().Records) })
-	m.Gauge("procgate_audit_suppressed_total", func() float64 { return float64(g.audit.Stats().Suppressed) })
+	registerAuditMetrics(m, g.audit)
 	g.stallGauges()
 	return g, nil
 }
@@ -479,8 +478,10 @@ type target struct {
 	err  error
 }
 
-// readChunk pins, decides and reads a few processes.
+// readChunk pins, decides and reads a few processes, and writes out
+// their audit records: an answer never leaves before its record.
 func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, w work) ([]ProcResult, error) {
+	mark := g.audit.mark()
 	bp := g.bufs.Get().(*[]byte)
 	defer g.bufs.Put(bp)
 	pids := w.pids
@@ -558,6 +559,9 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, w work) ([]ProcRes
 	out := make([]ProcResult, len(pids))
 	for i := range ts {
 		out[i] = g.answer(c, pol, req, &ts[i], pids[i], nk, bp)
+	}
+	if err := g.audit.flushSince(mark); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -677,7 +681,10 @@ func (g *Gate) decide(pol Policy, s *policy.Subject, t *policy.Target, rel polic
 			g.metrics.denialsHidden.Add(1)
 		}
 	}
-	if vd.Audit && g.audit != nil {
+	// Audited grants (AuditConfig.Grants): every grant beyond what the
+	// kernel gives the caller, as if an auditallow rule asked for it.
+	grant := !vd.Audit && vd.Allowed && g.audit.grants() && beyondKernel(v, it, vd)
+	if (vd.Audit || grant) && g.audit != nil {
 		ev := &AuditEvent{
 			Time: time.Now(), Granted: vd.Allowed, Item: it,
 			PID: s.PID, Comm: s.Comm, UID: s.UID, SContext: firstNonEmpty(s.SELinux, s.AppArmor),
@@ -688,7 +695,11 @@ func (g *Gate) decide(pol Policy, s *policy.Subject, t *policy.Target, rel polic
 		// for a record that is written, not for one the rate limit
 		// suppresses.
 		g.audit.record(ev, func(ev *AuditEvent) {
-			ev.Rule, ev.Reason = ruleOf(pol, s, t, rel, it)
+			ruleItem := it
+			if it == policy.ItemStat && grant && vd.Source != SourcePolicy {
+				ruleItem = policy.ItemStatFull // stat unmasked: stat_full's rule
+			}
+			ev.Rule, ev.Reason = ruleOf(pol, s, t, rel, ruleItem)
 			if !vd.Allowed && vd.Source != SourcePolicy {
 				ev.Reason = vd.Reason
 			}

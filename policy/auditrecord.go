@@ -103,7 +103,9 @@ func (e Explanation) AuditLine() string {
 type AuditRecord struct {
 	// Record is the record as written.
 	Record audit.Record
-	// Item is the item the record names.
+	// Item is the item the record names; a summary of any access
+	// (Record.Scope ScopeCaller or ScopeAll) names none, and Item is then
+	// meaningless.
 	Item Item
 	// Default is set for a default denial (rule=none…).
 	Default bool
@@ -126,7 +128,9 @@ func ParseAuditLine(line string) (*AuditRecord, error) {
 		return nil, err
 	}
 	out := &AuditRecord{Record: r}
-	out.Item, _ = itemOf(r.Access, r.Item) // vetted by the parser
+	if r.Access != "" { // a summary of any access names no item
+		out.Item, _ = itemOf(r.Access, r.Item) // vetted by the parser
+	}
 	if r.IsSummary() {
 		return out, nil
 	}

@@ -25,6 +25,13 @@ type GateConfig struct {
 	AuditFormat string        `json:"audit_format"`
 	AuditBurst  int           `json:"audit_burst"`
 	ReadTimeout time.Duration `json:"read_timeout"`
+	// AuditBudget bounds the records of decisions per second of all
+	// callers together, as AuditBurst bounds one caller uid's
+	// (gate.AuditConfig.Burst, Budget); 0 means no limit.
+	AuditBudget int `json:"audit_budget"`
+	// AuditGrants audits every item the policy grants beyond what the
+	// kernel gives the caller (gate.AuditConfig.Grants).
+	AuditGrants bool `json:"audit_grants"`
 	// MemoryLimit is the Go memory limit (debug.SetMemoryLimit) the
 	// reader applies unless GOMEMLIMIT is set; 0 leaves it alone.
 	MemoryLimit int64 `json:"memory_limit"`
@@ -194,7 +201,10 @@ func OpenGate(cfg GateConfig, log *slog.Logger) (*gate.Gate, *gate.Auditor, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	aud, err := gate.NewAuditor(gate.AuditConfig{Path: cfg.AuditLog, File: cfg.AuditFile, Format: format, Burst: cfg.AuditBurst, Interval: time.Second})
+	aud, err := gate.NewAuditor(gate.AuditConfig{
+		Path: cfg.AuditLog, File: cfg.AuditFile, Format: format,
+		Burst: cfg.AuditBurst, Budget: cfg.AuditBudget, Interval: time.Second, Grants: cfg.AuditGrants,
+	})
 	if err != nil {
 		return nil, nil, err
 	}

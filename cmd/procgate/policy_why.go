@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procgate/procgate/audit"
 	"github.com/procgate/procgate/policy"
 )
 
@@ -51,8 +52,17 @@ func runWhy(out io.Writer, line string, files []string) error {
 		fmt.Fprintf(out, "record %d, %s\n", r.Serial, r.Time.Format(time.RFC3339Nano))
 	}
 	if r.IsSummary() {
-		fmt.Fprintf(out, "%s %s: %d more decision(s) for uid %d on uid %d not logged (rate limit), policy generation %d\n",
-			r.Result(), rec.Item.AccessName(), r.Suppressed, r.Subject.UID, r.Target.UID, r.Generation)
+		switch r.Scope {
+		case audit.ScopeCaller:
+			fmt.Fprintf(out, "%s: %d more decision(s) of uid %d, on any process and item, not logged (rate limit: the caller's burst), policy generation %d\n",
+				r.Result(), r.Suppressed, r.Subject.UID, r.Generation)
+		case audit.ScopeAll:
+			fmt.Fprintf(out, "%s: %d more decision(s) of any caller, on any process and item, not logged (rate limit: the log's budget, shared by all callers), policy generation %d\n",
+				r.Result(), r.Suppressed, r.Generation)
+		default:
+			fmt.Fprintf(out, "%s %s: %d more decision(s) for uid %d on uid %d not logged (rate limit), policy generation %d\n",
+				r.Result(), rec.Item.AccessName(), r.Suppressed, r.Subject.UID, r.Target.UID, r.Generation)
+		}
 		fmt.Fprintln(out, "a summary names no rule")
 		return nil
 	}

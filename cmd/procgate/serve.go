@@ -25,6 +25,8 @@ type serveConfig struct {
 	AuditLog     string        `yaml:"audit_log"`
 	AuditFormat  string        `yaml:"audit_format"`
 	AuditBurst   int           `yaml:"audit_burst"`
+	AuditBudget  int           `yaml:"audit_budget"`
+	AuditGrants  bool          `yaml:"audit_grants"`
 	Metrics      string        `yaml:"metrics"`
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	MaxConns     int           `yaml:"max_connections"`
@@ -42,7 +44,7 @@ type serveConfig struct {
 func newServeCmd() *cobra.Command {
 	var cfgFile string
 	var landlockFlag bool
-	c := serveConfig{Socket: client.DefaultSocket, AuditFormat: "avc", AuditBurst: 20, DrainTimeout: 30 * time.Second}
+	c := serveConfig{Socket: client.DefaultSocket, AuditFormat: "avc", AuditBurst: 20, AuditBudget: 40, DrainTimeout: 30 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "serve [--config FILE] [--policy FILE] [--socket PATH] [--audit-log PATH|-] [--metrics ADDR]",
 		Short: "Run the broker: serve process state to unprivileged callers under a policy",
@@ -67,8 +69,18 @@ front warns and runs unconfined (still without capabilities).
 --no-privsep runs everything in one process with CAP_SYS_PTRACE and
 CAP_DAC_READ_SEARCH (no Landlock). If the reader dies, the front answers 503
 and exits with status 1 (let the supervisor restart it). SIGHUP reloads the policy (an invalid one is reported and the
-last good one stays) and reopens the audit log; SIGTERM drains requests in
-progress, flushes the audit log and exits.
+last good one stays); SIGTERM drains requests in progress, flushes the audit
+log and exits.
+
+The audit log is opened once, before any privilege is dropped, and written
+through that descriptor: rotate it with logrotate's copytruncate (the
+descriptor appends), or give --audit-log - and let journald keep it. A
+decision's record is written before its answer leaves, in whole lines.
+--audit-burst records per caller uid and --audit-budget records for all
+callers per second bound its size (docs/api.md, "Audit log and metrics");
+every decision past them is counted in a suppressed=N summary.
+--audit-grants also records every item the policy grants beyond what the
+kernel gives the caller itself.
 
 Exit status: 0 after a clean shutdown, 2 on invalid configuration or when the
 socket cannot be served.`,
@@ -94,12 +106,14 @@ socket cannot be served.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfgFile, "config", "", "YAML configuration file (keys: policy, socket, audit_log, audit_format, audit_burst, metrics, read_timeout, max_connections, max_connections_per_uid, max_requests_per_uid, reserved_connections, keep_privileges, no_privsep, landlock, front_user, reader_user, drain_timeout)")
+	f.StringVar(&cfgFile, "config", "", "YAML configuration file (keys: policy, socket, audit_log, audit_format, audit_burst, audit_budget, audit_grants, metrics, read_timeout, max_connections, max_connections_per_uid, max_requests_per_uid, reserved_connections, keep_privileges, no_privsep, landlock, front_user, reader_user, drain_timeout)")
 	f.StringVar(&c.Policy, "policy", "", "policy file (default: the embedded default policy)")
 	f.StringVar(&c.Socket, "socket", c.Socket, "Unix socket to listen on (ignored under socket activation)")
 	f.StringVar(&c.AuditLog, "audit-log", "", "audit log file, or - for standard error (default: none)")
 	f.StringVar(&c.AuditFormat, "audit-format", c.AuditFormat, "audit record format: avc or json")
-	f.IntVar(&c.AuditBurst, "audit-burst", c.AuditBurst, "records per (uid, target uid, item, result) per second before a suppressed=N summary; 0 = no limit")
+	f.IntVar(&c.AuditBurst, "audit-burst", c.AuditBurst, "records per caller uid per second; the caller's further decisions are counted in one suppressed=N summary per second; 0 = no limit")
+	f.IntVar(&c.AuditBudget, "audit-budget", c.AuditBudget, "records per second of all callers together (bounds the log's size, docs/api.md); further decisions are counted in one suppressed=N summary per second; 0 = no limit")
+	f.BoolVar(&c.AuditGrants, "audit-grants", false, "audit every item the policy grants beyond what the kernel gives the caller itself")
 	f.StringVar(&c.Metrics, "metrics", "", "address for Prometheus metrics (host:port, or a path for a Unix socket)")
 	f.DurationVar(&c.ReadTimeout, "read-timeout", 2*time.Second, "deadline for reads that take the target's mmap lock")
 	f.BoolVar(&c.KeepPrivs, "keep-privileges", false, "do not drop capabilities nor confine the front (debugging only)")
@@ -127,6 +141,12 @@ func mergeConfig(c *serveConfig, fc serveConfig, cmd *cobra.Command) {
 	}
 	if fc.AuditBurst != 0 && !set("audit-burst") {
 		c.AuditBurst = fc.AuditBurst
+	}
+	if fc.AuditBudget != 0 && !set("audit-budget") {
+		c.AuditBudget = fc.AuditBudget
+	}
+	if fc.AuditGrants && !set("audit-grants") {
+		c.AuditGrants = true
 	}
 	if fc.Metrics != "" && !set("metrics") {
 		c.Metrics = fc.Metrics
@@ -163,6 +183,7 @@ func runServe(ctx context.Context, c serveConfig) error {
 	cfg := daemon.Config{
 		Gate: privsep.GateConfig{
 			Policy: c.Policy, AuditLog: c.AuditLog, AuditFormat: c.AuditFormat, AuditBurst: c.AuditBurst,
+			AuditBudget: c.AuditBudget, AuditGrants: c.AuditGrants,
 			ReadTimeout: c.ReadTimeout,
 		},
 		Metrics: c.Metrics, KeepPrivileges: c.KeepPrivs, NoPrivsep: c.NoPrivsep,
