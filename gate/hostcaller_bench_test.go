@@ -15,7 +15,7 @@ import (
 // status and stat (plain items: no model) of 32 sleeping processes by
 // pid, or of every process (all). It uses only the gate's API as it was
 // before callers in other pid namespaces were translated, so that the
-// same file measures the gate before and after (docs/security/pidns.md).
+// same file measures the gate before and after (docs/security.md, "Callers in other pid namespaces").
 //
 //	sudo go test -run '^$' -bench BenchmarkHostCaller -count 10 ./gate/
 func BenchmarkHostCaller(b *testing.B) {

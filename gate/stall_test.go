@@ -37,7 +37,7 @@ const (
 	stallFor      = 6 * time.Second
 )
 
-// TestStalledTargets is the stalled-target attack (docs/security/stall.md):
+// TestStalledTargets is the stalled-target attack (docs/security.md, "Stalled targets"):
 // an unprivileged user's processes hold their own mmap locks (a page of a
 // FUSE file that never arrives), and the user sends 70 requests at once,
 // in a loop, for their cmdline, environ and maps, for several seconds.
