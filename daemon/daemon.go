@@ -5,7 +5,7 @@
 // daemon still holds its privileges, serves Prometheus metrics, drops the
 // privileges and confines the front, then serves until SIGTERM or SIGINT
 // (drain: requests in progress finish, the audit log is flushed), with
-// SIGHUP reloading the policy and reopening the audit log. When the
+// SIGHUP reloading the policy (and flushing the audit log). When the
 // reader dies the daemon fails closed and exits.
 //
 // Fronts are thin: the sequence above, the confinement and the reader

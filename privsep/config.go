@@ -216,9 +216,10 @@ func OpenGate(cfg GateConfig, log *slog.Logger) (*gate.Gate, *gate.Auditor, erro
 	return g, aud, nil
 }
 
-// Reload reopens the audit log, drops the model's cache and recompiles
-// the policy; an invalid one leaves the last good one in force. It
-// returns the generation in force, and counts the outcome in
+// Reload reopens an audit log opened by path (flushes one given as a
+// descriptor), drops the model's cache and recompiles the policy; an
+// invalid one leaves the last good one in force. It returns the
+// generation in force, and counts the outcome in
 // procgate_policy_reloads_total{result="ok"|"error"}.
 func Reload(log *slog.Logger, g *gate.Gate, aud *gate.Auditor, path string) (uint64, error) {
 	if err := aud.Reopen(); err != nil {

@@ -211,7 +211,7 @@ func (r *Remote) WriteMetrics(w io.Writer) error {
 	return err
 }
 
-// Reload asks the reader to reopen the audit log and reload the policy
+// Reload asks the reader to flush the audit log and reload the policy
 // (SIGHUP); an invalid policy leaves the last good one in force. It
 // returns the generation in force.
 func (r *Remote) Reload() (uint64, error) {
