@@ -265,38 +265,16 @@ func MaskStat(b []byte) []byte {
 	if i < 0 {
 		return b
 	}
-	out := make([]byte, 0, len(b))
-	out = append(out, b[:i+1]...)
-	rest := b[i+1:]
-	n := 2
-	for len(rest) > 0 {
-		// leading space
-		j := 0
-		for j < len(rest) && rest[j] == ' ' {
-			j++
-		}
-		out = append(out, rest[:j]...)
-		rest = rest[j:]
-		k := 0
-		for k < len(rest) && rest[k] != ' ' && rest[k] != '\n' {
-			k++
-		}
-		if k == 0 {
-			out = append(out, rest...)
-			break
-		}
-		n++
-		f := rest[:k]
-		rest = rest[k:]
+	out := append(make([]byte, 0, len(b)), b[:i+1]...)
+	return procfs.MapStatFields(out, b[i+1:], func(n int, f []byte) []byte {
 		switch {
 		case n == 26 || n == 27:
 			if string(f) != "0" {
-				f = []byte("1")
+				return []byte("1")
 			}
 		case n == 28 || n == 29 || n == 30 || n == 35 || (n >= 45 && n <= 52):
-			f = []byte("0")
+			return []byte("0")
 		}
-		out = append(out, f...)
-	}
-	return out
+		return f
+	})
 }

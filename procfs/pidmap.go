@@ -180,7 +180,41 @@ func (m PIDMap) Stat(b []byte, ids NSIDs) ([]byte, error) {
 	out := make([]byte, 0, len(b))
 	out = strconv.AppendInt(out, int64(m.pid(pid, ids.Pid)), 10)
 	out = append(out, b[sp:rp+1]...)
-	rest := b[rp+1:]
+	var bad error
+	out = MapStatFields(out, b[rp+1:], func(n int, f []byte) []byte {
+		switch n {
+		case 4, 5, 6, 8:
+		default:
+			return f
+		}
+		v, err := strconv.Atoi(string(f))
+		if err != nil {
+			if bad == nil {
+				bad = fmt.Errorf("stat field %d %q: %w", n, f, ErrMalformed)
+			}
+			return f
+		}
+		switch n {
+		case 4: // the parent: never the task itself
+			v = m.pid(v, nil)
+		case 5, 8: // its process group; the terminal's foreground group (-1 stays)
+			v = m.pid(v, ids.Pgid)
+		case 6:
+			v = m.pid(v, ids.Sid)
+		}
+		return strconv.AppendInt(nil, int64(v), 10)
+	})
+	if bad != nil {
+		return nil, bad
+	}
+	return out, nil
+}
+
+// MapStatFields appends to out the fields of a stat line after its
+// command name (rest: what follows the last ')'), numbered as
+// proc_pid_stat(5) numbers them (3, the state, first), each passed
+// through f, with the spacing and the final newline kept.
+func MapStatFields(out, rest []byte, f func(n int, field []byte) []byte) []byte {
 	n := 2
 	for len(rest) > 0 {
 		j := 0
@@ -194,32 +228,13 @@ func (m PIDMap) Stat(b []byte, ids NSIDs) ([]byte, error) {
 			k++
 		}
 		if k == 0 {
-			out = append(out, rest...)
-			break
+			return append(out, rest...)
 		}
 		n++
-		f := rest[:k]
+		out = append(out, f(n, rest[:k])...)
 		rest = rest[k:]
-		switch n {
-		case 4, 5, 6, 8:
-			v, err := strconv.Atoi(string(f))
-			if err != nil {
-				return nil, fmt.Errorf("stat field %d %q: %w", n, f, ErrMalformed)
-			}
-			switch n {
-			case 4: // the parent: never the task itself
-				v = m.pid(v, nil)
-			case 5, 8: // its process group; the terminal's foreground group (-1 stays)
-				v = m.pid(v, ids.Pgid)
-			case 6:
-				v = m.pid(v, ids.Sid)
-			}
-			out = strconv.AppendInt(out, int64(v), 10)
-			continue
-		}
-		out = append(out, f...)
 	}
-	return out, nil
+	return out
 }
 
 // Sched rewrites the first line of a sched file (kernel/sched/debug.c
