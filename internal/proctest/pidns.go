@@ -74,23 +74,10 @@ func StartPIDNS(t testing.TB, o NSOptions) *PIDNS {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), roleEnv+"=pidns", nsOptionsEnv+"="+string(b))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		in.Close() // the init exits, and the kernel kills the namespace
-		_ = cmd.Wait()
-	})
-	ns := &PIDNS{Init: cmd.Process.Pid, in: in, out: bufio.NewReader(out)}
+	// Closing its input makes the init exit, and the kernel kill the
+	// namespace.
+	in, out := startRole(t, cmd, false)
+	ns := &PIDNS{Init: cmd.Process.Pid, in: in, out: out}
 	line, err := ns.out.ReadBytes('\n')
 	if err != nil || json.Unmarshal(line, &ns.Info) != nil {
 		t.Fatalf("pid namespace init said %q: %v", line, err)

@@ -129,8 +129,22 @@ func Start(t testing.TB, o Options) (pid, tid int) {
 	if o.UID != 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: o.UID, Gid: o.UID}}
 	}
+	_, out := startRole(t, cmd, true)
+	line, err := out.ReadString('\n')
+	if _, serr := fmt.Sscanf(strings.TrimSpace(line), "ready %d", &tid); err != nil || serr != nil || tid == cmd.Process.Pid {
+		t.Fatalf("helper said %q: %v %v", line, err, serr)
+	}
+	return cmd.Process.Pid, tid
+}
+
+// startRole starts cmd, a helper role of the test binary, and returns
+// its standard input and output. When the test ends its input is closed
+// (a helper waits for that to exit), then, with kill, it is killed, and
+// it is waited for.
+func startRole(t testing.TB, cmd *exec.Cmd, kill bool) (io.WriteCloser, *bufio.Reader) {
+	t.Helper()
 	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,15 +156,13 @@ func Start(t testing.TB, o Options) (pid, tid int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Kill()
+		in.Close()
+		if kill {
+			_ = cmd.Process.Kill()
+		}
 		_ = cmd.Wait()
 	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if _, serr := fmt.Sscanf(strings.TrimSpace(line), "ready %d", &tid); err != nil || serr != nil || tid == cmd.Process.Pid {
-		t.Fatalf("helper said %q: %v %v", line, err, serr)
-	}
-	return cmd.Process.Pid, tid
+	return in, bufio.NewReader(out)
 }
 
 var (
