@@ -28,6 +28,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -229,11 +230,70 @@ func (p *Process) Text(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if s, ok := quickString(raw); ok {
+		return s, nil
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", fmt.Errorf("pid %d %s: not a text item: %w", p.PID, name, err)
 	}
 	return s, nil
+}
+
+// quickString decodes a JSON string as the broker writes it
+// (gate.AppendString) — runs of plain bytes between the escapes \" \\
+// \n \t \r and \uXXXX (no surrogate pairs: the broker escapes only
+// control characters, U+2028, U+2029 and U+FFFD) — by copying the runs,
+// several times faster than encoding/json on a status file. It reports
+// false for anything else, which encoding/json then decodes. raw is a
+// value the line's decoding has already checked to be valid JSON.
+func quickString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	if !utf8.Valid(in) { // encoding/json would replace the invalid bytes
+		return "", false
+	}
+	var out strings.Builder // its String does not copy
+	out.Grow(len(in))
+	for len(in) > 0 {
+		i := bytes.IndexByte(in, '\\')
+		if i < 0 {
+			out.Write(in)
+			break
+		}
+		out.Write(in[:i])
+		in = in[i:]
+		if len(in) < 2 {
+			return "", false
+		}
+		switch in[1] {
+		case '"', '\\':
+			out.WriteByte(in[1])
+		case 'n':
+			out.WriteByte('\n')
+		case 't':
+			out.WriteByte('\t')
+		case 'r':
+			out.WriteByte('\r')
+		case 'u':
+			if len(in) < 6 {
+				return "", false
+			}
+			r, err := strconv.ParseUint(string(in[2:6]), 16, 16)
+			if err != nil || r >= 0xd800 && r <= 0xdfff {
+				return "", false
+			}
+			out.WriteRune(rune(r))
+			in = in[6:]
+			continue
+		default:
+			return "", false
+		}
+		in = in[2:]
+	}
+	return out.String(), true
 }
 
 // List returns a list item (cmdline, environ).

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"syscall"
 	"testing"
+
+	"github.com/procgate/procgate/gate"
 )
 
 func TestItemErrorIs(t *testing.T) {
@@ -62,6 +64,31 @@ func TestItemErrorText(t *testing.T) {
 		back := ItemError{PID: tc.err.PID, Item: tc.err.Item}
 		if err := json.Unmarshal(b, &back); err != nil || back.Errno != tc.err.Errno || back.Name() != tc.err.Name() || back.Reason != tc.err.Reason {
 			t.Errorf("json.Unmarshal(%s) = %+v, %v, want %+v", b, back, err, tc.err)
+		}
+	}
+}
+
+// TestQuickString: every string the broker writes decodes by the quick
+// path to what encoding/json decodes; what the quick path cannot take
+// is left to encoding/json.
+func TestQuickString(t *testing.T) {
+	for _, s := range []string{"", "Name:\tsleep\nState:\tS (sleeping)\n", `quo"te \ back`, "\x00\x1f\x7f", "é ü \u2028 \u2029 <>&", "\xff broken"} {
+		raw := gate.AppendString(nil, s)
+		var want string
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := quickString(raw)
+		if !ok || got != want {
+			t.Errorf("%q: quick %q %v, want %q", raw, got, ok, want)
+		}
+	}
+	for _, raw := range []string{`"a\/b"`, `"\b\f"`, `123`, `"unterminated`, `"\ud800"`} {
+		if got, ok := quickString([]byte(raw)); ok {
+			var want string
+			if json.Unmarshal([]byte(raw), &want) != nil || got != want {
+				t.Errorf("%s: quick path took it as %q", raw, got)
+			}
 		}
 	}
 }
