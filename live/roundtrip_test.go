@@ -165,12 +165,15 @@ func accessName(a Access) string {
 }
 
 // sameTask reports whether two reads of a task agree on what decisions
-// depend on.
+// depend on. A user task's new name stands for an exec; a kernel
+// thread's does not: a workqueue worker renames itself for the work it
+// runs (kworker/1:0-events, kworker/1:0-mm_percpu_wq), many times a
+// second on a busy machine, and nothing the model decides on changes.
 func sameTask(a, b *kernel.Task) bool {
 	if a == nil || b == nil {
 		return false
 	}
-	if a.Name != b.Name || a.State != b.State || a.Kthread != b.Kthread || (a.MM == nil) != (b.MM == nil) {
+	if a.Name != b.Name && !(a.Kthread && b.Kthread) || a.State != b.State || a.Kthread != b.Kthread || (a.MM == nil) != (b.MM == nil) {
 		return false
 	}
 	if a.MM != nil && a.MM.Dumpable != b.MM.Dumpable {
