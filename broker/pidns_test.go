@@ -93,7 +93,7 @@ func procPIDs(t *testing.T, proc string) []int {
 // privilege-separated daemon, whose confined reader translates pids.
 func TestPIDNamespaceCallers(t *testing.T) {
 	requireRoot(t)
-	outer := proctest.StartPIDNS(t, proctest.NSOptions{Sleepers: 2, LastPID: lastPID, Nested: &proctest.NSOptions{Sleepers: 2, LastPID: lastPID}})
+	outer := proctest.StartPIDNS(t, proctest.NSOptions{Sleepers: 2, LastPID: proctest.LastPID, Nested: &proctest.NSOptions{Sleepers: 2, LastPID: proctest.LastPID}})
 	sibling := proctest.StartPIDNS(t, proctest.NSOptions{Sleepers: 30})
 	inner := outer.Info.Nested
 	spaces := []struct {
@@ -158,7 +158,7 @@ func TestPIDNamespaceCallers(t *testing.T) {
 					}
 
 					// The host's pids and the sibling's are no such process.
-					hidden := append([]int{os.Getpid(), sibling.Init}, freePIDs(t, ns.proc, procPIDs(t, sibling.Proc()))...)
+					hidden := append([]int{os.Getpid(), sibling.Init}, proctest.FreePIDs(ns.proc, procPIDs(t, sibling.Proc()))...)
 					if len(hidden) < 5 {
 						t.Fatalf("too few of the sibling's pids are free in the namespace: %v", hidden)
 					}
@@ -228,23 +228,6 @@ func TestUnsharedCaller(t *testing.T) {
 		})
 	}
 }
-
-// freePIDs returns those of pids that no task of the pid namespace whose
-// procfs is proc has, nor will have: it allocates pids above lastPID
-// (NSOptions.LastPID).
-func freePIDs(t testing.TB, proc string, pids []int) []int {
-	t.Helper()
-	var out []int
-	for _, p := range pids {
-		if _, err := os.Stat(proc + "/" + strconv.Itoa(p)); err != nil && p < lastPID {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// lastPID is the last pid the test's namespaces allocated when set up.
-const lastPID = 1000
 
 // hostStart returns the start time of a process of the test's pid
 // namespace (stat field 22).

@@ -47,7 +47,7 @@ type nsSpace struct {
 // namespace's overlap. It returns the child, the grandchild and the
 // sibling.
 func nestedSpaces(t testing.TB) (child, grandchild nsSpace, sibling *proctest.PIDNS) {
-	outer := proctest.StartPIDNS(t, proctest.NSOptions{Sleepers: 2, Thread: true, LastPID: lastPID, Nested: &proctest.NSOptions{Sleepers: 2, LastPID: lastPID}})
+	outer := proctest.StartPIDNS(t, proctest.NSOptions{Sleepers: 2, Thread: true, LastPID: proctest.LastPID, Nested: &proctest.NSOptions{Sleepers: 2, LastPID: proctest.LastPID}})
 	sibling = proctest.StartPIDNS(t, proctest.NSOptions{Sleepers: 30})
 	in := outer.Info.Nested
 	child = nsSpace{"child", outer.Info.Ino, proctest.HostPID(t, outer.Info.Ino, outer.Info.Sleepers[0]), outer.Proc(), outer.Info.Thread, outer.Info.ThreadOf}
@@ -71,23 +71,6 @@ func listProc(t testing.TB, proc string) []int {
 	slices.Sort(pids)
 	return pids
 }
-
-// freePIDs returns those of pids that no task of the pid namespace whose
-// procfs is proc has, nor will have: it allocates pids above lastPID
-// (NSOptions.LastPID).
-func freePIDs(t testing.TB, proc string, pids []int) []int {
-	t.Helper()
-	var out []int
-	for _, p := range pids {
-		if _, err := os.Stat(proc + "/" + strconv.Itoa(p)); err != nil && p < lastPID {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// lastPID is the last pid the test's namespaces allocated when set up.
-const lastPID = 1000
 
 // readReq answers req and returns the process answers by pid.
 func readReq(t testing.TB, g *gate.Gate, c *gate.Caller, req *gate.Request) map[int]*gate.ProcResult {
@@ -250,7 +233,7 @@ func checkNamespacedCaller(t *testing.T, g *gate.Gate, ns nsSpace, siblingPIDs [
 	}
 
 	// Pids it cannot see are no such process, naming nothing else.
-	hidden := append([]int{os.Getpid()}, freePIDs(t, ns.proc, siblingPIDs)...) // only the sibling has them
+	hidden := append([]int{os.Getpid()}, proctest.FreePIDs(ns.proc, siblingPIDs)...) // only the sibling has them
 	if len(hidden) < 5 {
 		t.Fatalf("the sibling namespace has too few pids the caller's lacks: %v", hidden)
 	}

@@ -336,3 +336,20 @@ func runSpec(spec RunSpec) runReply {
 	}
 	return r
 }
+
+// LastPID is the pid a namespace of the tests allocates up to when set
+// up (NSOptions.LastPID): pids below it that no task of it has stay free.
+const LastPID = 1000
+
+// FreePIDs returns those of pids below LastPID that no task of the pid
+// namespace whose procfs is proc has, nor will have (its next pid is
+// above LastPID).
+func FreePIDs(proc string, pids []int) []int {
+	var out []int
+	for _, p := range pids {
+		if _, err := os.Stat(proc + "/" + strconv.Itoa(p)); err != nil && p < LastPID {
+			out = append(out, p)
+		}
+	}
+	return out
+}
