@@ -21,7 +21,7 @@ PKGS         := ./...
 # too: both builds are tested.
 STATIC_PKGS  := ./oracle/ ./verify/ ./vm/ ./cmd/procgate/
 
-.PHONY: run build test tools fmt-check vet staticcheck unit race bench-smoke bench-engines fuzz-seeds verify verify-vm help
+.PHONY: run build test deps tools fmt-check vet staticcheck unit race bench-smoke bench-engines fuzz-seeds verify verify-vm help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,6 +31,19 @@ build: ## build bin/procgate, statically linked (CGO_ENABLED=0: one file to copy
 
 run: build ## run the main job: the broker (procgate serve) with its embedded default policy (root)
 	@if [ "$$(id -u)" = 0 ]; then exec ./$(BIN) serve --audit-log -; else exec sudo ./$(BIN) serve --audit-log -; fi
+
+# The FUSE tests run unmodified tools against procgate mount; fusermount3
+# (fuse3) unmounts where a direct unmount cannot.
+DEPS := fusermount3:fuse3 ps:procps top:procps lsof:lsof setpriv:util-linux unshare:util-linux
+
+deps: ## install the packages the tests run (fuse3, procps, lsof) when missing (apt-get, as root)
+	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "deps: missing$$missing: install them (apt-get install$$missing) or run as root"; exit 0; fi; \
+		echo "deps: installing$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; }; \
+	fi
 
 tools: ## install the pinned static checker
 	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -45,7 +58,7 @@ vet: ## go vet
 staticcheck: tools ## staticcheck
 	$(STATICCHECK) $(PKGS)
 
-unit: ## unit, table, property and fuzz-seed tests, race detector on; kernel oracle and daemon tests as root; the static build too
+unit: deps ## unit, table, property and fuzz-seed tests, race detector on; kernel oracle and daemon tests as root; the static build too
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 $(STATIC_PKGS)
 

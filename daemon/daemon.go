@@ -81,6 +81,13 @@ type Front interface {
 	Addr() string
 }
 
+// ReadOnlyPather is a front that must still read some directories once
+// confined (the FUSE front passes /proc through): its Landlock domain
+// lets it read beneath them, nothing more.
+type ReadOnlyPather interface {
+	ReadOnlyPaths() []string
+}
+
 // SetupError is a configuration or start-up failure: the daemon never
 // served (procgate's exit status 2).
 type SetupError struct{ Err error }
@@ -170,7 +177,7 @@ func Run(ctx context.Context, cfg Config, front Front) error {
 		front.Shutdown(context.Background())
 		return abort(err)
 	}
-	if err := confine(cfg, be, frontCreds, log); err != nil {
+	if err := confine(cfg, be, front, frontCreds, log); err != nil {
 		front.Shutdown(context.Background())
 		if msrv != nil {
 			msrv.Close()
@@ -275,7 +282,7 @@ func startBackend(cfg Config, log *slog.Logger) (*backend, error) {
 // the front is prepared: all of them (and Landlock) for a
 // privilege-separated front, which becomes front; all but the reading
 // ones in-process, which becomes the reader's user.
-func confine(cfg Config, be *backend, front privsep.Creds, log *slog.Logger) error {
+func confine(cfg Config, be *backend, f Front, front privsep.Creds, log *slog.Logger) error {
 	switch {
 	case cfg.KeepPrivileges:
 		log.Warn("--keep-privileges: capabilities kept and the front not confined (debugging only)")
@@ -286,7 +293,11 @@ func confine(cfg Config, be *backend, front privsep.Creds, log *slog.Logger) err
 	useLandlock := !cfg.NoLandlock
 	// Load the time zone while files can still be read.
 	log.Info("confining the front", "landlock", useLandlock, "uid", front.UID, "at", time.Now().Local())
-	abi, err := privsep.ConfineFront(front, useLandlock)
+	var readOnly []string
+	if r, ok := f.(ReadOnlyPather); ok {
+		readOnly = r.ReadOnlyPaths()
+	}
+	abi, err := privsep.ConfineFront(front, useLandlock, readOnly...)
 	if err != nil {
 		return err
 	}

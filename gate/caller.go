@@ -21,6 +21,9 @@ type Caller struct {
 	ns *callerNS
 	// cache holds the caller's cached views until Close.
 	cache atomic.Pointer[viewCache]
+	// task is "task/<tid>" for a caller known by a thread other than its
+	// main one (NewThreadCaller), which must still be one of its threads.
+	task string
 }
 
 // NewCaller pins the caller pid (with pidfd from SO_PEERPIDFD when it is
@@ -71,7 +74,11 @@ func (g *Gate) NewThreadCaller(tid int, uid, gid uint32, label string) (*Caller,
 	}
 	// newCaller verifies the pin after its reads, which proves the
 	// thread's status was read from the pinned process.
-	return g.newCaller(p, uid, gid, label)
+	c, err := g.newCaller(p, uid, gid, label)
+	if err == nil && tid != p.PID {
+		c.task = "task/" + strconv.Itoa(tid)
+	}
+	return c, err
 }
 
 // newCaller reads the identity of the caller pinned by p, which it owns.
@@ -120,8 +127,22 @@ func (c *Caller) OwnPID() int {
 	return c.pin.PID
 }
 
-// Alive returns nil while the pinned caller is alive.
-func (c *Caller) Alive() error { return c.pin.Verify() }
+// Alive returns nil while the pinned caller is alive and, for a caller
+// known by one of its threads, while that thread is still one of its
+// own: a thread id is unique while the thread lives, so an id that
+// another process took over after the thread exited is never answered
+// as this caller.
+func (c *Caller) Alive() error {
+	if err := c.pin.Verify(); err != nil {
+		return err
+	}
+	if c.task != "" {
+		if err := unix.Faccessat(c.pin.Dir, c.task, unix.F_OK, 0); err != nil {
+			return fmt.Errorf("gate: caller thread %s: %w", c.task, procfs.Gone(err))
+		}
+	}
+	return nil
+}
 
 // Close releases the caller's pin (and pid namespace) and, with the
 // caller's last connection, its cached views.

@@ -26,6 +26,9 @@ type Request struct {
 	Items []Item
 	// Mem lists the ranges read for the mem item.
 	Mem []MemRange
+	// Binary asks for the answer in binary records (ProcResult.AppendBinary),
+	// which carry values byte for byte, instead of JSON lines.
+	Binary bool
 }
 
 // chunk is how many processes one worker pins at a time.
@@ -337,6 +340,7 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, n
 	if t.view == plainView {
 		dumpable = pi.dumpableHint()
 	}
+	r.OwnerUID, r.OwnerGID = pi.key.ownUID, pi.key.ownGID // as the kernel owns its directory
 	tg := pi.target(dumpable)
 	if g.protected(pi.st.Pid) { // the gate's pid, whatever the caller's numbering
 		v := *t.view // views are shared

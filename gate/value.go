@@ -96,6 +96,12 @@ type ProcResult struct {
 	Start uint64
 	Comm  string
 	UID   uint32
+	// OwnerUID and OwnerGID own the process's /proc directory as the
+	// kernel reports it (fs/proc/base.c task_dump_owner: its effective
+	// ids when it is dumpable, else its mm's user namespace's root), as
+	// stat'ed through the pin. Binary records carry them; the JSON
+	// format does not.
+	OwnerUID, OwnerGID uint32
 	// Denial is set when the process as a whole is not answered (it does
 	// not exist or exited during the request).
 	Denial *Denial

@@ -43,8 +43,10 @@ type Session interface {
 	// for privileged callers (Limits.Reserve): it is root, or the policy
 	// in force when it was identified singles it out.
 	Privileged() bool
-	// Read answers req: emit receives the encoded JSON lines (one or
-	// more complete lines, valid only during the call). It returns the
+	// Read answers req: emit receives the encoded JSON lines (or, with
+	// req.Binary, binary records: gate.DecodeRecords), valid only during
+	// the call. A privilege-separated backend may cut a line or record
+	// across two calls; a front that decodes concatenates them. It returns the
 	// number of processes answered and the policy generation that
 	// decided them. Errors: gate.ErrCallerGone, errors wrapping
 	// unix.EAGAIN (the caller changed), ErrUnavailable (the reader is
@@ -163,8 +165,12 @@ func readLines(ctx context.Context, g *gate.Gate, c *gate.Caller, req *gate.Requ
 	var emitErr error
 	err := g.Read(ctx, c, req)(func(pr *gate.ProcResult) error {
 		n++
-		buf = pr.AppendJSON(buf)
-		buf = append(buf, '\n')
+		if req.Binary {
+			buf = pr.AppendBinary(buf)
+		} else {
+			buf = pr.AppendJSON(buf)
+			buf = append(buf, '\n')
+		}
 		if len(buf) >= batch {
 			emitErr = emit(buf)
 			buf = buf[:0]

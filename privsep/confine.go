@@ -45,7 +45,11 @@ func LandlockABI() int {
 // It returns the Landlock ABI enforced, 0 when the kernel has none (the
 // caller must warn: the front then runs without capabilities but
 // unconfined).
-func ConfineFront(to Creds, useLandlock bool) (int, error) {
+//
+// readOnly lists directories the front must still read (the FUSE front's
+// pass-through of /proc): the domain grants reading files and listing
+// directories beneath them, nothing else.
+func ConfineFront(to Creds, useLandlock bool, readOnly ...string) (int, error) {
 	if err := DropAllPrivileges(to); err != nil {
 		return 0, err
 	}
@@ -56,7 +60,11 @@ func ConfineFront(to Creds, useLandlock bool) (int, error) {
 	if abi == 0 {
 		return 0, nil
 	}
-	if err := landlock.V11.BestEffort().Restrict(); err != nil {
+	var rules []landlock.Rule
+	if len(readOnly) > 0 {
+		rules = append(rules, landlock.RODirs(readOnly...))
+	}
+	if err := landlock.V11.BestEffort().Restrict(rules...); err != nil {
 		return abi, fmt.Errorf("privsep: landlock: %w", err)
 	}
 	return abi, nil

@@ -235,14 +235,18 @@ func checkSocket(fd, typ int) error {
 }
 
 // encodeRequest encodes a decoded, validated request:
-// [all u8][nitems u8][items…][nmem u8][addr u64, len u64]…[npids u32][pid u32]….
+// [flags u8][nitems u8][items…][nmem u8][addr u64, len u64]…[npids u32][pid u32]…,
+// flags being reqAll and reqBinary.
 func encodeRequest(req *gate.Request) []byte {
 	b := make([]byte, 0, 8+len(req.Items)+16*len(req.Mem)+4*len(req.PIDs))
-	all := byte(0)
+	flags := byte(0)
 	if req.All {
-		all = 1
+		flags |= reqAll
 	}
-	b = append(b, all, byte(len(req.Items)))
+	if req.Binary {
+		flags |= reqBinary
+	}
+	b = append(b, flags, byte(len(req.Items)))
 	for _, it := range req.Items {
 		b = append(b, byte(it))
 	}
@@ -258,6 +262,12 @@ func encodeRequest(req *gate.Request) []byte {
 	return b
 }
 
+// Request flags.
+const (
+	reqAll    = 1
+	reqBinary = 2
+)
+
 // maxRequestMsg bounds an encoded request.
 const maxRequestMsg = 8 + MaxItems + 16*MaxMemRanges + 4*MaxPIDs
 
@@ -271,14 +281,10 @@ func decodeRequest(b []byte) (*gate.Request, error) {
 	if len(b) < 2 {
 		return bad("short")
 	}
-	req := &gate.Request{}
-	switch b[0] {
-	case 0:
-	case 1:
-		req.All = true
-	default:
+	if b[0]&^(reqAll|reqBinary) != 0 {
 		return bad("flags")
 	}
+	req := &gate.Request{All: b[0]&reqAll != 0, Binary: b[0]&reqBinary != 0}
 	ni := int(b[1])
 	b = b[2:]
 	if ni == 0 || ni > MaxItems || len(b) < ni+1 {

@@ -19,6 +19,8 @@ func TestRequestCodec(t *testing.T) {
 	for _, req := range []*gate.Request{
 		{PIDs: []int{1, 2, MaxPID}, Items: []gate.Item{0, 3}},
 		{All: true, Items: []gate.Item{1}, Mem: []gate.MemRange{{Addr: 1 << 40, Len: 4096}}},
+		{PIDs: []int{9}, Items: []gate.Item{2}, Binary: true},
+		{All: true, Items: []gate.Item{2}, Binary: true},
 	} {
 		got, err := decodeRequest(encodeRequest(req))
 		if err != nil || !reflect.DeepEqual(got, req) {
@@ -30,7 +32,7 @@ func TestRequestCodec(t *testing.T) {
 		"empty":        {},
 		"truncated":    good[:len(good)-1],
 		"trailing":     append(bytes.Clone(good), 0),
-		"flags":        append([]byte{2}, good[1:]...),
+		"flags":        append([]byte{4}, good[1:]...),
 		"no items":     encodeRequest(&gate.Request{PIDs: []int{7}}),
 		"unknown item": encodeRequest(&gate.Request{PIDs: []int{7}, Items: []gate.Item{250}}),
 		"repeat item":  encodeRequest(&gate.Request{PIDs: []int{7}, Items: []gate.Item{0, 0}}),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procgate/procgate/fuseproc"
 	"github.com/procgate/procgate/oracle"
 	"github.com/procgate/procgate/privsep"
 )
@@ -21,7 +22,8 @@ func main() {
 	// The verifier re-executes this binary as its target and prober
 	// processes; such a run never reaches the command line.
 	oracle.RunRoleIfRequested()
-	privsep.RunReaderIfRequested() // procgate serve's privileged reader (privilege separation)
+	privsep.RunReaderIfRequested()     // the daemons' privileged reader (privilege separation)
+	fuseproc.RunUnmounterIfRequested() // procgate mount's unmounter
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -54,6 +56,6 @@ modules) and explains every answer step by step.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newCheckCmd(), newExplainCmd(), newSnapshotCmd(), newVerifyCmd(), newVerifyVMCmd(), newPolicyCmd(), newServeCmd(), newPsCmd(), newLsofCmd(), newEnvCmd(), newReadCmd(), newTopCmd())
+	root.AddCommand(newCheckCmd(), newExplainCmd(), newSnapshotCmd(), newVerifyCmd(), newVerifyVMCmd(), newPolicyCmd(), newServeCmd(), newMountCmd(), newPsCmd(), newLsofCmd(), newEnvCmd(), newReadCmd(), newTopCmd())
 	return root
 }

@@ -1,0 +1,650 @@
+package fuseproc_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/procfs"
+
+	"github.com/procgate/procgate/internal/testenv"
+)
+
+// The test binary doubles as a prometheus/procfs client run as another
+// user: PROCGATE_FUSE_PROCFS=<proc mount> <pid> prints what the library
+// reads of pid as JSON.
+const procfsEnv = "PROCGATE_FUSE_PROCFS"
+
+// Users of the tests: the target's owner, a member of group procgate,
+// a non-member.
+const (
+	targetUID = 1234
+	memberUID = 1235
+	otherUID  = 1236
+)
+
+var (
+	binDir string // a directory every user may read, with procgate and the test binary
+	binary string // procgate, from a plain go build
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(procfsEnv) != "" {
+		os.Exit(runProcfs())
+	}
+	os.Exit(m.Run())
+}
+
+// runProcfs reads a process through github.com/prometheus/procfs.
+func runProcfs() int {
+	fs, err := procfs.NewFS(os.Getenv(procfsEnv))
+	if err != nil {
+		fmt.Println(err)
+		return 2
+	}
+	pid, _ := strconv.Atoi(os.Args[len(os.Args)-1])
+	p, err := fs.Proc(pid)
+	if err != nil {
+		fmt.Println(err)
+		return 2
+	}
+	out := map[string]any{}
+	errOf := func(err error) string {
+		if err == nil {
+			return ""
+		}
+		return err.Error()
+	}
+	exe, err := p.Executable()
+	out["exe"], out["exe_err"] = exe, errOf(err)
+	io, err := p.IO()
+	out["io_rchar"], out["io_err"] = io.RChar, errOf(err)
+	n, err := p.FileDescriptorsLen()
+	out["fds"], out["fds_err"] = n, errOf(err)
+	_, err = p.Environ()
+	out["environ_err"] = errOf(err)
+	st, err := p.Stat()
+	out["comm"], out["stat_err"] = st.Comm, errOf(err)
+	json.NewEncoder(os.Stdout).Encode(out)
+	return 0
+}
+
+// setUp builds procgate and the public copy of the test binary once.
+var setUpOnce sync.Once
+
+func setUp(t *testing.T) {
+	t.Helper()
+	testenv.RequireRoot(t, "FUSE mounts and callers of other uids")
+	setUpOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "procgate-fuse-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(dir, 0o755)
+		binDir = dir
+		binary = filepath.Join(dir, "procgate")
+		// A plain go build (cgo on where a compiler exists), as go
+		// install makes it.
+		if out, err := exec.Command("go", "build", "-o", binary, "../cmd/procgate").CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		src, err := os.ReadFile(os.Args[0])
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "fuseproc.test"), src, 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	if binary == "" {
+		t.Fatal("set-up failed earlier")
+	}
+}
+
+// mount is a running procgate mount.
+type mount struct {
+	dir   string
+	audit string
+	cmd   *exec.Cmd
+	log   *testenv.Buffer
+	done  chan error
+}
+
+// startMount runs procgate mount on a new directory. Its cleanup,
+// registered before the mount is made, stops the daemon and detaches a
+// mount left behind, even when the test failed.
+func startMount(t *testing.T, args ...string) *mount {
+	t.Helper()
+	setUp(t)
+	base, err := os.MkdirTemp("", "procgate-mnt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(base, 0o755)
+	m := &mount{dir: filepath.Join(base, "proc"), audit: filepath.Join(base, "audit.log"), log: &testenv.Buffer{}, done: make(chan error, 1)}
+	os.Mkdir(m.dir, 0o755)
+	t.Cleanup(func() {
+		if m.cmd != nil && m.cmd.Process != nil {
+			m.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-m.done:
+			case <-time.After(10 * time.Second):
+				m.cmd.Process.Kill()
+				<-m.done
+			}
+		}
+		waitUnmounted(m.dir, 5*time.Second)
+		if mounted(m.dir) {
+			syscall.Unmount(m.dir, syscall.MNT_DETACH) // last resort
+		}
+		if t.Failed() {
+			t.Logf("procgate mount:\n%s", m.log.String())
+		}
+		os.RemoveAll(base)
+	})
+	m.start(t, args...)
+	return m
+}
+
+func (m *mount) start(t *testing.T, args ...string) {
+	t.Helper()
+	m.cmd = exec.Command(binary, append([]string{"mount", m.dir, "--audit-log", m.audit}, args...)...)
+	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m.done = make(chan error, 1)
+	go func() { m.done <- m.cmd.Wait() }()
+	for i := 0; ; i++ {
+		if strings.Contains(m.log.String(), "msg=serving") && mounted(m.dir) {
+			return
+		}
+		select {
+		case err := <-m.done:
+			t.Fatalf("procgate mount exited: %v\n%s", err, m.log.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if i == 500 {
+			t.Fatalf("the mount did not come up:\n%s", m.log.String())
+		}
+	}
+}
+
+// mounted reports whether dir is a mount point in this mount namespace.
+func mounted(dir string) bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if fs := strings.Fields(sc.Text()); len(fs) > 4 && fs[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+func waitUnmounted(dir string, d time.Duration) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if !mounted(dir) {
+			return true
+		}
+	}
+	return !mounted(dir)
+}
+
+// ensureGroup returns the gid of group procgate, creating it for the
+// test when the machine has none.
+func ensureGroup(t *testing.T) uint32 {
+	t.Helper()
+	g, err := user.LookupGroup("procgate")
+	if err != nil {
+		if out, err := exec.Command("groupadd", "--system", "procgate").CombinedOutput(); err != nil {
+			t.Fatalf("groupadd: %v\n%s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("groupdel", "procgate").Run() })
+		if g, err = user.LookupGroup("procgate"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, _ := strconv.ParseUint(g.Gid, 10, 32)
+	return uint32(id)
+}
+
+// caller runs commands as one user.
+type caller struct {
+	uid, gid uint32
+	groups   []uint32
+}
+
+func (c caller) setpriv() []string {
+	a := []string{"setpriv", "--reuid=" + strconv.Itoa(int(c.uid)), "--regid=" + strconv.Itoa(int(c.gid))}
+	if len(c.groups) == 0 {
+		return append(a, "--clear-groups")
+	}
+	gs := make([]string, len(c.groups))
+	for i, g := range c.groups {
+		gs[i] = strconv.Itoa(int(g))
+	}
+	return append(a, "--groups="+strings.Join(gs, ","))
+}
+
+// run runs argv as the caller.
+func (c caller) run(argv ...string) (string, error) {
+	full := append(c.setpriv(), "--")
+	full = append(full, argv...)
+	out, err := exec.Command(full[0], full[1:]...).CombinedOutput()
+	return string(out), err
+}
+
+// inProc runs argv as the caller in a new mount namespace where the
+// mount is bound over /proc: unmodified tools read it as /proc.
+func (c caller) inProc(m *mount, argv ...string) (string, error) {
+	script := `mount --bind "$0" /proc && exec "$@"`
+	full := []string{"unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, m.dir}
+	full = append(full, c.setpriv()...)
+	full = append(full, "--")
+	full = append(full, argv...)
+	out, err := exec.Command(full[0], full[1:]...).CombinedOutput()
+	return string(out), err
+}
+
+// startTarget starts sleep as targetUID with a secret in its
+// environment, in dir.
+func startTarget(t *testing.T, dir string) int {
+	t.Helper()
+	cmd := exec.Command("sleep", "300")
+	cmd.Env = []string{"PROCGATE_FUSE_SECRET=hunter2-fuse"}
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: targetUID, Gid: targetUID}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+// TestUnmodifiedTools is the issue's "done when": unmodified ps aux,
+// top -b -n 1, lsof -p and a program using prometheus/procfs, run as an
+// unprivileged member of group procgate in a mount namespace where the
+// mount is /proc, show another user's io, exe and fd counts while
+// environ and maps stay refused; a non-member gets what the kernel gives
+// it and nothing more.
+func TestUnmodifiedTools(t *testing.T) {
+	gid := ensureGroup(t)
+	m := startMount(t)
+	member := caller{memberUID, memberUID, []uint32{gid}}
+	other := caller{otherUID, otherUID, nil}
+	pid := startTarget(t, binDir)
+	p := strconv.Itoa(pid)
+
+	t.Run("ps", func(t *testing.T) {
+		out, err := member.inProc(m, "ps", "aux")
+		if err != nil {
+			t.Fatalf("ps aux: %v\n%s", err, out)
+		}
+		found := false
+		for _, l := range strings.Split(out, "\n") {
+			f := strings.Fields(l)
+			if len(f) > 10 && f[1] == p {
+				found = true
+				if f[0] != strconv.Itoa(targetUID) || !strings.HasSuffix(l, "sleep 300") || f[5] == "0" {
+					t.Errorf("ps aux's line for the target: %q (want user %d, RSS > 0, command sleep 300)", l, targetUID)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("ps aux does not list the target %d:\n%s", pid, out)
+		}
+	})
+	t.Run("top", func(t *testing.T) {
+		out, err := member.inProc(m, "top", "-b", "-n", "1", "-w", "200")
+		if err != nil || !strings.Contains(out, "Tasks:") || !strings.Contains(out, "MiB Mem") {
+			t.Fatalf("top -b -n 1: %v\n%s", err, out)
+		}
+	})
+	t.Run("lsof", func(t *testing.T) {
+		out, _ := member.inProc(m, "lsof", "-w", "-p", p)
+		if !strings.Contains(out, " cwd ") || !strings.Contains(out, binDir) || !strings.Contains(out, " txt ") ||
+			!strings.Contains(out, "sleep") || strings.Contains(out, "Permission denied") {
+			t.Errorf("lsof -p as a member: want cwd %s and txt without a denial:\n%s", binDir, out)
+		}
+		out, _ = other.inProc(m, "lsof", "-p", p)
+		if !strings.Contains(out, "Permission denied") || strings.Contains(out, binDir) {
+			t.Errorf("lsof -p as a non-member: want the kernel's denials:\n%s", out)
+		}
+	})
+	t.Run("files", func(t *testing.T) {
+		for _, tc := range []struct {
+			who     caller
+			name    string
+			argv    []string
+			ok      bool
+			contain string
+		}{
+			{member, "member io", []string{"cat", "/proc/" + p + "/io"}, true, "rchar:"},
+			{member, "member exe", []string{"readlink", "/proc/" + p + "/exe"}, true, "sleep"},
+			{member, "member fd", []string{"ls", "/proc/" + p + "/fd"}, true, "0"},
+			{member, "member environ", []string{"cat", "/proc/" + p + "/environ"}, false, "Permission denied"},
+			{member, "member maps", []string{"cat", "/proc/" + p + "/maps"}, false, "Permission denied"},
+			{member, "member mem", []string{"cat", "/proc/" + p + "/mem"}, false, "Permission denied"},
+			{member, "member status", []string{"cat", "/proc/" + p + "/status"}, true, "Uid:\t1234"},
+			{other, "other io", []string{"cat", "/proc/" + p + "/io"}, false, "Permission denied"},
+			{other, "other exe", []string{"readlink", "/proc/" + p + "/exe"}, false, ""},
+			{other, "other environ", []string{"cat", "/proc/" + p + "/environ"}, false, "Permission denied"},
+			{other, "other status", []string{"cat", "/proc/" + p + "/status"}, true, "Uid:\t1234"},
+		} {
+			out, err := tc.who.inProc(m, tc.argv...)
+			if (err == nil) != tc.ok || !strings.Contains(out, tc.contain) {
+				t.Errorf("%s: %v: err %v, want ok=%v and %q:\n%s", tc.name, tc.argv, err, tc.ok, tc.contain, out)
+			}
+			if strings.Contains(out, "hunter2") {
+				t.Errorf("%s: the secret leaked:\n%s", tc.name, out)
+			}
+		}
+	})
+	t.Run("procfs", func(t *testing.T) {
+		read := func(c caller) map[string]any {
+			out, err := c.inProc(m, "env", procfsEnv+"=/proc", filepath.Join(binDir, "fuseproc.test"), p)
+			if err != nil {
+				t.Fatalf("procfs: %v\n%s", err, out)
+			}
+			var v map[string]any
+			if err := json.Unmarshal([]byte(out), &v); err != nil {
+				t.Fatalf("procfs: %v\n%s", err, out)
+			}
+			return v
+		}
+		v := read(member)
+		if !strings.HasSuffix(v["exe"].(string), "sleep") || v["io_err"] != "" || v["fds"].(float64) < 3 ||
+			v["environ_err"] == "" || v["comm"] != "sleep" {
+			t.Errorf("procfs as a member: want exe, io, fd count, comm, and environ refused: %v", v)
+		}
+		v = read(other)
+		if v["exe_err"] == "" || v["io_err"] == "" || v["environ_err"] == "" || v["comm"] != "sleep" {
+			t.Errorf("procfs as a non-member: want exe, io and environ refused, comm read: %v", v)
+		}
+	})
+	t.Run("kernel-equal", func(t *testing.T) {
+		// What a non-member gets through the mount is what the kernel
+		// itself gives it on the real /proc.
+		for _, f := range []string{"status", "stat", "statm", "cmdline", "comm", "io", "environ", "maps", "smaps", "auxv", "limits", "cgroup", "mem", "stack", "syscall", "wchan", "sched"} {
+			_, kerr := other.run("cat", "/proc/"+p+"/"+f)
+			_, ferr := other.run("cat", filepath.Join(m.dir, p, f))
+			if (kerr == nil) != (ferr == nil) {
+				t.Errorf("%s: the kernel answers err=%v, the mount err=%v", f, kerr, ferr)
+			}
+		}
+		for _, l := range []string{"exe", "cwd", "root"} {
+			_, kerr := other.run("readlink", "/proc/"+p+"/"+l)
+			_, ferr := other.run("readlink", filepath.Join(m.dir, p, l))
+			if (kerr == nil) != (ferr == nil) {
+				t.Errorf("%s: the kernel answers err=%v, the mount err=%v", l, kerr, ferr)
+			}
+		}
+	})
+	b, _ := os.ReadFile(m.audit)
+	if strings.Contains(string(b), "hunter2") {
+		t.Errorf("the secret reached the audit log")
+	}
+	if !strings.Contains(string(b), "environ") {
+		t.Errorf("no denial of environ was audited:\n%s", b)
+	}
+}
+
+// TestNoStaleData: two callers of different rights read the same files
+// alternately, through the same mount, and each always gets its own
+// answer (no page, attribute or entry cache carries one caller's read to
+// the other).
+func TestNoStaleData(t *testing.T) {
+	gid := ensureGroup(t)
+	m := startMount(t)
+	member := caller{memberUID, memberUID, []uint32{gid}}
+	other := caller{otherUID, otherUID, nil}
+	pid := strconv.Itoa(startTarget(t, binDir))
+	io, exe := filepath.Join(m.dir, pid, "io"), filepath.Join(m.dir, pid, "exe")
+	for i := range 10 {
+		if out, err := member.run("cat", io); err != nil || !strings.Contains(out, "rchar") {
+			t.Fatalf("round %d: member: %v %s", i, err, out)
+		}
+		if out, err := other.run("cat", io); err == nil || !strings.Contains(out, "Permission denied") {
+			t.Fatalf("round %d: non-member read io: %v %s", i, err, out)
+		}
+		if out, err := member.run("readlink", exe); err != nil || !strings.Contains(out, "sleep") {
+			t.Fatalf("round %d: member exe: %v %s", i, err, out)
+		}
+		if out, err := other.run("readlink", exe); err == nil {
+			t.Fatalf("round %d: non-member read exe: %s", i, out)
+		}
+	}
+}
+
+// TestFollowingLinks: a link through the mount is only a path: the
+// kernel resolves it in the caller's own view, never the target's.
+func TestFollowingLinks(t *testing.T) {
+	gid := ensureGroup(t)
+	m := startMount(t)
+	member := caller{memberUID, memberUID, []uint32{gid}}
+	// The target works in a tmpfs of its own mount namespace.
+	dir, err := os.MkdirTemp("", "procgate-private-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	script := `mount -t tmpfs tmpfs "$0" && echo hidden > "$0/marker" && chmod 644 "$0/marker" && cd "$0" && exec setpriv --reuid=1234 --regid=1234 --clear-groups sleep 300`
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := strconv.Itoa(cmd.Process.Pid)
+	for i := 0; ; i++ {
+		if b, _ := os.ReadFile("/proc/" + pid + "/comm"); strings.TrimSpace(string(b)) == "sleep" {
+			break
+		}
+		if i == 200 {
+			t.Fatal("the target did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Through the real /proc, root follows the magic link into the
+	// target's tmpfs.
+	if b, err := os.ReadFile("/proc/" + pid + "/cwd/marker"); err != nil || string(b) != "hidden\n" {
+		t.Fatalf("the real /proc: %v %q", err, b)
+	}
+	if out, err := member.run("readlink", filepath.Join(m.dir, pid, "cwd")); err != nil || strings.TrimSpace(out) != dir {
+		t.Fatalf("readlink cwd: %v %q, want %s", err, out, dir)
+	}
+	if out, err := member.run("cat", filepath.Join(m.dir, pid, "cwd", "marker")); err == nil || strings.Contains(out, "hidden") {
+		t.Errorf("cwd/marker through the mount: %v %q, want ENOENT (the caller's own view)", err, out)
+	}
+	if out, err := member.run("cat", filepath.Join(m.dir, pid, "root", "etc", "shadow")); err == nil {
+		t.Errorf("root/etc/shadow through the mount was read: %q", out)
+	}
+	if _, err := os.ReadFile(filepath.Join(m.dir, pid, "cwd", "marker")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("root's cwd/marker through the mount: %v, want ENOENT", err)
+	}
+}
+
+// TestReadOnly: nothing is writable, and the mount is what the issue
+// asks: allow_other, no default_permissions.
+func TestReadOnly(t *testing.T) {
+	m := startMount(t)
+	for _, p := range []string{"self/comm", "self/attr/current", "sys/kernel/pid_max", "self/mem"} {
+		f, err := os.OpenFile(filepath.Join(m.dir, p), os.O_WRONLY, 0)
+		if err == nil {
+			f.Close()
+			t.Errorf("%s opened for writing", p)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(m.dir, "new"), nil, 0o644); err == nil {
+		t.Error("a file was created")
+	}
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, " "+m.dir+" ") {
+			if !strings.Contains(l, "allow_other") || strings.Contains(l, "default_permissions") || !strings.Contains(l, " ro") {
+				t.Errorf("mount options: %s", l)
+			}
+		}
+	}
+}
+
+// TestPIDNamespace: a caller in a pid namespace of its own (a container)
+// sees its own processes, numbered as it numbers them, and nothing of
+// the host's.
+func TestPIDNamespace(t *testing.T) {
+	m := startMount(t)
+	host := strconv.Itoa(startTarget(t, binDir))
+	script := `mount --bind "$0" /proc && readlink /proc/self && ls /proc && (cat /proc/` + host + `/status || echo host-hidden) && ps -e -o pid=,comm=`
+	out, err := exec.Command("unshare", "-m", "-p", "-f", "--propagation", "private", "sh", "-c", script, m.dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if self, err := strconv.Atoi(lines[0]); err != nil || self > 10 {
+		t.Errorf("self in the namespace is %q, want a small pid:\n%s", lines[0], out)
+	}
+	if !strings.Contains(string(out), "host-hidden") {
+		t.Errorf("the host's process %s is visible in the namespace:\n%s", host, out)
+	}
+	for _, l := range lines[1:] {
+		for _, f := range strings.Fields(l) {
+			if n, err := strconv.Atoi(f); err == nil && n > 10 {
+				t.Errorf("pid %d listed in the namespace:\n%s", n, out)
+			}
+		}
+	}
+}
+
+// TestHidePID: under --hidepid invisible a caller sees only what it may
+// ptrace-read (or the policy grants stat_full of).
+func TestHidePID(t *testing.T) {
+	gid := ensureGroup(t)
+	m := startMount(t, "--hidepid", "invisible")
+	pid := strconv.Itoa(startTarget(t, binDir))
+	other := caller{otherUID, otherUID, nil}
+	member := caller{memberUID, memberUID, []uint32{gid}}
+	if out, _ := other.run("ls", m.dir); strings.Contains(" "+strings.ReplaceAll(out, "\n", " ")+" ", " "+pid+" ") {
+		t.Errorf("a non-member lists the target under hidepid")
+	}
+	if _, err := other.run("cat", filepath.Join(m.dir, pid, "status")); err == nil {
+		t.Errorf("a non-member reads the target's status under hidepid")
+	}
+	if out, err := member.run("cat", filepath.Join(m.dir, pid, "status")); err != nil {
+		t.Errorf("a member cannot read the target's status under hidepid: %v %s", err, out)
+	}
+	if out, err := other.run("cat", filepath.Join(m.dir, "self", "status")); err != nil {
+		t.Errorf("a caller cannot read its own status under hidepid: %v %s", err, out)
+	}
+}
+
+// TestOddNames: names that are not pids or entries are ENOENT, never a
+// crash; the daemon keeps serving.
+func TestOddNames(t *testing.T) {
+	m := startMount(t)
+	for _, n := range []string{"0", "01", "+1", "-1", "4294967297", "99999999999999999999", "1/nonexistent", "self/../self/nope",
+		strings.Repeat("9", 255), "1/" + strings.Repeat("a", 255), "1/fd/x", "1/fdinfo/../fdinfo/zz", "1/task/1/stat", "..."} {
+		_, err := os.Stat(filepath.Join(m.dir, n))
+		if err == nil {
+			t.Errorf("%q exists", n)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(m.dir, strings.Repeat("9", 256))); err == nil {
+		t.Error("a 256-byte name exists")
+	}
+	if b, err := os.ReadFile(filepath.Join(m.dir, "self", "status")); err != nil || !strings.Contains(string(b), "Name:") {
+		t.Fatalf("the mount stopped serving: %v", err)
+	}
+}
+
+// TestLoadReloadKill: 64 parallel readers while the policy is reloaded
+// (SIGHUP), then while the daemon is killed (SIGKILL): its unmounter
+// detaches the mount, readers get errors and no crash, and a new mount
+// on the same directory works.
+func TestLoadReloadKill(t *testing.T) {
+	m := startMount(t)
+	var stop atomic.Bool
+	var reads, fails atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			files := []string{"self/status", "1/stat", "self/io", "loadavg", "1/cmdline"}
+			for j := 0; !stop.Load(); j++ {
+				if _, err := os.ReadFile(filepath.Join(m.dir, files[(i+j)%len(files)])); err != nil {
+					fails.Add(1)
+				} else {
+					reads.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	m.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	if fails.Load() != 0 {
+		t.Errorf("%d of %d reads failed before the kill (reload included)", fails.Load(), reads.Load()+fails.Load())
+	}
+	m.cmd.Process.Kill()
+	<-m.done
+	if !waitUnmounted(m.dir, 5*time.Second) {
+		t.Fatal("the mount is still there 5 s after the daemon was killed")
+	}
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("%d reads, %d failed (after the kill)", reads.Load(), fails.Load())
+	m.start(t)
+	if b, err := os.ReadFile(filepath.Join(m.dir, "self", "status")); err != nil || !strings.Contains(string(b), "Name:") {
+		t.Fatalf("a new mount on the same directory: %v", err)
+	}
+}
+
+// TestShutdownUnderLoad: SIGTERM while readers read unmounts and exits
+// cleanly.
+func TestShutdownUnderLoad(t *testing.T) {
+	m := startMount(t)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				os.ReadFile(filepath.Join(m.dir, "self", "stat"))
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-m.done:
+		if err != nil {
+			t.Errorf("procgate mount exited with %v after SIGTERM", err)
+		}
+		m.done <- err
+	case <-time.After(20 * time.Second):
+		t.Fatal("procgate mount did not exit 20 s after SIGTERM")
+	}
+	stop.Store(true)
+	wg.Wait()
+	if !waitUnmounted(m.dir, 5*time.Second) {
+		t.Error("the mount is still there after a clean shutdown")
+	}
+}

@@ -1,0 +1,209 @@
+package fuseproc
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// What is not per-process passes through, read-only, to the daemon's
+// procfs: the front reads it with its own (unprivileged) credentials.
+// Names that are per-process there are not passed: process directories,
+// self, thread-self, and the links into self/ that this tree does not
+// serve; mounts → self/mounts resolves through the caller's own process
+// directory, and net is served as the daemon's network namespace (as
+// LXCFS does).
+
+// passable reports whether the root-level name passes through, and
+// whether its link is followed (net).
+func passable(name string, st *unix.Stat_t, proc string) (ok, follow bool) {
+	if _, isPID := parsePID(name); isPID || name == "self" || name == "thread-self" {
+		return false, false
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		target, err := os.Readlink(filepath.Join(proc, name))
+		switch {
+		case err != nil || strings.HasPrefix(target, "thread-self/"):
+			return false, false
+		case name == "net":
+			return true, true
+		case strings.HasPrefix(target, "self/"):
+			// Resolved through this tree's self (mounts → self/mounts).
+			_, served := byName[strings.TrimPrefix(target, "self/")]
+			return served, false
+		}
+	}
+	return true, false
+}
+
+// lookupPass looks up name in the pass-through directory dir.
+func lookupPass(ctx context.Context, parent *fs.Inode, dir, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if name == "." || name == ".." || strings.ContainsRune(name, '/') || strings.ContainsRune(name, 0) {
+		return nil, unix.ENOENT
+	}
+	root := parent.IsRoot()
+	path := filepath.Join(dir, name)
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	if root {
+		ok, follow := passable(name, &st, dir)
+		if !ok {
+			return nil, unix.ENOENT
+		}
+		if follow {
+			if err := unix.Stat(path, &st); err != nil {
+				return nil, fs.ToErrno(err)
+			}
+		}
+	}
+	out.Attr.FromStat(toSyscallStat(&st))
+	out.Attr.Ino = 0
+	out.Attr.Mode &^= 0o222 // nothing is writable
+	out.SetEntryTimeout(passTimeout)
+	out.SetAttrTimeout(passTimeout)
+	n := &passNode{path: path}
+	return parent.NewInode(ctx, n, fs.StableAttr{Mode: st.Mode &^ 0o7777}), 0
+}
+
+func toSyscallStat(st *unix.Stat_t) *syscall.Stat_t {
+	return &syscall.Stat_t{
+		Dev: st.Dev, Ino: st.Ino, Nlink: st.Nlink, Mode: st.Mode, Uid: st.Uid, Gid: st.Gid,
+		Rdev: st.Rdev, Size: st.Size, Blksize: st.Blksize, Blocks: st.Blocks,
+		Atim: syscall.Timespec(st.Atim), Mtim: syscall.Timespec(st.Mtim), Ctim: syscall.Timespec(st.Ctim),
+	}
+}
+
+// passNames lists the root-level names that pass through.
+func passNames(proc string) ([]fuse.DirEntry, error) {
+	ents, err := os.ReadDir(proc)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]fuse.DirEntry, 0, 64)
+	for _, e := range ents {
+		name := e.Name()
+		if name[0] >= '0' && name[0] <= '9' {
+			if _, isPID := parsePID(name); isPID {
+				continue
+			}
+		}
+		var st unix.Stat_t
+		if unix.Lstat(filepath.Join(proc, name), &st) != nil {
+			continue
+		}
+		ok, follow := passable(name, &st, proc)
+		if !ok {
+			continue
+		}
+		mode := st.Mode &^ 0o7777
+		if follow {
+			mode = syscall.S_IFDIR
+		}
+		out = append(out, fuse.DirEntry{Name: name, Mode: mode})
+	}
+	return out, nil
+}
+
+// passNode is a pass-through file, directory or symlink.
+type passNode struct {
+	fs.Inode
+	path string
+}
+
+var (
+	_ fs.NodeLookuper   = (*passNode)(nil)
+	_ fs.NodeReaddirer  = (*passNode)(nil)
+	_ fs.NodeGetattrer  = (*passNode)(nil)
+	_ fs.NodeOpener     = (*passNode)(nil)
+	_ fs.NodeReader     = (*passNode)(nil)
+	_ fs.NodeReleaser   = (*passNode)(nil)
+	_ fs.NodeReadlinker = (*passNode)(nil)
+)
+
+func (n *passNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	var st unix.Stat_t
+	if err := unix.Stat(n.path, &st); err != nil {
+		return fs.ToErrno(err)
+	}
+	out.Attr.FromStat(toSyscallStat(&st))
+	out.Attr.Ino = n.StableAttr().Ino
+	out.Attr.Mode &^= 0o222
+	out.SetTimeout(passTimeout)
+	return 0
+}
+
+func (n *passNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return lookupPass(ctx, n.EmbeddedInode(), n.path, name, out)
+}
+
+func (n *passNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	ents, err := os.ReadDir(n.path)
+	if err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	out := make([]fuse.DirEntry, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, fuse.DirEntry{Name: e.Name(), Mode: modeOf(e.Type())})
+	}
+	return fs.NewListDirStream(out), 0
+}
+
+// modeOf returns the S_IF* type bits of a directory entry's type.
+func modeOf(t os.FileMode) uint32 {
+	switch {
+	case t&os.ModeDir != 0:
+		return syscall.S_IFDIR
+	case t&os.ModeSymlink != 0:
+		return syscall.S_IFLNK
+	}
+	return syscall.S_IFREG
+}
+
+func (n *passNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	t, err := os.Readlink(n.path)
+	if err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	return []byte(t), 0
+}
+
+// passFile is an open pass-through file.
+type passFile struct{ fd int }
+
+func (n *passNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
+		return nil, 0, unix.EROFS
+	}
+	fd, err := unix.Open(n.path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, 0, fs.ToErrno(err)
+	}
+	return &passFile{fd: fd}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (n *passNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	f, ok := fh.(*passFile)
+	if !ok {
+		return nil, unix.EBADF
+	}
+	k, err := unix.Pread(f.fd, dest, off)
+	if err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func (n *passNode) Release(ctx context.Context, fh fs.FileHandle) syscall.Errno {
+	if f, ok := fh.(*passFile); ok {
+		unix.Close(f.fd)
+	}
+	return 0
+}

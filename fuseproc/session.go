@@ -1,0 +1,279 @@
+package fuseproc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/gate"
+	"github.com/procgate/procgate/privsep"
+)
+
+// sessionTTL is how long a calling thread's session is reused before it
+// is opened again (and its identity read again): a caller that changes
+// its groups or capabilities without changing its filesystem ids is
+// seen with its old identity for at most this long.
+const sessionTTL = time.Second
+
+// maxSessions bounds the sessions kept; the least recently used idle
+// one is closed to make room (it is opened again when needed).
+const maxSessions = 4096
+
+// callerKey is what a FUSE request says of its caller.
+type callerKey struct {
+	tid      uint32
+	uid, gid uint32
+}
+
+// session is one calling thread's core session.
+type session struct {
+	key    callerKey
+	s      privsep.Session
+	opened time.Time
+	used   time.Time
+	refs   int
+	closed bool
+	// ownPID and pidns are the caller's pid as its own pid namespace
+	// numbers it, and that namespace's inode (from whoami).
+	ownPID int
+	pidns  uint64
+	// seen caches, for this session's life (sessionTTL), the processes
+	// its caller was found to see: a listing or a lookup answers the
+	// lookups that follow (ps lists /proc, then looks up every pid)
+	// without asking the core again. Opens always ask.
+	seenMu sync.Mutex
+	seen   map[int]seenProc
+}
+
+// seenProc is a process a caller sees: its start time and owner.
+type seenProc struct {
+	start              uint64
+	ownerUID, ownerGID uint32
+}
+
+func (s *session) lookSeen(pid int) (seenProc, bool) {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	p, ok := s.seen[pid]
+	return p, ok
+}
+
+func (s *session) remember(rs []gate.ProcResult) {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if s.seen == nil {
+		s.seen = make(map[int]seenProc, len(rs))
+	}
+	for i := range rs {
+		r := &rs[i]
+		s.seen[r.PID] = seenProc{start: r.Start, ownerUID: r.OwnerUID, ownerGID: r.OwnerGID}
+	}
+}
+
+// sessions keeps the calling threads' sessions.
+type sessions struct {
+	be privsep.Backend
+	mu sync.Mutex
+	m  map[callerKey]*session
+}
+
+func newSessions(be privsep.Backend) *sessions {
+	return &sessions{be: be, m: make(map[callerKey]*session)}
+}
+
+// errNoCaller refuses a request without a caller the daemon's pid
+// namespace can see (the kernel sent pid 0).
+var errNoCaller = fmt.Errorf("fuseproc: the caller's pid is not visible in the daemon's pid namespace: %w", unix.EACCES)
+
+// get returns the session of the caller of ctx's request, opening one
+// when it has none or its own is too old. The caller must put it.
+func (ss *sessions) get(ctx context.Context) (*session, error) {
+	c, ok := fuse.FromContext(ctx)
+	if !ok || c.Pid == 0 {
+		return nil, errNoCaller
+	}
+	k := callerKey{tid: c.Pid, uid: c.Uid, gid: c.Gid}
+	now := time.Now()
+	ss.mu.Lock()
+	if s := ss.m[k]; s != nil && now.Sub(s.opened) < sessionTTL {
+		s.refs++
+		s.used = now
+		ss.mu.Unlock()
+		return s, nil
+	}
+	ss.mu.Unlock()
+	s, err := ss.open(k)
+	if err != nil {
+		return nil, err
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if old := ss.m[k]; old != nil {
+		ss.dropLocked(old)
+	}
+	if len(ss.m) >= maxSessions {
+		ss.evictLocked()
+	}
+	ss.m[k] = s
+	s.refs++
+	return s, nil
+}
+
+// open opens the core session of caller k: the backend resolves the
+// thread to its process, pins it and checks the ids.
+func (ss *sessions) open(k callerKey) (*session, error) {
+	cs, err := ss.be.Open(privsep.Identity{Source: privsep.FromThread, PID: int(k.tid), PidFD: -1, UID: k.uid, GID: k.gid})
+	if err != nil {
+		return nil, err
+	}
+	b, err := cs.Whoami()
+	var who struct {
+		PID   int    `json:"pid"`
+		PIDNS uint64 `json:"pidns"`
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &who)
+	}
+	if err != nil {
+		cs.Close()
+		return nil, fmt.Errorf("fuseproc: caller thread %d: %w", k.tid, err)
+	}
+	now := time.Now()
+	return &session{key: k, s: cs, opened: now, used: now, ownPID: who.PID, pidns: who.PIDNS}, nil
+}
+
+// put releases a session got from get.
+func (ss *sessions) put(s *session) {
+	ss.mu.Lock()
+	s.refs--
+	if s.refs == 0 && s.closed {
+		s.s.Close()
+	}
+	ss.mu.Unlock()
+}
+
+// drop forgets s (its caller is gone); it closes once unused.
+func (ss *sessions) drop(s *session) {
+	ss.mu.Lock()
+	if ss.m[s.key] == s {
+		ss.dropLocked(s)
+	}
+	ss.mu.Unlock()
+}
+
+func (ss *sessions) dropLocked(s *session) {
+	delete(ss.m, s.key)
+	s.closed = true
+	if s.refs == 0 {
+		s.s.Close()
+	}
+}
+
+// evictLocked drops the least recently used session, and every session
+// older than its time to live.
+func (ss *sessions) evictLocked() {
+	now := time.Now()
+	var lru *session
+	for _, s := range ss.m {
+		if now.Sub(s.opened) >= sessionTTL {
+			ss.dropLocked(s)
+			continue
+		}
+		if lru == nil || s.used.Before(lru.used) {
+			lru = s
+		}
+	}
+	if lru != nil && len(ss.m) >= maxSessions {
+		ss.dropLocked(lru)
+	}
+}
+
+// closeAll closes every session (at shutdown).
+func (ss *sessions) closeAll() {
+	ss.mu.Lock()
+	for _, s := range ss.m {
+		ss.dropLocked(s)
+	}
+	ss.mu.Unlock()
+}
+
+// sweep closes the sessions past their time to live; it runs until ctx
+// ends.
+func (ss *sessions) sweep(ctx context.Context) {
+	t := time.NewTicker(sessionTTL)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		ss.mu.Lock()
+		for _, s := range ss.m {
+			if now.Sub(s.opened) >= sessionTTL {
+				ss.dropLocked(s)
+			}
+		}
+		ss.mu.Unlock()
+	}
+}
+
+// read answers one request for the caller of ctx: the binary records,
+// decoded. A caller whose session finds it gone (its process exited, or
+// its thread id now names another process) is opened once again.
+func (ss *sessions) read(ctx context.Context, req *gate.Request) (*session, []gate.ProcResult, error) {
+	req.Binary = true
+	for attempt := 0; ; attempt++ {
+		s, err := ss.get(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		var buf []byte
+		_, _, err = s.s.Read(ctx, req, func(b []byte) error {
+			buf = append(buf, b...)
+			return nil
+		})
+		ss.put(s)
+		if err != nil {
+			if attempt == 0 && (errors.Is(err, gate.ErrCallerGone) || errors.Is(err, unix.EAGAIN)) {
+				ss.drop(s)
+				continue
+			}
+			return s, nil, err
+		}
+		var out []gate.ProcResult
+		err = gate.DecodeRecords(buf, func(r *gate.ProcResult) error {
+			out = append(out, *r)
+			return nil
+		})
+		return s, out, err
+	}
+}
+
+// errnoOf returns the errno that answers err to a FUSE caller: the
+// error's own errno where it has one (ESRCH becomes ENOENT, as for a
+// /proc entry whose process is gone), EACCES for an unidentified caller
+// and EIO otherwise.
+func errnoOf(err error) syscall.Errno {
+	var e syscall.Errno
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, privsep.ErrUnavailable):
+		return unix.EIO
+	case errors.As(err, &e):
+		if e == unix.ESRCH {
+			return unix.ENOENT
+		}
+		return e
+	}
+	return unix.EIO
+}
