@@ -59,17 +59,30 @@ func (f *Front) Prepare(be privsep.Backend) error {
 	if f.Proc == "" {
 		f.Proc = "/proc"
 	}
+	if f.Log == nil {
+		f.Log = slog.Default()
+	}
 	dir, err := filepath.Abs(f.Dir)
 	if err != nil {
 		return fmt.Errorf("mount: %w", err)
 	}
-	if st, err := os.Stat(dir); err != nil {
+	st, err := os.Stat(dir)
+	if errors.Is(err, unix.ENOTCONN) {
+		// A mount whose daemon died (and its unmounter with it, both
+		// killed at once): detach it and mount afresh.
+		f.Log.Warn("detaching a dead mount left on the mount point", "dir", dir)
+		if uerr := unix.Unmount(dir, unix.MNT_DETACH); uerr != nil {
+			return fmt.Errorf("mount: %s: %w (detaching it: %v)", dir, err, uerr)
+		}
+		st, err = os.Stat(dir)
+	}
+	if err != nil {
 		return fmt.Errorf("mount: %w", err)
 	} else if !st.IsDir() {
 		return fmt.Errorf("mount: %s is not a directory", dir)
 	}
 	f.Dir = dir
-	f.fs = New(Config{Backend: be, HidePID: f.HidePID, Proc: f.Proc})
+	f.fs = New(Config{Backend: be, HidePID: f.HidePID, Proc: f.Proc, Log: f.Log})
 	zero := time.Duration(0)
 	opts := &fs.Options{
 		MountOptions: fuse.MountOptions{
@@ -166,10 +179,22 @@ func RunUnmounterIfRequested() {
 	os.Exit(code)
 }
 
-// Serve serves until the mount goes away.
+// Serve serves until Shutdown (nil), or until the mount goes away
+// without it (someone unmounted it: an error, the daemon stops).
 func (f *Front) Serve() error {
-	f.server.Wait()
-	return nil
+	served := make(chan struct{})
+	go func() { f.server.Wait(); close(served) }()
+	select {
+	case <-served:
+		select {
+		case <-f.done:
+			return nil
+		case <-time.After(100 * time.Millisecond):
+			return fmt.Errorf("mount: %s was unmounted", f.Dir)
+		}
+	case <-f.done:
+		return nil
+	}
 }
 
 // Shutdown detaches the mount (through the unmounter), waits for the
@@ -195,10 +220,14 @@ func (f *Front) Shutdown(ctx context.Context) error {
 	} else {
 		err = f.server.Unmount()
 	}
-	served := make(chan struct{})
-	go func() { f.server.Wait(); close(served) }()
+	// The requests in progress finish. The server itself may outlive
+	// the mount: a copy of it in another mount namespace (a container's
+	// bind mount over /proc) keeps the connection open until this
+	// process exits, and it then ends with the process.
+	drained := make(chan struct{})
+	go func() { f.fs.sessions.inflight.Wait(); close(drained) }()
 	select {
-	case <-served:
+	case <-drained:
 	case <-ctx.Done():
 		err = errors.Join(err, fmt.Errorf("mount: requests in progress: %w", ctx.Err()))
 	}

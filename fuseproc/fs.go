@@ -3,6 +3,7 @@ package fuseproc
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"syscall"
@@ -58,6 +59,8 @@ type Config struct {
 	// Proc is the procfs passed through for what is not per-process
 	// (default /proc).
 	Proc string
+	// Log receives operational messages (refused callers); nil: none.
+	Log *slog.Logger
 }
 
 // Timeouts the kernel is told. Process directories are looked up again
@@ -98,7 +101,7 @@ func New(cfg Config) *FS {
 	if cfg.Proc == "" {
 		cfg.Proc = "/proc"
 	}
-	f := &FS{cfg: cfg, sessions: newSessions(cfg.Backend), dirs: make(map[procKey]*fs.Inode), ino: 1 << 40}
+	f := &FS{cfg: cfg, sessions: newSessions(cfg.Backend, cfg.Log), dirs: make(map[procKey]*fs.Inode), ino: 1 << 40}
 	f.root = &rootNode{fs: f}
 	return f
 }

@@ -84,7 +84,7 @@ func runProcfs() int {
 // setUp builds procgate and the public copy of the test binary once.
 var setUpOnce sync.Once
 
-func setUp(t *testing.T) {
+func setUp(t testing.TB) {
 	t.Helper()
 	testenv.RequireRoot(t, "FUSE mounts and callers of other uids")
 	setUpOnce.Do(func() {
@@ -125,7 +125,7 @@ type mount struct {
 // startMount runs procgate mount on a new directory. Its cleanup,
 // registered before the mount is made, stops the daemon and detaches a
 // mount left behind, even when the test failed.
-func startMount(t *testing.T, args ...string) *mount {
+func startMount(t testing.TB, args ...string) *mount {
 	t.Helper()
 	setUp(t)
 	base, err := os.MkdirTemp("", "procgate-mnt-")
@@ -158,9 +158,10 @@ func startMount(t *testing.T, args ...string) *mount {
 	return m
 }
 
-func (m *mount) start(t *testing.T, args ...string) {
+func (m *mount) start(t testing.TB, args ...string) {
 	t.Helper()
 	m.cmd = exec.Command(binary, append([]string{"mount", m.dir, "--audit-log", m.audit}, args...)...)
+	m.log = &testenv.Buffer{}
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -646,5 +647,72 @@ func TestShutdownUnderLoad(t *testing.T) {
 	wg.Wait()
 	if !waitUnmounted(m.dir, 5*time.Second) {
 		t.Error("the mount is still there after a clean shutdown")
+	}
+}
+
+// unmounterOf returns the pid of the unmounter watching dir.
+func unmounterOf(t *testing.T, dir string) int {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if strings.Contains(string(b), "PROCGATE_FUSE_UNMOUNTER="+dir+"\x00") {
+			return pid
+		}
+	}
+	t.Fatal("no unmounter for " + dir)
+	return 0
+}
+
+// TestDeadMountReplaced: when the daemon and its unmounter die together
+// the mount is left dead ("Transport endpoint is not connected"); the
+// next start detaches it and mounts afresh.
+func TestDeadMountReplaced(t *testing.T) {
+	m := startMount(t)
+	um := unmounterOf(t, m.dir)
+	syscall.Kill(um, syscall.SIGKILL)
+	m.cmd.Process.Kill()
+	<-m.done
+	time.Sleep(100 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(m.dir, "self")); !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("after both died: %v, want ENOTCONN (a dead mount)", err)
+	}
+	m.start(t)
+	if b, err := os.ReadFile(filepath.Join(m.dir, "self", "status")); err != nil || !strings.Contains(string(b), "Name:") {
+		t.Fatalf("the new mount: %v", err)
+	}
+}
+
+// TestShutdownWithBoundCopy: a copy of the mount in another mount
+// namespace (a container's /proc) does not hold up a clean shutdown;
+// the copy is dead once the daemon is gone.
+func TestShutdownWithBoundCopy(t *testing.T) {
+	m := startMount(t)
+	holder := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", `mount --bind "$0" /mnt && echo bound && exec sleep 60`, m.dir)
+	out, _ := holder.StdoutPipe()
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	var b [6]byte
+	if _, err := out.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-m.done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+		m.done <- err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit 10 s after SIGTERM")
+	}
+	if !waitUnmounted(m.dir, 5*time.Second) {
+		t.Error("still mounted here")
 	}
 }

@@ -186,7 +186,34 @@ func (n *passNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if err != nil {
 		return nil, 0, fs.ToErrno(err)
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, 0, fs.ToErrno(err)
+	}
+	if c, ok := fuse.FromContext(ctx); !ok || !mayRead(&st, c.Uid, c.Gid) {
+		unix.Close(fd)
+		return nil, 0, unix.EACCES
+	}
 	return &passFile{fd: fd}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// mayRead reports whether the caller's uid and gid may read a file of
+// mode st by its permission bits (fs/namei.c generic_permission, without
+// the supplementary groups a FUSE request does not carry: fail closed),
+// root always. The front may hold more than the caller (its capabilities
+// without privilege separation, root with --keep-privileges): what it
+// passes through is what the caller could read itself.
+func mayRead(st *unix.Stat_t, uid, gid uint32) bool {
+	switch {
+	case uid == 0:
+		return true
+	case uid == st.Uid:
+		return st.Mode&0o400 != 0
+	case gid == st.Gid:
+		return st.Mode&0o040 != 0
+	}
+	return st.Mode&0o004 != 0
 }
 
 func (n *passNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -207,3 +234,6 @@ func (n *passNode) Release(ctx context.Context, fh fs.FileHandle) syscall.Errno 
 	}
 	return 0
 }
+
+// Flush: see fileNode.Flush.
+func (n *passNode) Flush(ctx context.Context, fh fs.FileHandle) syscall.Errno { return syscall.ENOSYS }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"syscall"
 	"time"
@@ -82,10 +83,17 @@ type sessions struct {
 	be privsep.Backend
 	mu sync.Mutex
 	m  map[callerKey]*session
+	// inflight counts the core requests in progress (drained at
+	// shutdown).
+	inflight sync.WaitGroup
+	log      *slog.Logger
+	// refused counts the refusals since loggedAt.
+	refused  int
+	loggedAt time.Time
 }
 
-func newSessions(be privsep.Backend) *sessions {
-	return &sessions{be: be, m: make(map[callerKey]*session)}
+func newSessions(be privsep.Backend, log *slog.Logger) *sessions {
+	return &sessions{be: be, log: log, m: make(map[callerKey]*session)}
 }
 
 // errNoCaller refuses a request without a caller the daemon's pid
@@ -111,7 +119,7 @@ func (ss *sessions) get(ctx context.Context) (*session, error) {
 	ss.mu.Unlock()
 	s, err := ss.open(k)
 	if err != nil {
-		return nil, err
+		return nil, ss.refuse(k, err)
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -147,6 +155,31 @@ func (ss *sessions) open(k callerKey) (*session, error) {
 	}
 	now := time.Now()
 	return &session{key: k, s: cs, opened: now, used: now, ownPID: who.PID, pidns: who.PIDNS}, nil
+}
+
+// refuse answers a caller that could not be identified: EACCES (fail
+// closed), counted in procgate_rejected_total{reason="unidentified"} and
+// logged, at most once a second with the number of refusals since (a
+// caller could make them as fast as it makes requests). An unavailable
+// reader stays EIO.
+func (ss *sessions) refuse(k callerKey, err error) error {
+	if errors.Is(err, privsep.ErrUnavailable) {
+		return err
+	}
+	ss.be.Reject("unidentified")
+	now := time.Now()
+	ss.mu.Lock()
+	ss.refused++
+	n := ss.refused
+	log := now.Sub(ss.loggedAt) >= time.Second
+	if log {
+		ss.loggedAt, ss.refused = now, 0
+	}
+	ss.mu.Unlock()
+	if log && ss.log != nil {
+		ss.log.Warn("refused a caller that could not be identified", "tid", k.tid, "uid", k.uid, "gid", k.gid, "err", err, "refusals", n)
+	}
+	return fmt.Errorf("fuseproc: caller thread %d: %w: %w", k.tid, err, unix.EACCES)
 }
 
 // put releases a session got from get.
@@ -230,6 +263,8 @@ func (ss *sessions) sweep(ctx context.Context) {
 // decoded. A caller whose session finds it gone (its process exited, or
 // its thread id now names another process) is opened once again.
 func (ss *sessions) read(ctx context.Context, req *gate.Request) (*session, []gate.ProcResult, error) {
+	ss.inflight.Add(1)
+	defer ss.inflight.Done()
 	req.Binary = true
 	for attempt := 0; ; attempt++ {
 		s, err := ss.get(ctx)
@@ -269,6 +304,8 @@ func errnoOf(err error) syscall.Errno {
 		return 0
 	case errors.Is(err, privsep.ErrUnavailable):
 		return unix.EIO
+	case errors.Is(err, unix.EACCES):
+		return unix.EACCES // a refused caller, whatever the cause
 	case errors.As(err, &e):
 		if e == unix.ESRCH {
 			return unix.ENOENT

@@ -27,7 +27,9 @@ type Backend interface {
 
 // RejectReasons are the reasons a front may give [Backend.Reject]:
 // procgate_rejected_total's reason label.
-var RejectReasons = []string{"per_uid_limit", "bad_request", "too_large", "too_many_connections"}
+// (unidentified: a FUSE request whose thread could not be pinned, or
+// whose ids no longer match it).
+var RejectReasons = []string{"per_uid_limit", "bad_request", "too_large", "too_many_connections", "unidentified"}
 
 // Session is one identified caller.
 type Session interface {

@@ -47,6 +47,7 @@ const (
 	msgHello   = 'h' // [code u8][text]: code 0 identified, then [flags u8]
 	msgData    = 'd' // encoded JSON lines
 	msgFinal   = 'f' // [code u8][n u32][gen u64][text]
+	msgLast    = 'l' // [final length u16][final, as msgFinal's][the last data]: a small answer in one packet
 	msgText    = 't' // text or JSON
 )
 

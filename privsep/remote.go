@@ -2,6 +2,7 @@ package privsep
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -431,6 +432,22 @@ func (s *remoteSession) Read(ctx context.Context, req *gate.Request, emit func([
 			code, n, gen, text, err := decodeFinal(p)
 			if err != nil {
 				return 0, 0, s.fail(ctx, err)
+			}
+			return n, gen, finalError(code, text)
+		case msgLast:
+			if len(p) < 2 || int(binary.LittleEndian.Uint16(p))+2 > len(p) {
+				return 0, 0, s.fail(ctx, fmt.Errorf("%w: last message", errProtocol))
+			}
+			fl := int(binary.LittleEndian.Uint16(p))
+			code, n, gen, text, err := decodeFinal(p[2 : 2+fl])
+			if err != nil {
+				return 0, 0, s.fail(ctx, err)
+			}
+			if data := p[2+fl:]; len(data) > 0 {
+				if err := emit(data); err != nil {
+					s.fail(ctx, nil)
+					return 0, 0, err
+				}
 			}
 			return n, gen, finalError(code, text)
 		default:
