@@ -202,4 +202,3 @@ func BenchmarkRead(b *testing.B) {
 		}
 	})
 }
-
