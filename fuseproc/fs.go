@@ -81,7 +81,7 @@ type FS struct {
 	sessions *sessions
 	root     *rootNode
 	// dirs remembers the live process directories' inodes, by the
-	// process (its pid namespace, pid and start time), so that a process
+	// process (its pid namespace, pid, start time and identity), so that a process
 	// keeps one inode number while it lives and a new process with a
 	// reused pid gets another.
 	mu   sync.Mutex
@@ -94,6 +94,9 @@ type procKey struct {
 	pidns uint64
 	pid   int
 	start uint64
+	// id is the process's pidfs identity (0 before Linux 6.9, where the
+	// start time, in clock ticks, must do).
+	id uint64
 }
 
 // New returns the file system of cfg.
@@ -144,7 +147,7 @@ func (f *FS) probe(ctx context.Context, pid int) (*session, seenProc, syscall.Er
 	}
 	s.remember(rs)
 	r := &rs[0]
-	return s, seenProc{start: r.Start, ownerUID: r.OwnerUID, ownerGID: r.OwnerGID}, 0
+	return s, seenProc{start: r.Start, id: r.ID, ownerUID: r.OwnerUID, ownerGID: r.OwnerGID}, 0
 }
 
 // visibility is the item whose decision shows a process: stat, which
@@ -168,7 +171,7 @@ func (f *FS) visible(r *gate.ProcResult) bool {
 // pidDir returns the inode of process r's directory, as the caller of
 // session s names it.
 func (f *FS) pidDir(ctx context.Context, parent *fs.Inode, s *session, pid int, p seenProc) *fs.Inode {
-	k := procKey{pidns: s.pidns, pid: pid, start: p.start}
+	k := procKey{pidns: s.pidns, pid: pid, start: p.start, id: p.id}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if in := f.dirs[k]; in != nil {
@@ -204,7 +207,7 @@ func (f *FS) readItem(ctx context.Context, k procKey, it gate.Item, mem []gate.M
 		return nil, nil, unix.EIO
 	}
 	r := &rs[0]
-	if r.Denial != nil || r.Start != k.start || s.pidns != k.pidns {
+	if r.Denial != nil || r.Start != k.start || r.ID != k.id || s.pidns != k.pidns {
 		return nil, nil, unix.ENOENT
 	}
 	if len(r.Items) != 1 || r.Items[0].Item != it {

@@ -716,3 +716,114 @@ func TestShutdownWithBoundCopy(t *testing.T) {
 		t.Error("still mounted here")
 	}
 }
+
+// TestTargetExits: processes that exit while they are looked up, opened
+// and read give ENOENT (or the bytes read at open), never another
+// error, and the daemon keeps serving.
+func TestTargetExits(t *testing.T) {
+	m := startMount(t)
+	// An open file keeps what was read at open after its process exits.
+	cmd := exec.Command("sleep", "300")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	f, err := os.Open(filepath.Join(m.dir, pid, "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	b := make([]byte, 64<<10)
+	if n, err := f.Read(b); err != nil || !strings.Contains(string(b[:n]), "Name:\tsleep") {
+		t.Errorf("read after the exit: %v %q", err, b[:n])
+	}
+	f.Close()
+	if _, err := os.ReadFile(filepath.Join(m.dir, pid, "status")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("open after the exit: %v, want ENOENT", err)
+	}
+	// Short-lived processes read while they exit.
+	var bad atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				c := exec.Command("sleep", "0.0"+strconv.Itoa(1+(i+w)%9))
+				if c.Start() != nil {
+					continue
+				}
+				dir := filepath.Join(m.dir, strconv.Itoa(c.Process.Pid))
+				for _, name := range []string{"status", "stat", "cmdline", "io", "maps", "fd"} {
+					_, err := os.ReadFile(filepath.Join(dir, name))
+					if name == "fd" {
+						_, err = os.ReadDir(filepath.Join(dir, name))
+					}
+					if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ESRCH) {
+						bad.Add(1)
+						t.Logf("%s: %v", name, err)
+					}
+				}
+				c.Wait()
+			}
+		}()
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Errorf("%d reads of exiting processes failed with another error than ENOENT", bad.Load())
+	}
+	if _, err := os.ReadFile(filepath.Join(m.dir, "self", "status")); err != nil {
+		t.Fatalf("the mount stopped serving: %v", err)
+	}
+}
+
+// TestPIDReuse: a process directory looked up (held open) before its
+// process exits and its pid is taken by a new process never answers
+// with the new process's data.
+func TestPIDReuse(t *testing.T) {
+	m := startMount(t)
+	reuses := 0
+	for attempt := 0; attempt < 40 && reuses < 10; attempt++ {
+		old := exec.Command("sleep", "300")
+		if err := old.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := old.Process.Pid
+		dir, err := os.Open(filepath.Join(m.dir, strconv.Itoa(pid)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old.Process.Kill()
+		old.Wait()
+		// Ask the kernel for the same pid again.
+		os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0)
+		neu := exec.Command("sh", "-c", "exec sleep 300")
+		if err := neu.Start(); err != nil {
+			dir.Close()
+			t.Fatal(err)
+		}
+		reused := neu.Process.Pid == pid
+		// Often within the same clock tick as the old one's start: the
+		// start time alone cannot tell them apart.
+		fd, err := syscall.Openat(int(dir.Fd()), "cmdline", syscall.O_RDONLY, 0)
+		if err == nil {
+			b := make([]byte, 4096)
+			n, _ := syscall.Read(fd, b)
+			syscall.Close(fd)
+			t.Fatalf("attempt %d (pid reused: %v): the old directory answered %q", attempt, reused, b[:max(n, 0)])
+		} else if !errors.Is(err, syscall.ENOENT) {
+			t.Fatalf("attempt %d: %v, want ENOENT", attempt, err)
+		}
+		dir.Close()
+		neu.Process.Kill()
+		neu.Wait()
+		if reused {
+			reuses++
+		}
+	}
+	if reuses == 0 {
+		t.Fatal("the kernel never reused the pid in 40 attempts: the test could not check anything")
+	}
+	t.Logf("pid reused %d times: the old directory always answered ENOENT", reuses)
+}

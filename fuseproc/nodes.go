@@ -132,7 +132,7 @@ func (n *pidNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOu
 	if errno != 0 {
 		return errno
 	}
-	if p.start != n.key.start || s.pidns != n.key.pidns {
+	if p.start != n.key.start || p.id != n.key.id || s.pidns != n.key.pidns {
 		return unix.ENOENT
 	}
 	n.owner.Store(uint64(p.ownerUID)<<32 | uint64(p.ownerGID))

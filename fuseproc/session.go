@@ -53,9 +53,10 @@ type session struct {
 	seen   map[int]seenProc
 }
 
-// seenProc is a process a caller sees: its start time and owner.
+// seenProc is a process a caller sees: its start time, its identity
+// (gate.ProcResult.ID) and its owner.
 type seenProc struct {
-	start              uint64
+	start, id          uint64
 	ownerUID, ownerGID uint32
 }
 
@@ -74,7 +75,7 @@ func (s *session) remember(rs []gate.ProcResult) {
 	}
 	for i := range rs {
 		r := &rs[i]
-		s.seen[r.PID] = seenProc{start: r.Start, ownerUID: r.OwnerUID, ownerGID: r.OwnerGID}
+		s.seen[r.PID] = seenProc{start: r.Start, id: r.ID, ownerUID: r.OwnerUID, ownerGID: r.OwnerGID}
 	}
 }
 
@@ -278,7 +279,16 @@ func (ss *sessions) read(ctx context.Context, req *gate.Request) (*session, []ga
 		})
 		ss.put(s)
 		if err != nil {
-			if attempt == 0 && (errors.Is(err, gate.ErrCallerGone) || errors.Is(err, unix.EAGAIN)) {
+			switch {
+			case ctx.Err() != nil:
+				// The kernel interrupted the request (the caller got a
+				// signal): the session's channel was closed mid-answer.
+				ss.drop(s)
+				return s, nil, err
+			case attempt == 0 && (errors.Is(err, gate.ErrCallerGone) || errors.Is(err, unix.EAGAIN) || errors.Is(err, privsep.ErrUnavailable)):
+				// The caller's thread id now names another process, or
+				// the session broke: open a new one, once. (A reader
+				// that is gone fails the new one too.)
 				ss.drop(s)
 				continue
 			}
@@ -295,13 +305,15 @@ func (ss *sessions) read(ctx context.Context, req *gate.Request) (*session, []ga
 
 // errnoOf returns the errno that answers err to a FUSE caller: the
 // error's own errno where it has one (ESRCH becomes ENOENT, as for a
-// /proc entry whose process is gone), EACCES for an unidentified caller
-// and EIO otherwise.
+// /proc entry whose process is gone), EACCES for an unidentified caller,
+// EINTR for an interrupted request and EIO otherwise.
 func errnoOf(err error) syscall.Errno {
 	var e syscall.Errno
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, context.Canceled):
+		return unix.EINTR // an interrupted request
 	case errors.Is(err, privsep.ErrUnavailable):
 		return unix.EIO
 	case errors.Is(err, unix.EACCES):

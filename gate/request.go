@@ -341,6 +341,7 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, n
 		dumpable = pi.dumpableHint()
 	}
 	r.OwnerUID, r.OwnerGID = pi.key.ownUID, pi.key.ownGID // as the kernel owns its directory
+	r.ID = t.pin.ID()
 	tg := pi.target(dumpable)
 	if g.protected(pi.st.Pid) { // the gate's pid, whatever the caller's numbering
 		v := *t.view // views are shared

@@ -94,8 +94,13 @@ type ProcResult struct {
 	// Start is the process's start time (stat field 22): with PID it
 	// names the process answered.
 	Start uint64
-	Comm  string
-	UID   uint32
+	// ID identifies the process for as long as the system runs (its
+	// pidfs inode, procfs.Pin.ID; 0 before Linux 6.9): a process that
+	// took the pid within the same clock tick has another. Binary
+	// records carry it; the JSON format does not.
+	ID   uint64
+	Comm string
+	UID  uint32
 	// OwnerUID and OwnerGID own the process's /proc directory as the
 	// kernel reports it (fs/proc/base.c task_dump_owner: its effective
 	// ids when it is dumpable, else its mm's user namespace's root), as

@@ -18,7 +18,7 @@ import (
 //
 //	[pid i32][flags u8]
 //	flags&recDenied:   [denial]
-//	otherwise:         [start u64][uid u32][owner uid u32][owner gid u32][comm str][nitems u16][item]…
+//	otherwise:         [start u64][id u64][uid u32][owner uid u32][owner gid u32][comm str][nitems u16][item]…
 //
 // an item is [item u8][flags u8] then [denial] (itemDenied) or
 // [kind u8][value]; a denial is [errno u16][reason str]; a str is
@@ -45,6 +45,7 @@ func (r *ProcResult) AppendBinary(b []byte) []byte {
 	} else {
 		b = append(b, 0)
 		b = binary.LittleEndian.AppendUint64(b, r.Start)
+		b = binary.LittleEndian.AppendUint64(b, r.ID)
 		b = binary.LittleEndian.AppendUint32(b, r.UID)
 		b = binary.LittleEndian.AppendUint32(b, r.OwnerUID)
 		b = binary.LittleEndian.AppendUint32(b, r.OwnerGID)
@@ -228,6 +229,7 @@ func (d *decoder) record() ProcResult {
 		return r
 	}
 	r.Start = d.u64("start")
+	r.ID = d.u64("id")
 	r.UID = d.u32("uid")
 	r.OwnerUID = d.u32("owner uid")
 	r.OwnerGID = d.u32("owner gid")
