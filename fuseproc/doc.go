@@ -20,7 +20,9 @@
 //     (package policy); each is decided and read when it is opened, and
 //     its content is kept by the open file only. Directories of links
 //     (fd, ns, map_files) and fdinfo are listed from the item's value.
-//   - self resolves to the caller's own pid.
+//     task/<tid>/ holds the same entries for each thread, decided as the
+//     process.
+//   - self resolves to the caller's own pid, thread-self to its thread.
 //   - every other name passes through, read-only, to the daemon's /proc
 //     (meminfo, stat, uptime, loadavg, sys/, net/ …).
 //

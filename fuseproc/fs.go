@@ -87,6 +87,8 @@ type FS struct {
 	mu   sync.Mutex
 	dirs map[procKey]*fs.Inode
 	ino  uint64
+	// pidns is the daemon's pid namespace (its inode).
+	pidns uint64
 }
 
 // procKey names a process as a caller names it.
@@ -105,6 +107,10 @@ func New(cfg Config) *FS {
 		cfg.Proc = "/proc"
 	}
 	f := &FS{cfg: cfg, sessions: newSessions(cfg.Backend, cfg.Log), dirs: make(map[procKey]*fs.Inode), ino: 1 << 40}
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/pid", &st) == nil {
+		f.pidns = st.Ino
+	}
 	f.root = &rootNode{fs: f}
 	return f
 }
@@ -194,12 +200,19 @@ func (f *FS) forget(k procKey, in *fs.Inode) {
 	f.mu.Unlock()
 }
 
-// readItem reads item it of the process named by k for the caller of
-// ctx, with mem ranges for the mem item. A process that is not the one k
+// readItem reads item it of the process named by k (of its thread tid,
+// when not 0) for the caller of ctx, with mem ranges for the mem item. A process that is not the one k
 // names (it exited and its pid was reused, or the caller is in another
 // pid namespace than the one that looked it up) is ENOENT.
-func (f *FS) readItem(ctx context.Context, k procKey, it gate.Item, mem []gate.MemRange) (*gate.ProcResult, *gate.ItemResult, syscall.Errno) {
-	s, rs, err := f.sessions.read(ctx, &gate.Request{PIDs: []int{k.pid}, Items: []gate.Item{it}, Mem: mem})
+func (f *FS) readItem(ctx context.Context, k procKey, tid int, it gate.Item, mem []gate.MemRange) (*gate.ProcResult, *gate.ItemResult, syscall.Errno) {
+	return f.ask(ctx, k, &gate.Request{PIDs: []int{k.pid}, Items: []gate.Item{it}, Mem: mem, TID: tid})
+}
+
+// ask sends req, about the one process k names, for the caller of ctx,
+// and returns its answer and its one item's.
+func (f *FS) ask(ctx context.Context, k procKey, req *gate.Request) (*gate.ProcResult, *gate.ItemResult, syscall.Errno) {
+	it := req.Items[0]
+	s, rs, err := f.sessions.read(ctx, req)
 	if err != nil {
 		return nil, nil, errnoOf(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/prometheus/procfs"
 
+	"github.com/procgate/procgate/internal/proctest"
 	"github.com/procgate/procgate/internal/testenv"
 )
 
@@ -560,7 +562,7 @@ func TestHidePID(t *testing.T) {
 func TestOddNames(t *testing.T) {
 	m := startMount(t)
 	for _, n := range []string{"0", "01", "+1", "-1", "4294967297", "99999999999999999999", "1/nonexistent", "self/../self/nope",
-		strings.Repeat("9", 255), "1/" + strings.Repeat("a", 255), "1/fd/x", "1/fdinfo/../fdinfo/zz", "1/task/1/stat", "..."} {
+		strings.Repeat("9", 255), "1/" + strings.Repeat("a", 255), "1/fd/x", "1/fdinfo/../fdinfo/zz", "1/task/0/stat", "1/task/01", "1/task/1/task", "1/task/" + strconv.Itoa(proctest.NeverPID), "..."} {
 		_, err := os.Stat(filepath.Join(m.dir, n))
 		if err == nil {
 			t.Errorf("%q exists", n)
@@ -826,4 +828,55 @@ func TestPIDReuse(t *testing.T) {
 		t.Fatal("the kernel never reused the pid in 40 attempts: the test could not check anything")
 	}
 	t.Logf("pid reused %d times: the old directory always answered ENOENT", reuses)
+}
+
+// TestThreads: task/<tid>/ answers for that thread, thread-self names
+// the calling thread, and a thread's files are decided as its process's.
+func TestThreads(t *testing.T) {
+	gid := ensureGroup(t)
+	m := startMount(t)
+	pid := strconv.Itoa(os.Getpid())
+	tid := proctest.LockedThread(t)
+	ents, err := os.ReadDir(filepath.Join(m.dir, pid, "task"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range ents {
+		found = found || e.Name() == strconv.Itoa(tid)
+	}
+	if !found {
+		t.Errorf("task/ of %s lists %d entries, not the thread %d", pid, len(ents), tid)
+	}
+	b, err := os.ReadFile(filepath.Join(m.dir, pid, "task", strconv.Itoa(tid), "status"))
+	if err != nil || !strings.Contains(string(b), "\nPid:\t"+strconv.Itoa(tid)+"\n") || !strings.Contains(string(b), "\nTgid:\t"+pid+"\n") {
+		t.Errorf("task/%d/status: %v\n%s", tid, err, b)
+	}
+	b, err = os.ReadFile(filepath.Join(m.dir, pid, "task", strconv.Itoa(tid), "stat"))
+	if err != nil || !strings.HasPrefix(string(b), strconv.Itoa(tid)+" (") {
+		t.Errorf("task/%d/stat: %v %q", tid, err, b)
+	}
+	// thread-self, read from a thread of this process locked for it.
+	done := make(chan string)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		l, err := os.Readlink(filepath.Join(m.dir, "thread-self"))
+		if err != nil {
+			l = err.Error()
+		}
+		done <- l + " " + strconv.Itoa(syscall.Gettid())
+	}()
+	if got := strings.Fields(<-done); len(got) != 2 || got[0] != pid+"/task/"+got[1] {
+		t.Errorf("thread-self: %v, want %s/task/<the calling thread>", got, pid)
+	}
+	// A thread of another user's process: decided as the process.
+	target := strconv.Itoa(startTarget(t, binDir))
+	io := filepath.Join(m.dir, target, "task", target, "io")
+	if out, err := (caller{memberUID, memberUID, []uint32{gid}}).run("cat", io); err != nil || !strings.Contains(out, "rchar") {
+		t.Errorf("a member reads the thread's io: %v %s", err, out)
+	}
+	if out, err := (caller{otherUID, otherUID, nil}).run("cat", io); err == nil {
+		t.Errorf("a non-member reads the thread's io: %s", out)
+	}
 }

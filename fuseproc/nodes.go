@@ -46,9 +46,13 @@ func (n *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 		out.SetAttrTimeout(pidAttrTimeout)
 		return in, 0
 	}
-	if name == "self" {
-		in := n.NewInode(ctx, &selfNode{fs: n.fs}, fs.StableAttr{Mode: syscall.S_IFLNK, Ino: selfIno})
-		setAttr(&out.Attr, selfIno, syscall.S_IFLNK|0o777, 0, 0)
+	if name == "self" || name == "thread-self" {
+		ino := uint64(selfIno)
+		if name == "thread-self" {
+			ino = threadSelfIno
+		}
+		in := n.NewInode(ctx, &selfNode{fs: n.fs, thread: ino == threadSelfIno}, fs.StableAttr{Mode: syscall.S_IFLNK, Ino: ino})
+		setAttr(&out.Attr, ino, syscall.S_IFLNK|0o777, 0, 0)
 		out.SetEntryTimeout(passTimeout)
 		out.SetAttrTimeout(0)
 		return in, 0
@@ -56,8 +60,11 @@ func (n *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	return lookupPass(ctx, n.EmbeddedInode(), n.fs.cfg.Proc, name, out)
 }
 
-// selfIno is self's inode number.
-const selfIno = 2
+// selfIno and threadSelfIno are self's and thread-self's inode numbers.
+const (
+	selfIno       = 2
+	threadSelfIno = 3
+)
 
 func (n *rootNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	ps, errno := n.fs.list(ctx)
@@ -70,7 +77,8 @@ func (n *rootNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 		return nil, fs.ToErrno(err)
 	}
 	out = append(out, pass...)
-	out = append(out, fuse.DirEntry{Name: "self", Mode: syscall.S_IFLNK, Ino: selfIno})
+	out = append(out, fuse.DirEntry{Name: "self", Mode: syscall.S_IFLNK, Ino: selfIno},
+		fuse.DirEntry{Name: "thread-self", Mode: syscall.S_IFLNK, Ino: threadSelfIno})
 	for _, r := range ps {
 		out = append(out, fuse.DirEntry{Name: strconv.Itoa(r.PID), Mode: syscall.S_IFDIR})
 	}
@@ -78,10 +86,13 @@ func (n *rootNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 }
 
 // selfNode is the symlink self: the caller's own pid, as its pid
-// namespace numbers it.
+// namespace numbers it; or thread-self: <pid>/task/<tid>, for a caller
+// in the daemon's pid namespace, whose thread id the FUSE request gives
+// (another namespace's caller: ENOENT, its tid there is not known).
 type selfNode struct {
 	fs.Inode
-	fs *FS
+	fs     *FS
+	thread bool
 }
 
 var _ fs.NodeReadlinker = (*selfNode)(nil)
@@ -91,7 +102,15 @@ func (n *selfNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	return strconv.AppendInt(nil, int64(s.ownPID), 10), 0
+	b := strconv.AppendInt(nil, int64(s.ownPID), 10)
+	if n.thread {
+		if s.pidns != n.fs.pidns || n.fs.pidns == 0 {
+			return nil, unix.ENOENT
+		}
+		b = append(b, "/task/"...)
+		b = strconv.AppendUint(b, uint64(s.key.tid), 10)
+	}
+	return b, 0
 }
 
 // pidNode is /<pid>/: one process, as the caller that looked it up names
@@ -100,6 +119,8 @@ type pidNode struct {
 	fs.Inode
 	fs  *FS
 	key procKey
+	// tid is the thread of task/<tid>/, 0 for the process's directory.
+	tid int
 	// owner is the directory's owner: uid<<32 | gid.
 	owner atomic.Uint64
 }
@@ -112,7 +133,11 @@ var (
 )
 
 // OnForget forgets the process's inode with the kernel's last reference.
-func (n *pidNode) OnForget() { n.fs.forget(n.key, n.EmbeddedInode()) }
+func (n *pidNode) OnForget() {
+	if n.tid == 0 {
+		n.fs.forget(n.key, n.EmbeddedInode())
+	}
+}
 
 func (n *pidNode) ownerIDs() (uint32, uint32) {
 	o := n.owner.Load()
@@ -142,6 +167,17 @@ func (n *pidNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOu
 }
 
 func (n *pidNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if name == "task" && n.tid == 0 {
+		ch := n.GetChild(name)
+		if ch == nil {
+			ch = n.NewInode(ctx, &taskNode{fs: n.fs, proc: n}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: n.fs.nextIno()})
+		}
+		uid, gid := n.ownerIDs()
+		setAttr(&out.Attr, ch.StableAttr().Ino, syscall.S_IFDIR|0o555, uid, gid)
+		out.SetEntryTimeout(fileEntryTimeout)
+		out.SetAttrTimeout(pidAttrTimeout)
+		return ch, 0
+	}
 	e := byName[name]
 	if e == nil {
 		return nil, unix.ENOENT
@@ -173,9 +209,12 @@ func (n *pidNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 }
 
 func (n *pidNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	out := make([]fuse.DirEntry, 0, len(entries))
+	out := make([]fuse.DirEntry, 0, len(entries)+1)
 	for i := range entries {
 		out = append(out, fuse.DirEntry{Name: entries[i].name, Mode: entries[i].mode() &^ 0o7777})
+	}
+	if n.tid == 0 {
+		out = append(out, fuse.DirEntry{Name: "task", Mode: syscall.S_IFDIR})
 	}
 	return fs.NewListDirStream(out), 0
 }
@@ -199,7 +238,7 @@ func (n *entryNode) fill(out *fuse.Attr) {
 // errno the kernel's own check of the entry returns (attach-class
 // entries included, which the core refuses with EPERM whatever the file).
 func (n *entryNode) read(ctx context.Context, mem []gate.MemRange) (*gate.ItemResult, syscall.Errno) {
-	_, ir, errno := n.fs.readItem(ctx, n.pid.key, n.e.item, mem)
+	_, ir, errno := n.fs.readItem(ctx, n.pid.key, n.pid.tid, n.e.item, mem)
 	if (errno == unix.EACCES || errno == unix.EPERM) && n.e.denied != 0 {
 		errno = n.e.denied
 	}
@@ -340,7 +379,7 @@ var (
 func (n *listNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.fill(&out.Attr)
 	if n.e.item == policy.ItemFd {
-		if _, ir, errno := n.fs.readItem(ctx, n.pid.key, policy.ItemFdCount, nil); errno == 0 {
+		if _, ir, errno := n.fs.readItem(ctx, n.pid.key, n.pid.tid, policy.ItemFdCount, nil); errno == 0 {
 			out.Size = uint64(ir.Count)
 		} else if errno == unix.ENOENT {
 			return errno
@@ -459,3 +498,59 @@ func (n *fileNode) Flush(ctx context.Context, fh fs.FileHandle) syscall.Errno { 
 
 // Flush: see fileNode.Flush.
 func (n *valueNode) Flush(ctx context.Context, fh fs.FileHandle) syscall.Errno { return syscall.ENOSYS }
+
+// taskNode is <pid>/task/: the process's threads, each a directory of
+// the same entries, answered for that thread.
+type taskNode struct {
+	fs.Inode
+	fs   *FS
+	proc *pidNode
+}
+
+var (
+	_ fs.NodeLookuper  = (*taskNode)(nil)
+	_ fs.NodeReaddirer = (*taskNode)(nil)
+	_ fs.NodeGetattrer = (*taskNode)(nil)
+)
+
+func (n *taskNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	uid, gid := n.proc.ownerIDs()
+	setAttr(&out.Attr, n.StableAttr().Ino, syscall.S_IFDIR|0o555, uid, gid)
+	out.SetTimeout(pidAttrTimeout)
+	return 0
+}
+
+// Readdir lists the threads, as the caller's pid namespace names them.
+func (n *taskNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	r, _, errno := n.fs.ask(ctx, n.proc.key, &gate.Request{PIDs: []int{n.proc.key.pid}, Items: []gate.Item{n.fs.visibility()}, Threads: true})
+	if r == nil && errno != 0 {
+		return nil, errno
+	}
+	out := make([]fuse.DirEntry, 0, len(r.Threads))
+	for _, tid := range r.Threads {
+		out = append(out, fuse.DirEntry{Name: strconv.Itoa(tid), Mode: syscall.S_IFDIR})
+	}
+	return fs.NewListDirStream(out), 0
+}
+
+// Lookup finds one thread of the process (checked now, for the caller:
+// entry timeout 0).
+func (n *taskNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	tid, ok := parsePID(name)
+	if !ok {
+		return nil, unix.ENOENT
+	}
+	if r, _, errno := n.fs.ask(ctx, n.proc.key, &gate.Request{PIDs: []int{n.proc.key.pid}, Items: []gate.Item{n.fs.visibility()}, TID: tid}); r == nil && errno != 0 {
+		return nil, errno
+	}
+	ch := n.GetChild(name)
+	if ch == nil {
+		t := &pidNode{fs: n.fs, key: n.proc.key, tid: tid}
+		t.owner.Store(n.proc.owner.Load())
+		ch = n.NewInode(ctx, t, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: n.fs.nextIno()})
+	}
+	ch.Operations().(*pidNode).fillAttr(&out.Attr, ch.StableAttr().Ino)
+	out.SetEntryTimeout(pidEntryTimeout)
+	out.SetAttrTimeout(pidAttrTimeout)
+	return ch, 0
+}

@@ -279,7 +279,7 @@ func (k *nsChunk) value(t *target, it Item, ir *ItemResult, ids *procfs.NSIDs) e
 			return nil
 		}
 		var err error
-		*ids, err = procfs.ParseNSIDs([]byte(t.info.statusRaw))
+		*ids, err = procfs.ParseNSIDs([]byte(t.status()))
 		return err
 	}
 	switch it {

@@ -32,7 +32,7 @@ func (g *Gate) readItem(c *Caller, t *target, it Item, masked bool, mem []MemRan
 		}
 		return err
 	}
-	return g.readKind(t.pin.Dir, t, ck, it, masked, mem, ir, bp)
+	return g.readKind(t.dir(), t, ck, it, masked, mem, ir, bp)
 }
 
 // readKind reads item it, checked by ck, through the directory dir.
@@ -44,14 +44,17 @@ func (g *Gate) readKind(dir int, t *target, ck *itemCheck, it Item, masked bool,
 		buf = make([]byte, 0, 4096)
 	}
 	max := g.cfg.MaxValue
+	// What was read under the pin answers for the process itself; a
+	// thread's files are read in its own directory.
+	proc := t.task == 0
 	switch ck.read.kind {
 	case kindFile:
 		// status was read already, under the same pin.
 		if it == policy.ItemStatus {
-			ir.kind, ir.Text = valueText, t.info.statusRaw
+			ir.kind, ir.Text = valueText, t.status()
 			return nil
 		}
-		if it == policy.ItemCgroup && t.info.cgroupOK && len(t.info.cgroupRaw) <= max {
+		if proc && it == policy.ItemCgroup && t.info.cgroupOK && len(t.info.cgroupRaw) <= max {
 			ir.kind, ir.Text = valueText, t.info.cgroupRaw
 			return nil
 		}
@@ -62,8 +65,15 @@ func (g *Gate) readKind(dir int, t *target, ck *itemCheck, it Item, masked bool,
 		ir.kind, ir.Text = valueText, string(b)
 	case kindStat:
 		ir.kind, ir.Text = valueText, t.info.statRaw
+		if !proc {
+			b, err := procfs.ReadFile(dir, "stat", buf, max)
+			if err != nil {
+				return fmt.Errorf("read stat: %w", procfs.Gone(err))
+			}
+			ir.Text = string(b)
+		}
 		if masked && it == policy.ItemStat {
-			ir.Text = string(MaskStat([]byte(t.info.statRaw)))
+			ir.Text = string(MaskStat([]byte(ir.Text)))
 		}
 	case kindNULList:
 		b, err := procfs.ReadFile(dir, ck.file, buf, max)
@@ -89,7 +99,7 @@ func (g *Gate) readKind(dir int, t *target, ck *itemCheck, it Item, masked bool,
 		}
 		ir.kind, ir.Text = valueText, l
 	case kindFDCount:
-		if t.info.fdOK {
+		if proc && t.info.fdOK {
 			// stat'ed under the same pin
 			ir.kind, ir.Count = valueCount, int(t.info.fdSize)
 			return nil
@@ -225,7 +235,7 @@ func (g *Gate) withDeadline(c *Caller, t *target, it Item, read func(dir int) er
 		g.metrics.readRefusals[refusedGlobal].Add(1)
 		return fmt.Errorf("read %s: too many reads blocked on locks of their targets: %w", it, unix.EBUSY)
 	}
-	dup, err := unix.FcntlInt(uintptr(t.pin.Dir), unix.F_DUPFD_CLOEXEC, 0)
+	dup, err := unix.FcntlInt(uintptr(t.dir()), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		<-g.stuck
 		g.stall.cancel(f)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -29,6 +30,17 @@ type Request struct {
 	// Binary asks for the answer in binary records (ProcResult.AppendBinary),
 	// which carry values byte for byte, instead of JSON lines.
 	Binary bool
+	// TID, with exactly one pid, asks for one thread of that process
+	// (its task/<tid>/ entries), named as the caller's pid namespace
+	// names it. The decision is the process's: threads share their
+	// process's credentials and mm (a thread that changed its own
+	// credentials with a raw setuid system call is decided as its
+	// process).
+	TID int
+	// Threads asks for the process's thread ids (ProcResult.Threads),
+	// as the caller's namespace names them: task/ is listed by the
+	// kernel to anyone who may list the process directory.
+	Threads bool
 }
 
 // chunk is how many processes one worker pins at a time.
@@ -197,6 +209,47 @@ type target struct {
 	info *procInfo
 	view *View
 	err  error
+	// task, for a request of one thread (Request.TID), is an O_PATH
+	// descriptor of the thread's task/<tid> directory under the pin
+	// (0: the process itself), and taskStatus the thread's status.
+	task       int
+	taskStatus string
+}
+
+// dir returns the directory the target's items are read in: the
+// thread's, for a request of one thread, else the process's.
+func (t *target) dir() int {
+	if t.task > 0 {
+		return t.task
+	}
+	return t.pin.Dir
+}
+
+// status returns the status text of what is answered: the thread's or
+// the process's.
+func (t *target) status() string {
+	if t.task > 0 {
+		return t.taskStatus
+	}
+	return t.info.statusRaw
+}
+
+// openTask opens the thread host (the gate's tid) of the pinned target
+// for a request of one thread. A thread that is not the process's is
+// ESRCH.
+func (t *target) openTask(host int, buf []byte) error {
+	name := "task/" + strconv.Itoa(host)
+	fd, err := unix.Openat(t.pin.Dir, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("gate: thread %d of process %d: %w", host, t.pin.PID, procfs.Gone(err))
+	}
+	b, err := procfs.ReadFile(fd, "status", buf, 64<<10)
+	if err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("gate: thread %d of process %d: %w", host, t.pin.PID, procfs.Gone(err))
+	}
+	t.task, t.taskStatus = fd, string(b)
+	return nil
 }
 
 // readChunk pins, decides and reads a few processes, and writes out
@@ -210,6 +263,9 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, w work) ([]ProcRes
 	defer func() {
 		for i := range ts {
 			ts[i].pin.Close()
+			if ts[i].task > 0 {
+				unix.Close(ts[i].task)
+			}
 		}
 	}()
 	var miss []int
@@ -236,6 +292,18 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, w work) ([]ProcRes
 			}
 			t.info, t.err = readProcInfo(t.pin, g.mods, *bp, plain, need)
 			if t.err != nil {
+				continue
+			}
+		}
+		if req.TID != 0 {
+			host := req.TID
+			if w.ns != nil {
+				if host, t.err = w.ns.hostPID(req.TID, false); t.err != nil {
+					t.err = fmt.Errorf("gate: thread %d: %w", req.TID, t.err)
+					continue
+				}
+			}
+			if t.err = t.openTask(host, *bp); t.err != nil {
 				continue
 			}
 		}
@@ -342,6 +410,9 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, n
 	}
 	r.OwnerUID, r.OwnerGID = pi.key.ownUID, pi.key.ownGID // as the kernel owns its directory
 	r.ID = t.pin.ID()
+	if req.Threads {
+		r.Threads = g.threads(t, nk)
+	}
 	tg := pi.target(dumpable)
 	if g.protected(pi.st.Pid) { // the gate's pid, whatever the caller's numbering
 		v := *t.view // views are shared
@@ -380,6 +451,30 @@ func (g *Gate) answer(c *Caller, pol Policy, req *Request, t *target, pid int, n
 		return ProcResult{PID: pid, Denial: &Denial{Errno: unix.ESRCH, Reason: "the process exited during the request"}}
 	}
 	return r
+}
+
+// threads lists the target's threads as the caller names them (nk, for a
+// caller in another pid namespace; a thread it cannot name is left out).
+func (g *Gate) threads(t *target, nk *nsChunk) []int {
+	names, err := procfs.ReadDirNames(t.pin.Dir, "task")
+	if err != nil {
+		return nil
+	}
+	out := make([]int, 0, len(names))
+	for _, n := range names {
+		tid, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		if nk != nil {
+			if tid = nk.r.pidOf(tid); tid == 0 {
+				continue
+			}
+		}
+		out = append(out, tid)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // protected reports whether pid is one of the daemon's own processes.

@@ -107,6 +107,10 @@ type ProcResult struct {
 	// stat'ed through the pin. Binary records carry them; the JSON
 	// format does not.
 	OwnerUID, OwnerGID uint32
+	// Threads lists the process's threads when the request asked
+	// (Request.Threads), as the caller names them. Binary records carry
+	// them; the JSON format does not.
+	Threads []int
 	// Denial is set when the process as a whole is not answered (it does
 	// not exist or exited during the request).
 	Denial *Denial

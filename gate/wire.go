@@ -18,7 +18,8 @@ import (
 //
 //	[pid i32][flags u8]
 //	flags&recDenied:   [denial]
-//	otherwise:         [start u64][id u64][uid u32][owner uid u32][owner gid u32][comm str][nitems u16][item]…
+//	otherwise:         [start u64][id u64][uid u32][owner uid u32][owner gid u32][comm str]
+//	                   [nthreads u32][tid u32]…[nitems u16][item]…
 //
 // an item is [item u8][flags u8] then [denial] (itemDenied) or
 // [kind u8][value]; a denial is [errno u16][reason str]; a str is
@@ -50,6 +51,10 @@ func (r *ProcResult) AppendBinary(b []byte) []byte {
 		b = binary.LittleEndian.AppendUint32(b, r.OwnerUID)
 		b = binary.LittleEndian.AppendUint32(b, r.OwnerGID)
 		b = appendBinString(b, r.Comm)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Threads)))
+		for _, tid := range r.Threads {
+			b = binary.LittleEndian.AppendUint32(b, uint32(tid))
+		}
 		b = binary.LittleEndian.AppendUint16(b, uint16(len(r.Items)))
 		for i := range r.Items {
 			b = r.Items[i].appendBinary(b)
@@ -234,6 +239,12 @@ func (d *decoder) record() ProcResult {
 	r.OwnerUID = d.u32("owner uid")
 	r.OwnerGID = d.u32("owner gid")
 	r.Comm = d.str("comm")
+	if nt := d.count(4, "threads"); nt > 0 {
+		r.Threads = make([]int, nt)
+		for i := range r.Threads {
+			r.Threads[i] = int(d.u32("thread"))
+		}
+	}
 	n := int(d.u16("items"))
 	if n > int(numItems) {
 		d.fail("item count")

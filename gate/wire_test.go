@@ -14,7 +14,7 @@ import (
 // UTF-8 included.
 func TestBinaryRoundTrip(t *testing.T) {
 	in := []ProcResult{
-		{PID: 42, Start: 1 << 40, ID: 1<<33 + 5, Comm: "a\x00b\xff", UID: 1000, OwnerUID: 1000, OwnerGID: 100, Items: []ItemResult{
+		{PID: 42, Start: 1 << 40, ID: 1<<33 + 5, Comm: "a\x00b\xff", UID: 1000, OwnerUID: 1000, OwnerGID: 100, Threads: []int{42, 43}, Items: []ItemResult{
 			{Item: policy.ItemAuxv, kind: valueText, Text: "\x00\x01\xfe\xff"},
 			{Item: policy.ItemStat, kind: valueText, Text: "1 (x) S", Masked: true},
 			{Item: policy.ItemCmdline, kind: valueList, List: []string{"sleep", "\xff300", ""}},

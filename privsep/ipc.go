@@ -236,8 +236,8 @@ func checkSocket(fd, typ int) error {
 }
 
 // encodeRequest encodes a decoded, validated request:
-// [flags u8][nitems u8][items…][nmem u8][addr u64, len u64]…[npids u32][pid u32]…,
-// flags being reqAll and reqBinary.
+// [flags u8][nitems u8][items…][nmem u8][addr u64, len u64]…[npids u32][pid u32]…[tid u32],
+// flags being reqAll, reqBinary and reqThreads.
 func encodeRequest(req *gate.Request) []byte {
 	b := make([]byte, 0, 8+len(req.Items)+16*len(req.Mem)+4*len(req.PIDs))
 	flags := byte(0)
@@ -246,6 +246,9 @@ func encodeRequest(req *gate.Request) []byte {
 	}
 	if req.Binary {
 		flags |= reqBinary
+	}
+	if req.Threads {
+		flags |= reqThreads
 	}
 	b = append(b, flags, byte(len(req.Items)))
 	for _, it := range req.Items {
@@ -260,17 +263,18 @@ func encodeRequest(req *gate.Request) []byte {
 	for _, p := range req.PIDs {
 		b = binary.LittleEndian.AppendUint32(b, uint32(p))
 	}
-	return b
+	return binary.LittleEndian.AppendUint32(b, uint32(req.TID))
 }
 
 // Request flags.
 const (
-	reqAll    = 1
-	reqBinary = 2
+	reqAll     = 1
+	reqBinary  = 2
+	reqThreads = 4
 )
 
 // maxRequestMsg bounds an encoded request.
-const maxRequestMsg = 8 + MaxItems + 16*MaxMemRanges + 4*MaxPIDs
+const maxRequestMsg = 12 + MaxItems + 16*MaxMemRanges + 4*MaxPIDs
 
 // decodeRequest decodes and re-validates a request from the front with
 // the bounds every front applies (MaxItems, MaxMemRanges, MaxPIDs,
@@ -282,10 +286,10 @@ func decodeRequest(b []byte) (*gate.Request, error) {
 	if len(b) < 2 {
 		return bad("short")
 	}
-	if b[0]&^(reqAll|reqBinary) != 0 {
+	if b[0]&^(reqAll|reqBinary|reqThreads) != 0 {
 		return bad("flags")
 	}
-	req := &gate.Request{All: b[0]&reqAll != 0, Binary: b[0]&reqBinary != 0}
+	req := &gate.Request{All: b[0]&reqAll != 0, Binary: b[0]&reqBinary != 0, Threads: b[0]&reqThreads != 0}
 	ni := int(b[1])
 	b = b[2:]
 	if ni == 0 || ni > MaxItems || len(b) < ni+1 {
@@ -311,9 +315,14 @@ func decodeRequest(b []byte) (*gate.Request, error) {
 	}
 	np := binary.LittleEndian.Uint32(b)
 	b = b[4:]
-	if np > MaxPIDs || uint64(len(b)) != 4*uint64(np) || (np == 0) != req.All {
+	if np > MaxPIDs || uint64(len(b)) != 4*uint64(np)+4 || (np == 0) != req.All {
 		return bad("pids")
 	}
+	tid := binary.LittleEndian.Uint32(b[4*np:])
+	if tid > MaxPID || tid != 0 && np != 1 {
+		return bad("tid")
+	}
+	req.TID = int(tid)
 	seenPID := make(map[uint32]bool, np)
 	for i := range np {
 		p := binary.LittleEndian.Uint32(b[4*i:])

@@ -21,6 +21,7 @@ func TestRequestCodec(t *testing.T) {
 		{All: true, Items: []gate.Item{1}, Mem: []gate.MemRange{{Addr: 1 << 40, Len: 4096}}},
 		{PIDs: []int{9}, Items: []gate.Item{2}, Binary: true},
 		{All: true, Items: []gate.Item{2}, Binary: true},
+		{PIDs: []int{9}, Items: []gate.Item{2}, Binary: true, TID: 10, Threads: true},
 	} {
 		got, err := decodeRequest(encodeRequest(req))
 		if err != nil || !reflect.DeepEqual(got, req) {
@@ -32,7 +33,9 @@ func TestRequestCodec(t *testing.T) {
 		"empty":        {},
 		"truncated":    good[:len(good)-1],
 		"trailing":     append(bytes.Clone(good), 0),
-		"flags":        append([]byte{4}, good[1:]...),
+		"flags":        append([]byte{8}, good[1:]...),
+		"tid of many":  encodeRequest(&gate.Request{PIDs: []int{7, 8}, Items: []gate.Item{0}, TID: 9}),
+		"tid too big":  encodeRequest(&gate.Request{PIDs: []int{7}, Items: []gate.Item{0}, TID: MaxPID + 1}),
 		"no items":     encodeRequest(&gate.Request{PIDs: []int{7}}),
 		"unknown item": encodeRequest(&gate.Request{PIDs: []int{7}, Items: []gate.Item{250}}),
 		"repeat item":  encodeRequest(&gate.Request{PIDs: []int{7}, Items: []gate.Item{0, 0}}),
