@@ -87,8 +87,6 @@ type FS struct {
 	mu   sync.Mutex
 	dirs map[procKey]*fs.Inode
 	ino  uint64
-	// pidns is the daemon's pid namespace (its inode).
-	pidns uint64
 }
 
 // procKey names a process as a caller names it.
@@ -107,10 +105,6 @@ func New(cfg Config) *FS {
 		cfg.Proc = "/proc"
 	}
 	f := &FS{cfg: cfg, sessions: newSessions(cfg.Backend, cfg.Log), dirs: make(map[procKey]*fs.Inode), ino: 1 << 40}
-	var st unix.Stat_t
-	if unix.Stat("/proc/self/ns/pid", &st) == nil {
-		f.pidns = st.Ino
-	}
 	f.root = &rootNode{fs: f}
 	return f
 }

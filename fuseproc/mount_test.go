@@ -514,7 +514,7 @@ func TestReadOnly(t *testing.T) {
 func TestPIDNamespace(t *testing.T) {
 	m := startMount(t)
 	host := strconv.Itoa(startTarget(t, binDir))
-	script := `mount --bind "$0" /proc && readlink /proc/self && ls /proc && (cat /proc/` + host + `/status || echo host-hidden) && ps -e -o pid=,comm=`
+	script := `mount --bind "$0" /proc && readlink /proc/self && readlink /proc/thread-self && ls /proc && (cat /proc/` + host + `/status || echo host-hidden) && ps -e -o pid=,comm=`
 	out, err := exec.Command("unshare", "-m", "-p", "-f", "--propagation", "private", "sh", "-c", script, m.dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -523,10 +523,13 @@ func TestPIDNamespace(t *testing.T) {
 	if self, err := strconv.Atoi(lines[0]); err != nil || self > 10 {
 		t.Errorf("self in the namespace is %q, want a small pid:\n%s", lines[0], out)
 	}
+	if ts := strings.Split(lines[1], "/task/"); len(ts) != 2 || len(ts[0]) > 2 || len(ts[1]) > 2 {
+		t.Errorf("thread-self in the namespace is %q, want <pid>/task/<tid> with its small numbers", lines[1])
+	}
 	if !strings.Contains(string(out), "host-hidden") {
 		t.Errorf("the host's process %s is visible in the namespace:\n%s", host, out)
 	}
-	for _, l := range lines[1:] {
+	for _, l := range lines[2:] {
 		for _, f := range strings.Fields(l) {
 			if n, err := strconv.Atoi(f); err == nil && n > 10 {
 				t.Errorf("pid %d listed in the namespace:\n%s", n, out)

@@ -86,9 +86,8 @@ func (n *rootNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 }
 
 // selfNode is the symlink self: the caller's own pid, as its pid
-// namespace numbers it; or thread-self: <pid>/task/<tid>, for a caller
-// in the daemon's pid namespace, whose thread id the FUSE request gives
-// (another namespace's caller: ENOENT, its tid there is not known).
+// namespace numbers it; or thread-self: <pid>/task/<tid> of the calling
+// thread, numbered the same way.
 type selfNode struct {
 	fs.Inode
 	fs     *FS
@@ -104,11 +103,11 @@ func (n *selfNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	}
 	b := strconv.AppendInt(nil, int64(s.ownPID), 10)
 	if n.thread {
-		if s.pidns != n.fs.pidns || n.fs.pidns == 0 {
+		if s.ownTID == 0 {
 			return nil, unix.ENOENT
 		}
 		b = append(b, "/task/"...)
-		b = strconv.AppendUint(b, uint64(s.key.tid), 10)
+		b = strconv.AppendInt(b, int64(s.ownTID), 10)
 	}
 	return b, 0
 }

@@ -41,9 +41,11 @@ type session struct {
 	used   time.Time
 	refs   int
 	closed bool
-	// ownPID and pidns are the caller's pid as its own pid namespace
-	// numbers it, and that namespace's inode (from whoami).
+	// ownPID, ownTID and pidns are the caller's pid and thread id as its
+	// own pid namespace numbers them, and that namespace's inode (from
+	// whoami).
 	ownPID int
+	ownTID int
 	pidns  uint64
 	// seen caches, for this session's life (sessionTTL), the processes
 	// its caller was found to see: a listing or a lookup answers the
@@ -145,6 +147,7 @@ func (ss *sessions) open(k callerKey) (*session, error) {
 	b, err := cs.Whoami()
 	var who struct {
 		PID   int    `json:"pid"`
+		TID   int    `json:"tid"`
 		PIDNS uint64 `json:"pidns"`
 	}
 	if err == nil {
@@ -155,7 +158,7 @@ func (ss *sessions) open(k callerKey) (*session, error) {
 		return nil, fmt.Errorf("fuseproc: caller thread %d: %w", k.tid, err)
 	}
 	now := time.Now()
-	return &session{key: k, s: cs, opened: now, used: now, ownPID: who.PID, pidns: who.PIDNS}, nil
+	return &session{key: k, s: cs, opened: now, used: now, ownPID: who.PID, ownTID: who.TID, pidns: who.PIDNS}, nil
 }
 
 // refuse answers a caller that could not be identified: EACCES (fail

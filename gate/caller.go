@@ -24,6 +24,9 @@ type Caller struct {
 	// task is "task/<tid>" for a caller known by a thread other than its
 	// main one (NewThreadCaller), which must still be one of its threads.
 	task string
+	// ownTID is that thread's id as its own pid namespace numbers it (0
+	// for a caller known by its process).
+	ownTID int
 }
 
 // NewCaller pins the caller pid (with pidfd from SO_PEERPIDFD when it is
@@ -75,10 +78,17 @@ func (g *Gate) NewThreadCaller(tid int, uid, gid uint32, label string) (*Caller,
 	// newCaller verifies the pin after its reads, which proves the
 	// thread's status was read from the pinned process.
 	c, err := g.newCaller(p, uid, gid, label)
-	if err == nil && tid != p.PID {
+	if err != nil {
+		return nil, err
+	}
+	if tid != p.PID {
 		c.task = "task/" + strconv.Itoa(tid)
 	}
-	return c, err
+	c.ownTID = tid
+	if len(st.NSpid) > 1 {
+		c.ownTID = st.NSpid[len(st.NSpid)-1]
+	}
+	return c, nil
 }
 
 // newCaller reads the identity of the caller pinned by p, which it owns.
@@ -126,6 +136,11 @@ func (c *Caller) OwnPID() int {
 	}
 	return c.pin.PID
 }
+
+// OwnTID returns the id of the thread the caller was known by
+// (NewThreadCaller) as its own pid namespace numbers it, 0 for a caller
+// known by its process.
+func (c *Caller) OwnTID() int { return c.ownTID }
 
 // Alive returns nil while the pinned caller is alive and, for a caller
 // known by one of its threads, while that thread is still one of its

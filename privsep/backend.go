@@ -192,10 +192,14 @@ func readLines(ctx context.Context, g *gate.Gate, c *gate.Caller, req *gate.Requ
 // named by its own pid namespace's pid.
 func whoamiJSON(c *gate.Caller, pinned bool, source Source) ([]byte, error) {
 	sub := c.Subject()
-	return json.Marshal(map[string]any{
+	m := map[string]any{
 		"pid": c.OwnPID(), "uid": sub.UID, "gid": sub.GID, "groups": sub.Groups, "comm": sub.Comm,
 		"selinux": sub.SELinux, "apparmor": sub.AppArmor,
 		"exe":    map[string]any{"path": sub.Exe.Path, "dev": sub.Exe.Dev, "ino": sub.Exe.Ino},
 		"cgroup": sub.Cgroup, "pidns": sub.PIDNS, "pidfd_pinned": pinned, "identified_by": source.String(),
-	})
+	}
+	if tid := c.OwnTID(); tid != 0 {
+		m["tid"] = tid // a caller known by its thread (FUSE)
+	}
+	return json.Marshal(m)
 }
