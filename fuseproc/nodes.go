@@ -265,6 +265,14 @@ func (n *fileNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrO
 // content is an open file's content, read for its caller at open.
 type content struct{ b []byte }
 
+// read answers a read of the content at off.
+func (c *content) read(dest []byte, off int64) fuse.ReadResult {
+	if off < 0 || off >= int64(len(c.b)) {
+		return fuse.ReadResultData(nil)
+	}
+	return fuse.ReadResultData(c.b[off:min(int64(len(c.b)), off+int64(len(dest)))])
+}
+
 // Open refuses writing, decides and reads the item for the caller, and
 // keeps the content in the handle: each open is one decision, for the
 // caller that opened. mem is decided at open (with a one-byte probe)
@@ -311,10 +319,7 @@ func (n *fileNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off 
 		}
 		return fuse.ReadResultData(ir.Mem[0].Data), 0
 	}
-	if off >= int64(len(c.b)) {
-		return fuse.ReadResultData(nil), 0
-	}
-	return fuse.ReadResultData(c.b[off:min(int64(len(c.b)), off+int64(len(dest)))]), 0
+	return c.read(dest, off), 0
 }
 
 // fileBytes renders an item's value as its /proc file: text as it was
@@ -484,10 +489,7 @@ func (n *valueNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off
 	if !ok {
 		return nil, unix.EBADF
 	}
-	if off >= int64(len(c.b)) {
-		return fuse.ReadResultData(nil), 0
-	}
-	return fuse.ReadResultData(c.b[off:min(int64(len(c.b)), off+int64(len(dest)))]), 0
+	return c.read(dest, off), 0
 }
 
 // Flush answers ENOSYS once, which tells the kernel never to send FLUSH

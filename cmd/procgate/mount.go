@@ -2,42 +2,26 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/procgate/procgate/daemon"
 	"github.com/procgate/procgate/fuseproc"
-	"github.com/procgate/procgate/privsep"
 )
 
 // mountConfig is procgate mount's configuration.
 type mountConfig struct {
-	Dir          string
-	Policy       string
-	AuditLog     string
-	AuditFormat  string
-	AuditBurst   int
-	AuditBudget  int
-	AuditGrants  bool
-	Metrics      string
-	HidePID      string
-	ReadTimeout  time.Duration
-	KeepPrivs    bool
-	NoPrivsep    bool
-	Landlock     bool
-	FrontUser    string
-	ReaderUser   string
-	DrainTimeout time.Duration
-	Debug        bool
+	daemonConfig
+	Dir     string
+	HidePID string
+	Debug   bool
 }
 
 func newMountCmd() *cobra.Command {
-	c := mountConfig{AuditFormat: "avc", AuditBurst: 20, AuditBudget: 40, DrainTimeout: 30 * time.Second, Landlock: true}
+	c := mountConfig{daemonConfig: defaultDaemonConfig()}
+	var landlockFlag bool
 	cmd := &cobra.Command{
 		Use:   "mount DIR [--policy FILE] [--audit-log PATH|-] [--metrics ADDR] [--hidepid off|invisible|ptraceable]",
 		Short: "Serve a mediated /proc over FUSE: unmodified tools read what the policy grants",
@@ -63,25 +47,15 @@ mount cannot be made.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c.Dir = args[0]
+			if cmd.Flags().Changed("landlock") {
+				c.Landlock = &landlockFlag
+			}
 			return runMount(cmd.Context(), c)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&c.Policy, "policy", "", "policy file (default: the embedded default policy)")
-	f.StringVar(&c.AuditLog, "audit-log", "", "audit log file, or - for standard error (default: none)")
-	f.StringVar(&c.AuditFormat, "audit-format", c.AuditFormat, "audit record format: avc or json")
-	f.IntVar(&c.AuditBurst, "audit-burst", c.AuditBurst, "records per caller uid per second (0 = no limit)")
-	f.IntVar(&c.AuditBudget, "audit-budget", c.AuditBudget, "records per second of all callers together (0 = no limit)")
-	f.BoolVar(&c.AuditGrants, "audit-grants", false, "audit every item the policy grants beyond what the kernel gives the caller itself")
-	f.StringVar(&c.Metrics, "metrics", "", "address for Prometheus metrics (host:port, or a path for a Unix socket)")
+	c.register(f, &landlockFlag, "serves FUSE")
 	f.StringVar(&c.HidePID, "hidepid", "off", "hide process directories: off, invisible or ptraceable (only those whose full stat the caller may read)")
-	f.DurationVar(&c.ReadTimeout, "read-timeout", 2*time.Second, "deadline for reads that take the target's mmap lock")
-	f.BoolVar(&c.KeepPrivs, "keep-privileges", false, "do not drop capabilities nor confine the front (debugging only)")
-	f.BoolVar(&c.NoPrivsep, "no-privsep", false, "run the gate in the FUSE process (no privilege separation, no Landlock)")
-	f.BoolVar(&c.Landlock, "landlock", true, "confine the front with Landlock (privilege separation only)")
-	f.StringVar(&c.FrontUser, "front-user", "", "user (name or uid[:gid]) the front becomes once confined (default: procgate-front if it exists, else 61182)")
-	f.StringVar(&c.ReaderUser, "reader-user", "", "user (name or uid[:gid]) the reader becomes once confined (default: procgate-reader if it exists, else 61183)")
-	f.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long shutdown waits for requests in progress")
 	f.BoolVar(&c.Debug, "debug", false, "log every FUSE request to standard error (operations and names, never values)")
 	return cmd
 }
@@ -92,23 +66,9 @@ func runMount(ctx context.Context, c mountConfig) error {
 	if err != nil {
 		return &exitError{2, fmt.Errorf("mount: %w", err)}
 	}
-	cfg := daemon.Config{
-		Gate: privsep.GateConfig{
-			Policy: c.Policy, AuditLog: c.AuditLog, AuditFormat: c.AuditFormat, AuditBurst: c.AuditBurst,
-			AuditBudget: c.AuditBudget, AuditGrants: c.AuditGrants, ReadTimeout: c.ReadTimeout,
-		},
-		Metrics: c.Metrics, KeepPrivileges: c.KeepPrivs, NoPrivsep: c.NoPrivsep,
-		NoLandlock: !c.Landlock, DrainTimeout: c.DrainTimeout, Log: log,
-		FrontUser: c.FrontUser, ReaderUser: c.ReaderUser,
+	cfg, err := c.daemon("mount", log)
+	if err != nil {
+		return err
 	}
-	front := &fuseproc.Front{Dir: c.Dir, HidePID: hide, Log: log, Debug: c.Debug}
-	err = daemon.Run(ctx, cfg, front)
-	var se *daemon.SetupError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &se):
-		return &exitError{2, fmt.Errorf("mount: %w", err)}
-	}
-	return &exitError{1, fmt.Errorf("mount: %w", err)}
+	return runDaemon(ctx, "mount", cfg, &fuseproc.Front{Dir: c.Dir, HidePID: hide, Log: log, Debug: c.Debug})
 }
