@@ -49,6 +49,9 @@ type Front struct {
 	umount *exec.Cmd
 	cancel context.CancelFunc
 	done   chan struct{}
+	// stopping is closed when Shutdown begins: the mount going away is
+	// then expected.
+	stopping chan struct{}
 }
 
 // envUnmount names the mount point an unmounter watches.
@@ -56,9 +59,6 @@ const envUnmount = "PROCGATE_FUSE_UNMOUNTER"
 
 // Prepare mounts the tree on Dir and starts the unmounter.
 func (f *Front) Prepare(be privsep.Backend) error {
-	if f.Proc == "" {
-		f.Proc = "/proc"
-	}
 	if f.Log == nil {
 		f.Log = slog.Default()
 	}
@@ -103,8 +103,6 @@ func (f *Front) Prepare(be privsep.Backend) error {
 		EntryTimeout:    &zero,
 		AttrTimeout:     &zero,
 		NegativeTimeout: &zero,
-		UID:             0,
-		GID:             0,
 	}
 	srv, err := fs.Mount(dir, f.fs.Root(), opts)
 	if err != nil {
@@ -117,7 +115,7 @@ func (f *Front) Prepare(be privsep.Backend) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
-	f.done = make(chan struct{})
+	f.done, f.stopping = make(chan struct{}), make(chan struct{})
 	go func() {
 		f.fs.Serve(ctx)
 		close(f.done)
@@ -187,12 +185,12 @@ func (f *Front) Serve() error {
 	select {
 	case <-served:
 		select {
-		case <-f.done:
+		case <-f.stopping:
 			return nil
-		case <-time.After(100 * time.Millisecond):
+		default:
 			return fmt.Errorf("mount: %s was unmounted", f.Dir)
 		}
-	case <-f.done:
+	case <-f.stopping:
 		return nil
 	}
 }
@@ -204,7 +202,8 @@ func (f *Front) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	var err error
-	if f.pipe != nil {
+	if f.pipe != nil { // the first Shutdown
+		close(f.stopping)
 		f.pipe.Close()
 		f.pipe = nil
 		werr := make(chan error, 1)
@@ -217,8 +216,6 @@ func (f *Front) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("mount: unmounter: %w", ctx.Err())
 		}
-	} else {
-		err = f.server.Unmount()
 	}
 	// The requests in progress finish. The server itself may outlive
 	// the mount: a copy of it in another mount namespace (a container's
@@ -241,4 +238,4 @@ func (f *Front) Addr() string { return f.Dir }
 
 // ReadOnlyPaths lists what the confined front must still read: the
 // procfs it passes through.
-func (f *Front) ReadOnlyPaths() []string { return []string{f.Proc} }
+func (f *Front) ReadOnlyPaths() []string { return []string{f.fs.cfg.Proc} }

@@ -127,11 +127,10 @@ func (f *FS) nextIno() uint64 {
 // asking: a process that exited meanwhile is found, but every file in
 // it is then ENOENT at open.
 func (f *FS) probe(ctx context.Context, pid int) (*session, seenProc, syscall.Errno) {
-	s, err := f.sessions.get(ctx)
-	if err != nil {
-		return nil, seenProc{}, errnoOf(err)
+	s, errno := f.self(ctx)
+	if errno != 0 {
+		return nil, seenProc{}, errno
 	}
-	f.sessions.put(s)
 	if p, ok := s.lookSeen(pid); ok {
 		return s, p, 0
 	}
@@ -146,8 +145,7 @@ func (f *FS) probe(ctx context.Context, pid int) (*session, seenProc, syscall.Er
 		return nil, seenProc{}, unix.ENOENT
 	}
 	s.remember(rs)
-	r := &rs[0]
-	return s, seenProc{start: r.Start, id: r.ID, ownerUID: r.OwnerUID, ownerGID: r.OwnerGID}, 0
+	return s, seenOf(&rs[0]), 0
 }
 
 // visibility is the item whose decision shows a process: stat, which
@@ -178,7 +176,7 @@ func (f *FS) pidDir(ctx context.Context, parent *fs.Inode, s *session, pid int, 
 		return in
 	}
 	n := &pidNode{fs: f, key: k}
-	n.owner.Store(uint64(p.ownerUID)<<32 | uint64(p.ownerGID))
+	n.setOwner(p.ownerUID, p.ownerGID)
 	f.ino++
 	in := parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: f.ino})
 	f.dirs[k] = in
@@ -195,9 +193,10 @@ func (f *FS) forget(k procKey, in *fs.Inode) {
 }
 
 // readItem reads item it of the process named by k (of its thread tid,
-// when not 0) for the caller of ctx, with mem ranges for the mem item. A process that is not the one k
-// names (it exited and its pid was reused, or the caller is in another
-// pid namespace than the one that looked it up) is ENOENT.
+// when not 0) for the caller of ctx, with mem ranges for the mem item.
+// A process that is not the one k names (it exited and its pid was
+// reused, or the caller is in another pid namespace than the one that
+// looked it up) is ENOENT.
 func (f *FS) readItem(ctx context.Context, k procKey, tid int, it gate.Item, mem []gate.MemRange) (*gate.ProcResult, *gate.ItemResult, syscall.Errno) {
 	return f.ask(ctx, k, &gate.Request{PIDs: []int{k.pid}, Items: []gate.Item{it}, Mem: mem, TID: tid})
 }
@@ -279,7 +278,7 @@ func setAttr(out *fuse.Attr, ino uint64, mode, uid, gid uint32) {
 	out.Ino = ino
 	out.Mode = mode
 	out.Nlink = 1
-	if mode&syscall.S_IFDIR != 0 {
+	if mode&syscall.S_IFMT == syscall.S_IFDIR {
 		out.Nlink = 2
 	}
 	out.Owner = fuse.Owner{Uid: uid, Gid: gid}

@@ -138,6 +138,8 @@ func (n *pidNode) OnForget() {
 	}
 }
 
+func (n *pidNode) setOwner(uid, gid uint32) { n.owner.Store(uint64(uid)<<32 | uint64(gid)) }
+
 func (n *pidNode) ownerIDs() (uint32, uint32) {
 	o := n.owner.Load()
 	return uint32(o >> 32), uint32(o)
@@ -159,7 +161,7 @@ func (n *pidNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOu
 	if p.start != n.key.start || p.id != n.key.id || s.pidns != n.key.pidns {
 		return unix.ENOENT
 	}
-	n.owner.Store(uint64(p.ownerUID)<<32 | uint64(p.ownerGID))
+	n.setOwner(p.ownerUID, p.ownerGID)
 	n.fillAttr(&out.Attr, n.StableAttr().Ino)
 	out.SetTimeout(pidAttrTimeout)
 	return 0
@@ -171,8 +173,7 @@ func (n *pidNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		if ch == nil {
 			ch = n.NewInode(ctx, &taskNode{fs: n.fs, proc: n}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: n.fs.nextIno()})
 		}
-		uid, gid := n.ownerIDs()
-		setAttr(&out.Attr, ch.StableAttr().Ino, syscall.S_IFDIR|0o555, uid, gid)
+		ch.Operations().(*taskNode).fill(&out.Attr)
 		out.SetEntryTimeout(fileEntryTimeout)
 		out.SetAttrTimeout(pidAttrTimeout)
 		return ch, 0
@@ -181,30 +182,24 @@ func (n *pidNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if e == nil {
 		return nil, unix.ENOENT
 	}
-	if ch := n.GetChild(name); ch != nil {
-		ch.Operations().(interface{ fill(*fuse.Attr) }).fill(&out.Attr)
-		out.SetEntryTimeout(fileEntryTimeout)
-		out.SetAttrTimeout(pidAttrTimeout)
-		return ch, 0
+	ch := n.GetChild(name)
+	if ch == nil {
+		base := entryNode{fs: n.fs, pid: n, e: e, ino: n.fs.nextIno()}
+		var node fs.InodeEmbedder
+		switch e.shape {
+		case shapeFile, shapeMem:
+			node = &fileNode{entryNode: base}
+		case shapeLink:
+			node = &linkNode{entryNode: base}
+		case shapeLinkDir, shapeTextDir:
+			node = &listNode{entryNode: base}
+		}
+		ch = n.NewInode(ctx, node, fs.StableAttr{Mode: e.mode() &^ 0o7777, Ino: base.ino})
 	}
-	var node fs.InodeEmbedder
-	base := entryNode{fs: n.fs, pid: n, e: e}
-	switch e.shape {
-	case shapeFile, shapeMem:
-		node = &fileNode{entryNode: base}
-	case shapeLink:
-		node = &linkNode{entryNode: base}
-	case shapeLinkDir, shapeTextDir:
-		node = &listNode{entryNode: base}
-	}
-	ino := n.fs.nextIno()
-	base.ino = ino
-	in := n.NewInode(ctx, node, fs.StableAttr{Mode: e.mode() &^ 0o7777, Ino: ino})
-	node.(interface{ setIno(uint64) }).setIno(ino)
-	node.(interface{ fill(*fuse.Attr) }).fill(&out.Attr)
+	ch.Operations().(interface{ fill(*fuse.Attr) }).fill(&out.Attr)
 	out.SetEntryTimeout(fileEntryTimeout)
 	out.SetAttrTimeout(pidAttrTimeout)
-	return in, 0
+	return ch, 0
 }
 
 func (n *pidNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
@@ -226,11 +221,17 @@ type entryNode struct {
 	ino uint64
 }
 
-func (n *entryNode) setIno(ino uint64) { n.ino = ino }
-
 func (n *entryNode) fill(out *fuse.Attr) {
 	uid, gid := n.pid.ownerIDs()
 	setAttr(out, n.ino, n.e.mode(), uid, gid)
+}
+
+// Getattr answers a file's or a link's attributes (the process's owner,
+// the entry's mode); listNode has its own.
+func (n *entryNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fill(&out.Attr)
+	out.SetTimeout(pidAttrTimeout)
+	return 0
 }
 
 // read reads the entry's item for the caller of ctx. A refusal is the
@@ -256,10 +257,10 @@ var (
 	_ fs.NodeGetattrer = (*fileNode)(nil)
 )
 
-func (n *fileNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.fill(&out.Attr)
-	out.SetTimeout(pidAttrTimeout)
-	return 0
+// writing reports whether open flags ask to write (or create or
+// truncate): nothing in the tree is writable.
+func writing(flags uint32) bool {
+	return flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0
 }
 
 // content is an open file's content, read for its caller at open.
@@ -278,7 +279,7 @@ func (c *content) read(dest []byte, off int64) fuse.ReadResult {
 // caller that opened. mem is decided at open (with a one-byte probe)
 // and read at each read.
 func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
+	if writing(flags) {
 		return nil, 0, unix.EROFS
 	}
 	if n.e.shape == shapeMem {
@@ -350,12 +351,6 @@ var (
 	_ fs.NodeReadlinker = (*linkNode)(nil)
 	_ fs.NodeGetattrer  = (*linkNode)(nil)
 )
-
-func (n *linkNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.fill(&out.Attr)
-	out.SetTimeout(pidAttrTimeout)
-	return 0
-}
 
 func (n *linkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	ir, errno := n.read(ctx, nil)
@@ -478,7 +473,7 @@ func (n *valueNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *valueNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
+	if writing(flags) {
 		return nil, 0, unix.EROFS
 	}
 	return &content{b: []byte(n.text)}, fuse.FOPEN_DIRECT_IO, 0
@@ -514,9 +509,13 @@ var (
 	_ fs.NodeGetattrer = (*taskNode)(nil)
 )
 
-func (n *taskNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+func (n *taskNode) fill(out *fuse.Attr) {
 	uid, gid := n.proc.ownerIDs()
-	setAttr(&out.Attr, n.StableAttr().Ino, syscall.S_IFDIR|0o555, uid, gid)
+	setAttr(out, n.StableAttr().Ino, syscall.S_IFDIR|0o555, uid, gid)
+}
+
+func (n *taskNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fill(&out.Attr)
 	out.SetTimeout(pidAttrTimeout)
 	return 0
 }
@@ -547,7 +546,7 @@ func (n *taskNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	ch := n.GetChild(name)
 	if ch == nil {
 		t := &pidNode{fs: n.fs, key: n.proc.key, tid: tid}
-		t.owner.Store(n.proc.owner.Load())
+		t.setOwner(n.proc.ownerIDs())
 		ch = n.NewInode(ctx, t, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: n.fs.nextIno()})
 	}
 	ch.Operations().(*pidNode).fillAttr(&out.Attr, ch.StableAttr().Ino)

@@ -22,11 +22,11 @@ import (
 
 // passable reports whether the root-level name passes through, and
 // whether its link is followed (net).
-func passable(name string, st *unix.Stat_t, proc string) (ok, follow bool) {
+func passable(name string, mode uint32, proc string) (ok, follow bool) {
 	if _, isPID := parsePID(name); isPID || name == "self" || name == "thread-self" {
 		return false, false
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+	if mode&syscall.S_IFMT == syscall.S_IFLNK {
 		target, err := os.Readlink(filepath.Join(proc, name))
 		switch {
 		case err != nil || strings.HasPrefix(target, "thread-self/"):
@@ -49,36 +49,28 @@ func lookupPass(ctx context.Context, parent *fs.Inode, dir, name string, out *fu
 	}
 	root := parent.IsRoot()
 	path := filepath.Join(dir, name)
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
 		return nil, fs.ToErrno(err)
 	}
 	if root {
-		ok, follow := passable(name, &st, dir)
+		ok, follow := passable(name, st.Mode, dir)
 		if !ok {
 			return nil, unix.ENOENT
 		}
 		if follow {
-			if err := unix.Stat(path, &st); err != nil {
+			if err := syscall.Stat(path, &st); err != nil {
 				return nil, fs.ToErrno(err)
 			}
 		}
 	}
-	out.Attr.FromStat(toSyscallStat(&st))
+	out.Attr.FromStat(&st)
 	out.Attr.Ino = 0
 	out.Attr.Mode &^= 0o222 // nothing is writable
 	out.SetEntryTimeout(passTimeout)
 	out.SetAttrTimeout(passTimeout)
 	n := &passNode{path: path}
 	return parent.NewInode(ctx, n, fs.StableAttr{Mode: st.Mode &^ 0o7777}), 0
-}
-
-func toSyscallStat(st *unix.Stat_t) *syscall.Stat_t {
-	return &syscall.Stat_t{
-		Dev: st.Dev, Ino: st.Ino, Nlink: st.Nlink, Mode: st.Mode, Uid: st.Uid, Gid: st.Gid,
-		Rdev: st.Rdev, Size: st.Size, Blksize: st.Blksize, Blocks: st.Blocks,
-		Atim: syscall.Timespec(st.Atim), Mtim: syscall.Timespec(st.Mtim), Ctim: syscall.Timespec(st.Ctim),
-	}
 }
 
 // passNames lists the root-level names that pass through.
@@ -90,16 +82,14 @@ func passNames(proc string) ([]fuse.DirEntry, error) {
 	out := make([]fuse.DirEntry, 0, 64)
 	for _, e := range ents {
 		name := e.Name()
-		if name[0] >= '0' && name[0] <= '9' {
-			if _, isPID := parsePID(name); isPID {
-				continue
-			}
+		if _, isPID := parsePID(name); isPID {
+			continue // no stat for each of thousands of processes
 		}
-		var st unix.Stat_t
-		if unix.Lstat(filepath.Join(proc, name), &st) != nil {
+		var st syscall.Stat_t
+		if syscall.Lstat(filepath.Join(proc, name), &st) != nil {
 			continue
 		}
-		ok, follow := passable(name, &st, proc)
+		ok, follow := passable(name, st.Mode, proc)
 		if !ok {
 			continue
 		}
@@ -129,11 +119,11 @@ var (
 )
 
 func (n *passNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	var st unix.Stat_t
-	if err := unix.Stat(n.path, &st); err != nil {
+	var st syscall.Stat_t
+	if err := syscall.Stat(n.path, &st); err != nil {
 		return fs.ToErrno(err)
 	}
-	out.Attr.FromStat(toSyscallStat(&st))
+	out.Attr.FromStat(&st)
 	out.Attr.Ino = n.StableAttr().Ino
 	out.Attr.Mode &^= 0o222
 	out.SetTimeout(passTimeout)
@@ -179,7 +169,7 @@ func (n *passNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 type passFile struct{ fd int }
 
 func (n *passNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
+	if writing(flags) {
 		return nil, 0, unix.EROFS
 	}
 	fd, err := unix.Open(n.path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)

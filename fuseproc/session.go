@@ -76,9 +76,13 @@ func (s *session) remember(rs []gate.ProcResult) {
 		s.seen = make(map[int]seenProc, len(rs))
 	}
 	for i := range rs {
-		r := &rs[i]
-		s.seen[r.PID] = seenProc{start: r.Start, id: r.ID, ownerUID: r.OwnerUID, ownerGID: r.OwnerGID}
+		s.seen[rs[i].PID] = seenOf(&rs[i])
 	}
+}
+
+// seenOf returns what a session remembers of a process answered in r.
+func seenOf(r *gate.ProcResult) seenProc {
+	return seenProc{start: r.Start, id: r.ID, ownerUID: r.OwnerUID, ownerGID: r.OwnerGID}
 }
 
 // sessions keeps the calling threads' sessions.
@@ -213,22 +217,28 @@ func (ss *sessions) dropLocked(s *session) {
 	}
 }
 
-// evictLocked drops the least recently used session, and every session
-// older than its time to live.
+// evictLocked drops every session older than its time to live and, if
+// that made no room, the least recently used one.
 func (ss *sessions) evictLocked() {
-	now := time.Now()
+	ss.dropExpiredLocked(time.Now())
+	if len(ss.m) < maxSessions {
+		return
+	}
 	var lru *session
 	for _, s := range ss.m {
-		if now.Sub(s.opened) >= sessionTTL {
-			ss.dropLocked(s)
-			continue
-		}
 		if lru == nil || s.used.Before(lru.used) {
 			lru = s
 		}
 	}
-	if lru != nil && len(ss.m) >= maxSessions {
-		ss.dropLocked(lru)
+	ss.dropLocked(lru)
+}
+
+// dropExpiredLocked drops the sessions older than their time to live.
+func (ss *sessions) dropExpiredLocked(now time.Time) {
+	for _, s := range ss.m {
+		if now.Sub(s.opened) >= sessionTTL {
+			ss.dropLocked(s)
+		}
 	}
 }
 
@@ -252,13 +262,8 @@ func (ss *sessions) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		now := time.Now()
 		ss.mu.Lock()
-		for _, s := range ss.m {
-			if now.Sub(s.opened) >= sessionTTL {
-				ss.dropLocked(s)
-			}
-		}
+		ss.dropExpiredLocked(time.Now())
 		ss.mu.Unlock()
 	}
 }

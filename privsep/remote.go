@@ -428,22 +428,20 @@ func (s *remoteSession) Read(ctx context.Context, req *gate.Request, emit func([
 				s.fail(ctx, nil)
 				return 0, 0, err
 			}
-		case msgFinal:
-			code, n, gen, text, err := decodeFinal(p)
+		case msgFinal, msgLast:
+			final, data := p, []byte(nil)
+			if typ == msgLast { // [final length][final][the last data]
+				if len(p) < 2 || int(binary.LittleEndian.Uint16(p))+2 > len(p) {
+					return 0, 0, s.fail(ctx, fmt.Errorf("%w: last message", errProtocol))
+				}
+				fl := int(binary.LittleEndian.Uint16(p))
+				final, data = p[2:2+fl], p[2+fl:]
+			}
+			code, n, gen, text, err := decodeFinal(final)
 			if err != nil {
 				return 0, 0, s.fail(ctx, err)
 			}
-			return n, gen, finalError(code, text)
-		case msgLast:
-			if len(p) < 2 || int(binary.LittleEndian.Uint16(p))+2 > len(p) {
-				return 0, 0, s.fail(ctx, fmt.Errorf("%w: last message", errProtocol))
-			}
-			fl := int(binary.LittleEndian.Uint16(p))
-			code, n, gen, text, err := decodeFinal(p[2 : 2+fl])
-			if err != nil {
-				return 0, 0, s.fail(ctx, err)
-			}
-			if data := p[2+fl:]; len(data) > 0 {
+			if len(data) > 0 {
 				if err := emit(data); err != nil {
 					s.fail(ctx, nil)
 					return 0, 0, err

@@ -104,13 +104,7 @@ func (m PIDMap) Status(b []byte) ([]byte, NSIDs, error) {
 		return nil, ids, fmt.Errorf("status: NSpid %v does not reach level %d: %w", ids.Pid, m.Level, ErrMalformed)
 	}
 	out := make([]byte, 0, len(b))
-	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i+1], b[i+1:]
-		} else {
-			b = nil
-		}
+	for line := range bytes.Lines(b) {
 		key, val, ok := bytes.Cut(line, []byte{':'})
 		if !ok {
 			out = append(out, line...)
@@ -276,13 +270,7 @@ func (m PIDMap) FDInfo(b []byte) []byte {
 	own := -1
 	var list []int
 	out := make([]byte, 0, len(b))
-	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i+1], b[i+1:]
-		} else {
-			b = nil
-		}
+	for line := range bytes.Lines(b) {
 		key, val, _ := bytes.Cut(line, []byte{':'})
 		nl := bytes.HasSuffix(line, []byte{'\n'})
 		switch string(key) {
