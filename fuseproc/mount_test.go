@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -210,24 +209,6 @@ func waitUnmounted(dir string, d time.Duration) bool {
 	return !mounted(dir)
 }
 
-// ensureGroup returns the gid of group procgate, creating it for the
-// test when the machine has none.
-func ensureGroup(t *testing.T) uint32 {
-	t.Helper()
-	g, err := user.LookupGroup("procgate")
-	if err != nil {
-		if out, err := exec.Command("groupadd", "--system", "procgate").CombinedOutput(); err != nil {
-			t.Fatalf("groupadd: %v\n%s", err, out)
-		}
-		t.Cleanup(func() { exec.Command("groupdel", "procgate").Run() })
-		if g, err = user.LookupGroup("procgate"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	id, _ := strconv.ParseUint(g.Gid, 10, 32)
-	return uint32(id)
-}
-
 // caller runs commands as one user.
 type caller struct {
 	uid, gid uint32
@@ -288,7 +269,7 @@ func startTarget(t *testing.T, dir string) int {
 // environ and maps stay refused; a non-member gets what the kernel gives
 // it and nothing more.
 func TestUnmodifiedTools(t *testing.T) {
-	gid := ensureGroup(t)
+	gid := testenv.Group(t, "procgate")
 	m := startMount(t)
 	member := caller{memberUID, memberUID, []uint32{gid}}
 	other := caller{otherUID, otherUID, nil}
@@ -414,7 +395,7 @@ func TestUnmodifiedTools(t *testing.T) {
 // answer (no page, attribute or entry cache carries one caller's read to
 // the other).
 func TestNoStaleData(t *testing.T) {
-	gid := ensureGroup(t)
+	gid := testenv.Group(t, "procgate")
 	m := startMount(t)
 	member := caller{memberUID, memberUID, []uint32{gid}}
 	other := caller{otherUID, otherUID, nil}
@@ -439,7 +420,7 @@ func TestNoStaleData(t *testing.T) {
 // TestFollowingLinks: a link through the mount is only a path: the
 // kernel resolves it in the caller's own view, never the target's.
 func TestFollowingLinks(t *testing.T) {
-	gid := ensureGroup(t)
+	gid := testenv.Group(t, "procgate")
 	m := startMount(t)
 	member := caller{memberUID, memberUID, []uint32{gid}}
 	// The target works in a tmpfs of its own mount namespace.
@@ -541,7 +522,7 @@ func TestPIDNamespace(t *testing.T) {
 // TestHidePID: under --hidepid invisible a caller sees only what it may
 // ptrace-read (or the policy grants stat_full of).
 func TestHidePID(t *testing.T) {
-	gid := ensureGroup(t)
+	gid := testenv.Group(t, "procgate")
 	m := startMount(t, "--hidepid", "invisible")
 	pid := strconv.Itoa(startTarget(t, binDir))
 	other := caller{otherUID, otherUID, nil}
@@ -836,7 +817,7 @@ func TestPIDReuse(t *testing.T) {
 // TestThreads: task/<tid>/ answers for that thread, thread-self names
 // the calling thread, and a thread's files are decided as its process's.
 func TestThreads(t *testing.T) {
-	gid := ensureGroup(t)
+	gid := testenv.Group(t, "procgate")
 	m := startMount(t)
 	pid := strconv.Itoa(os.Getpid())
 	tid := proctest.LockedThread(t)

@@ -26,7 +26,7 @@ func defaultPolicy(t *testing.T) *policy.Policy {
 	return p
 }
 
-func compile(t *testing.T, src string) *policy.Policy {
+func compile(t testing.TB, src string) *policy.Policy {
 	t.Helper()
 	p, err := policy.Load("t.pol", []byte(src))
 	if err != nil {

@@ -20,26 +20,12 @@ import (
 func BenchmarkSingleItem(b *testing.B) {
 	testenv.RequireRoot(b, "pins processes of other users")
 	cmd := exec.Command("sleep", "600")
-	cmd.SysProcAttr = nil
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	pid := cmd.Process.Pid
-	pol, err := policy.Load("bench.pol", []byte("subject everyone { }\ntarget any { }\nallow everyone any : read { status io };\n"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := gate.New(gate.Config{Policy: pol})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
-	c, err := g.NewCaller(os.Getpid(), -1, 0, 0, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	g, c := selfCaller(b, compile(b, "subject everyone { }\ntarget any { }\nallow everyone any : read { status io };\n"))
 	b.Run("direct-status", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status"); err != nil {

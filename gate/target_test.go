@@ -45,7 +45,9 @@ func readOne(t *testing.T, g *gate.Gate, c *gate.Caller, pids []int, items ...ga
 	return got
 }
 
-func selfCaller(t *testing.T, pol gate.Policy) (*gate.Gate, *gate.Caller) {
+// selfCaller returns a gate of policy pol and this process as its
+// caller, both closed when the test ends.
+func selfCaller(t testing.TB, pol gate.Policy) (*gate.Gate, *gate.Caller) {
 	t.Helper()
 	g, err := gate.New(gate.Config{Policy: pol})
 	if err != nil {

@@ -20,20 +20,7 @@ import (
 // the process does not have is ESRCH.
 func TestThreadRequests(t *testing.T) {
 	testenv.RequireRoot(t, "pins processes")
-	pol, err := policy.Load("t.pol", []byte("subject everyone { }\ntarget any { }\nallow everyone any : read { status };\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gate.New(gate.Config{Policy: pol})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	c, err := g.NewCaller(os.Getpid(), -1, 0, 0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	g, c := selfCaller(t, compile(t, "subject everyone { }\ntarget any { }\nallow everyone any : read { status };\n"))
 	tid := proctest.LockedThread(t)
 	read := func(req *gate.Request) gate.ProcResult {
 		var out []gate.ProcResult

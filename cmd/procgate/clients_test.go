@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,7 +24,7 @@ import (
 // work; no environment content reaches an output or the audit log.
 func TestClientsThroughBroker(t *testing.T) {
 	testenv.RequireRoot(t, "the broker and callers of other uids")
-	gid := ensureGroup(t, "procgate")
+	gid := testenv.Group(t, "procgate")
 	dir, err := os.MkdirTemp("", "procgate-clients-")
 	if err != nil {
 		t.Fatal(err)
@@ -316,25 +315,4 @@ func TestClientsThroughBroker(t *testing.T) {
 	if !strings.Contains(string(b), "denied { read:environ }") || strings.Contains(string(b), "hunter2") {
 		t.Errorf("audit log:\n%s", b)
 	}
-}
-
-// ensureGroup returns the gid of group name, creating it (and removing it
-// at the end) when this machine has none.
-func ensureGroup(t *testing.T, name string) uint32 {
-	t.Helper()
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		if out, err := exec.Command("groupadd", "--system", name).CombinedOutput(); err != nil {
-			t.Fatalf("groupadd %s: %v\n%s", name, err, out)
-		}
-		t.Cleanup(func() { exec.Command("groupdel", name).Run() })
-		if g, err = user.LookupGroup(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	id, err := strconv.ParseUint(g.Gid, 10, 32)
-	if err != nil {
-		t.Fatal(fmt.Errorf("group %s: gid %q: %w", name, g.Gid, err))
-	}
-	return uint32(id)
 }

@@ -5,7 +5,11 @@ package testenv
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -49,4 +53,27 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// Group returns the gid of group name (procgate's default policy names
+// group procgate), creating it as a system group when the machine has
+// none. It is left in place: packages run their tests in parallel, and
+// one package removing the group would take it from another's daemon
+// while that one reads it (the README's set-up creates the same group).
+func Group(t testing.TB, name string) uint32 {
+	t.Helper()
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		out, aerr := exec.Command("groupadd", "--system", name).CombinedOutput()
+		// Another package's test may have created it meanwhile
+		// (groupadd: exit status 9, the group exists).
+		if g, err = user.LookupGroup(name); err != nil {
+			t.Fatalf("groupadd %s: %v\n%s", name, aerr, out)
+		}
+	}
+	id, err := strconv.ParseUint(g.Gid, 10, 32)
+	if err != nil {
+		t.Fatal(fmt.Errorf("group %s: gid %q: %w", name, g.Gid, err))
+	}
+	return uint32(id)
 }
