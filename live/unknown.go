@@ -232,3 +232,9 @@ func (s *System) Uncertainties() []string {
 	}
 	return out
 }
+
+// Uncertain returns a bit set of what could not be read about t (its
+// dumpable flag, its user namespace, …): zero when everything was read.
+// Two tasks with different sets may get different Unknowns for the same
+// question, so callers that group tasks (the report) key on it.
+func (s *System) Uncertain(t *kernel.Task) uint8 { return uint8(s.unknown[t]) }
