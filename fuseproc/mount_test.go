@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,12 +122,25 @@ type mount struct {
 	cmd   *exec.Cmd
 	log   *testenv.Buffer
 	done  chan error
+	// prefix runs the daemon under another command, which must exec
+	// it (so that signals reach it); attr are that command's attributes.
+	prefix []string
+	attr   *syscall.SysProcAttr
 }
 
 // startMount runs procgate mount on a new directory. Its cleanup,
 // registered before the mount is made, stops the daemon and detaches a
 // mount left behind, even when the test failed.
 func startMount(t testing.TB, args ...string) *mount {
+	t.Helper()
+	m := newMount(t)
+	m.start(t, args...)
+	return m
+}
+
+// newMount makes the directory of a mount and registers its cleanup,
+// which also detaches mounts a test made on the directory itself.
+func newMount(t testing.TB) *mount {
 	t.Helper()
 	setUp(t)
 	base, err := os.MkdirTemp("", "procgate-mnt-")
@@ -147,7 +161,7 @@ func startMount(t testing.TB, args ...string) *mount {
 			}
 		}
 		waitUnmounted(m.dir, 5*time.Second)
-		if mounted(m.dir) {
+		for i := 0; i < 4 && mounted(m.dir); i++ {
 			syscall.Unmount(m.dir, syscall.MNT_DETACH) // last resort
 		}
 		if t.Failed() {
@@ -155,13 +169,14 @@ func startMount(t testing.TB, args ...string) *mount {
 		}
 		os.RemoveAll(base)
 	})
-	m.start(t, args...)
 	return m
 }
 
 func (m *mount) start(t testing.TB, args ...string) {
 	t.Helper()
-	m.cmd = exec.Command(binary, append([]string{"mount", m.dir, "--audit-log", m.audit}, args...)...)
+	argv := append(append(slices.Clone(m.prefix), binary, "mount", m.dir, "--audit-log", m.audit), args...)
+	m.cmd = exec.Command(argv[0], argv[1:]...)
+	m.cmd.SysProcAttr = m.attr
 	m.log = &testenv.Buffer{}
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
@@ -516,6 +531,48 @@ func TestPIDNamespace(t *testing.T) {
 				t.Errorf("pid %d listed in the namespace:\n%s", n, out)
 			}
 		}
+	}
+}
+
+// TestUnseenCaller runs the daemon in a pid namespace (and a /proc) of
+// its own, its mount shared back to this namespace: a caller here is
+// one the daemon's pid namespace cannot see, so the kernel sends pid 0.
+// Every per-process request is refused with EACCES (fail closed), and
+// the refusal is logged; files that are not per-process pass through as
+// the caller's own uid and gid may read them.
+func TestUnseenCaller(t *testing.T) {
+	m := newMount(t)
+	if err := syscall.Mount(m.dir, m.dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("", m.dir, "", syscall.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The new mount namespace keeps the directory's peer group (so the
+	// FUSE mount reaches this namespace) but makes /proc private before
+	// mounting the new pid namespace's procfs over it.
+	m.attr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS}
+	m.prefix = []string{"sh", "-c", `mount --make-private /proc && mount -t proc proc /proc && exec "$0" "$@"`}
+	m.start(t)
+	for _, name := range []string{"self/status", "1/status", strconv.Itoa(os.Getpid()) + "/status"} {
+		_, err := os.ReadFile(filepath.Join(m.dir, name))
+		if !errors.Is(err, syscall.EACCES) {
+			t.Errorf("read %s by a caller the daemon cannot see: %v, want EACCES", name, err)
+		}
+	}
+	if _, err := os.ReadDir(m.dir); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("list the mount by a caller the daemon cannot see: %v, want EACCES", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(m.dir, "uptime")); err != nil || len(b) == 0 {
+		t.Errorf("uptime (passed through): %q, %v", b, err)
+	}
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(m.log.String(), "refused a caller that could not be identified"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no refusal logged:\n%s", m.log.String())
+		}
+	}
+	if !strings.Contains(m.log.String(), "not visible in the daemon's pid namespace") {
+		t.Errorf("the refusal does not say why:\n%s", m.log.String())
 	}
 }
 

@@ -111,8 +111,11 @@ var errNoCaller = fmt.Errorf("fuseproc: the caller's pid is not visible in the d
 // when it has none or its own is too old. The caller must put it.
 func (ss *sessions) get(ctx context.Context) (*session, error) {
 	c, ok := fuse.FromContext(ctx)
-	if !ok || c.Pid == 0 {
+	if !ok {
 		return nil, errNoCaller
+	}
+	if c.Pid == 0 {
+		return nil, ss.refuse(callerKey{uid: c.Uid, gid: c.Gid}, errNoCaller)
 	}
 	k := callerKey{tid: c.Pid, uid: c.Uid, gid: c.Gid}
 	now := time.Now()
@@ -186,6 +189,9 @@ func (ss *sessions) refuse(k callerKey, err error) error {
 	ss.mu.Unlock()
 	if log && ss.log != nil {
 		ss.log.Warn("refused a caller that could not be identified", "tid", k.tid, "uid", k.uid, "gid", k.gid, "err", err, "refusals", n)
+	}
+	if errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("fuseproc: caller thread %d: %w", k.tid, err)
 	}
 	return fmt.Errorf("fuseproc: caller thread %d: %w: %w", k.tid, err, unix.EACCES)
 }
