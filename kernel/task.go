@@ -129,6 +129,12 @@ type Task struct {
 	Smack    string
 	// Landlock is the innermost Landlock domain, nil when unrestricted.
 	Landlock *LandlockDomain
+
+	// PIDNS names the pid namespace the task lives in when it is a
+	// descendant of the one the world's pids are numbered in; "" for that
+	// one. No access check reads it (pids are already global here): it
+	// tells the report which processes are in containers.
+	PIDNS string
 }
 
 // SameThreadGroup reports whether a and b belong to one thread group

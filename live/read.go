@@ -204,6 +204,7 @@ type rawTask struct {
 	selinux   string
 	apparmr   string
 	smack     string
+	pidns     string // set for a task in a descendant pid namespace
 }
 
 // read reads pids; closure adds parents, leaders and tracers, and makes
@@ -394,6 +395,15 @@ func (r *reader) readFiles(pid, dirfd int) (*rawTask, error) {
 	if r.labels.smack {
 		rt.smack = procfs.ReadLabel(dirfd, "attr/smack/current", r.buf)
 	}
+	// A task with more than one pid lives in a descendant pid namespace
+	// (a container): its ns/pid link names which ("pid:[4026532301]").
+	if len(st.NSpid) > 1 {
+		if l, err := procfs.ReadLink(dirfd, "ns/pid"); err == nil {
+			rt.pidns = l
+		} else {
+			rt.pidns = "pid:[?]"
+		}
+	}
 	return rt, nil
 }
 
@@ -473,6 +483,7 @@ func (r *reader) build(k KernelInfo, raws map[int]*rawTask) (*System, error) {
 			t.State = kernel.Running
 		}
 		t.SELinux, t.AppArmor, t.Smack = rt.selinux, rt.apparmr, rt.smack
+		t.PIDNS = rt.pidns
 		tasks[p] = t
 	}
 	// Relations and address spaces.

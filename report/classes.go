@@ -35,8 +35,10 @@ type Class struct {
 	EUID uint32 `json:"euid"`
 	GID  uint32 `json:"gid"`
 	Caps string `json:"caps,omitempty"`
-	// UserNS names the members' user namespace ("init" for the initial).
+	// UserNS names the members' user namespace ("init" for the initial);
+	// PIDNS their pid namespace when it is a descendant of the report's.
 	UserNS string `json:"userns"`
+	PIDNS  string `json:"pidns,omitempty"`
 	// Login is set for a principal that no process holds: a login user
 	// of the passwd database as a fresh login shell would run.
 	Login string `json:"login,omitempty"`
@@ -47,7 +49,7 @@ type Class struct {
 	// capability or run as root: reaching one is reaching privilege.
 	Privileged bool `json:"privileged,omitempty"`
 	// Container is set when the members live in a user namespace other
-	// than the initial one.
+	// than the initial one, or in a descendant pid namespace.
 	Container bool `json:"container,omitempty"`
 	// Members are the processes of the class, by pid.
 	Members []Member `json:"members"`
@@ -103,6 +105,7 @@ func credKey(b *keyBuilder, t *kernel.Task) {
 	if t.Landlock != nil {
 		b.str("ll", domainPath(t.Landlock))
 	}
+	b.str("pn", t.PIDNS)
 	if t.Kthread {
 		b.WriteString("kthread ")
 	}
@@ -175,11 +178,11 @@ func targetKey(t *kernel.Task, uncertain uint8) string {
 func newClass(id, key string, t *kernel.Task, target bool) *Class {
 	c := &Class{ID: id, Key: key, rep: t,
 		UID: uint32(t.Cred.UID), EUID: uint32(t.Cred.EUID), GID: uint32(t.Cred.GID),
-		UserNS: nsName(t.Cred.UserNS)}
+		UserNS: nsName(t.Cred.UserNS), PIDNS: t.PIDNS}
 	if t.Cred.CapEffective != 0 {
 		c.Caps = t.Cred.CapEffective.String()
 	}
-	c.Container = t.Cred.UserNS != nil && !t.Cred.UserNS.IsInit()
+	c.Container = t.Cred.UserNS != nil && !t.Cred.UserNS.IsInit() || t.PIDNS != ""
 	if target {
 		if t.MM != nil {
 			d := int(t.MM.Dumpable)
@@ -219,6 +222,9 @@ func classLabel(t *kernel.Task, target bool, login string) string {
 	}
 	if c.UserNS != nil && !c.UserNS.IsInit() {
 		parts = append(parts, "userns "+c.UserNS.Name)
+	}
+	if t.PIDNS != "" {
+		parts = append(parts, "pidns "+t.PIDNS)
 	}
 	for _, l := range []struct{ what, v string }{{"selinux", t.SELinux}, {"apparmor", t.AppArmor}, {"smack", t.Smack}} {
 		if l.v != "" && l.v != "unconfined" {

@@ -43,8 +43,8 @@ const (
 	// KindYamaZero: an attach edge exists only because Yama's
 	// ptrace_scope is 0 (or Yama is not active): scope 1 would remove it.
 	KindYamaZero = "yama-zero"
-	// KindContainer: a process in another user namespace can be reached
-	// from outside it by a principal that does not own that namespace.
+	// KindContainer: a process in another user or pid namespace can be
+	// reached from outside it by a principal that does not own it.
 	KindContainer = "container-reachable"
 	// KindBrokerExceeds: the broker policy grants items the kernel would
 	// refuse the principal.
@@ -111,6 +111,23 @@ func outside(p *kernel.Task, ns *kernel.UserNS) bool {
 	return true
 }
 
+// container reports whether target t lives in a container that
+// principal p is outside of and does not own, and names it: a user
+// namespace other than the initial one that p is neither in (nor below)
+// nor owns, or a descendant pid namespace p is not in (owned by the
+// owner of t's user namespace when that is not the initial one).
+func container(p, t *kernel.Task) (string, bool) {
+	ns := t.Cred.UserNS
+	owned := ns != nil && !ns.IsInit() && p.Cred.EUID == ns.Owner
+	if ns != nil && !ns.IsInit() && outside(p, ns) && !owned {
+		return "user namespace " + ns.Name, true
+	}
+	if t.PIDNS != "" && p.PIDNS != t.PIDNS && !owned {
+		return "pid namespace " + t.PIDNS, true
+	}
+	return "", false
+}
+
 // findings ranks what the report shows.
 func findings(m *Machine) []*Finding {
 	var out []*Finding
@@ -148,11 +165,11 @@ func findings(m *Machine) []*Finding {
 				add(e, KindNondumpable, Medium, a, fmt.Sprintf("%s can read non-dumpable or set-id %s", e.p.Label, e.t.Label))
 			}
 		}
-		if ns := t.Cred.UserNS; ns != nil && !ns.IsInit() && outside(p, ns) && p.Cred.EUID != ns.Owner {
+		if where, ok := container(p, t); ok {
 			if a, ok := firstAllowed(e, AttachReal, AttachFS); ok {
-				add(e, KindContainer, High, a, fmt.Sprintf("%s, outside user namespace %s, can attach to %s in it", e.p.Label, ns.Name, e.t.Label))
+				add(e, KindContainer, High, a, fmt.Sprintf("%s, outside %s, can attach to %s in it", e.p.Label, where, e.t.Label))
 			} else if a, ok := firstAllowed(e, ReadFS, ReadReal); ok {
-				add(e, KindContainer, Medium, a, fmt.Sprintf("%s, outside user namespace %s, can read %s in it", e.p.Label, ns.Name, e.t.Label))
+				add(e, KindContainer, Medium, a, fmt.Sprintf("%s, outside %s, can read %s in it", e.p.Label, where, e.t.Label))
 			}
 		}
 	}

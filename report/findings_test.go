@@ -33,6 +33,8 @@ tasks:
   - {name: bob-debugger, pid: 3001, parent: init, uid: 1001, gid: 1001, caps: [sys_ptrace]}
   - {name: ctr-init, pid: 4200, parent: init, userns: ctr, uid: 1000, gid: 1000}
   - {name: ctr-www, pid: 4400, parent: ctr-init, userns: ctr, uid: 100032, gid: 100032, caps: none}
+  - {name: docker-app, pid: 5000, parent: init, uid: 1001, gid: 1001, pidns: "pid:[4026532301]"}
+  - {name: docker-sidecar, pid: 5001, parent: init, uid: 1001, gid: 1001, pidns: "pid:[4026532301]"}
 `
 
 // TestFindings checks that each kind of finding is raised where it
@@ -88,7 +90,10 @@ func TestFindings(t *testing.T) {
 		{report.KindYamaZero, "alice-sh", "alice-editor", true, report.Medium},
 		{report.KindYamaZero, "init", "sshd", false, ""}, // an administrator
 		{report.KindContainer, "bob-debugger", "ctr-www", true, report.High},
-		{report.KindContainer, "alice-sh", "ctr-www", false, ""}, // the owner of the namespace
+		{report.KindContainer, "alice-sh", "ctr-www", false, ""},              // the owner of the namespace
+		{report.KindContainer, "bob-sh", "docker-app", true, report.High},     // another pid namespace, same uid
+		{report.KindContainer, "docker-sidecar", "docker-app", false, ""},     // the same pid namespace
+		{report.KindContainer, "alice-sh", "docker-app", false, ""},           // the kernel refuses it
 		{report.KindBrokerExceeds, "bob-sh", "alice-sh", true, report.Medium}, // mem is attach-class
 		{report.KindBrokerExceeds, "alice-sh", "bob-sh", false, ""},
 	} {

@@ -8,7 +8,7 @@ import (
 
 var taskKeys = []string{"name", "pid", "tgid", "parent", "uid", "uids", "gid", "gids", "groups", "caps",
 	"userns", "mm", "user_dumpable", "kthread", "state", "selinux", "apparmor", "smack", "landlock",
-	"ptracer", "tracer", "comm", "cmdline"}
+	"ptracer", "tracer", "comm", "cmdline", "pidns"}
 
 type taskDef struct {
 	node   *yaml.Node
@@ -127,6 +127,7 @@ func (l *loader) taskCreds(d *taskDef) {
 	t.Comm = l.str(m["comm"], "task.comm")
 	t.Cmdline = l.str(m["cmdline"], "task.cmdline")
 	t.SELinux = l.str(m["selinux"], "task.selinux")
+	t.PIDNS = l.str(m["pidns"], "task.pidns")
 	t.AppArmor = l.str(m["apparmor"], "task.apparmor")
 	t.Smack = l.str(m["smack"], "task.smack")
 	if v := m["landlock"]; v != nil {

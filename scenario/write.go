@@ -326,6 +326,9 @@ func (m *marshaller) tasks(w *kernel.World) (*yaml.Node, error) {
 		if t.Landlock != nil {
 			addPair(n, "landlock", landlockPath(t.Landlock))
 		}
+		if t.PIDNS != "" {
+			addPair(n, "pidns", scalar(t.PIDNS))
+		}
 		if t.Comm != "" {
 			addPair(n, "comm", scalar(t.Comm))
 		}
