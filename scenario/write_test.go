@@ -241,3 +241,27 @@ func TestMarshalRefusesForeignTask(t *testing.T) {
 		t.Error("a tracer outside the world was written")
 	}
 }
+
+// TestMarshalPIDNS writes and loads a task's pid namespace, which no
+// decision reads and so no answer would miss.
+func TestMarshalPIDNS(t *testing.T) {
+	src := "kernel: {release: \"6.18.44\"}\ntasks:\n  - {name: app, pid: 5000, uid: 1000, gid: 1000, pidns: \"pid:[4026532301]\"}\n  - {name: host, pid: 5001, uid: 1000, gid: 1000}\n"
+	s, err := Load("pidns.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Marshal(s.World, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Load("pidns.yaml (written)", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := s2.World.Task("app").PIDNS; got != "pid:[4026532301]" {
+		t.Errorf("app's pidns after a round trip: %q\n%s", got, out)
+	}
+	if got := s2.World.Task("host").PIDNS; got != "" {
+		t.Errorf("host's pidns after a round trip: %q", got)
+	}
+}
