@@ -36,7 +36,7 @@ run: build ## run the main job: the broker (procgate serve) with its embedded de
 # (fuse3) unmounts where a direct unmount cannot.
 DEPS := fusermount3:fuse3 ps:procps top:procps lsof:lsof setpriv:util-linux unshare:util-linux chromium:chromium
 
-deps: ## install the packages the tests run (fuse3, procps, lsof) when missing (apt-get, as root)
+deps: ## install the packages the tests run (fuse3, procps, lsof, util-linux, chromium) when missing (apt-get, as root)
 	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "deps: missing$$missing: install them (apt-get install$$missing) or run as root"; exit 0; fi; \

@@ -263,7 +263,14 @@ func diff(before, after *Machine) *Diff {
 					n, ex = e.Pairs, e.Example
 				}
 				var ae *Edge
-				if pa.c != nil && ta.c != nil {
+				if lt := before.loginRep[e.p]; lt != nil && ta.c != nil {
+					// A login is related to no process, so one decision
+					// answers for the group. It is made directly: after
+					// the change a process may hold the login's
+					// credentials, and that process's class (the login's
+					// after) has no unrelated edge to its own target class.
+					ae = &Edge{Answers: after.answers(lt, after.tasks[ta.pids[0]])}
+				} else if pa.c != nil && ta.c != nil {
 					ae = after.edgeOf[edgeKey{pa.c, ta.c, Unrelated, ""}]
 				}
 				for a := range NumAccess {
