@@ -232,7 +232,7 @@ func classLabel(t *kernel.Task, target bool, login string) string {
 		}
 	}
 	if t.Landlock != nil {
-		parts = append(parts, "landlock "+domainPath(t.Landlock))
+		parts = append(parts, "landlock "+t.Landlock.Name)
 	}
 	if t.Kthread {
 		parts = append(parts, "kernel thread")

@@ -50,11 +50,7 @@ func ParseWhatIf(s string) (WhatIf, error) {
 		if err != nil || n < 0 || n > 2 {
 			return wi, fmt.Errorf("what-if suid_dumpable=%s: want 0, 1 or 2", v)
 		}
-		wi.apply = func(w *kernel.World) (func(), error) {
-			old := w.SuidDumpable
-			w.SuidDumpable = n
-			return func() { w.SuidDumpable = old }, nil
-		}
+		wi.apply = func(w *kernel.World) (func(), error) { return setSuidDumpable(w, kernel.Dumpable(n)), nil }
 	case "hidepid":
 		h, err := kernel.ParseHidePID(v)
 		if err != nil {
@@ -116,6 +112,40 @@ func setYama(w *kernel.World, s yama.Scope) func() {
 	}
 	w.LSMs = lsms
 	return func() { w.LSMs = old }
+}
+
+// setSuidDumpable sets fs.suid_dumpable and, since the kernel applies
+// it when a process executes a set-id program (fs/exec.c:
+// begin_new_exec: set_dumpable(suid_dumpable) when the credentials
+// change), gives every set-id process (real and effective or saved ids
+// differ) whose address space has the old value the new one. A process
+// that made itself non-dumpable with prctl cannot be told from one the
+// setting made so; only set-id ones are changed.
+func setSuidDumpable(w *kernel.World, v kernel.Dumpable) func() {
+	old := w.SuidDumpable
+	type saved struct {
+		mm *kernel.MM
+		d  kernel.Dumpable
+	}
+	var undo []saved
+	seen := map[*kernel.MM]bool{}
+	for _, t := range w.Tasks {
+		c := &t.Cred
+		setID := c.UID != c.EUID || c.UID != c.SUID || c.GID != c.EGID || c.GID != c.SGID
+		if t.MM == nil || seen[t.MM] || !setID || int(t.MM.Dumpable) != old {
+			continue
+		}
+		seen[t.MM] = true
+		undo = append(undo, saved{t.MM, t.MM.Dumpable})
+		t.MM.Dumpable = v
+	}
+	w.SuidDumpable = int(v)
+	return func() {
+		w.SuidDumpable = old
+		for _, s := range undo {
+			s.mm.Dumpable = s.d
+		}
+	}
 }
 
 // dropCap removes c from the effective and permitted sets of every task
