@@ -58,21 +58,35 @@ func (s *System) Unknowns(caller, target *kernel.Task, a Access) []string {
 	w := s.World
 	base := a.Evaluate(w, caller, target, false)
 	var out []string
-	differs := func(mutate func(w *kernel.World, c, t *kernel.Task)) (kernel.Decision, bool) {
-		cw, c, t := cloneFor(w, caller, target)
-		mutate(cw, c, t)
-		d := a.Evaluate(cw, c, t, false)
+	// One copy of the tasks involved serves every what-if: each mutation
+	// returns its undo, run after the evaluation.
+	var cw *kernel.World
+	var cc, ct *kernel.Task
+	differs := func(mutate func(w *kernel.World, c, t *kernel.Task) (undo func())) (kernel.Decision, bool) {
+		if cw == nil {
+			cw, cc, ct = cloneFor(w, caller, target)
+		}
+		undo := mutate(cw, cc, ct)
+		d := a.Evaluate(cw, cc, ct, false)
+		undo()
 		return d, d.Allowed != base.Allowed || d.Errno != base.Errno || d.Masked != base.Masked
 	}
 	traceme := a.Syscall != nil && a.Syscall.Name == "ptrace_traceme"
 
 	if w.LSM("landlock") != nil {
-		sandbox := func(x *kernel.Task) { x.Landlock = &kernel.LandlockDomain{Name: "unknown"} }
+		sandbox := func(x *kernel.Task) func() {
+			old := x.Landlock
+			x.Landlock = &kernel.LandlockDomain{Name: "unknown"}
+			return func() { x.Landlock = old }
+		}
 		who, whom := caller, target
-		d, changed := differs(func(_ *kernel.World, c, _ *kernel.Task) { sandbox(c) })
+		var d kernel.Decision
+		var changed bool
 		if traceme {
 			who, whom = target, caller
-			d, changed = differs(func(_ *kernel.World, _, t *kernel.Task) { sandbox(t) })
+			d, changed = differs(func(_ *kernel.World, _, t *kernel.Task) func() { return sandbox(t) })
+		} else {
+			d, changed = differs(func(_ *kernel.World, c, _ *kernel.Task) func() { return sandbox(c) })
 		}
 		if changed {
 			out = append(out, fmt.Sprintf("landlock: Landlock domains cannot be read from user space; if %s is sandboxed in a domain that does not enclose %s, the answer is %s",
@@ -80,8 +94,11 @@ func (s *System) Unknowns(caller, target *kernel.Task, a Access) []string {
 		}
 	}
 	if y, ok := w.LSM("yama").(*yama.Module); ok && y.Scope == yama.Relational {
-		d, changed := differs(func(_ *kernel.World, _, t *kernel.Task) {
-			t.GroupLeader().Ptracer = &kernel.PtracerException{Any: true}
+		d, changed := differs(func(_ *kernel.World, _, t *kernel.Task) func() {
+			l := t.GroupLeader()
+			old := l.Ptracer
+			l.Ptracer = &kernel.PtracerException{Any: true}
+			return func() { l.Ptracer = old }
 		})
 		if changed {
 			out = append(out, fmt.Sprintf("yama: PR_SET_PTRACER exceptions cannot be read from user space; if %s declared one that covers %s, the answer is %s",
@@ -97,7 +114,11 @@ func (s *System) Unknowns(caller, target *kernel.Task, a Access) []string {
 		case target.MM.Dumpable == kernel.SuidDumpUser:
 			other = kernel.SuidDumpDisable
 		}
-		if d, changed := differs(func(_ *kernel.World, _, t *kernel.Task) { t.MM.Dumpable = other }); changed {
+		if d, changed := differs(func(_ *kernel.World, _, t *kernel.Task) func() {
+			old := t.MM.Dumpable
+			t.MM.Dumpable = other
+			return func() { t.MM.Dumpable = old }
+		}); changed {
 			why := "its /proc files belong to root either way"
 			switch {
 			case tu&unkDumpable02 != 0:
@@ -109,7 +130,10 @@ func (s *System) Unknowns(caller, target *kernel.Task, a Access) []string {
 		}
 	}
 	if tu&unkUserDumpable != 0 {
-		if d, changed := differs(func(_ *kernel.World, _, t *kernel.Task) { t.UserDumpable = !t.UserDumpable }); changed {
+		if d, changed := differs(func(_ *kernel.World, _, t *kernel.Task) func() {
+			t.UserDumpable = !t.UserDumpable
+			return func() { t.UserDumpable = !t.UserDumpable }
+		}); changed {
 			out = append(out, fmt.Sprintf("user_dumpable: %s has no address space and whether it was dumpable when it lost it cannot be read; if it was, the answer is %s", target.Name, d.Result()))
 		}
 	}
@@ -130,7 +154,11 @@ func (s *System) Unknowns(caller, target *kernel.Task, a Access) []string {
 			// An unconfined tracer is never restricted by AppArmor.
 			continue
 		}
-		if d, changed := differs(func(w *kernel.World, _, _ *kernel.Task) { w.LSMs = append(w.LSMs, denyModule(m)) }); changed {
+		if d, changed := differs(func(w *kernel.World, _, _ *kernel.Task) func() {
+			old := w.LSMs
+			w.LSMs = append(slices.Clip(w.LSMs), denyModule(m))
+			return func() { w.LSMs = old }
+		}); changed {
 			out = append(out, fmt.Sprintf("%s: the module is active but its policy is not read; it may deny this access (%s)", m, d.Result()))
 		}
 	}
@@ -199,7 +227,9 @@ func cloneFor(w *kernel.World, c, t *kernel.Task) (*kernel.World, *kernel.Task, 
 			}
 			cp.MM = mms[old.MM]
 		}
-		nw.AddTask(cp)
+		// Decisions never look tasks up by name or pid: the copy needs
+		// no index.
+		nw.Tasks = append(nw.Tasks, cp)
 	}
 	return nw, m[c], m[t]
 }

@@ -224,6 +224,9 @@ type Machine struct {
 	relEdge  map[[2]int]*Edge     // the edge of each related pair
 	tasks    map[int]*kernel.Task // process leaders by tgid
 	loginRep map[*Class]*kernel.Task
+	// unknownsOf holds the answers, unknowns included, of the first
+	// related pair of each (classes, relation, bare answers).
+	unknownsOf map[edgeKey]Answers
 }
 
 type edgeKey struct {
@@ -258,7 +261,7 @@ func build(in Input, pol *policy.Policy, polName string, progress func(int, int)
 		Name: in.Name, Source: in.Source, Kernel: w.Release.String(),
 		w: w, sys: in.Live, pol: pol, Policy: polName,
 		pclass: map[int]*Class{}, tclass: map[int]*Class{},
-		related: map[[2]int]Relation{}, edgeOf: map[edgeKey]*Edge{}, relEdge: map[[2]int]*Edge{},
+		related: map[[2]int]Relation{}, edgeOf: map[edgeKey]*Edge{}, relEdge: map[[2]int]*Edge{}, unknownsOf: map[edgeKey]Answers{},
 		tasks: map[int]*kernel.Task{}, loginRep: map[*Class]*kernel.Task{},
 	}
 	for _, l := range w.LSMs {
@@ -498,7 +501,23 @@ func (m *Machine) unrelatedPair(p, t *Class) (*kernel.Task, *kernel.Task, bool) 
 // edge decides the pair (c, t) of classes p and t and returns the edge
 // that holds the answer, creating it if needed.
 func (m *Machine) edge(p, tc *Class, rel Relation, c, t *kernel.Task) *Edge {
-	ans := m.answers(c, t)
+	var ans Answers
+	if rel == Unrelated || m.sys == nil {
+		ans = m.answers(c, t)
+	} else {
+		// What a related pair's answers depend on that cannot be read is
+		// fixed by its classes, its relation and the answers themselves
+		// (every input of a decision is in one of them), so the unknowns
+		// are found once per such group, for its first pair.
+		bare := m.bareAnswers(c, t)
+		k := edgeKey{p, tc, rel, answersKey(bare)}
+		if known, ok := m.unknownsOf[k]; ok {
+			ans = known
+		} else {
+			ans = m.answers(c, t)
+			m.unknownsOf[k] = ans
+		}
+	}
 	k := edgeKey{p, tc, rel, ""}
 	if rel != Unrelated {
 		k.ans = answersKey(ans)
@@ -513,6 +532,17 @@ func (m *Machine) edge(p, tc *Class, rel Relation, c, t *kernel.Task) *Edge {
 	m.edgeOf[k] = e
 	m.Edges = append(m.Edges, e)
 	return e
+}
+
+// bareAnswers decides every access for caller c and target t, without
+// looking for unknowns.
+func (m *Machine) bareAnswers(c, t *kernel.Task) Answers {
+	var out Answers
+	for a := range NumAccess {
+		d := a.Question().Evaluate(m.w, c, t, false)
+		out[a] = Answer{Allowed: d.Allowed, Errno: d.Errno, Layer: d.Layer}
+	}
+	return out
 }
 
 // answers decides every access for caller c and target t.
