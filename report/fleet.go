@@ -126,18 +126,25 @@ func merge(ms []*Machine) *Merged {
 	return g
 }
 
+// edgeAccess is an edge's answers as JSON writes them: one field per
+// access, named as Access.String names it.
+type edgeAccess struct {
+	Visible         Answer `json:"visible"`
+	ReadFSCreds     Answer `json:"read_fscreds"`
+	ReadRealCreds   Answer `json:"read_realcreds"`
+	AttachRealCreds Answer `json:"attach_realcreds"`
+	AttachFSCreds   Answer `json:"attach_fscreds"`
+}
+
 // MarshalJSON writes an edge with its answers as an object keyed by
 // access name.
 func (e *Edge) MarshalJSON() ([]byte, error) {
 	type plain Edge
-	ans := make(map[string]Answer, NumAccess)
-	for a := range NumAccess {
-		ans[a.String()] = e.Answers[a]
-	}
+	a := &e.Answers
 	return json.Marshal(struct {
 		*plain
-		Access map[string]Answer `json:"access"`
-	}{(*plain)(e), ans})
+		Access edgeAccess `json:"access"`
+	}{(*plain)(e), edgeAccess{a[Visible], a[ReadFS], a[ReadReal], a[AttachReal], a[AttachFS]}})
 }
 
 // WriteJSON writes r as indented JSON.
