@@ -94,7 +94,7 @@ measure() {
 	wall=$(grep -v '^Command' "$t" | awk '{print $1}' | median)
 	rss=$(grep -v '^Command' "$t" | awk '{print $2}' | median)
 	maxrss=$(grep -v '^Command' "$t" | awk '{print $2}' | maxof)
-	printf '%-58s median %6.2f s   max RSS median %4d MiB, max %4d MiB\n' "$label" "$wall" $((rss / 1024)) $((maxrss / 1024))
+	printf '%-58s median %6.2f s   max RSS median %4d MiB, max %4d MiB   (%d processes now)\n' "$label" "$wall" $((rss / 1024)) $((maxrss / 1024)) "$(count)"
 }
 
 echo
