@@ -1,7 +1,6 @@
 package live
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -34,24 +32,8 @@ func startHelper(t *testing.T, env ...string) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=creds"}, env...)...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	_, stdout := proctest.StartRole(t, cmd, true)
+	line, err := stdout.ReadString('\n')
 	if err != nil || line != "ready\n" {
 		t.Fatalf("helper %v: %q, %v", env, line, err)
 	}
@@ -70,15 +52,10 @@ func startCmd(t *testing.T, cmd *exec.Cmd, want string) int {
 		_ = cmd.Wait()
 	})
 	pid := cmd.Process.Pid
-	for range 500 {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if err == nil && strings.TrimSpace(string(b)) == want {
-			return pid
-		}
-		time.Sleep(2 * time.Millisecond)
+	if err := proctest.WaitComm(pid, want, 500); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("pid %d never became %q", pid, want)
-	return 0
+	return pid
 }
 
 func readOne(t *testing.T, pid int) (*System, *kernel.Task) {

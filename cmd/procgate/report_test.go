@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -23,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/procgate/procgate/internal/proctest"
 	"github.com/procgate/procgate/internal/testenv"
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/live"
@@ -118,7 +118,7 @@ func reportHelper() error {
 			return err
 		}
 		child = cmd.Process.Pid
-		if err := waitComm(child, "sleep"); err != nil {
+		if err := proctest.WaitComm(child, "sleep", 2500); err != nil {
 			return err
 		}
 		if env("TRACE") != "" {
@@ -130,19 +130,6 @@ func reportHelper() error {
 	fmt.Printf("ready %d\n", child)
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return nil
-}
-
-// waitComm waits until process pid runs a program whose command name is
-// want (after an exec chain such as setpriv or unshare).
-func waitComm(pid int, want string) error {
-	for range 2500 {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-		if err == nil && strings.TrimSpace(string(b)) == want {
-			return nil
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return fmt.Errorf("pid %d never became %q", pid, want)
 }
 
 // liveProc is one process TestReportMatchesLive starts.
@@ -157,24 +144,8 @@ func startReportHelper(t *testing.T, env ...string) (int, int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), append([]string{reportRoleEnv + "=creds"}, env...)...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	_, stdout := proctest.StartRole(t, cmd, true)
+	line, err := stdout.ReadString('\n')
 	var child int
 	if _, serr := fmt.Sscanf(line, "ready %d\n", &child); err != nil || serr != nil {
 		t.Fatalf("helper %v: %q, %v", env, line, err)
@@ -198,7 +169,7 @@ func startSleep(t *testing.T, cmd *exec.Cmd) int {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	if err := waitComm(cmd.Process.Pid, "sleep"); err != nil {
+	if err := proctest.WaitComm(cmd.Process.Pid, "sleep", 2500); err != nil {
 		t.Fatal(err)
 	}
 	return cmd.Process.Pid

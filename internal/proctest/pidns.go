@@ -76,7 +76,7 @@ func StartPIDNS(t testing.TB, o NSOptions) *PIDNS {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	// Closing its input makes the init exit, and the kernel kill the
 	// namespace.
-	in, out := startRole(t, cmd, false)
+	in, out := StartRole(t, cmd, false)
 	ns := &PIDNS{Init: cmd.Process.Pid, in: in, out: out}
 	line, err := ns.out.ReadBytes('\n')
 	if err != nil || json.Unmarshal(line, &ns.Info) != nil {

@@ -129,7 +129,7 @@ func Start(t testing.TB, o Options) (pid, tid int) {
 	if o.UID != 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: o.UID, Gid: o.UID}}
 	}
-	_, out := startRole(t, cmd, true)
+	_, out := StartRole(t, cmd, true)
 	line, err := out.ReadString('\n')
 	if _, serr := fmt.Sscanf(strings.TrimSpace(line), "ready %d", &tid); err != nil || serr != nil || tid == cmd.Process.Pid {
 		t.Fatalf("helper said %q: %v %v", line, err, serr)
@@ -137,11 +137,11 @@ func Start(t testing.TB, o Options) (pid, tid int) {
 	return cmd.Process.Pid, tid
 }
 
-// startRole starts cmd, a helper role of the test binary, and returns
+// StartRole starts cmd, a helper role of the test binary, and returns
 // its standard input and output. When the test ends its input is closed
 // (a helper waits for that to exit), then, with kill, it is killed, and
 // it is waited for.
-func startRole(t testing.TB, cmd *exec.Cmd, kill bool) (io.WriteCloser, *bufio.Reader) {
+func StartRole(t testing.TB, cmd *exec.Cmd, kill bool) (io.WriteCloser, *bufio.Reader) {
 	t.Helper()
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -203,4 +203,18 @@ func Cleanup() {
 	if publicDir != "" {
 		os.RemoveAll(publicDir)
 	}
+}
+
+// WaitComm waits until process pid runs a program whose command name is
+// want (after an exec chain such as setpriv or unshare), reading its
+// comm up to tries times, 2 ms apart.
+func WaitComm(pid int, want string, tries int) error {
+	for range tries {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if err == nil && strings.TrimSpace(string(b)) == want {
+			return nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return fmt.Errorf("pid %d never became %q", pid, want)
 }
