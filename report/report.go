@@ -289,25 +289,9 @@ func build(in Input, pol *policy.Policy, polName string, progress func(int, int)
 		}
 		mem := Member{PID: t.PID, Comm: t.AuditComm()}
 		if isPrincipal(t) {
-			k := principalKey(t, u)
-			c := pk[k]
-			if c == nil {
-				c = newClass(fmt.Sprintf("p%d", len(m.Principals)+1), k, t, false)
-				pk[k] = c
-				m.Principals = append(m.Principals, c)
-			}
-			c.Members = append(c.Members, mem)
-			m.pclass[t.TGID] = c
+			m.pclass[t.TGID] = join(pk, &m.Principals, "p", principalKey(t, u), t, false, mem)
 		}
-		k := targetKey(t, u)
-		c := tk[k]
-		if c == nil {
-			c = newClass(fmt.Sprintf("t%d", len(m.Targets)+1), k, t, true)
-			tk[k] = c
-			m.Targets = append(m.Targets, c)
-		}
-		c.Members = append(c.Members, mem)
-		m.tclass[t.TGID] = c
+		m.tclass[t.TGID] = join(tk, &m.Targets, "t", targetKey(t, u), t, true, mem)
 	}
 	for _, l := range in.Logins {
 		t := loginTask(w, l)
@@ -371,6 +355,20 @@ func build(in Input, pol *policy.Policy, polName string, progress func(int, int)
 		return cmp.Or(cmp.Compare(classIndex(a.p), classIndex(b.p)), cmp.Compare(classIndex(a.t), classIndex(b.t)), strings.Compare(string(a.Relation), string(b.Relation)))
 	})
 	return m, nil
+}
+
+// join adds mem, the process of task t, to the class of key k in byKey
+// and list, starting the class (id prefix and its number, t as its
+// representative) when there is none; it returns the class.
+func join(byKey map[string]*Class, list *[]*Class, prefix, k string, t *kernel.Task, target bool, mem Member) *Class {
+	c := byKey[k]
+	if c == nil {
+		c = newClass(fmt.Sprintf("%s%d", prefix, len(*list)+1), k, t, target)
+		byKey[k] = c
+		*list = append(*list, c)
+	}
+	c.Members = append(c.Members, mem)
+	return c
 }
 
 // classIndex is the number in a class's id ("p12" → 12).
