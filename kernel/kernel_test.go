@@ -93,7 +93,8 @@ func TestReleaseFeatures(t *testing.T) {
 		userDumpable, perfmon, esrch, fdinfo bool
 	}{
 		{"6.1.0-56-amd64", false, false, false, false},
-		{"6.12.30", false, false, true, true},
+		{"6.12.30", false, false, false, true},
+		{"6.12.59", false, false, true, true},
 		{"6.18.20", false, true, true, true},
 		{"6.18.31", true, true, true, true},
 		{"6.18.44-fc-v657", true, true, true, true},

@@ -17,6 +17,9 @@ func (w *World) ExplainEntry(caller, target *Task, ent *Entry) Decision {
 
 func (w *World) checkEntry(e Env, c, t *Task, ent *Entry) (Errno, bool, Layer) {
 	tr := e.T
+	if m := w.Mutation.Entry; m != nil && m.ID == ent.ID {
+		ent = m // the mutation test only
+	}
 	if t == nil {
 		tr.Add(LayerTarget, Deny, "no such process")
 		return ESRCH, false, LayerTarget

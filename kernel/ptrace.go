@@ -22,6 +22,9 @@ func (w *World) ExplainPtraceMayAccess(caller, target *Task, mode Mode) Decision
 // the layer that decided.
 func (w *World) ptraceMayAccess(e Env, c, t *Task, mode Mode) (Errno, Layer) {
 	tr := e.T
+	if w.Mutation.SwapCreds && mode.CredsWellFormed() {
+		mode ^= ModeFSCreds | ModeRealCreds // the mutation test only
+	}
 	// Step 0: exactly one creds selector, else WARN and deny.
 	if !mode.CredsWellFormed() {
 		if tr.On() {
@@ -31,7 +34,7 @@ func (w *World) ptraceMayAccess(e Env, c, t *Task, mode Mode) (Errno, Layer) {
 		return EPERM, LayerMode
 	}
 	// Step 1: same thread group — introspection is never denied.
-	if SameThreadGroup(c, t) {
+	if SameThreadGroup(c, t) && w.Mutation.Skip&SkipThreadGroup == 0 {
 		if tr.On() {
 			tr.Addf(LayerThreadGroup, Allow, "%s and %s are in thread group %d: no uid, dumpable or security-module check", c.Name, t.Name, t.TGID)
 		}
@@ -43,7 +46,9 @@ func (w *World) ptraceMayAccess(e Env, c, t *Task, mode Mode) (Errno, Layer) {
 	if mode.FSCreds() {
 		cu, cg, which = cc.FSUID, cc.FSGID, "fs"
 	}
-	if cu == tc.UID && cu == tc.EUID && cu == tc.SUID && cg == tc.GID && cg == tc.EGID && cg == tc.SGID {
+	if w.Mutation.Skip&SkipIDs != 0 {
+		tr.Add(LayerIDs, Pass, "mutation: the uid/gid step is skipped")
+	} else if cu == tc.UID && cu == tc.EUID && cu == tc.SUID && cg == tc.GID && cg == tc.EGID && cg == tc.SGID {
 		if tr.On() {
 			tr.Addf(LayerIDs, Pass, "caller's %s uid/gid %d/%d equal the target's real, effective and saved uid and gid", which, cu, cg)
 		}
@@ -60,7 +65,9 @@ func (w *World) ptraceMayAccess(e Env, c, t *Task, mode Mode) (Errno, Layer) {
 		return EPERM, LayerIDs
 	}
 	// Step 5: dumpable.
-	if !w.stillDumpable(e, c, t, mode) {
+	if w.Mutation.Skip&SkipDumpable != 0 {
+		tr.Add(LayerDumpable, Pass, "mutation: the dumpable step is skipped")
+	} else if !w.stillDumpable(e, c, t, mode) {
 		return EPERM, LayerDumpable
 	}
 	// Step 6: the security modules, first denial wins.
@@ -77,6 +84,10 @@ func (w *World) lsmPtraceAccessCheck(e Env, c, t *Task, mode Mode) (Errno, Layer
 	last := LayerDumpable
 	for _, m := range w.LSMs {
 		layer := Layer(m.Name())
+		if w.Mutation.Skip&SkipCommoncap != 0 && layer == "capability" {
+			e.T.Add(layer, Skip, "mutation: cap_ptrace_access_check is skipped")
+			continue
+		}
 		if s, ok := m.(PtraceSkipper); ok {
 			if why := s.PtraceSkip(c, t, mode); why != "" {
 				e.T.Add(layer, Skip, why)

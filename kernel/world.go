@@ -76,6 +76,9 @@ type World struct {
 	Namespaces []*UserNS
 	// Tasks lists every task.
 	Tasks []*Task
+	// Mutation is zero except in the verifier's mutation test, which
+	// breaks one rule with it (see [Mutation]).
+	Mutation Mutation
 
 	byName map[string]*Task
 	byPID  map[int]*Task

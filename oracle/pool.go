@@ -129,8 +129,8 @@ type targetSlot struct {
 // per chunk of cases, to balance the workers) and probes all of its targets
 // in one job; each distinct target is spawned once per worker that needs it
 // and stays blocked on stdin until the worker is done. The other cases
-// (prober-is-parent; Landlock shared, nested and nested-reverse) spawn their
-// own pair.
+// (prober-is-parent; Landlock shared, nested and nested-reverse; an
+// exiting target) spawn their own pair.
 func (r *Runner) Run(ctx context.Context, cases []Case) ([]Result, error) {
 	results := make([]Result, len(cases))
 	var single []int
@@ -146,7 +146,7 @@ func (r *Runner) Run(ctx context.Context, cases []Case) ([]Result, error) {
 			continue
 		}
 		launcher, tOwn, _, _ := c.Landlock.layout()
-		if launcher || c.Relation.norm() == RelParent || (r.opts.NoPool && !c.selfRelation()) {
+		if launcher || c.Relation.norm() == RelParent || c.TargetExits || (r.opts.NoPool && !c.selfRelation()) {
 			single = append(single, i)
 			continue
 		}

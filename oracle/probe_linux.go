@@ -202,8 +202,28 @@ func probeStat(path string) ProbeResult {
 	}
 	r := answer(ProbeStat, nil, strings.Join(detail, " "))
 	r.Masked = vals["startstack"] == 0 && vals["startcode"] <= 1
+	if len(f) > 0 && (f[0] == "Z" || f[0] == "X") {
+		// A zombie has no mm: its address fields are 0 either way. Its
+		// exit_code (field 52, in waitpid's form) is shown only to a
+		// permitted reader, and an exited target's is not 0.
+		const exitCodeField = 52
+		if exitCodeField-3 >= len(f) {
+			return ProbeResult{Probe: ProbeStat, Result: "error", Detail: "zombie's stat line has no exit_code"}
+		}
+		code, err := strconv.ParseUint(f[exitCodeField-3], 10, 64)
+		if err != nil {
+			return ProbeResult{Probe: ProbeStat, Result: "error", Detail: "bad stat field exit_code"}
+		}
+		r.Detail = fmt.Sprintf("zombie exit_code=%d", code)
+		r.Masked = code == 0
+	}
 	return r
 }
+
+// exitedTargetStatus is the exit status of an exiting target
+// (Case.TargetExits); probeStat tells a masked zombie's stat line by its
+// exit_code of 0.
+const exitedTargetStatus = 7
 
 // probeVMReadv reads vmMarker from the target at the address it reported
 // (mm/process_vm_access.c: process_vm_rw_core, mm_access ATTACH_REALCREDS,

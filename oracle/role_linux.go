@@ -44,6 +44,10 @@ type childSpec struct {
 	Child *childSpec `json:"child,omitempty"`
 	// Inner is, for the nshelper, the role to clone in the new namespace.
 	Inner *childSpec `json:"inner,omitempty"`
+	// ExitCode is a target's exit status once its stdin reaches EOF: an
+	// exiting target (Case.TargetExits) exits with a non-zero one, which
+	// /proc/PID/stat shows a permitted reader of the zombie (exit_code).
+	ExitCode int `json:"exit_code,omitempty"`
 }
 
 // readyMsg is the first line a role writes on stdout.
@@ -161,6 +165,9 @@ func runTarget(spec *childSpec) error {
 		return err
 	}
 	_, _ = io.Copy(io.Discard, os.Stdin)
+	if spec.ExitCode != 0 {
+		os.Exit(spec.ExitCode)
+	}
 	return nil
 }
 

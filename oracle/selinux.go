@@ -334,16 +334,22 @@ func labelled(c Creds, domain string) Creds {
 // vmSELinuxCases pairs the test domains (and kernel_t) as prober and
 // target: every pair for a same-uid prober (DAC and commoncap pass, SELinux
 // decides), CAP_SYS_PTRACE against another uid and root with every
-// capability (SELinux's capability checks), and self.
+// capability (SELinux's capability checks), CAP_DAC_READ_SEARCH alone and
+// CAP_DAC_OVERRIDE alone against another uid (SELinux's capability check
+// of each DAC override, which a root prober cannot isolate: the first one
+// granted ends generic_permission), and self.
 func vmSELinuxCases() []Case {
 	labels := append([]string{seUnconfined}, VMSELinuxDomains...)
 	user, other := User(1000, 1000), User(2000, 2000)
-	sp := CapMask(CapSysPtrace)
+	sp, drs, dov := CapMask(CapSysPtrace), CapMask(CapDacReadSearch), CapMask(CapDacOverride)
 	capTracers := []string{"pg_rt_t", "pg_read_t", "pg_trace_t", "pg_none_t", "pg_perm_t"}
+	dacTracers := []string{"pg_rt_t", "pg_read_t"}
 	groups := []labelGroup{
 		{"same-uid", user, user, labels, labels},
 		{"sys_ptrace-vs-uid", other.WithCaps(sp, sp), user, capTracers, []string{"pg_none_t", "pg_rt_t"}},
 		{"root-vs-uid", Root(FullCaps()), user, capTracers, []string{"pg_none_t", "pg_rt_t"}},
+		{"dac_read_search-vs-uid", other.WithCaps(drs, drs), user, dacTracers, []string{"pg_none_t", "pg_rt_t"}},
+		{"dac_override-vs-uid", other.WithCaps(dov, dov), user, dacTracers, []string{"pg_none_t", "pg_rt_t"}},
 	}
 	return labelPairs("selinux", groups, user, []string{"pg_none_t", "pg_novfs_t"}, labelled, func(d string) string { return d })
 }

@@ -2,12 +2,14 @@ package oracle
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,11 +65,12 @@ type spawnReq struct {
 	inherited bool       // spawned inside a launcher domain
 	child     *childSpec // RelParent: the target the prober spawns
 	extra     []*os.File // RelParent: fds 3 and 4 of the prober
+	exitCode  int        // a target's exit status (Case.TargetExits)
 	stderr    *tailBuffer
 }
 
 func (q *spawnReq) spec() *childSpec {
-	return &childSpec{Role: q.role, Creds: q.creds, Landlock: q.landlock, Inherited: q.inherited, Child: q.child}
+	return &childSpec{Role: q.role, Creds: q.creds, Landlock: q.landlock, Inherited: q.inherited, Child: q.child, ExitCode: q.exitCode}
 }
 
 // start spawns the process without waiting for it to be ready. Namespaced
@@ -207,6 +210,32 @@ func (p *proc) job(items []jobItem, timeout time.Duration) ([]jobReply, error) {
 		return nil, fmt.Errorf("prober %d: bad reply: %w", p.ready.Pid, err)
 	}
 	return reps, nil
+}
+
+// exitToZombie makes a target exit (EOF on its stdin) and waits until it
+// is a zombie: exited but not reaped, since its parent, the runner, waits
+// for it only in close.
+func (p *proc) exitToZombie(timeout time.Duration) error {
+	if p.cmd == nil {
+		return fmt.Errorf("%s %d is not the runner's child: it cannot be kept as a zombie", p.role, p.ready.Pid)
+	}
+	p.stdin.Close()
+	path := "/proc/" + strconv.Itoa(p.ready.Pid) + "/stat"
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("%s %d after exit: %w", p.role, p.ready.Pid, err)
+		}
+		// "pid (comm) S ...": the state follows the last ')'.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'Z' {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s %d is no zombie %v after its stdin closed: %s", p.role, p.ready.Pid, timeout, p.errb.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // close ends the process: EOF on its stdin, then wait (kill after timeout).

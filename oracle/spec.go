@@ -341,6 +341,14 @@ type Case struct {
 	// "hidepid=invisible,gid=2000" (only hidepid= and gid=). The runner
 	// mounts one instance per distinct option string.
 	Proc string `json:"proc,omitempty"`
+	// TargetExits makes the target exit once it and the prober are ready:
+	// the prober then probes a zombie (exited, not yet reaped: no mm, no
+	// files, no fs), which the runner, its parent, reaps after the
+	// probes. The target keeps the credentials it had, and its dumpable
+	// flag is what its mm had when it lost it. Needs relation sibling, a
+	// target spawned by the runner itself (no Landlock launcher, no owned
+	// user namespace) and no Proc options.
+	TargetExits bool `json:"target_exits,omitempty"`
 }
 
 func (c *Case) probes() []Probe {
@@ -399,6 +407,19 @@ func (c *Case) Validate() error {
 	}
 	if err := validProcOptions(c.Proc); err != nil {
 		return err
+	}
+	if c.TargetExits {
+		launcher, _, _, _ := c.Landlock.layout()
+		switch {
+		case c.Relation.norm() != RelSibling:
+			return fmt.Errorf("an exiting target needs relation sibling, not %s", c.Relation.norm())
+		case launcher:
+			return fmt.Errorf("an exiting target cannot be spawned in a Landlock launcher (layout %s)", c.Landlock)
+		case c.Target.UserNS.kind() == NSOwned:
+			return errors.New("an exiting target cannot be in an owned user namespace (its helper would reap it)")
+		case c.Proc != "":
+			return errors.New("an exiting target is probed through /proc only")
+		}
 	}
 	for _, p := range c.probes() {
 		if !slices.Contains(AllProbes, p) {

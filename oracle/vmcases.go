@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -203,12 +204,59 @@ func vmYamaCases() []Case {
 	}
 }
 
-// VMDefaultPlan is the plan the VM verification runs: the AppArmor cases
-// at Yama scope 0, AppArmor with Yama scope 1, then the Yama cases at
-// scopes 0, 1, 2 and finally 3 (which cannot be lowered again).
+// VMFeatureCases tell apart the release-dependent rules (kernel.Features)
+// that the other cases cannot: a CAP_PERFMON or CAP_SYS_ADMIN caller
+// reading another uid's maps (PerfmonMMAccess, v6.15), and targets that
+// exited and are probed as zombies — no mm, no files — by a same-uid
+// caller (UserDumpable: the saved dumpable flag decides), a caller with
+// CAP_SYS_PTRACE, and root (ProcMemESRCH: environ, auxv and mem fail with
+// ESRCH instead of opening empty; PidfdGetfdESRCH: ESRCH instead of
+// EBADF). The live-target cases elsewhere tell FdinfoCheck and
+// NSLinkEmpty apart.
+func VMFeatureCases() []Case {
+	cases := vmFeatureCases()
+	for i := range cases {
+		if cases[i].TargetExits {
+			cases[i].Probes = exitedTargetProbes
+		}
+	}
+	return cases
+}
+
+// exitedTargetProbes are the probes of the exited-target cases: all but
+// fdinfo/0, which fails with ENOENT for a zombie (it has no file table;
+// before v6.10 even ahead of the ptrace check), a rule the model's
+// kernel/procaccess.go does not have yet.
+var exitedTargetProbes = slices.DeleteFunc(slices.Clone(AllProbes), func(p Probe) bool { return p == ProbeFdinfo0 })
+
+func vmFeatureCases() []Case {
+	u1, u2 := User(1000, 1000), User(2000, 2000)
+	nd := func(c Creds) Creds { c.Dumpable = 0; return c }
+	sp := CapMask(CapSysPtrace)
+	perfmon, sysAdmin := CapMask(CapPerfmon), CapMask(CapSysAdmin)
+	root := Root(FullCaps())
+	return []Case{
+		{Name: "perfmon -> other uid", Prober: u2.WithCaps(perfmon, perfmon), Target: u1},
+		{Name: "sys_admin -> other uid", Prober: u2.WithCaps(sysAdmin, sysAdmin), Target: u1},
+		{Name: "perfmon -> non-dumpable same uid", Prober: u1.WithCaps(perfmon, perfmon), Target: nd(u1)},
+		{Name: "exited: same uid", Prober: u1, Target: u1, TargetExits: true},
+		{Name: "exited: non-dumpable same uid", Prober: u1, Target: nd(u1), TargetExits: true},
+		{Name: "exited: other uid", Prober: u2, Target: u1, TargetExits: true},
+		{Name: "exited: sys_ptrace -> non-dumpable other uid", Prober: u2.WithCaps(sp, sp), Target: nd(u1), TargetExits: true},
+		{Name: "exited: root -> uid", Prober: root, Target: u1, TargetExits: true},
+		{Name: "exited: root -> non-dumpable uid", Prober: root, Target: nd(u1), TargetExits: true},
+		{Name: "exited: root -> root-made ns", Prober: root, Target: Root(FullCaps()).InNS(UserNS{Kind: NSRoot, Base: 100000}), TargetExits: true},
+	}
+}
+
+// VMDefaultPlan is the plan the VM verification runs: the feature cases
+// (VMFeatureCases) and the AppArmor cases at Yama scope 0, AppArmor with
+// Yama scope 1, then the Yama cases at scopes 0, 1, 2 and finally 3
+// (which cannot be lowered again).
 func VMDefaultPlan() VMPlan {
 	plan := VMPlan{AppArmor: VMAppArmorProfiles(), Workers: 2}
 	plan.Steps = append(plan.Steps,
+		VMStep{Name: "features", YamaScope: 0, Cases: VMFeatureCases()},
 		VMStep{Name: "apparmor", YamaScope: 0, Cases: vmAppArmorCases()},
 		VMStep{Name: "apparmor+yama1", YamaScope: 1, Cases: vmAppArmorYamaCases()},
 	)

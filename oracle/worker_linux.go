@@ -221,7 +221,8 @@ func (w *worker) probe(p *proc, items []jobItem, targets map[int]*proc) {
 }
 
 // runSingle runs a case that needs its own process tree: the prober as the
-// target's parent, or both spawned from one Landlock-restricted thread.
+// target's parent, both spawned from one Landlock-restricted thread, or a
+// target that exits before it is probed.
 func (w *worker) runSingle(i int) {
 	c := &w.cases[i]
 	launcher, tOwn, pOwn, _ := c.Landlock.layout()
@@ -248,6 +249,9 @@ func (w *worker) runSingle(i int) {
 		}
 	} else {
 		treq := &spawnReq{role: roleTarget, creds: tcreds, landlock: tOwn, inherited: launcher, stderr: errb}
+		if c.TargetExits {
+			treq.exitCode = exitedTargetStatus
+		}
 		spawn = func() error {
 			if t, err = w.r.start(treq); err != nil {
 				return err
@@ -284,6 +288,12 @@ func (w *worker) runSingle(i int) {
 	}
 	if !w.onReady(i, t, p) {
 		return
+	}
+	if c.TargetExits {
+		if err := t.exitToZombie(w.r.opts.Timeout); err != nil {
+			w.results[i].fail(fmt.Errorf("case %d %q: %w", i, c.Name, err))
+			return
+		}
 	}
 	mnt, err := w.r.procs.path(c.Proc, p.ready.Pid)
 	if err != nil {

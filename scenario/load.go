@@ -239,22 +239,10 @@ var moduleBuilders = map[string]func(l *loader, pos, cfg *yaml.Node) kernel.LSM{
 
 func (l *loader) features(n *yaml.Node) {
 	f := &l.w.Features
-	fields := map[string]*bool{
-		"mm_user_ns":        &f.MMUserNS,
-		"user_dumpable":     &f.UserDumpable,
-		"perfmon_mm_access": &f.PerfmonMMAccess,
-		"proc_mem_esrch":    &f.ProcMemESRCH,
-		"fdinfo_check":      &f.FdinfoCheck,
-		"fdinfo_permission": &f.FdinfoPermission,
-		"pidfd_getfd_esrch": &f.PidfdGetfdESRCH,
-	}
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
+	names := slices.Clone(kernel.FeatureNames)
 	sort.Strings(names)
 	for k, v := range l.mapping(n, "kernel.features", names...) {
-		*fields[k] = l.boolean(v, "kernel.features."+k)
+		*f.Field(k) = l.boolean(v, "kernel.features."+k)
 	}
 }
 

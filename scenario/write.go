@@ -133,14 +133,11 @@ func (m *marshaller) kernel(w *kernel.World) (*yaml.Node, error) {
 	addPair(k, "proc", proc)
 	if w.Features != kernel.FeaturesFor(w.Release) {
 		f := w.Features
-		addPair(k, "features", flowMap(
-			"mm_user_ns", boolNode(f.MMUserNS),
-			"user_dumpable", boolNode(f.UserDumpable),
-			"perfmon_mm_access", boolNode(f.PerfmonMMAccess),
-			"proc_mem_esrch", boolNode(f.ProcMemESRCH),
-			"fdinfo_check", boolNode(f.FdinfoCheck),
-			"fdinfo_permission", boolNode(f.FdinfoPermission),
-		))
+		var kv []any
+		for _, name := range kernel.FeatureNames {
+			kv = append(kv, name, boolNode(*f.Field(name)))
+		}
+		addPair(k, "features", flowMap(kv...))
 	}
 	return k, nil
 }

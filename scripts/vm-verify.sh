@@ -1,26 +1,51 @@
 #!/usr/bin/env bash
-# Verify the model against a second kernel: Debian bookworm's
-# linux-image-amd64 (6.1), booted under qemu with software emulation (TCG),
-# with procgate itself as init. It boots twice: the Yama (scopes 0-3) and
-# AppArmor cases, then the SELinux cases with a small policy compiled here
-# by checkpolicy; it compares every answer with the model (procgate
-# verify-vm).
+# Verify the model against Debian's kernels: linux-image-amd64 from
+# bullseye (5.10), bookworm (6.1), bookworm-backports (6.12, an older
+# stable release than trixie's) and trixie (6.12), each booted under qemu
+# with software emulation (TCG), with procgate itself as init. Each kernel
+# boots twice: the Yama (scopes 0-3), AppArmor and feature cases, then the
+# SELinux cases with a small policy compiled here by checkpolicy; procgate
+# verify-vm compares every answer with the model and prints one summary
+# line per kernel.
 #
-# Usage: scripts/vm-verify.sh [--fetch-only] [procgate verify-vm flags...]
+# Usage: scripts/vm-verify.sh [--fetch-only] [--release LIST] [procgate verify-vm flags...]
 #
-# Needs root (apt-get). Installs qemu-system-x86 and checkpolicy, downloads the kernel and
-# apparmor packages into the cache (default .cache/vm, or $PROCGATE_VM_CACHE)
-# and reuses them on later runs. Exit status: 0 when every case agrees with
-# the model, 1 on a disagreement or a refused case, 2 on a setup error.
+# LIST is a comma-separated list of bullseye, bookworm, bookworm-backports,
+# trixie, or all (default: $PROCGATE_VM_RELEASES, else all).
+#
+# Needs root (apt-get). Installs qemu-system-x86 and checkpolicy with the
+# host's apt. The kernel and apparmor packages come from a private apt
+# configuration per release under the cache (default .cache/vm, or
+# $PROCGATE_VM_CACHE): CACHE/apt/RELEASE/ holds its own sources.list,
+# package lists and downloaded archives, so the host's package sources are
+# never read or changed for them, and downloads are reused by later runs.
+# Exit status: 0 when every case of every kernel agrees with the model, 1
+# on a disagreement, a refused case or too few cases, 2 on a setup error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cache=${PROCGATE_VM_CACHE:-.cache/vm}
-debs=$cache/debs
+releases=${PROCGATE_VM_RELEASES:-all}
+all_releases=(bullseye bookworm bookworm-backports trixie)
 fetch_only=0
-if [[ ${1:-} == --fetch-only ]]; then
-	fetch_only=1
+args=()
+while (($#)); do
+	case $1 in
+	--fetch-only) fetch_only=1 ;;
+	--release | --releases)
+		releases=${2:?--release needs a list}
+		shift
+		;;
+	--release=* | --releases=*) releases=${1#*=} ;;
+	*) args+=("$1") ;;
+	esac
 	shift
+done
+if [[ $releases == all ]]; then
+	releases=$(
+		IFS=,
+		echo "${all_releases[*]}"
+	)
 fi
 if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
 	export PATH="/usr/local/go/bin:$PATH"
@@ -32,50 +57,159 @@ fi
 
 log() { printf 'vm-verify: %s\n' "$*" >&2; }
 
-
-# apt-get update only when the package lists cannot serve what we need.
+# The tools run on the host: installed with the host's apt, which is
+# updated only when its lists cannot serve them.
 have_candidate() { apt-cache policy "$1" 2>/dev/null | grep 'Candidate: [^(]' >/dev/null; } # not grep -q: pipefail and SIGPIPE
-if ! have_candidate qemu-system-x86 || ! have_candidate linux-image-amd64 || ! have_candidate apparmor || ! have_candidate checkpolicy; then
-	log "apt-get update"
-	apt-get update -qq
-fi
-if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
-	log "installing qemu-system-x86"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
-fi
-if ! command -v checkpolicy >/dev/null 2>&1; then
-	log "installing checkpolicy"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends checkpolicy >/dev/null
+need=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+command -v checkpolicy >/dev/null 2>&1 || need+=(checkpolicy)
+if ((${#need[@]})); then
+	for p in "${need[@]}"; do
+		if ! have_candidate "$p"; then
+			log "apt-get update (host lists, for ${need[*]})"
+			apt-get update -qq
+			break
+		fi
+	done
+	log "installing ${need[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# The kernel image package that linux-image-amd64 points to, e.g.
-# linux-image-6.1.0-41-amd64.
-image=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-if [[ -z $image ]]; then
-	log "cannot resolve linux-image-amd64's kernel package"
+# The private apt configuration of a release: its own sources.list (signed
+# by the Debian archive keyring), preferences, package lists and archives
+# under CACHE/apt/RELEASE. Only apt.conf.d (proxies) comes from the host.
+mkdir -p "$cache"
+acache=$(cd "$cache" && pwd) # apt takes relative Dir:: paths as relative to /etc/apt or /
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+[[ -s $keyring ]] || {
+	log "$keyring is missing (package debian-archive-keyring)"
 	exit 2
-fi
-
-# fetch PACKAGE: print the cached .deb's path, downloading it when the
-# candidate version is not cached yet.
-fetch() {
-	local pkg=$1 file
-	file=$(apt-get download --print-uris "$pkg" 2>/dev/null | awk '{print $2; exit}')
-	if [[ -z $file ]]; then
-		apt-get update -qq
-		file=$(apt-get download --print-uris "$pkg" | awk '{print $2; exit}')
-	fi
-	if [[ ! -s $debs/$file ]]; then
-		log "downloading $file"
-		(cd "$debs" && apt-get download -qq "$pkg" 2>&1 | grep -v 'unsandboxed as root' >&2 || true)
-		[[ -s $debs/$file ]] || { log "download of $pkg failed"; exit 2; }
-	fi
-	printf '%s\n' "$debs/$file"
 }
-mkdir -p "$debs"
-kdeb=$(fetch "$image")
-adeb=$(fetch apparmor)
-log "packages ready after ${SECONDS} s: $kdeb $adeb"
+apt_dir() { printf '%s/apt/%s' "$acache" "$1"; }
+apt_opts() {
+	local d
+	d=$(apt_dir "$1")
+	printf '%s\n' -o "Dir::Etc::SourceList=$d/sources.list" -o "Dir::Etc::SourceParts=$d/sources.list.d" \
+		-o "Dir::Etc::Preferences=$d/preferences" -o "Dir::Etc::PreferencesParts=$d/preferences.d" \
+		-o "Dir::State=$d/state" -o "Dir::State::status=$d/state/status" -o "Dir::Cache=$d/cache" \
+		-o "Dir::Cache::archives=$d/archives" -o APT::Sandbox::User=root -o Acquire::Languages=none \
+		-o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false \
+		-o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false \
+		-o Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false \
+		-o Acquire::IndexTargets::deb::DEP-11-icons-hidpi::DefaultEnabled=false \
+		-o Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false \
+		-o Acquire::IndexTargets::deb::CNF::DefaultEnabled=false
+}
+papt() {
+	local r=$1
+	shift
+	local -a o
+	mapfile -t o < <(apt_opts "$r")
+	apt-get "${o[@]}" "$@"
+}
+pcache() {
+	local r=$1
+	shift
+	local -a o
+	mapfile -t o < <(apt_opts "$r")
+	apt-cache "${o[@]}" "$@"
+}
+# sources RELEASE: the sources.list lines of a release (the suites its
+# kernel comes from).
+sources() {
+	local r=$1 m=http://deb.debian.org/debian s=http://deb.debian.org/debian-security
+	local sb="[signed-by=$keyring]"
+	case $r in
+	bookworm-backports) echo "deb $sb $m bookworm-backports main" ;;
+	bullseye | bookworm | trixie)
+		echo "deb $sb $m $r main"
+		echo "deb $sb $m $r-updates main"
+		echo "deb $sb $s $r-security main"
+		;;
+	*) return 1 ;;
+	esac
+}
+setup_apt() {
+	local r=$1 d
+	d=$(apt_dir "$r")
+	mkdir -p "$d/sources.list.d" "$d/preferences.d" "$d/state/lists/partial" "$d/cache/archives/partial" "$d/archives/partial"
+	: >"$d/preferences"
+	[[ -e $d/state/status ]] || : >"$d/state/status"
+	local want
+	want=$(sources "$r")
+	if [[ ! -s $d/sources.list ]] || [[ $(cat "$d/sources.list") != "$want" ]]; then
+		printf '%s\n' "$want" >"$d/sources.list"
+		rm -f "$d/state/updated"
+	fi
+}
+# update RELEASE: apt-get update with the private configuration, at most
+# once a day unless forced.
+update() {
+	local r=$1 force=${2:-0} d
+	d=$(apt_dir "$r")
+	if ((!force)) && [[ -n $(find "$d/state/updated" -mmin -1440 2>/dev/null) ]]; then
+		return 0
+	fi
+	log "apt-get update ($r, private lists in $d)"
+	papt "$r" -qq update >&2
+	touch "$d/state/updated"
+}
+# fetch RELEASE PACKAGE: print the path of the candidate's .deb in the
+# release's archives, downloading it unless it is there already.
+fetch() {
+	local r=$1 pkg=$2 d file
+	d=$(apt_dir "$r")
+	file=$(papt "$r" download --print-uris "$pkg" 2>/dev/null | awk '{print $2; exit}')
+	if [[ -z $file ]]; then
+		update "$r" 1
+		file=$(papt "$r" download --print-uris "$pkg" | awk '{print $2; exit}')
+	fi
+	if [[ ! -s $d/archives/$file ]]; then
+		log "downloading $file ($r)"
+		if ! (cd "$d/archives" && papt "$r" download -qq "$pkg" >&2); then
+			# The lists may name a version the archive no longer has.
+			update "$r" 1
+			file=$(papt "$r" download --print-uris "$pkg" | awk '{print $2; exit}')
+			(cd "$d/archives" && papt "$r" download -qq "$pkg" >&2) || true
+		fi
+		[[ -s $d/archives/$file ]] || {
+			log "download of $pkg ($r) failed"
+			exit 2
+		}
+	fi
+	printf '%s\n' "$d/archives/$file"
+}
+
+kernel_flags=()
+IFS=, read -ra rels <<<"$releases"
+for r in "${rels[@]}"; do
+	if ! sources "$r" >/dev/null; then
+		log "unknown release $r (want ${all_releases[*]} or all)"
+		exit 2
+	fi
+	setup_apt "$r"
+	update "$r"
+	# The kernel image package linux-image-amd64 points to, e.g.
+	# linux-image-6.1.0-41-amd64.
+	image=$(pcache "$r" depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+	if [[ -z $image ]]; then
+		update "$r" 1
+		image=$(pcache "$r" depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+	fi
+	[[ -n $image ]] || {
+		log "cannot resolve linux-image-amd64's kernel package in $r"
+		exit 2
+	}
+	kdeb=$(fetch "$r" "$image")
+	kernel_flags+=(--kernel-deb "$r=$kdeb")
+done
+# apparmor_parser runs in the VM with this host's shared libraries, so it
+# comes from the host's release (bookworm; its abi 3.0 policy loads on
+# every kernel here), whatever kernel boots.
+setup_apt bookworm
+update bookworm
+adeb=$(fetch bookworm apparmor)
+log "packages ready after ${SECONDS} s: ${kernel_flags[*]} --apparmor-deb $adeb"
 if ((fetch_only)); then
 	exit 0
 fi
@@ -90,4 +224,4 @@ else
 	go build -o bin/procgate ./cmd/procgate
 fi
 log "init binary: $(file -b bin/procgate 2>/dev/null | cut -d, -f1-2,4 || echo bin/procgate)"
-exec bin/procgate verify-vm --kernel-deb "$kdeb" --apparmor-deb "$adeb" --work "$cache" "$@"
+exec bin/procgate verify-vm --release "$releases" "${kernel_flags[@]}" --apparmor-deb "$adeb" --work "$cache" "${args[@]}"

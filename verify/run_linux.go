@@ -95,6 +95,10 @@ type Report struct {
 	// Seconds is the wall time of the run, CasesPerSecond its rate.
 	Seconds        float64 `json:"seconds"`
 	CasesPerSecond float64 `json:"cases_per_second"`
+	// Results are the kernel's answers, one per case in order, for a
+	// caller that predicts them again with another model (the mutation
+	// test does, without running the cases again).
+	Results []oracle.Result `json:"-"`
 }
 
 // OK reports whether every case ran and every answer agreed.
@@ -200,6 +204,7 @@ func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (
 	if err != nil {
 		return nil, err
 	}
+	rep.Results = results
 	rep.Seconds = time.Since(start).Seconds()
 	if rep.Seconds > 0 {
 		rep.CasesPerSecond = float64(len(cases)) / rep.Seconds

@@ -55,22 +55,41 @@ func logReport(t *testing.T, rep *Report) {
 	}
 }
 
+var (
+	hostOnce  sync.Once
+	hostRep   *Report
+	hostCases []oracle.Case
+	hostErr   error
+)
+
+// hostObservation runs the grid and a random sample on the running kernel
+// once per test binary, predicting from the description and from a live
+// snapshot: TestHostKernelAgrees checks the report, TestMutants predicts
+// the kernel's answers (Report.Results) again with broken models.
+func hostObservation(t *testing.T) (*Report, []oracle.Case) {
+	t.Helper()
+	v := needVerifier(t)
+	hostOnce.Do(func() {
+		n := 3000
+		if testing.Short() {
+			n = 600
+		}
+		hostCases = Generate(v.Kernel(), 1, n)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		hostRep, hostErr = v.Run(ctx, hostCases, Options{Snapshot: true})
+	})
+	if hostErr != nil {
+		t.Fatal(hostErr)
+	}
+	return hostRep, hostCases
+}
+
 // TestHostKernelAgrees runs the grid and a random sample on the running
 // kernel and requires every answer to agree, from the description and
 // from the live snapshot.
 func TestHostKernelAgrees(t *testing.T) {
-	v := needVerifier(t)
-	n := 3000
-	if testing.Short() {
-		n = 600
-	}
-	cases := Generate(v.Kernel(), 1, n)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	rep, err := v.Run(ctx, cases, Options{Snapshot: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, _ := hostObservation(t)
 	logReport(t, rep)
 	if !rep.OK() {
 		t.Errorf("the model disagrees with the running kernel (or cases were refused)")

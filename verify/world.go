@@ -66,6 +66,12 @@ func World(k Kernel, c oracle.Case, r oracle.Result) (w *kernel.World, caller, t
 		if c.Relation == oracle.RelPtracerAny || c.Target.PtracerAny {
 			target.Ptracer = &kernel.PtracerException{Any: true}
 		}
+		if c.TargetExits {
+			// A zombie: exit_mm saved whether its mm was SUID_DUMP_USER
+			// and dropped it.
+			target.UserDumpable = target.MM.Dumpable == kernel.SuidDumpUser
+			target.MM, target.State = nil, kernel.Zombie
+		}
 	}
 	if err := landlockLayout(c.Landlock, caller, target); err != nil {
 		return nil, nil, nil, err

@@ -34,10 +34,15 @@ type stepStats struct {
 // report is the comparison of one boot with the model.
 type report struct {
 	suite                         string
+	kernelLabel                   string
 	pkgs                          string
 	begin                         *oracle.VMBegin
 	end                           *oracle.VMEnd
 	release                       kernel.Release
+	features                      kernel.Features   // the model's, for the package
+	backports                     []kernel.Backport // applied to features
+	featureStats                  map[string]*featureStat
+	modules                       map[string]*moduleStat
 	steps                         []*stepStats
 	groups                        []*group
 	cases, probes, refused        int
@@ -64,6 +69,14 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 		return rep, err
 	}
 	rep.release = rel
+	rep.features = kernel.FeaturesFor(rel)
+	if v := packageVersion(run.begin.Version); v != "" {
+		if f, _, applied, err := kernel.FeaturesForPackage("debian", v); err == nil {
+			rep.features, rep.backports = f, applied
+		}
+	}
+	rep.featureStats = map[string]*featureStat{}
+	rep.modules = map[string]*moduleStat{}
 	rep.kernelOf = func(res oracle.VMRes) verify.Kernel {
 		k := verify.Kernel{
 			Release: rel, LSMs: run.begin.LSMs, YamaScope: res.Scope,
@@ -86,7 +99,10 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 		}
 		st.cases++
 		rep.cases++
+		mod := rep.module(res)
+		mod.cases++
 		if res.Result.Error != "" {
+			mod.refused++
 			st.refused++
 			rep.refused++
 			if st.firstRefusal == "" {
@@ -96,11 +112,20 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 		}
 		st.probes += len(res.Result.Probes)
 		rep.probes += len(res.Result.Probes)
-		pred, err := verify.Predict(rep.kernelOf(res), res.Case, res.Result)
+		w, caller, target, err := verify.World(rep.kernelOf(res), res.Case, res.Result)
+		var pred []oracle.ProbeResult
+		if err == nil {
+			w.Features = rep.features
+			pred, err = verify.PredictWorld(w, caller, target, res.Result.Probes)
+		}
 		if err == nil && len(pred) != len(res.Result.Probes) {
 			err = fmt.Errorf("model gave %d answers for %d probes", len(pred), len(res.Result.Probes))
 		}
+		if err == nil {
+			err = rep.observeFeatures(w, caller, target, res.Result.Probes, pred)
+		}
 		if err != nil {
+			mod.predictErrs++
 			st.predictErrs++
 			rep.predictErrs++
 			if rep.firstPredictErr == "" {
@@ -127,6 +152,7 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 			g.count++
 		}
 		if bad {
+			mod.disagree++
 			st.disagree++
 			rep.disagreeCases++
 		}
@@ -150,6 +176,9 @@ func groupKey(res oracle.VMRes, got, want oracle.ProbeResult) string {
 	mode := ""
 	if res.SELinuxMode != "" {
 		mode = " selinux " + res.SELinuxMode + ","
+	}
+	if c.TargetExits {
+		rel += " (target exited: a zombie)"
 	}
 	return fmt.Sprintf("scope %d,%s probe %s: prober {%s} target {%s} relation %s landlock %s: kernel %s, model %s",
 		res.Scope, mode, got.Probe, verify.CredString(c.Prober), verify.CredString(c.Target), rel, ll,

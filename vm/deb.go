@@ -93,25 +93,45 @@ func debDesc(deb string) string {
 
 // packages are the extracted packages a boot needs.
 type packages struct {
-	kernelImg string // boot/vmlinuz-*
-	aaRoot    string // the AppArmor files, "" without --apparmor-deb
-	desc      string // "kernel linux-image-… 6.1.x-y, apparmor 3.0.8-3"
+	kernelImg string       // boot/vmlinuz-*
+	cfg       kernelConfig // boot/config-* (zero when the package has none)
+	aaRoot    string       // the AppArmor files, "" without --apparmor-deb
+	kernel    string       // "linux-image-… 6.1.x-y"
+	desc      string       // "kernel linux-image-… 6.1.x-y, apparmor 3.0.8-3"
 }
 
-// preparePackages extracts the kernel image and the AppArmor userland
-// into the work directory and describes the packages.
-func preparePackages(work, kernelDeb, apparmorDeb string) (packages, error) {
-	kdir := filepath.Join(work, "kernel")
+// preparePackages extracts the kernel image and configuration into
+// KWORK/kernel and the AppArmor userland into WORK/apparmor, and
+// describes the packages.
+func preparePackages(work, kwork, kernelDeb, apparmorDeb string) (packages, error) {
+	kdir := filepath.Join(kwork, "kernel")
+	if err := os.RemoveAll(kdir); err != nil {
+		return packages{}, err
+	}
 	names, err := extractDeb(kernelDeb, kdir, func(name string) bool {
-		return strings.HasPrefix(name, "boot/vmlinuz-")
+		return strings.HasPrefix(name, "boot/vmlinuz-") || strings.HasPrefix(name, "boot/config-")
 	})
 	if err != nil {
 		return packages{}, err
 	}
-	if len(names) != 1 {
-		return packages{}, fmt.Errorf("%s: want one boot/vmlinuz-*, found %v", kernelDeb, names)
+	var images, configs []string
+	for _, n := range names {
+		if strings.HasPrefix(n, "boot/vmlinuz-") {
+			images = append(images, n)
+		} else {
+			configs = append(configs, n)
+		}
 	}
-	p := packages{kernelImg: filepath.Join(kdir, names[0]), desc: "kernel " + debDesc(kernelDeb)}
+	if len(images) != 1 {
+		return packages{}, fmt.Errorf("%s: want one boot/vmlinuz-*, found %v", kernelDeb, images)
+	}
+	p := packages{kernelImg: filepath.Join(kdir, images[0]), kernel: debDesc(kernelDeb)}
+	p.desc = "kernel " + p.kernel
+	if len(configs) == 1 {
+		if p.cfg, err = readKernelConfig(filepath.Join(kdir, configs[0])); err != nil {
+			return packages{}, err
+		}
+	}
 	if apparmorDeb != "" {
 		p.aaRoot = filepath.Join(work, "apparmor")
 		if _, err := extractDeb(apparmorDeb, p.aaRoot, func(name string) bool {

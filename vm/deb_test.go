@@ -77,14 +77,15 @@ func TestPreparePackages(t *testing.T) {
 	for _, z := range []string{"gzip", "xz", "zstd"} {
 		t.Run(z, func(t *testing.T) {
 			kdeb := buildDeb(t, "linux-image-test", z, map[string]string{
-				"boot/vmlinuz-6.1.0-99-amd64": "bzImage", "boot/config-6.1.0-99-amd64": "CONFIG_X=y", "lib/modules/6.1.0-99-amd64/x.ko": "ko",
+				"boot/vmlinuz-6.1.0-99-amd64": "bzImage", "lib/modules/6.1.0-99-amd64/x.ko": "ko",
+				"boot/config-6.1.0-99-amd64": "CONFIG_SECURITY_YAMA=y\n# CONFIG_SECURITY_LANDLOCK is not set\nCONFIG_LSM=\"yama,apparmor\"\n",
 			})
 			adeb := buildDeb(t, "apparmor", z, map[string]string{
 				"sbin/apparmor_parser": "parser", "etc/apparmor/parser.conf": "conf", "etc/apparmor.d/abi/3.0": "abi",
 				"usr/share/apparmor-features/features": "feat", "etc/apparmor.d/usr.bin.man": "not wanted",
 			})
 			work := t.TempDir()
-			p, err := preparePackages(work, kdeb, adeb)
+			p, err := preparePackages(work, work, kdeb, adeb)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,6 +94,9 @@ func TestPreparePackages(t *testing.T) {
 			}
 			if p.desc != "kernel linux-image-test 1.2-3, apparmor 1.2-3" {
 				t.Errorf("desc %q", p.desc)
+			}
+			if !p.cfg.has("yama") || p.cfg.has("landlock") || p.cfg.lsm != "yama,apparmor" {
+				t.Errorf("kernel config %+v", p.cfg)
 			}
 			var got []string
 			err = filepath.WalkDir(p.aaRoot, func(path string, d os.DirEntry, err error) error {
@@ -118,10 +122,10 @@ func TestPreparePackages(t *testing.T) {
 	}
 	// A kernel package without an image is refused.
 	deb := buildDeb(t, "linux-headers-test", "gzip", map[string]string{"usr/src/x.h": "h"})
-	if _, err := preparePackages(t.TempDir(), deb, ""); err == nil || !strings.Contains(err.Error(), "want one boot/vmlinuz-*") {
+	if _, err := preparePackages(t.TempDir(), t.TempDir(), deb, ""); err == nil || !strings.Contains(err.Error(), "want one boot/vmlinuz-*") {
 		t.Errorf("package without vmlinuz: %v", err)
 	}
-	if _, err := preparePackages(t.TempDir(), filepath.Join(t.TempDir(), "missing.deb"), ""); err == nil || !strings.Contains(err.Error(), "missing.deb") {
+	if _, err := preparePackages(t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "missing.deb"), ""); err == nil || !strings.Contains(err.Error(), "missing.deb") {
 		t.Errorf("missing package: %v", err)
 	}
 }

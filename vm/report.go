@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/verify"
 )
 
@@ -27,6 +28,9 @@ func agreement(cases, refused, predictErrs, disagree int) float64 {
 
 func (r *report) print(w io.Writer) {
 	b := r.begin
+	if r.kernelLabel != "" {
+		fmt.Fprintf(w, "kernel %s, ", r.kernelLabel)
+	}
 	fmt.Fprintf(w, "suite %s:\n", r.suite)
 	if r.pkgs != "" {
 		fmt.Fprintf(w, "packages: %s\n", r.pkgs)
@@ -34,6 +38,9 @@ func (r *report) print(w io.Writer) {
 	if b != nil {
 		fmt.Fprintf(w, "kernel: %s (model release %s), LSMs %s, Landlock ABI %d, fs.suid_dumpable %d\n",
 			b.Release, r.release, strings.Join(b.LSMs, ","), b.LandlockABI, b.SuidDumpable)
+		for _, bp := range r.backports {
+			fmt.Fprintf(w, "backport: %s=%v from Debian %s (%s)\n", bp.Feature, bp.Value, bp.Since, bp.Change)
+		}
 	}
 	if r.bootWall > 0 && b != nil {
 		fmt.Fprintf(w, "boot: %.1f s to init's first line (guest uptime %.1f s)\n", r.bootWall.Seconds(), b.Uptime)
@@ -92,8 +99,11 @@ type Totals struct {
 	// PredictErrs: cases the model could not predict.
 	PredictErrs int
 	// Unfinished names the suites whose VM printed no BEGIN or END line,
-	// with the VM's errors; "" when every suite finished.
+	// and the kernels that could not be booted, with the errors; "" when
+	// every suite finished.
 	Unfinished string
+	// Kernels are the per-kernel results, in the order they ran.
+	Kernels []*KernelResult
 }
 
 func (t *Totals) add(r *report) {
@@ -109,25 +119,51 @@ func (t *Totals) add(r *report) {
 	}
 }
 
-// print writes the summary line over all suites (nothing for one suite:
-// its report says it all).
+// print writes one summary line per kernel, then one over all suites
+// when there are several.
 func (t *Totals) print(w io.Writer, wall time.Duration) {
+	for _, k := range t.Kernels {
+		fmt.Fprintln(w, k.Line())
+	}
 	if t.Suites < 2 {
 		return
 	}
-	fmt.Fprintf(w, "all %d suites: %d cases, %d probe results, %d cases disagree (%d probe results), %d refused: %.1f%% of cases agree; wall %.1f s\n",
-		t.Suites, t.Cases, t.Probes, t.DisagreeCases, t.DisagreeProbes, t.Refused, agreement(t.Cases, t.Refused, t.PredictErrs, t.DisagreeCases), wall.Seconds())
+	what := fmt.Sprintf("all %d suites", t.Suites)
+	if len(t.Kernels) > 1 {
+		what = fmt.Sprintf("all %d kernels, %d suites", len(t.Kernels), t.Suites)
+	}
+	fmt.Fprintf(w, "%s: %d cases, %d probe results, %d cases disagree (%d probe results), %d refused: %.1f%% of cases agree; wall %.1f s\n",
+		what, t.Cases, t.Probes, t.DisagreeCases, t.DisagreeProbes, t.Refused, agreement(t.Cases, t.Refused, t.PredictErrs, t.DisagreeCases), wall.Seconds())
 }
 
 // Failure returns nil when every case of a finished run ran and agrees
-// with the model and at least minCases ran; otherwise it says what
-// failed.
+// with the model, every kernel showed the release-dependent rules the
+// model predicts for it, and at least minCases ran (on each kernel when
+// the run names kernels); otherwise it says what failed.
 func (t *Totals) Failure(minCases int) error {
+	if len(t.Kernels) == 0 {
+		return failure(t.Cases, t.Refused, t.DisagreeCases, t.PredictErrs, minCases, nil)
+	}
+	var errs []error
+	for _, k := range t.Kernels {
+		if err := k.Failure(minCases); err != nil {
+			errs = append(errs, fmt.Errorf("kernel %s: %w", k.Label, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func failure(cases, refused, disagree, predictErrs, minCases int, features []FeatureResult) error {
 	switch {
-	case t.Refused > 0 || t.DisagreeCases > 0 || t.PredictErrs > 0:
-		return fmt.Errorf("%d disagreeing, %d refused and %d unpredicted of %d cases", t.DisagreeCases, t.Refused, t.PredictErrs, t.Cases)
-	case t.Cases < minCases:
-		return fmt.Errorf("only %d cases ran, want at least %d", t.Cases, minCases)
+	case refused > 0 || disagree > 0 || predictErrs > 0:
+		return fmt.Errorf("%d disagreeing, %d refused and %d unpredicted of %d cases", disagree, refused, predictErrs, cases)
+	case cases < minCases:
+		return fmt.Errorf("only %d cases ran, want at least %d", cases, minCases)
+	}
+	for _, f := range features {
+		if !f.Matches() {
+			return fmt.Errorf("feature %s observed %s, the model predicts %s", f.Name, f.Observed, yesNo(f.Predicted))
+		}
 	}
 	return nil
 }
@@ -163,7 +199,7 @@ func (r *report) writeScenarios(dir string) error {
 		if err != nil {
 			note(err)
 		}
-		b, err := scenarioFor(r.kernelOf(res), g)
+		b, err := scenarioFor(r.kernelOf(res), r.features, g)
 		if err != nil {
 			note(err)
 			continue
@@ -177,12 +213,13 @@ func (r *report) writeScenarios(dir string) error {
 
 // scenarioFor writes the world of a group's first case with one check:
 // the probe, expecting the kernel's answer (verify.Reproduce).
-func scenarioFor(k verify.Kernel, g *group) ([]byte, error) {
+func scenarioFor(k verify.Kernel, f kernel.Features, g *group) ([]byte, error) {
 	res := g.example
 	w, caller, target, err := verify.World(k, res.Case, res.Result)
 	if err != nil {
 		return nil, err
 	}
+	w.Features = f
 	comment := fmt.Sprintf("verify-vm disagreement (%d probe results): %s\ncase: %s #%d %q\nthe expectation is the kernel's answer; the model answered %s",
 		g.count, g.key, res.Step, res.Index, res.Case.Name, verify.AnswerString(g.model))
 	return verify.Reproduce(w, caller, target, g.kernel, comment)

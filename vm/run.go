@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,16 +15,29 @@ import (
 // Options configure [Run]. The zero value of a field selects its
 // default.
 type Options struct {
-	// KernelDeb is the linux-image-*.deb whose boot/vmlinuz-* is booted;
-	// AppArmorDeb the apparmor .deb (apparmor_parser and its abi files),
-	// needed by a plan with AppArmor profiles.
-	KernelDeb, AppArmorDeb string
-	// Work is the work directory: extracted packages, initramfs, console
-	// logs (default .cache/vm).
+	// KernelDeb is a linux-image-*.deb whose boot/vmlinuz-* is booted
+	// (FILE or RELEASE=FILE, as --kernel-deb); Kernels are more;
+	// Releases select kernels by release name (Releases, or "all"),
+	// taking the --kernel-deb package of that release or else the newest
+	// one cached in WORK/apt/RELEASE/archives. AppArmorDeb is the apparmor
+	// .deb (apparmor_parser and its abi files), needed by a plan with
+	// AppArmor profiles (default: the one cached in WORK/apt/bookworm).
+	KernelDeb   string
+	Kernels     []KernelDeb
+	Releases    []string
+	AppArmorDeb string
+	// Work is the work directory (default .cache/vm): per kernel,
+	// WORK/KERNEL holds the extracted package, the initramfs, the console
+	// logs (vm.log, vm-selinux.log), the reproductions of disagreements
+	// and summary.json.
 	Work string
 	// Out is where scenario files for disagreements go (default
-	// WORK/disagreements, one directory per suite).
+	// WORK/KERNEL/disagreements), one directory per suite (per kernel
+	// and suite when several kernels run).
 	Out string
+	// KernelsMD, when set, is written with the table of every kernel
+	// whose summary.json is in WORK (docs/kernels.md).
+	KernelsMD string
 	// PlanFile runs this oracle.VMPlan (JSON) instead of the built-in
 	// suites.
 	PlanFile string
@@ -49,12 +63,15 @@ type Options struct {
 	Timeout time.Duration
 }
 
+// TableOnly reports whether the options only ask for the kernel table:
+// KernelsMD without kernels to boot or logs to compare.
+func (o *Options) TableOnly() bool {
+	return o.KernelsMD != "" && o.KernelDeb == "" && len(o.Kernels) == 0 && len(o.Releases) == 0 && len(o.FromLog) == 0
+}
+
 func (o *Options) defaults() {
 	if o.Work == "" {
 		o.Work = ".cache/vm"
-	}
-	if o.Out == "" {
-		o.Out = filepath.Join(o.Work, "disagreements")
 	}
 	if len(o.Suites) == 0 {
 		o.Suites = DefaultSuites
@@ -77,13 +94,28 @@ func (o *Options) defaults() {
 }
 
 // ErrUnfinished is wrapped by Run's error when a VM did not finish its
-// plan (no BEGIN or END line): the run is incomplete, not a finding.
+// plan (no BEGIN or END line) or a kernel could not be booted: the run is
+// incomplete, not a finding.
 var ErrUnfinished = errors.New("the VM did not finish its plan")
 
-// Run boots each suite (or reads each saved log), compares every answer
-// with the model, prints one report per suite and a summary line to
-// stdout, progress to stderr, and writes reproductions of disagreements
-// to Options.Out. The error is for a run that could not be made or did
+// kernelRun is one kernel's boots (or saved logs).
+type kernelRun struct {
+	label   string // release name, or the package version
+	release string // the Debian release, "" when unknown
+	deb     string
+	cfg     kernelConfig
+	init    string // "static" or "dynamic": how the init binary is linked
+	notes   []string
+	reps    []*report
+	errs    []string
+	wall    time.Duration
+}
+
+// Run boots each kernel's suites (or reads each saved log), compares every
+// answer with the model, prints one report per boot, one summary line per
+// kernel and a total to stdout, progress to stderr, writes reproductions
+// of disagreements to Options.Out and each kernel's summary.json to its
+// work directory. The error is for a run that could not be made or did
 // not finish (errors.Is(err, ErrUnfinished)); the totals of a finished
 // run say whether it found anything ([Totals.Failure]).
 func Run(ctx context.Context, stdout, stderr io.Writer, o Options) (*Totals, error) {
@@ -92,32 +124,81 @@ func Run(ctx context.Context, stdout, stderr io.Writer, o Options) (*Totals, err
 	}
 	o.defaults()
 	start := time.Now()
+	if o.TableOnly() {
+		if err := writeKernelsMD(o.KernelsMD, o.Work); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stdout, "kernel table written to %s\n", o.KernelsMD)
+		return &Totals{}, nil
+	}
 	ss, err := suites(o.PlanFile, o.Suites)
 	if err != nil {
 		return nil, err
 	}
-	var reps []*report
+	var runs []*kernelRun
 	if len(o.FromLog) > 0 {
-		reps, err = compareLogs(o.FromLog, ss)
+		runs, err = compareLogs(o.FromLog, ss)
+		if err != nil {
+			return nil, err
+		}
 	} else {
-		reps, err = boot(ctx, stderr, o, ss, start)
-	}
-	if err != nil {
-		return nil, err
+		kernels, err := o.kernels()
+		if err != nil {
+			return nil, err
+		}
+		if o.AppArmorDeb == "" && slices.ContainsFunc(ss, func(s *suite) bool { return s.plan.AppArmor != "" }) {
+			if o.AppArmorDeb, err = cachedAppArmor(o.Work); err != nil {
+				return nil, err
+			}
+		}
+		for _, k := range kernels {
+			if ctx.Err() != nil {
+				break
+			}
+			runs = append(runs, bootKernel(ctx, stderr, o, k, ss))
+		}
 	}
 	tot := &Totals{}
-	for _, rep := range reps {
-		rep.print(stdout)
-		tot.add(rep)
-		if len(rep.groups) > 0 {
-			dir := filepath.Join(o.Out, rep.suite)
+	for _, kr := range runs {
+		for _, rep := range kr.reps {
+			rep.print(stdout)
+			tot.add(rep)
+			if len(rep.groups) == 0 {
+				continue
+			}
+			dir := filepath.Join(o.Work, kr.label, "disagreements", rep.suite)
+			switch {
+			case o.Out != "" && len(runs) == 1:
+				dir = filepath.Join(o.Out, rep.suite)
+			case o.Out != "":
+				dir = filepath.Join(o.Out, kr.label, rep.suite)
+			}
 			if err := rep.writeScenarios(dir); err != nil {
 				fmt.Fprintf(stderr, "verify-vm: writing reproductions: %v\n", err)
 			}
 			fmt.Fprintf(stdout, "reproductions of the first case of each group (.json: kernel, case, result for verify.Predict; .yaml: scenario file where the world can be written) are in %s\n", dir)
 		}
+		res := kr.result()
+		tot.Kernels = append(tot.Kernels, res)
+		if len(kr.errs) > 0 {
+			tot.Unfinished += fmt.Sprintf("kernel %s: %s; ", kr.label, strings.Join(kr.errs, "; "))
+		}
+		if len(o.FromLog) == 0 {
+			if err := res.save(filepath.Join(o.Work, kr.label, "summary.json")); err != nil {
+				fmt.Fprintf(stderr, "verify-vm: %v\n", err)
+			}
+		}
 	}
 	tot.print(stdout, time.Since(start))
+	if o.KernelsMD != "" {
+		if err := writeKernelsMD(o.KernelsMD, o.Work); err != nil {
+			return tot, err
+		}
+		fmt.Fprintf(stdout, "kernel table written to %s\n", o.KernelsMD)
+	}
+	if ctx.Err() != nil {
+		return tot, ctx.Err()
+	}
 	if tot.Unfinished != "" {
 		return tot, fmt.Errorf("%w (%s)", ErrUnfinished, strings.TrimSuffix(tot.Unfinished, "; "))
 	}
@@ -125,9 +206,10 @@ func Run(ctx context.Context, stdout, stderr io.Writer, o Options) (*Totals, err
 }
 
 // compareLogs compares saved console logs, each with the suite it
-// belongs to.
-func compareLogs(files []string, ss []*suite) ([]*report, error) {
-	var reps []*report
+// belongs to, grouped by the kernel that printed them.
+func compareLogs(files []string, ss []*suite) ([]*kernelRun, error) {
+	var runs []*kernelRun
+	byKernel := map[string]*kernelRun{}
 	for _, file := range files {
 		f, err := os.Open(file)
 		if err != nil {
@@ -142,62 +224,117 @@ func compareLogs(files []string, ss []*suite) ([]*report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}
-		reps = append(reps, rep)
+		key, label, rel := "", "kernel", ""
+		if run.begin != nil {
+			key = run.begin.Release + " " + run.begin.Version
+			v := packageVersion(run.begin.Version)
+			rel = releaseForVersion(v)
+			switch {
+			case rel != "":
+				label = rel
+			case v != "":
+				label = v
+			case run.begin.Release != "":
+				label = run.begin.Release
+			}
+		}
+		kr := byKernel[key]
+		if kr == nil {
+			kr = &kernelRun{label: label, release: rel}
+			byKernel[key] = kr
+			runs = append(runs, kr)
+		}
+		rep.kernelLabel = kr.label
+		kr.reps = append(kr.reps, rep)
 	}
-	return reps, nil
+	return runs, nil
 }
 
-// boot extracts the packages, then for each suite compiles its SELinux
-// policy when it has one, writes its initramfs, boots it and compares
-// the console with the model.
-func boot(ctx context.Context, progress io.Writer, o Options, ss []*suite, start time.Time) ([]*report, error) {
-	if o.KernelDeb == "" {
-		return nil, errors.New("give --kernel-deb (scripts/vm-verify.sh downloads it) or --from-log")
+// bootKernel extracts a kernel package, then for each suite the kernel
+// supports compiles its SELinux policy when it has one, writes its
+// initramfs, boots it and compares the console with the model. Errors
+// are recorded in the run: the other kernels still boot.
+func bootKernel(ctx context.Context, progress io.Writer, o Options, k KernelDeb, ss []*suite) *kernelRun {
+	start := time.Now()
+	kr := &kernelRun{label: k.Release, release: k.Release, deb: k.Deb}
+	defer func() { kr.wall = time.Since(start) }()
+	fail := func(err error) *kernelRun {
+		kr.errs = append(kr.errs, err.Error())
+		fmt.Fprintf(progress, "verify-vm: kernel %s: %v\n", kr.label, err)
+		return kr
+	}
+	if kr.label == "" {
+		kr.label = strings.TrimSuffix(filepath.Base(k.Deb), ".deb")
+		if f := strings.Split(kr.label, "_"); len(f) >= 2 {
+			kr.label = f[1]
+			kr.release = releaseForVersion(f[1])
+			if kr.release != "" {
+				kr.label = kr.release
+			}
+		}
 	}
 	initBin := o.Init
 	if initBin == "" {
 		self, err := os.Executable()
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		initBin = self
 	}
-	if err := os.MkdirAll(o.Work, 0o755); err != nil {
-		return nil, err
+	kr.init = "static"
+	if libs, err := sharedLibs(initBin); err == nil && len(libs) > 0 {
+		kr.init = "dynamic"
 	}
-	pkgs, err := preparePackages(o.Work, o.KernelDeb, o.AppArmorDeb)
+	work := filepath.Join(o.Work, kr.label)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return fail(err)
+	}
+	pkgs, err := preparePackages(o.Work, work, k.Deb, o.AppArmorDeb)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	fmt.Fprintf(progress, "verify-vm: %s\n", pkgs.desc)
+	kr.cfg = pkgs.cfg
+	fmt.Fprintf(progress, "verify-vm: kernel %s: %s\n", kr.label, pkgs.desc)
 	m := machine{qemu: o.Qemu, smp: o.SMP, memMiB: o.MemMiB, timeout: o.Timeout}
-	var reps []*report
-	for _, s := range ss {
+	for _, s0 := range ss {
+		if ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+		s, notes := s0.forKernel(pkgs.cfg)
+		kr.notes = append(kr.notes, notes...)
+		if s == nil {
+			continue
+		}
 		if s.selinux() && len(s.plan.SELinuxPolicy) == 0 {
 			t := time.Now()
 			bin, err := compileSELinux(o.Work, o.Checkpolicy, s.plan.SELinuxConf)
 			if err != nil {
-				return nil, err
+				return fail(err)
 			}
-			s.plan.SELinuxPolicy = bin
+			s0.plan.SELinuxPolicy, s.plan.SELinuxPolicy = bin, bin
 			fmt.Fprintf(progress, "verify-vm: SELinux policy compiled with %s in %.1f s: %d bytes\n", o.Checkpolicy, time.Since(t).Seconds(), len(bin))
 		}
-		initrd := filepath.Join(o.Work, "initramfs-"+s.name+".cpio.gz")
+		initrd := filepath.Join(work, "initramfs-"+s.name+".cpio.gz")
 		if err := writeInitramfs(initrd, s.plan, pkgs.aaRoot, initBin); err != nil {
-			return nil, fmt.Errorf("initramfs: %w", err)
+			return fail(fmt.Errorf("initramfs: %w", err))
 		}
 		cmdline := strings.TrimSpace(s.cmdline() + " " + o.KernelArgs)
-		run, err := m.boot(ctx, progress, pkgs.kernelImg, initrd, cmdline, filepath.Join(o.Work, s.logName()))
+		run, err := m.boot(ctx, progress, pkgs.kernelImg, initrd, cmdline, filepath.Join(work, s.logName()))
 		if err != nil {
-			return nil, fmt.Errorf("suite %s: %w", s.name, err)
+			fail(fmt.Errorf("suite %s: %w", s.name, err))
+			if run == nil || run.begin == nil {
+				continue
+			}
 		}
 		rep, err := compare(run, s)
 		if err != nil {
-			return nil, fmt.Errorf("suite %s: %w", s.name, err)
+			fail(fmt.Errorf("suite %s: %w", s.name, err))
+			continue
 		}
 		rep.pkgs = pkgs.desc
+		rep.kernelLabel = kr.label
 		rep.wall = time.Since(start)
-		reps = append(reps, rep)
+		kr.reps = append(kr.reps, rep)
 	}
-	return reps, nil
+	return kr
 }

@@ -22,9 +22,10 @@ const (
 // DefaultSuites are the suites a run boots when Options.Suites is empty.
 var DefaultSuites = []string{SuiteAppArmor, SuiteSELinux}
 
-// The LSM order a boot pins with lsm=. SELinux cannot be stacked with
-// AppArmor on 6.1, so an SELinux suite boots with selinuxLSMs (and
-// enforcing=0: init loads the policy, then enforces).
+// The LSM order a boot pins with lsm=, less the modules the kernel lacks
+// (Landlock before 5.13). SELinux cannot be stacked with AppArmor on
+// 5.10-6.12, so an SELinux suite boots with selinuxLSMs (and enforcing=0:
+// init loads the policy, then enforces).
 const (
 	appArmorLSMs = "landlock,lockdown,yama,apparmor,bpf"
 	selinuxLSMs  = "landlock,lockdown,yama,selinux,bpf"
@@ -35,6 +36,9 @@ const (
 type suite struct {
 	name string
 	plan oracle.VMPlan
+	// cfg is the booted kernel's configuration: which modules lsm= can
+	// name (the zero value: all).
+	cfg kernelConfig
 }
 
 func (s *suite) selinux() bool { return len(s.plan.SELinuxPolicy) > 0 || s.plan.SELinuxModel != "" }
@@ -45,7 +49,7 @@ func (s *suite) cmdline() string {
 	if s.selinux() {
 		lsms, extra = selinuxLSMs, " enforcing=0"
 	}
-	return "console=ttyS0 quiet lsm=" + lsms + extra + " panic=-1 mitigations=off"
+	return "console=ttyS0 quiet lsm=" + s.cfg.lsmParam(lsms) + extra + " panic=-1 mitigations=off"
 }
 
 // logName is the console log's file name in the work directory.
@@ -119,7 +123,8 @@ func suiteForLog(run *consoleRun, from []*suite) *suite {
 }
 
 // compileSELinux compiles policy.conf text with checkpolicy into a
-// version-33 binary policy (the newest Linux 6.1 loads) with
+// version-33 binary policy (5.10, 6.1 and 6.12 all load it; bookworm's
+// checkpolicy writes no newer one) with
 // handle_unknown allow, so that the classes and permissions the policy
 // does not declare are allowed. The source and the binary are kept in
 // WORK/selinux.

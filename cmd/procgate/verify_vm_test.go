@@ -53,11 +53,15 @@ func TestVerifyVMExitStatus(t *testing.T) {
 		msg  string
 	}{
 		{"agrees", []string{"--from-log", agree, "--min-cases", "1"}, 0, ""},
-		{"too few cases", []string{"--from-log", agree}, 1, "only 1 cases ran, want at least 300"},
+		{"too few cases", []string{"--from-log", agree}, 1, "kernel 6.1.0-56-amd64: only 1 cases ran, want at least 300"},
 		{"disagrees", []string{"--from-log", disagree, "--min-cases", "1"}, 1, "1 disagreeing"},
 		{"unfinished", []string{"--from-log", cut, "--min-cases", "1"}, 2, "did not finish its plan"},
 		{"no packages", nil, 2, "--kernel-deb"},
 		{"unknown suite", []string{"--suites", "smack", "--from-log", agree}, 2, `unknown suite "smack"`},
+		{"unknown release", []string{"--release", "buster"}, 2, `unknown release "buster"`},
+		{"release not downloaded", []string{"--release", "bullseye", "--work", t.TempDir()}, 2, "--fetch-only"},
+		{"bad kernel-deb", []string{"--kernel-deb", "sid=/x.deb"}, 2, `unknown release "sid"`},
+		{"no summaries for the table", []string{"--kernels-md", filepath.Join(t.TempDir(), "k.md"), "--work", t.TempDir()}, 2, "no summary.json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := newVerifyVMCmd()
