@@ -90,14 +90,13 @@ type Features struct {
 	// fdinfo dir", v5.18 and 5.17.9, the directory: the model applies
 	// both from v5.14; moved into .permission by 0a960ba49869, v6.10).
 	// Before it the two are owner-only (0500, 0400: task_dump_owner
-	// decides) and make no ptrace check (observed on Debian's 5.10.262;
-	// kernel/procaccess.go does not model those modes yet: see
-	// docs/verification-vm.md).
+	// decides) and make no ptrace check (observed on Debian's 5.10.262).
 	FdinfoCheck bool
 	// FdinfoPermission: the fdinfo check runs in the inode's .permission,
 	// so stat-less operations such as inotify_add_watch are refused too
-	// (0a960ba49869, v6.10; in 6.1.y from 6.1.178). No decision of the
-	// model reads it: no probe makes a stat-less call.
+	// (0a960ba49869, v6.10; in 6.1.y from 6.1.178). The model reads it
+	// for fdinfo/N of a task without a file table: ENOENT after the
+	// ptrace check with it, ahead of the (open-time) check without.
 	FdinfoPermission bool
 	// PidfdGetfdESRCH: pidfd_getfd on a task whose files are gone (it is
 	// exiting or a zombie) reports ESRCH instead of EBADF, after the
@@ -106,13 +105,23 @@ type Features struct {
 	// "pidfd: refuse access to tasks that have started exiting harder" —
 	// observed on Debian's 5.10.262 and 6.1.192).
 	PidfdGetfdESRCH bool
+	// NSLinkEmpty: readlink of /proc/PID/ns/NAME succeeds with an empty
+	// link (0 bytes) when ptrace_may_access denies it, instead of failing
+	// with EACCES: "proc: protect ptrace_may_access() with
+	// exec_update_lock (part 1)" (stable 5.10.261, 6.1.178, 6.12.97)
+	// stores down_read_killable's 0 in the result that held -EACCES;
+	// "proc: Fix broken error paths for namespace links" (6.1.183,
+	// 6.12.101) restores the error. Observed on Debian's 5.10.262 (no
+	// fix in 5.10.y up to it). Other series: not known; state it in a
+	// scenario.
+	NSLinkEmpty bool
 }
 
 // FeatureNames are the scenario keys of the Features fields
 // (kernel.features), in declaration order.
 var FeatureNames = []string{
 	"mm_user_ns", "user_dumpable", "perfmon_mm_access", "proc_mem_esrch",
-	"fdinfo_check", "fdinfo_permission", "pidfd_getfd_esrch",
+	"fdinfo_check", "fdinfo_permission", "pidfd_getfd_esrch", "ns_link_empty",
 }
 
 // Field returns the field of f that the scenario key name (one of
@@ -133,6 +142,8 @@ func (f *Features) Field(name string) *bool {
 		return &f.FdinfoPermission
 	case "pidfd_getfd_esrch":
 		return &f.PidfdGetfdESRCH
+	case "ns_link_empty":
+		return &f.NSLinkEmpty
 	}
 	return nil
 }
@@ -148,6 +159,7 @@ func FeaturesFor(r Release) Features {
 		FdinfoCheck:      r.AtLeast(5, 14, 0),
 		FdinfoPermission: inSeries(r, 6, 1, 178, -1) || r.AtLeast(6, 10, 0),
 		PidfdGetfdESRCH:  inSeries(r, 5, 10, 259, -1) || inSeries(r, 6, 1, 176, -1) || r.AtLeast(6, 9, 0),
+		NSLinkEmpty:      inSeries(r, 5, 10, 261, -1) || inSeries(r, 6, 1, 178, 183) || inSeries(r, 6, 12, 97, 101),
 	}
 }
 

@@ -37,24 +37,26 @@ func TestCompareDebianVersions(t *testing.T) {
 // table (docs/kernels.md has the observations).
 func TestFeaturesForPackage(t *testing.T) {
 	for _, tc := range []struct {
-		version                                 string
-		userDumpable, esrch, fdinfo, pidfdESRCH bool
-		backports                               int
+		version                                          string
+		userDumpable, esrch, fdinfo, pidfdESRCH, nsEmpty bool
+		backports                                        int
 	}{
-		{"5.10.262-1", true, false, false, true, 1},
-		{"5.10.251-4", false, false, false, false, 0},
-		{"6.1.192-3", true, false, true, true, 1},
-		{"6.1.170-1", false, false, true, false, 0},
-		{"6.12.95-1~bpo12+1", true, true, true, true, 1},
-		{"6.12.118-1", true, true, true, true, 1},
-		{"6.12.57-1", false, false, true, true, 0},
+		{"5.10.262-1", true, false, false, true, true, 1},
+		{"5.10.251-4", false, false, false, false, false, 0},
+		{"6.1.192-3", true, false, true, true, false, 1},
+		{"6.1.180-1", true, false, true, true, true, 1},
+		{"6.1.170-1", false, false, true, false, false, 0},
+		{"6.12.95-1~bpo12+1", true, true, true, true, false, 1},
+		{"6.12.118-1", true, true, true, true, false, 1},
+		{"6.12.98-1", true, true, true, true, true, 1},
+		{"6.12.57-1", false, false, true, true, false, 0},
 	} {
 		f, r, applied, err := kernel.FeaturesForPackage("debian", tc.version)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if f.UserDumpable != tc.userDumpable || f.ProcMemESRCH != tc.esrch || f.FdinfoCheck != tc.fdinfo ||
-			f.PidfdGetfdESRCH != tc.pidfdESRCH || len(applied) != tc.backports {
+			f.PidfdGetfdESRCH != tc.pidfdESRCH || f.NSLinkEmpty != tc.nsEmpty || len(applied) != tc.backports {
 			t.Errorf("FeaturesForPackage(debian, %s) = %+v (release %s), %d backports", tc.version, f, r, len(applied))
 		}
 		if other, _, none, _ := kernel.FeaturesForPackage("fedora", tc.version); len(none) != 0 || other != kernel.FeaturesFor(r) {

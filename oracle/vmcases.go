@@ -2,7 +2,6 @@ package oracle
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -223,11 +222,9 @@ func VMFeatureCases() []Case {
 	return cases
 }
 
-// exitedTargetProbes are the probes of the exited-target cases: all but
-// fdinfo/0, which fails with ENOENT for a zombie (it has no file table;
-// before v6.10 even ahead of the ptrace check), a rule the model's
-// kernel/procaccess.go does not have yet.
-var exitedTargetProbes = slices.DeleteFunc(slices.Clone(AllProbes), func(p Probe) bool { return p == ProbeFdinfo0 })
+// exitedTargetProbes are the probes of the exited-target cases: all of
+// them (fdinfo/0 of a zombie fails with ENOENT: it has no file table).
+var exitedTargetProbes = AllProbes
 
 func vmFeatureCases() []Case {
 	u1, u2 := User(1000, 1000), User(2000, 2000)
