@@ -21,7 +21,7 @@ PKGS         := ./...
 # too: both builds are tested.
 STATIC_PKGS  := ./oracle/ ./verify/ ./vm/ ./cmd/procgate/
 
-.PHONY: run build test deps tools fmt-check vet staticcheck unit race bench-smoke bench-engines fuzz-seeds verify verify-vm help
+.PHONY: run build test deps tools fmt-check vet staticcheck unit race bench-smoke bench-engines fuzz-seeds verify verify-vm kernels-md help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -82,7 +82,10 @@ VM_RELEASES ?= all
 
 verify-vm: ## the model against Debian's kernels under qemu (VM_RELEASES): Yama 0-3, AppArmor, SELinux, release-dependent rules (root)
 	@if [ "$$(id -u)" != 0 ]; then $(SKIP_NOT_ROOT); exit 0; fi; \
-	scripts/vm-verify.sh --release $(VM_RELEASES)
+	scripts/vm-verify.sh --release $(VM_RELEASES) --kernels-md .cache/vm/kernels.md
+
+kernels-md: ## regenerate docs/kernels.md from the last verify-vm run of each kernel (.cache/vm/KERNEL/summary.json)
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/procgate && ./$(BIN) verify-vm --work .cache/vm --kernels-md docs/kernels.md
 
 bench-smoke: ## every benchmark once, to keep them compiling and running
 	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem $(PKGS)

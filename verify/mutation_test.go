@@ -31,8 +31,9 @@ import (
 // The kernel is observed once: the host sample that TestHostKernelAgrees
 // runs (hostObservation), the feature cases (oracle.VMFeatureCases, with
 // zombie targets) on the host, and the VM console logs captured by make
-// verify-vm (testdata/*.log.gz, copies of .cache/vm's logs of a Debian
-// 6.1 boot: Yama at scopes 0-3 with AppArmor, and SELinux; the logs in
+// verify-vm (testdata/*.log.gz, copies of .cache/vm's logs of Debian's
+// bullseye 5.10, bookworm 6.1, bookworm-backports 6.12 and trixie 6.12
+// kernels: Yama at scopes 0-3 with AppArmor, and SELinux; the logs in
 // .cache/vm are read too when present). Each mutant then re-predicts every
 // case in the world built for it; no process is spawned per mutant. Only
 // probes the real model answers correctly count: a mutant is killed by a
@@ -74,22 +75,18 @@ type exclusion struct {
 }
 
 // mutantExclusions are the mutants no observed case can kill (the host
-// and Debian 6.1 under qemu), each with why. They are run anyway: a killed
-// one fails the test until it is removed here. The VM kernels of other
-// releases (bullseye 5.10, bookworm-backports and trixie 6.12) have the
-// same modules and flags as 6.1 here: none of these becomes killable there.
+// and Debian's 5.10, 6.1 and 6.12 under qemu), each with why. They are run
+// anyway: a killed one fails the test until it is removed here.
 var mutantExclusions = map[string]exclusion{
-	"features: FdinfoPermission flipped": {"equivalent", "no decision of the model reads the flag: it records, for scenario files, that " +
-		"the fdinfo check moved into .permission (v6.10), which only stat-less calls such as inotify_add_watch see; no probe makes one"},
 	"hook yama ptrace_access_check read_fscreds": {"equivalent", "Yama does not examine READ modes (yama_ptrace_access_check returns 0 " +
 		"unless PTRACE_MODE_ATTACH): the module skips the question, so there is no answer to invert"},
 	"hook yama ptrace_access_check read_realcreds": {"equivalent", "as read_fscreds: Yama skips READ modes"},
-	"hook apparmor capable perfmon": {"equivalent", "AppArmor runs only on the VM's Debian 6.1, where no rule asks for CAP_PERFMON: " +
+	"hook apparmor capable perfmon": {"equivalent", "AppArmor runs only on the VMs' Debian 5.10, 6.1 and 6.12, where no rule asks for CAP_PERFMON: " +
 		"the mm_access READ shortcut (PerfmonMMAccess) is v6.15"},
-	"hook apparmor capable sys_admin": {"equivalent", "AppArmor runs only on Debian 6.1, where CAP_SYS_ADMIN is asked only by the v6.15 " +
+	"hook apparmor capable sys_admin": {"equivalent", "AppArmor runs only on Debian 5.10-6.12, where CAP_SYS_ADMIN is asked only by the v6.15 " +
 		"mm_access shortcut and by entries no probe opens (stack, map_files/…:open)"},
-	"hook selinux capable perfmon":   {"equivalent", "as AppArmor's: SELinux runs only on Debian 6.1, which has no CAP_PERFMON shortcut"},
-	"hook selinux capable sys_admin": {"equivalent", "as AppArmor's: on Debian 6.1 no probed rule asks for CAP_SYS_ADMIN"},
+	"hook selinux capable perfmon":   {"equivalent", "as AppArmor's: SELinux runs only on Debian 5.10-6.12, which have no CAP_PERFMON shortcut"},
+	"hook selinux capable sys_admin": {"equivalent", "as AppArmor's: on Debian 5.10-6.12 no probed rule asks for CAP_SYS_ADMIN"},
 }
 
 // mutantCaps are the capabilities whose capable() answer a hook mutant
