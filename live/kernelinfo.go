@@ -57,6 +57,17 @@ func LandlockABI() int {
 	return int(v)
 }
 
+// ReadKernel reads the kernel-wide facts a Read starts with, for
+// Options.Kernel.
+func ReadKernel(opts Options) (KernelInfo, error) {
+	r, err := newReader(opts)
+	if err != nil {
+		return KernelInfo{}, err
+	}
+	defer r.close()
+	return r.readKernel()
+}
+
 // readKernel reads the kernel's settings.
 func (r *reader) readKernel() (KernelInfo, error) {
 	var k KernelInfo

@@ -3,6 +3,7 @@ package live
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -31,6 +32,11 @@ type Options struct {
 	// list of active security modules. It needs CAP_SYS_ADMIN; the mount
 	// is left in place.
 	MountSecurityFS bool
+	// Kernel, when set, supplies the kernel-wide facts (release, modules,
+	// sysctls, the procfs mount's options) instead of reading them: a
+	// caller that reads a few processes at a time, many times in a row
+	// (the verifier, once per case), reads them once with ReadKernel.
+	Kernel *KernelInfo
 }
 
 // ProcessError reports a process (or thread) that could not be read. A
@@ -210,9 +216,15 @@ type rawTask struct {
 // read reads pids; closure adds parents, leaders and tracers, and makes
 // a missing pid an error.
 func (r *reader) read(pids []int, closure bool) (*System, error) {
-	k, err := r.readKernel()
-	if err != nil {
-		return nil, err
+	var k KernelInfo
+	if r.opts.Kernel != nil {
+		k = *r.opts.Kernel
+		k.LSMs = slices.Clone(k.LSMs)
+	} else {
+		var err error
+		if k, err = r.readKernel(); err != nil {
+			return nil, err
+		}
 	}
 	for _, m := range k.LSMs {
 		switch m {

@@ -264,6 +264,28 @@ func releaseAtLeast(rel string, major, minor int) bool {
 	return ma > major || ma == major && mi >= minor
 }
 
+// sharedMatrix crosses three probers with three targets in every layout
+// whose processes the pool shares in a special way: a prober-is-parent
+// prober with several children, and the launcher layouts, where every
+// prober and target of a window starts in one launcher domain.
+func sharedMatrix() []Case {
+	u1, u2 := User(1000, 1000), User(2000, 2000)
+	nd := u1
+	nd.Dumpable = 0
+	tracer := u1.WithCaps(CapMask(CapSysPtrace), CapMask(CapSysPtrace))
+	var cases []Case
+	for _, l := range []Landlock{LandlockNone, LandlockShared, LandlockNested, LandlockNestedReverse} {
+		for _, rel := range []Relation{RelSibling, RelParent} {
+			for _, p := range []Creds{u1, u2, tracer} {
+				for _, tc := range []Creds{u1, u2, nd} {
+					cases = append(cases, Case{Name: fmt.Sprintf("shared %s %s", l, rel), Prober: p, Target: tc, Relation: rel, Landlock: l})
+				}
+			}
+		}
+	}
+	return cases
+}
+
 // TestPoolMatchesSingle runs the known cases pooled and one pair per case,
 // and requires identical answers.
 func TestPoolMatchesSingle(t *testing.T) {
@@ -278,10 +300,32 @@ func TestPoolMatchesSingle(t *testing.T) {
 		cases = append(cases, k.c)
 	}
 	cases = append(cases, plainMatrix(7, 7)...)
+	cases = append(cases, sharedMatrix()...)
 	pooled := runCases(t, cases)
 	alone, err := single.Run(context.Background(), cases)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The pool shares what it says it shares: one prober per prober
+	// spec (a parent with all its children), one target per target spec.
+	probers, targets := map[string]int{}, map[string]int{}
+	for i, c := range cases {
+		if i < len(cases)-len(sharedMatrix()) {
+			continue
+		}
+		launcher, tOwn, pOwn, _ := c.Landlock.layout()
+		pk := fmt.Sprint(c.Prober, pOwn, launcher, c.Relation)
+		if pid, ok := probers[pk]; ok && pid != pooled[i].Prober.Pid {
+			t.Errorf("case %d %q: prober pid %d, another case's same prober %d", i, c.Name, pooled[i].Prober.Pid, pid)
+		}
+		probers[pk] = pooled[i].Prober.Pid
+		if c.Relation == RelSibling {
+			tk := fmt.Sprint(c.Target, tOwn, launcher)
+			if pid, ok := targets[tk]; ok && pid != pooled[i].Target.Pid {
+				t.Errorf("case %d %q: target pid %d, another case's same target %d", i, c.Name, pooled[i].Target.Pid, pid)
+			}
+			targets[tk] = pooled[i].Target.Pid
+		}
 	}
 	for i := range cases {
 		if alone[i].Err != nil {

@@ -28,7 +28,9 @@ type Options struct {
 	// refuses the case. It is called from several workers at once.
 	OnReady func(index int, target, prober Observed) error
 	// MaxTargets bounds the distinct pooled targets alive at once (per
-	// window of cases; each worker may hold its own copy); default 128.
+	// window of cases; the workers share a window's targets, and each
+	// prober-is-parent prober spawns its own); default 512. An idle
+	// target holds about 1 MiB of its own memory.
 	MaxTargets int
 	// NoPool spawns a fresh target and prober for every case (about 4 ms
 	// a case instead of well under 1 ms); for cross-checking the pool.
@@ -58,7 +60,7 @@ func NewRunner(opts Options) (*Runner, error) {
 		opts.Workers = 2
 	}
 	if opts.MaxTargets <= 0 {
-		opts.MaxTargets = 128
+		opts.MaxTargets = 512
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 15 * time.Second
@@ -102,35 +104,67 @@ func (r *Runner) Executable() string { return r.exe }
 type unit struct {
 	proberKey string
 	cases     []int
+	// parent: the prober spawns the cases' targets as its children
+	// (RelParent), one per distinct target, before applying its own
+	// credentials; children holds them once spawned, by target key.
+	parent   bool
+	children map[string]*proc
 }
 
 // plan is the cases assigned to one worker.
 type plan struct {
-	targets    map[string]*targetSlot // pooled targets, by key
-	caseTarget map[int]*targetSlot    // the pooled target of each case
-	units      []*unit                // pooled: one prober each
-	single     []int                  // cases with their own processes
+	units  []*unit // pooled: one prober each
+	single []int   // cases with their own processes
 }
 
+// window is one window of pooled cases: the targets every worker shares,
+// and the launcher domain of the cases whose processes start in one.
+type window struct {
+	targets    map[string]*targetSlot // pooled targets, by key
+	caseTarget map[int]*targetSlot    // the pooled target of each case
+	// childKey is the target key of each prober-is-parent case, and
+	// childReq the spawn request of each such key.
+	childKey map[int]string
+	childReq map[string]*spawnReq
+
+	launchOnce sync.Once
+	launch     *launcher
+	launchErr  error
+}
+
+// launcher returns the window's launcher, started on first use: every
+// process of the window that starts in a launcher's Landlock domain starts
+// in this one, whichever worker spawns it.
+func (win *window) launcher() (*launcher, error) {
+	win.launchOnce.Do(func() { win.launch, win.launchErr = newLauncher() })
+	return win.launch, win.launchErr
+}
+
+// targetSlot is a pooled target. Workers share it; mu serializes the
+// probers that probe it, so that no two touch (and ptrace) it at once.
 type targetSlot struct {
 	req  *spawnReq
 	self bool // RelSelf/RelThread: no process
 	p    *proc
 	err  error
+	mu   sync.Mutex
 }
 
 // Run runs the cases and returns one Result per case, in order. A case the
 // oracle could not run faithfully has Result.Err set; Run's own error is
 // reserved for the context being cancelled.
 //
-// Pooling: cases whose processes need no particular process tree (relation
-// sibling or ptracer-any, Landlock none, prober-only, target-only or
-// sibling) share processes: each distinct prober is spawned once (or once
-// per chunk of cases, to balance the workers) and probes all of its targets
-// in one job; each distinct target is spawned once per worker that needs it
-// and stays blocked on stdin until the worker is done. The other cases
-// (prober-is-parent; Landlock shared, nested and nested-reverse; an
-// exiting target) spawn their own pair.
+// Pooling: cases share processes. Each distinct target is spawned once per
+// window of cases and stays blocked on stdin until the window is done; the
+// workers share it, one prober at a time. Each distinct prober is spawned
+// once (or once per chunk of cases, to balance the workers) and probes its
+// targets one by one. A prober-is-parent prober spawns its cases' targets
+// as its own children (one per distinct target). The Landlock layouts that
+// need a launcher domain (shared, nested, nested-reverse) spawn their
+// probers and targets from one Landlock-restricted thread per window, so
+// they all start in that launcher domain: the relation between any prober
+// and target there is the one a fresh launcher would give the pair. Only a
+// case whose target exits before it is probed spawns its own pair.
 func (r *Runner) Run(ctx context.Context, cases []Case) ([]Result, error) {
 	results := make([]Result, len(cases))
 	var single []int
@@ -146,15 +180,18 @@ func (r *Runner) Run(ctx context.Context, cases []Case) ([]Result, error) {
 			continue
 		}
 		launcher, tOwn, _, _ := c.Landlock.layout()
-		if launcher || c.Relation.norm() == RelParent || c.TargetExits || (r.opts.NoPool && !c.selfRelation()) {
+		if c.TargetExits || (r.opts.NoPool && !c.selfRelation()) {
 			single = append(single, i)
 			continue
 		}
 		k := "self"
 		if !c.selfRelation() {
-			req := &spawnReq{role: roleTarget, creds: c.targetCreds(), landlock: tOwn}
+			req := &spawnReq{role: roleTarget, creds: c.targetCreds(), landlock: tOwn, inherited: launcher}
 			b, _ := json.Marshal(req.spec())
 			k = string(b)
+			if c.Relation.norm() == RelParent {
+				k = childPrefix + k // its prober's child, not a pooled target
+			}
 			targetReq[k] = req
 		}
 		caseTarget[i] = k
@@ -185,7 +222,8 @@ func (r *Runner) Run(ctx context.Context, cases []Case) ([]Result, error) {
 		if wi == 0 {
 			sg = single
 		}
-		r.runWindow(ctx, cases, results, r.plan(cases, idx, sg, caseTarget, targetReq))
+		win, plans := r.plan(cases, idx, sg, caseTarget, targetReq)
+		r.runWindow(ctx, cases, results, win, plans)
 	}
 	if err := ctx.Err(); err != nil {
 		for i := range results {
@@ -198,16 +236,16 @@ func (r *Runner) Run(ctx context.Context, cases []Case) ([]Result, error) {
 	return results, nil
 }
 
-// plan spreads pooled cases idx and single-pair cases over the workers.
-// Prober groups are split into chunks so that the workers finish together,
-// then each chunk goes to the least loaded worker (a prober spawn costs
-// about as much as probing a dozen targets). Each worker spawns its own
-// copy of the targets its chunks need, so no target is probed by two
-// probers at once.
-func (r *Runner) plan(cases []Case, idx, single []int, caseTarget []string, targetReq map[string]*spawnReq) []*plan {
+// plan makes the window of pooled cases idx (its targets) and spreads
+// them and the single-pair cases over the workers. Prober groups are split
+// into chunks so that the workers finish together, then each chunk goes
+// to the least loaded worker (a prober spawn costs about as much as
+// probing a dozen targets).
+func (r *Runner) plan(cases []Case, idx, single []int, caseTarget []string, targetReq map[string]*spawnReq) (*window, []*plan) {
+	win := &window{targets: map[string]*targetSlot{}, caseTarget: map[int]*targetSlot{}, childKey: map[int]string{}, childReq: map[string]*spawnReq{}}
 	plans := make([]*plan, r.opts.Workers)
 	for i := range plans {
-		plans[i] = &plan{targets: map[string]*targetSlot{}, caseTarget: map[int]*targetSlot{}}
+		plans[i] = &plan{}
 	}
 	for n, i := range single {
 		plans[n%len(plans)].single = append(plans[n%len(plans)].single, i)
@@ -218,17 +256,30 @@ func (r *Runner) plan(cases []Case, idx, single []int, caseTarget []string, targ
 		pk := r.proberKey(&cases[i])
 		u := byProber[pk]
 		if u == nil {
-			u = &unit{proberKey: pk}
+			u = &unit{proberKey: pk, parent: cases[i].Relation.norm() == RelParent}
 			byProber[pk] = u
 			units = append(units, u)
 		}
 		u.cases = append(u.cases, i)
+		k := caseTarget[i]
+		switch {
+		case u.parent:
+			win.childKey[i], win.childReq[k] = k, targetReq[k]
+		case win.targets[k] == nil && k == "self":
+			win.targets[k] = &targetSlot{self: true}
+		case win.targets[k] == nil:
+			q := targetReq[k]
+			win.targets[k] = &targetSlot{req: &spawnReq{role: roleTarget, creds: q.creds, landlock: q.landlock, inherited: q.inherited}}
+		}
+		if !u.parent {
+			win.caseTarget[i] = win.targets[k]
+		}
 	}
 	chunk := max(32, (len(idx)+4*len(plans)-1)/(4*len(plans)))
 	var parts []*unit
 	for _, u := range units {
 		for len(u.cases) > chunk {
-			parts = append(parts, &unit{proberKey: u.proberKey, cases: u.cases[:chunk]})
+			parts = append(parts, &unit{proberKey: u.proberKey, cases: u.cases[:chunk], parent: u.parent})
 			u.cases = u.cases[chunk:]
 		}
 		parts = append(parts, u)
@@ -243,42 +294,73 @@ func (r *Runner) plan(cases []Case, idx, single []int, caseTarget []string, targ
 				w = j
 			}
 		}
-		pl := plans[w]
 		load[w] += spawnCost + len(u.cases)
-		pl.units = append(pl.units, u)
-		for _, i := range u.cases {
-			k := caseTarget[i]
-			if pl.targets[k] == nil {
-				if k == "self" {
-					pl.targets[k] = &targetSlot{self: true}
-				} else {
-					pl.targets[k] = &targetSlot{req: &spawnReq{role: roleTarget, creds: targetReq[k].creds, landlock: targetReq[k].landlock}}
-					load[w] += spawnCost / 2
-				}
-			}
-			pl.caseTarget[i] = pl.targets[k]
-		}
+		plans[w].units = append(plans[w].units, u)
 	}
-	return plans
+	return win, plans
 }
 
-// runWindow runs one plan per worker, in parallel.
-func (r *Runner) runWindow(ctx context.Context, cases []Case, results []Result, plans []*plan) {
+// runWindow starts the window's targets, runs one plan per worker, in
+// parallel, then ends the targets.
+func (r *Runner) runWindow(ctx context.Context, cases []Case, results []Result, win *window, plans []*plan) {
+	w0 := &worker{r: r, ctx: ctx, cases: cases, results: results, win: win}
+	stop := context.AfterFunc(ctx, w0.killAll)
+	defer stop()
+	defer func() {
+		if win.launch != nil {
+			win.launch.close()
+		}
+	}()
+	// Start every target first, then collect their ready lines, so that
+	// their start-up overlaps.
+	var slots []*targetSlot
+	for _, s := range win.targets {
+		if s.self {
+			continue
+		}
+		s.req.stderr = &tailBuffer{}
+		if s.p, s.err = w0.spawn(s.req); s.err == nil {
+			w0.track(s.p)
+		}
+		slots = append(slots, s)
+	}
+	for _, s := range slots {
+		if s.err == nil {
+			s.err = s.p.awaitReady(r, r.opts.Timeout)
+		}
+	}
 	var wg sync.WaitGroup
 	for _, pl := range plans {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &worker{r: r, ctx: ctx, cases: cases, results: results}
+			w := &worker{r: r, ctx: ctx, cases: cases, results: results, win: win}
 			w.run(pl)
 		}()
 	}
 	wg.Wait()
+	// Close all targets at once: EOF on every stdin, then wait.
+	var ps []*proc
+	for _, s := range slots {
+		if s.p != nil {
+			s.p.stdin.Close()
+			ps = append(ps, s.p)
+		}
+	}
+	w0.release(ps...)
 }
 
-// proberKey identifies the prober a case needs in a pool.
+// proberKey identifies the prober a case needs in a pool: its spec, and
+// whether it is its targets' parent.
 func (r *Runner) proberKey(c *Case) string {
-	_, _, pOwn, _ := c.Landlock.layout()
-	b, _ := json.Marshal((&spawnReq{role: roleProber, creds: c.Prober, landlock: pOwn}).spec())
+	launcher, _, pOwn, _ := c.Landlock.layout()
+	b, _ := json.Marshal((&spawnReq{role: roleProber, creds: c.Prober, landlock: pOwn, inherited: launcher}).spec())
+	if c.Relation.norm() == RelParent {
+		return childPrefix + string(b)
+	}
 	return string(b)
 }
+
+// childPrefix marks the keys of a prober-is-parent case: its target is
+// its prober's child, and its prober spawns no other kind.
+const childPrefix = "parent:"

@@ -39,9 +39,10 @@ type childSpec struct {
 	// Inherited reports that the process is spawned inside a launcher's
 	// Landlock domain (for the ready report only).
 	Inherited bool `json:"inherited,omitempty"`
-	// Child is, for a prober of a RelParent case, the target it spawns on
-	// fds 3 (stdin) and 4 (stdout) before applying its own credentials.
-	Child *childSpec `json:"child,omitempty"`
+	// Children are, for a prober of RelParent cases, the targets it
+	// spawns before applying its own credentials: the i-th on fds 3+2i
+	// (its stdin) and 4+2i (its stdout).
+	Children []*childSpec `json:"children,omitempty"`
 	// Inner is, for the nshelper, the role to clone in the new namespace.
 	Inner *childSpec `json:"inner,omitempty"`
 	// ExitCode is a target's exit status once its stdin reaches EOF: an
@@ -176,21 +177,25 @@ func runTarget(spec *childSpec) error {
 // JSON job line per input line with one JSON reply line.
 func runProber(spec *childSpec) error {
 	runtime.LockOSThread() // never unlocked: every probe runs on this thread
-	var child *exec.Cmd
-	if spec.Child != nil {
-		syscall.CloseOnExec(3) // the target gets them as fds 0 and 1 only
-		syscall.CloseOnExec(4)
-		in, out := os.NewFile(3, "target-stdin"), os.NewFile(4, "target-stdout")
-		cmd, err := command(spec.Child, in, out)
+	// Every child's pair is close-on-exec before the first spawn: a
+	// target gets its own pair as fds 0 and 1 and no other.
+	for i := range spec.Children {
+		syscall.CloseOnExec(3 + 2*i)
+		syscall.CloseOnExec(4 + 2*i)
+	}
+	children := make([]*exec.Cmd, 0, len(spec.Children))
+	for i, ch := range spec.Children {
+		in, out := os.NewFile(uintptr(3+2*i), "target-stdin"), os.NewFile(uintptr(4+2*i), "target-stdout")
+		cmd, err := command(ch, in, out)
 		if err != nil {
 			return err
 		}
 		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("spawn target: %w", err)
+			return fmt.Errorf("spawn target %d: %w", i, err)
 		}
 		in.Close()
 		out.Close()
-		child = cmd
+		children = append(children, cmd)
 	}
 	if err := ready(spec); err != nil {
 		return err
@@ -214,8 +219,8 @@ func runProber(spec *childSpec) error {
 			return err
 		}
 	}
-	if child != nil {
-		// The orchestrator closes the target's stdin before ours.
+	// The orchestrator closes the targets' stdin before ours.
+	for _, child := range children {
 		waitOrKill(child, 10*time.Second)
 	}
 	return sc.Err()

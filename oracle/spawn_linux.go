@@ -61,16 +61,16 @@ func (t *tailBuffer) String() string {
 type spawnReq struct {
 	role      string
 	creds     Creds
-	landlock  bool       // restrict itself
-	inherited bool       // spawned inside a launcher domain
-	child     *childSpec // RelParent: the target the prober spawns
-	extra     []*os.File // RelParent: fds 3 and 4 of the prober
-	exitCode  int        // a target's exit status (Case.TargetExits)
+	landlock  bool         // restrict itself
+	inherited bool         // spawned inside a launcher domain
+	children  []*childSpec // RelParent: the targets the prober spawns
+	extra     []*os.File   // RelParent: fds 3, 4, 5, 6 … of the prober, two per child
+	exitCode  int          // a target's exit status (Case.TargetExits)
 	stderr    *tailBuffer
 }
 
 func (q *spawnReq) spec() *childSpec {
-	return &childSpec{Role: q.role, Creds: q.creds, Landlock: q.landlock, Inherited: q.inherited, Child: q.child, ExitCode: q.exitCode}
+	return &childSpec{Role: q.role, Creds: q.creds, Landlock: q.landlock, Inherited: q.inherited, Children: q.children, ExitCode: q.exitCode}
 }
 
 // start spawns the process without waiting for it to be ready. Namespaced
@@ -132,7 +132,8 @@ func (r *Runner) start(q *spawnReq) (*proc, error) {
 }
 
 // pipeProc makes the orchestrator's side of a target that its prober will
-// spawn (RelParent), and returns the prober's ends (fds 3 and 4).
+// spawn (RelParent), and returns the prober's ends (two of its fds from 3
+// on).
 func pipeProc(creds Creds, stderr *tailBuffer) (p *proc, childIn, childOut *os.File, err error) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -259,11 +260,17 @@ func (p *proc) kill() {
 	}
 }
 
-// inLandlockDomain runs fn on a fresh OS thread restricted to a new Landlock
-// domain, so that every process fn spawns starts in that one domain (P5).
-// The thread is locked and never unlocked, so it dies with the goroutine
-// and the restriction never leaks to other goroutines.
-func inLandlockDomain(fn func() error) error {
+// launcher is a goroutine locked to an OS thread restricted to a new
+// Landlock domain, so that every process it spawns starts in that one
+// domain (P5). The thread is never unlocked, so it ends with the goroutine
+// and the restriction never reaches another goroutine.
+type launcher struct {
+	reqs chan func()
+}
+
+// newLauncher starts a launcher.
+func newLauncher() (*launcher, error) {
+	l := &launcher{reqs: make(chan func())}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -271,7 +278,26 @@ func inLandlockDomain(fn func() error) error {
 			errc <- fmt.Errorf("launcher domain: %w", err)
 			return
 		}
-		errc <- fn()
+		errc <- nil
+		for fn := range l.reqs {
+			fn()
+		}
 	}()
-	return <-errc
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return l, nil
 }
+
+// do runs fn on the launcher's thread and waits for it.
+func (l *launcher) do(fn func()) {
+	done := make(chan struct{})
+	l.reqs <- func() {
+		defer close(done)
+		fn()
+	}
+	<-done
+}
+
+// close ends the launcher's goroutine, and with it its thread.
+func (l *launcher) close() { close(l.reqs) }

@@ -7,16 +7,32 @@ import (
 	"sync"
 )
 
-// worker runs one plan: its pooled targets and probers, then its
-// single-pair cases, one prober at a time.
+// worker runs one plan: its probers, one at a time, against the window's
+// shared targets, then its single-pair cases.
 type worker struct {
 	r       *Runner
 	ctx     context.Context
 	cases   []Case
 	results []Result
+	win     *window
 
 	mu   sync.Mutex
 	live map[*proc]bool
+}
+
+// spawn starts q, from the window's launcher thread when q starts in the
+// launcher's Landlock domain.
+func (w *worker) spawn(q *spawnReq) (*proc, error) {
+	if !q.inherited {
+		return w.r.start(q)
+	}
+	l, err := w.win.launcher()
+	if err != nil {
+		return nil, err
+	}
+	var p *proc
+	l.do(func() { p, err = w.r.start(q) })
+	return p, err
 }
 
 func (w *worker) track(p *proc) {
@@ -53,25 +69,6 @@ func (w *worker) killAll() {
 func (w *worker) run(pl *plan) {
 	stop := context.AfterFunc(w.ctx, w.killAll)
 	defer stop()
-
-	// Start every target first, then collect their ready lines, so that
-	// their start-up overlaps.
-	var slots []*targetSlot
-	for _, s := range pl.targets {
-		if s.self {
-			continue
-		}
-		s.req.stderr = &tailBuffer{}
-		if s.p, s.err = w.r.start(s.req); s.err == nil {
-			w.track(s.p)
-		}
-		slots = append(slots, s)
-	}
-	for _, s := range slots {
-		if s.err == nil {
-			s.err = s.p.awaitReady(w.r, w.r.opts.Timeout)
-		}
-	}
 	// Start the next prober while the current one works, so that
 	// spawning overlaps probing.
 	var next *proc
@@ -88,20 +85,8 @@ func (w *worker) run(pl *plan) {
 		if w.ctx.Err() != nil {
 			err = w.ctx.Err()
 		}
-		w.runUnit(pl, u, p, err)
+		w.runUnit(u, p, err)
 	}
-	if next != nil {
-		w.release(next)
-	}
-	// Close all targets at once: EOF on every stdin, then wait.
-	var ps []*proc
-	for _, s := range slots {
-		if s.p != nil {
-			s.p.stdin.Close()
-			ps = append(ps, s.p)
-		}
-	}
-	w.release(ps...)
 	for _, i := range pl.single {
 		if w.ctx.Err() != nil {
 			break
@@ -110,20 +95,65 @@ func (w *worker) run(pl *plan) {
 	}
 }
 
-// startProber starts the prober of a pooled unit.
+// startProber starts the prober of a pooled unit; a parent prober's
+// children with it.
 func (w *worker) startProber(u *unit) (*proc, error) {
 	first := &w.cases[u.cases[0]]
-	_, _, pOwn, _ := first.Landlock.layout()
-	p, err := w.r.start(&spawnReq{role: roleProber, creds: first.Prober, landlock: pOwn, stderr: &tailBuffer{}})
-	if err == nil {
-		w.track(p)
+	launcher, _, pOwn, _ := first.Landlock.layout()
+	q := &spawnReq{role: roleProber, creds: first.Prober, landlock: pOwn, inherited: launcher, stderr: &tailBuffer{}}
+	if u.parent {
+		u.children = map[string]*proc{}
+		for _, i := range u.cases {
+			k := w.win.childKey[i]
+			if u.children[k] != nil {
+				continue
+			}
+			c := w.win.childReq[k]
+			t, cin, cout, err := pipeProc(c.creds, q.stderr)
+			if err != nil {
+				closeFiles(q.extra)
+				w.release(unitChildren(u)...)
+				return nil, err
+			}
+			u.children[k] = t
+			q.children = append(q.children, &childSpec{Role: roleTarget, Creds: c.creds, Landlock: c.landlock, Inherited: c.inherited})
+			q.extra = append(q.extra, cin, cout)
+		}
 	}
-	return p, err
+	p, err := w.spawn(q)
+	closeFiles(q.extra) // the prober's ends: it has its copies
+	if err != nil {
+		w.release(unitChildren(u)...)
+		return nil, err
+	}
+	w.track(p)
+	for _, t := range unitChildren(u) {
+		w.track(t)
+	}
+	return p, nil
+}
+
+// unitChildren returns a parent unit's children (nil for other units).
+func unitChildren(u *unit) []*proc {
+	var ps []*proc
+	for _, t := range u.children {
+		ps = append(ps, t)
+	}
+	return ps
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }
 
 // runUnit waits for a pooled prober (started by startProber, which
-// returned p and err) and probes all of its targets.
-func (w *worker) runUnit(pl *plan, u *unit, p *proc, err error) {
+// returned p and err) and probes all of its targets: its own thread group
+// and its children in one job, each shared target in a job of its own
+// while it holds the target.
+func (w *worker) runUnit(u *unit, p *proc, err error) {
+	kids := unitChildren(u)
 	if err == nil {
 		err = p.awaitReady(w.r, w.r.opts.Timeout)
 	}
@@ -132,19 +162,36 @@ func (w *worker) runUnit(pl *plan, u *unit, p *proc, err error) {
 			w.results[i].fail(fmt.Errorf("case %d %q: %w", i, w.cases[i].Name, err))
 		}
 		if p != nil {
-			w.release(p)
+			kids = append(kids, p)
 		}
+		w.release(kids...) // the children first: their stdin, then the prober
 		return
 	}
-	defer w.release(p)
-	targets := map[int]*proc{}
-	var items []jobItem
+	defer w.release(append(kids, p)...)
+	kidErr := map[*proc]error{}
+	for _, t := range kids {
+		kidErr[t] = t.awaitReady(w.r, w.r.opts.Timeout)
+	}
+	own := map[int]*proc{}
+	var ownItems []jobItem
+	var shared []sharedItem
 	for _, i := range u.cases {
 		c := &w.cases[i]
-		s := pl.caseTarget[i]
-		if s.err != nil {
-			w.results[i].fail(fmt.Errorf("case %d %q: %w", i, c.Name, s.err))
-			continue
+		var t *proc
+		var slot *targetSlot
+		if u.parent {
+			t = u.children[w.win.childKey[i]]
+			if err := kidErr[t]; err != nil {
+				w.results[i].fail(fmt.Errorf("case %d %q: %w", i, c.Name, err))
+				continue
+			}
+		} else {
+			slot = w.win.caseTarget[i]
+			if slot.err != nil {
+				w.results[i].fail(fmt.Errorf("case %d %q: %w", i, c.Name, slot.err))
+				continue
+			}
+			t = slot.p
 		}
 		mnt, err := w.r.procs.path(c.Proc, p.ready.Pid)
 		if err != nil {
@@ -158,15 +205,53 @@ func (w *worker) runUnit(pl *plan, u *unit, p *proc, err error) {
 		case RelThread:
 			it.Thread = true
 		default:
-			it.Pid, it.Marker = s.p.ready.Pid, s.p.ready.Marker
-			targets[i] = s.p
+			it.Pid, it.Marker = t.ready.Pid, t.ready.Marker
 		}
-		if !w.onReady(i, targets[i], p) {
+		if it.Self || it.Thread || u.parent {
+			if it.Pid != 0 {
+				own[i] = t
+			}
+			if w.onReady(i, own[i], p) {
+				ownItems = append(ownItems, it)
+			}
 			continue
 		}
-		items = append(items, it)
+		shared = append(shared, sharedItem{it, slot})
 	}
-	w.probe(p, items, targets)
+	w.probe(p, ownItems, own)
+	// The shared targets in batches: every target free now, at least the
+	// first still pending (waiting for it while holding none).
+	for len(shared) > 0 {
+		var batch, rest []sharedItem
+		for k, x := range shared {
+			if k == 0 {
+				x.slot.mu.Lock()
+			} else if !x.slot.mu.TryLock() {
+				rest = append(rest, x)
+				continue
+			}
+			batch = append(batch, x)
+		}
+		var items []jobItem
+		targets := map[int]*proc{}
+		for _, x := range batch {
+			if w.onReady(x.it.ID, x.slot.p, p) {
+				items = append(items, x.it)
+				targets[x.it.ID] = x.slot.p
+			}
+		}
+		w.probe(p, items, targets)
+		for _, x := range batch {
+			x.slot.mu.Unlock()
+		}
+		shared = rest
+	}
+}
+
+// sharedItem is a job item on a shared target.
+type sharedItem struct {
+	it   jobItem
+	slot *targetSlot
 }
 
 // onReady calls the OnReady hook; false means the case was refused.
@@ -220,9 +305,9 @@ func (w *worker) probe(p *proc, items []jobItem, targets map[int]*proc) {
 	}
 }
 
-// runSingle runs a case that needs its own process tree: the prober as the
-// target's parent, both spawned from one Landlock-restricted thread, or a
-// target that exits before it is probed.
+// runSingle runs a case that needs its own pair: a target that exits
+// before it is probed (kept as a zombie of the runner, or of its
+// prober-parent).
 func (w *worker) runSingle(i int) {
 	c := &w.cases[i]
 	launcher, tOwn, pOwn, _ := c.Landlock.layout()
@@ -231,7 +316,6 @@ func (w *worker) runSingle(i int) {
 	var t, p *proc
 	var err error
 	var spawn func() error
-	var closeAfter []*os.File
 	preq := &spawnReq{role: roleProber, creds: c.Prober, landlock: pOwn, inherited: launcher, stderr: errb}
 	if c.Relation.norm() == RelParent {
 		var cin, cout *os.File
@@ -240,11 +324,10 @@ func (w *worker) runSingle(i int) {
 			w.results[i].fail(fmt.Errorf("case %d %q: %w", i, c.Name, err))
 			return
 		}
-		closeAfter = []*os.File{cin, cout}
-		preq.child = &childSpec{Role: roleTarget, Creds: tcreds, Landlock: tOwn, Inherited: launcher}
+		preq.children = []*childSpec{{Role: roleTarget, Creds: tcreds, Landlock: tOwn, Inherited: launcher}}
 		preq.extra = []*os.File{cin, cout}
 		spawn = func() error {
-			p, err = w.r.start(preq)
+			p, err = w.spawn(preq)
 			return err
 		}
 	} else {
@@ -253,21 +336,15 @@ func (w *worker) runSingle(i int) {
 			treq.exitCode = exitedTargetStatus
 		}
 		spawn = func() error {
-			if t, err = w.r.start(treq); err != nil {
+			if t, err = w.spawn(treq); err != nil {
 				return err
 			}
-			p, err = w.r.start(preq)
+			p, err = w.spawn(preq)
 			return err
 		}
 	}
-	if launcher {
-		err = inLandlockDomain(spawn)
-	} else {
-		err = spawn()
-	}
-	for _, f := range closeAfter {
-		f.Close()
-	}
+	err = spawn()
+	closeFiles(preq.extra)
 	var ps []*proc
 	for _, x := range []*proc{t, p} { // the target is closed first
 		if x != nil {

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/procgate/procgate/kernel"
@@ -19,11 +20,18 @@ import (
 //go:embed page/page.html page/page.css page/page.js
 var pageFS embed.FS
 
-var (
-	pageTemplate = template.Must(template.ParseFS(pageFS, "page/page.html"))
-	pageCSS      = mustAsset("page/page.css")
-	pageJS       = mustAsset("page/page.js")
-)
+// page parses the template and reads the assets on first use, not at
+// start-up: every process of the binary would pay for it, including the
+// verifier's short-lived role processes.
+var page = sync.OnceValue(func() struct {
+	tmpl    *template.Template
+	css, js string
+} {
+	return struct {
+		tmpl    *template.Template
+		css, js string
+	}{template.Must(template.ParseFS(pageFS, "page/page.html")), mustAsset("page/page.css"), mustAsset("page/page.js")}
+})
 
 // mustAsset returns an embedded asset (present: go:embed checked it).
 func mustAsset(name string) string {
@@ -64,12 +72,13 @@ func WriteHTML(w io.Writer, r *Report) error {
 		title += fmt.Sprintf(": %d machines", len(r.Machines))
 	}
 	var b bytes.Buffer
-	err = pageTemplate.Execute(&b, struct {
+	pg := page()
+	err = pg.tmpl.Execute(&b, struct {
 		Title string
 		CSS   template.CSS
 		JS    template.JS
 		Data  template.JS
-	}{title, template.CSS(pageCSS), template.JS(pageJS), template.JS(data)})
+	}{title, template.CSS(pg.css), template.JS(pg.js), template.JS(data)})
 	if err != nil {
 		return fmt.Errorf("html: %w", err)
 	}

@@ -234,14 +234,16 @@ func (g *gen) creds(prober bool) oracle.Creds {
 	return c
 }
 
-// next draws one case.
+// next draws one case. A case with a process tree of its own (the prober
+// as the target's parent) or a Landlock layout draws its credentials from
+// the first specialPool of each pool: every such layout multiplies the
+// processes the oracle must spawn (a prober restricted by Landlock is
+// another process than the same credentials unrestricted), and these
+// layouts decide by the tree and the domains, which the grid already
+// crosses with every kind of credentials.
 func (g *gen) next(i int) oracle.Case {
 	for {
-		c := oracle.Case{
-			Name:   fmt.Sprintf("random #%d", i),
-			Prober: g.probers[g.rng.IntN(len(g.probers))],
-			Target: g.targets[g.rng.IntN(len(g.targets))],
-		}
+		c := oracle.Case{Name: fmt.Sprintf("random #%d", i)}
 		switch r := g.rng.Float64(); {
 		case r < 0.04:
 			c.Relation = oracle.RelSelf
@@ -260,8 +262,18 @@ func (g *gen) next(i int) oracle.Case {
 				oracle.LandlockShared, oracle.LandlockNested, oracle.LandlockNestedReverse}
 			c.Landlock = all[g.rng.IntN(len(all))]
 		}
+		np, nt := len(g.probers), len(g.targets)
+		if c.Relation == oracle.RelParent || c.Landlock != "" {
+			np, nt = specialPool, specialPool
+		}
+		c.Prober = g.probers[g.rng.IntN(np)]
+		c.Target = g.targets[g.rng.IntN(nt)]
 		if c.Validate() == nil {
 			return c
 		}
 	}
 }
+
+// specialPool is the number of credentials of each pool that cases with
+// a process tree or a Landlock layout draw from.
+const specialPool = 8

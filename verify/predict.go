@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/oracle"
@@ -15,8 +16,25 @@ type Access struct {
 	Syscall *kernel.Syscall
 }
 
-// AccessOf maps an oracle probe to the model's question.
+// AccessOf maps an oracle probe to the model's question. The probes are a
+// small fixed set asked thousands of times per run: each is looked up
+// once (a probe that names a system call misses the entry table first,
+// and the miss computes a spelling suggestion).
 func AccessOf(p oracle.Probe) (Access, error) {
+	if a, ok := accessOf.Load(p); ok {
+		return a.(Access), nil
+	}
+	a, err := lookupAccess(p)
+	if err == nil {
+		accessOf.Store(p, a)
+	}
+	return a, err
+}
+
+// accessOf memoizes AccessOf's answers, by probe.
+var accessOf sync.Map
+
+func lookupAccess(p oracle.Probe) (Access, error) {
 	if e, err := kernel.LookupEntry(string(p)); err == nil {
 		return Access{Entry: e, Path: string(p)}, nil
 	}

@@ -185,9 +185,19 @@ func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (
 	}
 	var ready atomic.Int64
 	var mu sync.Mutex
+	// The kernel-wide facts are read once per run, the processes once per
+	// case.
+	var liveOpts live.Options
+	if opts.Snapshot {
+		ki, err := live.ReadKernel(live.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("verify: live snapshot: %w", err)
+		}
+		liveOpts.Kernel = &ki
+	}
 	onReady := func(i int, target, prober oracle.Observed) error {
 		if opts.Snapshot && i >= 0 && i < len(cases) {
-			s := snapshot(cases[i], target, prober, opts.Mutate)
+			s := snapshot(cases[i], target, prober, liveOpts, opts.Mutate)
 			mu.Lock()
 			snaps[i] = s
 			mu.Unlock()
@@ -290,12 +300,12 @@ func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (
 }
 
 // snapshot reads the case's live processes and predicts every probe.
-func snapshot(c oracle.Case, target, prober oracle.Observed, mutate func(*kernel.World, *kernel.Task, *kernel.Task)) *snap {
+func snapshot(c oracle.Case, target, prober oracle.Observed, opts live.Options, mutate func(*kernel.World, *kernel.Task, *kernel.Task)) *snap {
 	pids := []int{prober.Pid}
 	if target.Pid != prober.Pid && target.Pid != 0 {
 		pids = append(pids, target.Pid)
 	}
-	sys, err := live.ReadPIDs(pids, live.Options{})
+	sys, err := live.ReadPIDs(pids, opts)
 	if err != nil {
 		return &snap{err: fmt.Errorf("live snapshot of pids %v: %w", pids, err)}
 	}
