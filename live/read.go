@@ -32,6 +32,9 @@ type Options struct {
 	// list of active security modules. It needs CAP_SYS_ADMIN; the mount
 	// is left in place.
 	MountSecurityFS bool
+	// Tasks, when set, keeps what was read of each process for later
+	// reads through the same cache (see TaskCache).
+	Tasks *TaskCache
 	// Kernel, when set, supplies the kernel-wide facts (release, modules,
 	// sysctls, the procfs mount's options) instead of reading them: a
 	// caller that reads a few processes at a time, many times in a row
@@ -290,6 +293,27 @@ func (r *reader) read(pids []int, closure bool) (*System, error) {
 	return r.build(k, raws)
 }
 
+// taskNS makes sure the reader knows rt's user namespace (rt.nsIno, read
+// from the task whose /proc directory is dirfd): its owner, maps and
+// parents.
+func (r *reader) taskNS(pid, dirfd int, rt *rawTask) error {
+	ino := rt.nsIno
+	if rt.nsErr != nil {
+		return nil
+	}
+	if _, ok := r.ns[ino]; !ok {
+		if err := r.resolveNS(pid, dirfd, ino); err != nil {
+			if r.pin && isGone(err) {
+				return &ProcessError{PID: pid, Op: "read user namespace", Err: procfs.Gone(err)}
+			}
+			rt.nsErr = err
+		}
+	} else if !r.nsMaps[ino] && ino != r.initIno {
+		r.readMaps(dirfd, ino)
+	}
+	return nil
+}
+
 // isGone reports whether err means the process is no longer there.
 func isGone(err error) bool {
 	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)
@@ -315,7 +339,8 @@ func (r *reader) readTask(pid int) (*rawTask, error) {
 	}
 	var p *procfs.Pin
 	var err error
-	if tgid, ok := r.threadOf[pid]; ok {
+	tgid, thread := r.threadOf[pid]
+	if thread {
 		p, err = r.root.PinThread(pid, tgid)
 	} else {
 		p, err = r.root.PinTask(pid)
@@ -324,6 +349,21 @@ func (r *reader) readTask(pid int) (*rawTask, error) {
 		return nil, err
 	}
 	defer p.Close()
+	var id uint64 // the cache's key; threads (pinned by their process) are not cached
+	if !thread {
+		id = r.opts.Tasks.id(p)
+	}
+	if rt := r.opts.Tasks.get(id); rt != nil {
+		// The namespace objects belong to this read: resolve them as
+		// readFiles would have.
+		if err := r.taskNS(pid, p.Dir, rt); err != nil {
+			return nil, err
+		}
+		if err := p.Verify(); err != nil {
+			return nil, err
+		}
+		return rt, nil
+	}
 	rt, err := r.readFiles(pid, p.Dir)
 	if err != nil {
 		return nil, err
@@ -334,6 +374,7 @@ func (r *reader) readTask(pid int) (*rawTask, error) {
 	if err := p.Verify(); err != nil {
 		return nil, err
 	}
+	r.opts.Tasks.put(id, rt)
 	return rt, nil
 }
 
@@ -366,15 +407,8 @@ func (r *reader) readFiles(pid, dirfd int) (*rawTask, error) {
 		rt.nsErr = err
 	} else {
 		rt.nsIno = ino
-		if _, ok := r.ns[ino]; !ok {
-			if err := r.resolveNS(pid, dirfd, ino); err != nil {
-				if r.pin && isGone(err) {
-					return nil, &ProcessError{PID: pid, Op: "read user namespace", Err: procfs.Gone(err)}
-				}
-				rt.nsErr = err
-			}
-		} else if !r.nsMaps[ino] && ino != r.initIno {
-			r.readMaps(dirfd, ino)
+		if err := r.taskNS(pid, dirfd, rt); err != nil {
+			return nil, err
 		}
 	}
 	// The dump owner: the owner of a non-0555 entry (fd/ is 0500).

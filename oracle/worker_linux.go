@@ -18,6 +18,8 @@ type worker struct {
 
 	mu   sync.Mutex
 	live map[*proc]bool
+	// exiting counts the releases under way in the background.
+	exiting sync.WaitGroup
 }
 
 // spawn starts q, from the window's launcher thread when q starts in the
@@ -47,6 +49,16 @@ func (w *worker) track(p *proc) {
 	}
 }
 
+// releaseLater releases ps in the background (a prober's exit and reaping
+// need not hold up the next one); run waits for it before it returns.
+func (w *worker) releaseLater(ps ...*proc) {
+	w.exiting.Add(1)
+	go func() {
+		defer w.exiting.Done()
+		w.release(ps...)
+	}()
+}
+
 func (w *worker) release(ps ...*proc) {
 	for _, p := range ps {
 		p.close(w.r.opts.Timeout)
@@ -69,6 +81,7 @@ func (w *worker) killAll() {
 func (w *worker) run(pl *plan) {
 	stop := context.AfterFunc(w.ctx, w.killAll)
 	defer stop()
+	defer w.exiting.Wait()
 	// Start the next prober while the current one works, so that
 	// spawning overlaps probing.
 	var next *proc
@@ -167,7 +180,7 @@ func (w *worker) runUnit(u *unit, p *proc, err error) {
 		w.release(kids...) // the children first: their stdin, then the prober
 		return
 	}
-	defer w.release(append(kids, p)...)
+	defer w.releaseLater(append(kids, p)...)
 	kidErr := map[*proc]error{}
 	for _, t := range kids {
 		kidErr[t] = t.awaitReady(w.r, w.r.opts.Timeout)
@@ -219,18 +232,21 @@ func (w *worker) runUnit(u *unit, p *proc, err error) {
 		shared = append(shared, sharedItem{it, slot})
 	}
 	w.probe(p, ownItems, own)
-	// The shared targets in batches: every target free now, at least the
-	// first still pending (waiting for it while holding none).
+	// The shared targets in batches of at most maxBatch: the targets free
+	// now; when none is, wait for the first pending one while holding none.
+	// Small batches keep the other workers' probers from waiting long.
 	for len(shared) > 0 {
 		var batch, rest []sharedItem
-		for k, x := range shared {
-			if k == 0 {
-				x.slot.mu.Lock()
-			} else if !x.slot.mu.TryLock() {
+		for _, x := range shared {
+			if len(batch) < maxBatch && x.slot.mu.TryLock() {
+				batch = append(batch, x)
+			} else {
 				rest = append(rest, x)
-				continue
 			}
-			batch = append(batch, x)
+		}
+		if len(batch) == 0 {
+			rest[0].slot.mu.Lock()
+			batch, rest = rest[:1], rest[1:]
 		}
 		var items []jobItem
 		targets := map[int]*proc{}
@@ -247,6 +263,9 @@ func (w *worker) runUnit(u *unit, p *proc, err error) {
 		shared = rest
 	}
 }
+
+// maxBatch bounds the shared targets one job holds.
+const maxBatch = 16
 
 // sharedItem is a job item on a shared target.
 type sharedItem struct {

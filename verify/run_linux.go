@@ -185,8 +185,8 @@ func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (
 	}
 	var ready atomic.Int64
 	var mu sync.Mutex
-	// The kernel-wide facts are read once per run, the processes once per
-	// case.
+	// The kernel-wide facts are read once per run, and so is each
+	// process; the world is built once per case.
 	var liveOpts live.Options
 	if opts.Snapshot {
 		ki, err := live.ReadKernel(live.Options{})
@@ -194,6 +194,9 @@ func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (
 			return nil, fmt.Errorf("verify: live snapshot: %w", err)
 		}
 		liveOpts.Kernel = &ki
+		// The processes of a run do not change once ready: each (and
+		// each ancestor) is read once.
+		liveOpts.Tasks = live.NewTaskCache()
 	}
 	onReady := func(i int, target, prober oracle.Observed) error {
 		if opts.Snapshot && i >= 0 && i < len(cases) {
@@ -348,8 +351,10 @@ func snapshot(c oracle.Case, target, prober oracle.Observed, opts live.Options, 
 	if fc.MM != nil {
 		fc.MM.Dumpable = dumpableOf(c.Prober)
 	}
-	s := &snap{world: w, caller: caller, target: tgt}
-	for _, p := range probesOf(c) {
+	probes := probesOf(c)
+	s := &snap{world: w, caller: caller, target: tgt,
+		plain: make([]oracle.ProbeResult, 0, len(probes)), answers: make([]oracle.ProbeResult, 0, len(probes)), excused: make([]bool, 0, len(probes))}
+	for _, p := range probes {
 		a, err := AccessOf(p)
 		if err != nil {
 			return &snap{err: err}
