@@ -100,20 +100,17 @@ apt_opts() {
 		-o Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false \
 		-o Acquire::IndexTargets::deb::CNF::DefaultEnabled=false
 }
-papt() {
-	local r=$1
-	shift
+# private TOOL RELEASE ARGS...: apt-get or apt-cache with a release's
+# private configuration.
+private() {
+	local tool=$1 r=$2
+	shift 2
 	local -a o
 	mapfile -t o < <(apt_opts "$r")
-	apt-get "${o[@]}" "$@"
+	"$tool" "${o[@]}" "$@"
 }
-pcache() {
-	local r=$1
-	shift
-	local -a o
-	mapfile -t o < <(apt_opts "$r")
-	apt-cache "${o[@]}" "$@"
-}
+papt() { private apt-get "$@"; }
+pcache() { private apt-cache "$@"; }
 # sources RELEASE: the sources.list lines of a release (the suites its
 # kernel comes from).
 sources() {

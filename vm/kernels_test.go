@@ -223,7 +223,7 @@ func TestKernelsMD(t *testing.T) {
 	work := t.TempDir()
 	for _, k := range []*KernelResult{
 		{Label: "trixie", Release: "trixie", Distribution: releaseNames["trixie"], Package: "linux-image-x", Version: "6.12.118-1", Upstream: "6.12.118",
-			Built: map[string]bool{"yama": true, "apparmor": true, "selinux": true, "landlock": true}, Cases: 10,
+			Built: map[string]bool{"yama": true, "apparmor": true, "selinux": true, "landlock": true}, Counts: Counts{Cases: 10},
 			Modules:  map[string]ModuleResult{ModYama: {Cases: 6}, ModAppArmor: {Cases: 4, Disagree: 1}},
 			Features: []FeatureResult{{Name: "proc_mem_esrch", Predicted: true, Observed: "yes", Cases: 3}, {Name: "user_dumpable", Predicted: false, Observed: "yes", Cases: 1}}},
 		{Label: "bullseye", Release: "bullseye", Distribution: releaseNames["bullseye"], Built: map[string]bool{"yama": true}, Notes: []string{"16 Landlock cases left out"}},

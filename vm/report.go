@@ -84,20 +84,37 @@ func (r *report) print(w io.Writer) {
 	}
 }
 
+// Counts are the case and probe counts of one or more suites.
+type Counts struct {
+	// Cases, Probes: the cases that ran and their probe results.
+	Cases  int `json:"cases"`
+	Probes int `json:"probes"`
+	// Refused: cases the VM's oracle refused to run (credentials not as
+	// requested, a setup error).
+	Refused int `json:"refused"`
+	// DisagreeCases, DisagreeProbes: cases with a probe answer that
+	// differs from the model's, and those probe answers.
+	DisagreeCases  int `json:"disagree_cases"`
+	DisagreeProbes int `json:"disagree_probes"`
+	// PredictErrs: cases the model could not predict.
+	PredictErrs int `json:"predict_errors"`
+}
+
+// add adds a suite's counts.
+func (c *Counts) add(r *report) {
+	c.Cases += r.cases
+	c.Probes += r.probes
+	c.Refused += r.refused
+	c.DisagreeCases += r.disagreeCases
+	c.DisagreeProbes += r.disagreeProbes
+	c.PredictErrs += r.predictErrs
+}
+
 // Totals sums the reports of a run's suites.
 type Totals struct {
 	// Suites is the number of boots (or saved logs) compared.
 	Suites int
-	// Cases, Probes: the cases that ran and their probe results.
-	Cases, Probes int
-	// Refused: cases the VM's oracle refused to run (credentials not as
-	// requested, a setup error).
-	Refused int
-	// DisagreeCases, DisagreeProbes: cases with a probe answer that
-	// differs from the model's, and those probe answers.
-	DisagreeCases, DisagreeProbes int
-	// PredictErrs: cases the model could not predict.
-	PredictErrs int
+	Counts
 	// Unfinished names the suites whose VM printed no BEGIN or END line,
 	// and the kernels that could not be booted, with the errors; "" when
 	// every suite finished.
@@ -108,12 +125,7 @@ type Totals struct {
 
 func (t *Totals) add(r *report) {
 	t.Suites++
-	t.Cases += r.cases
-	t.Probes += r.probes
-	t.Refused += r.refused
-	t.DisagreeCases += r.disagreeCases
-	t.DisagreeProbes += r.disagreeProbes
-	t.PredictErrs += r.predictErrs
+	t.Counts.add(r)
 	if r.begin == nil || r.end == nil {
 		t.Unfinished += fmt.Sprintf("suite %s: %s; ", r.suite, strings.Join(r.errors, "; "))
 	}

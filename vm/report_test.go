@@ -91,11 +91,11 @@ func TestTotalsFailure(t *testing.T) {
 		min  int
 		want string // "" for no failure
 	}{
-		{"all agree", Totals{Suites: 2, Cases: 400}, 300, ""},
-		{"disagreement", Totals{Cases: 400, DisagreeCases: 1}, 300, "1 disagreeing, 0 refused and 0 unpredicted of 400 cases"},
-		{"refusal", Totals{Cases: 400, Refused: 2}, 300, "0 disagreeing, 2 refused"},
-		{"unpredicted", Totals{Cases: 400, PredictErrs: 1}, 300, "1 unpredicted"},
-		{"too few", Totals{Cases: 10}, 300, "only 10 cases ran, want at least 300"},
+		{"all agree", Totals{Suites: 2, Counts: Counts{Cases: 400}}, 300, ""},
+		{"disagreement", Totals{Counts: Counts{Cases: 400, DisagreeCases: 1}}, 300, "1 disagreeing, 0 refused and 0 unpredicted of 400 cases"},
+		{"refusal", Totals{Counts: Counts{Cases: 400, Refused: 2}}, 300, "0 disagreeing, 2 refused"},
+		{"unpredicted", Totals{Counts: Counts{Cases: 400, PredictErrs: 1}}, 300, "1 unpredicted"},
+		{"too few", Totals{Counts: Counts{Cases: 10}}, 300, "only 10 cases ran, want at least 300"},
 	} {
 		err := tc.t.Failure(tc.min)
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {

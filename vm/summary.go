@@ -47,12 +47,7 @@ type KernelResult struct {
 	Notes  []string `json:"notes,omitempty"`
 	Errors []string `json:"errors,omitempty"`
 	// The counts over all suites, as in Totals.
-	Cases          int `json:"cases"`
-	Probes         int `json:"probes"`
-	Refused        int `json:"refused"`
-	DisagreeCases  int `json:"disagree_cases"`
-	DisagreeProbes int `json:"disagree_probes"`
-	PredictErrs    int `json:"predict_errors"`
+	Counts
 	// Seconds is the wall time of the kernel's boots (package extraction
 	// included), Init how the init binary was linked ("static" or
 	// "dynamic": the emulated dynamic loader slows every spawn); Date the
@@ -123,12 +118,7 @@ func (kr *kernelRun) result() *KernelResult {
 			sr.VMSeconds = r.end.Seconds
 		}
 		k.Suites = append(k.Suites, sr)
-		k.Cases += r.cases
-		k.Probes += r.probes
-		k.Refused += r.refused
-		k.DisagreeCases += r.disagreeCases
-		k.DisagreeProbes += r.disagreeProbes
-		k.PredictErrs += r.predictErrs
+		k.Counts.add(r)
 		for name, m := range r.modules {
 			sum := k.Modules[name]
 			sum.Cases += m.cases
