@@ -3,6 +3,7 @@ package report
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -320,7 +321,12 @@ func diff(before, after *Machine) *Diff {
 			}
 		}
 	}
-	for k, e := range before.relEdge {
+	// In pid order: a diff edge's example and layer are its first pair's.
+	relPairs := slices.SortedFunc(maps.Keys(before.relEdge), func(a, b [2]int) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	})
+	for _, k := range relPairs {
+		e := before.relEdge[k]
 		ae := after.relEdge[k]
 		for a := range NumAccess {
 			dk := diffKey{e.p.Key, e.t.Key, e.Relation, a}

@@ -382,6 +382,31 @@ func TestWhatIfYamaReach(t *testing.T) {
 	t.Logf("yama 0 -> 1: %d pairs × %d accesses decided; %d pair-accesses removed in %d edges", pairs, NumAccess, nr, len(d.Removed))
 }
 
+// TestWhatIfDeterministic builds the same what-if ten times: the diff,
+// its examples and layers included, is the same every time (it was not
+// when related pairs were visited in map order).
+func TestWhatIfDeterministic(t *testing.T) {
+	// yama=2 takes attach from every descendant pair: shell -> editor and
+	// shell -> editor2 are one diff edge of two related pairs.
+	w := loadWorld(t, "testdata/reach.yaml")
+	var first []DiffEdge
+	for i := range 10 {
+		m, err := Build(Input{Name: "reach", Source: "scenario", World: w}, Options{WhatIf: []WhatIf{mustWhatIf(t, "yama=2")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.WhatIf[0].Removed
+		if len(got) == 0 {
+			t.Fatal("yama=2 removes nothing")
+		}
+		if i == 0 {
+			first = got
+		} else if !slices.Equal(got, first) {
+			t.Fatalf("build %d: the diff differs from the first build's:\n%+v\n%+v", i, got, first)
+		}
+	}
+}
+
 // TestWhatIfScenarios checks every Yama, hidepid and suid_dumpable
 // what-if on every scenario, pair by pair. (The model reads
 // fs.suid_dumpable in no decision: the kernel applies it when a process
