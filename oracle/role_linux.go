@@ -89,7 +89,9 @@ type jobReply struct {
 // RunRoleIfRequested runs the oracle role this process was re-executed for,
 // and exits; it returns at once when no role is requested. Call it at the
 // very top of main (and of TestMain in test binaries) of every binary that
-// creates a [Runner].
+// creates a [Runner], or import package roleinit for its side effect,
+// which calls it from a package initialiser: a role process then skips
+// the initialisers of most packages the rest of the binary needs.
 func RunRoleIfRequested() {
 	role := os.Getenv(envRole)
 	if role == "" {

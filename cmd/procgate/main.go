@@ -14,14 +14,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procgate/procgate/fuseproc"
-	"github.com/procgate/procgate/oracle"
+	_ "github.com/procgate/procgate/oracle/roleinit" // the verifier's role processes start here
 	"github.com/procgate/procgate/privsep"
 )
 
 func main() {
 	// The verifier re-executes this binary as its target and prober
-	// processes; such a run never reaches the command line.
-	oracle.RunRoleIfRequested()
+	// processes; such a run never reaches main: package roleinit, imported
+	// above, runs the role from its initialiser, before the initialisers
+	// of most other packages (a third of a role's start-up CPU).
 	privsep.RunReaderIfRequested()     // the daemons' privileged reader (privilege separation)
 	fuseproc.RunUnmounterIfRequested() // procgate mount's unmounter
 	os.Exit(run(os.Args[1:]))
