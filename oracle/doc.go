@@ -43,14 +43,16 @@
 // running for the next prober.
 //
 // Runner.Run pools processes: each distinct prober is spawned once and
-// probes all its targets; each distinct target is spawned once per worker.
-// Cases that need a particular process tree get their own pair: the
-// prober-is-parent relation (the prober spawns the target before applying
-// its own credentials), and the Landlock layouts shared, nested and
-// nested-reverse, whose processes are spawned from one orchestrator OS
-// thread that is locked, restricted with landlock_restrict_self and then
+// probes all its targets; each distinct target is spawned once per window
+// of cases and shared by the workers, one prober at a time. A
+// prober-is-parent prober spawns all its cases' targets as its children
+// before applying its own credentials. The Landlock layouts shared, nested
+// and nested-reverse spawn their processes from one orchestrator OS thread
+// per window that is locked, restricted with landlock_restrict_self and
 // left to die with its goroutine (pitfall P5: a Landlock domain belongs to
-// a thread, and children inherit the forking thread's domain).
+// a thread, and children inherit the forking thread's domain), so that
+// every process of those cases starts in that one domain. Only a target
+// that must exit before it is probed gets a pair of its own.
 //
 // User namespaces are created at spawn: a namespace "made by root" through
 // SysProcAttr with Credential 0/0 (P2), a namespace "owned" by uid U through
