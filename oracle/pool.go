@@ -268,8 +268,8 @@ func (r *Runner) plan(cases []Case, idx, single []int, caseTarget []string, targ
 		case win.targets[k] == nil && k == "self":
 			win.targets[k] = &targetSlot{self: true}
 		case win.targets[k] == nil:
-			q := targetReq[k]
-			win.targets[k] = &targetSlot{req: &spawnReq{role: roleTarget, creds: q.creds, landlock: q.landlock, inherited: q.inherited}}
+			q := *targetReq[k] // the slot's own: runWindow gives it a stderr
+			win.targets[k] = &targetSlot{req: &q}
 		}
 		if !u.parent {
 			win.caseTarget[i] = win.targets[k]

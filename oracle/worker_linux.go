@@ -325,8 +325,8 @@ func (w *worker) probe(p *proc, items []jobItem, targets map[int]*proc) {
 }
 
 // runSingle runs a case that needs its own pair: a target that exits
-// before it is probed (kept as a zombie of the runner, or of its
-// prober-parent).
+// before it is probed (kept as a zombie of the runner), or any case when
+// the pool is off (Options.NoPool).
 func (w *worker) runSingle(i int) {
 	c := &w.cases[i]
 	launcher, tOwn, pOwn, _ := c.Landlock.layout()
@@ -334,7 +334,6 @@ func (w *worker) runSingle(i int) {
 	tcreds := c.targetCreds()
 	var t, p *proc
 	var err error
-	var spawn func() error
 	preq := &spawnReq{role: roleProber, creds: c.Prober, landlock: pOwn, inherited: launcher, stderr: errb}
 	if c.Relation.norm() == RelParent {
 		var cin, cout *os.File
@@ -345,25 +344,17 @@ func (w *worker) runSingle(i int) {
 		}
 		preq.children = []*childSpec{{Role: roleTarget, Creds: tcreds, Landlock: tOwn, Inherited: launcher}}
 		preq.extra = []*os.File{cin, cout}
-		spawn = func() error {
-			p, err = w.spawn(preq)
-			return err
-		}
+		p, err = w.spawn(preq)
+		closeFiles(preq.extra)
 	} else {
 		treq := &spawnReq{role: roleTarget, creds: tcreds, landlock: tOwn, inherited: launcher, stderr: errb}
 		if c.TargetExits {
 			treq.exitCode = exitedTargetStatus
 		}
-		spawn = func() error {
-			if t, err = w.spawn(treq); err != nil {
-				return err
-			}
+		if t, err = w.spawn(treq); err == nil {
 			p, err = w.spawn(preq)
-			return err
 		}
 	}
-	err = spawn()
-	closeFiles(preq.extra)
 	var ps []*proc
 	for _, x := range []*proc{t, p} { // the target is closed first
 		if x != nil {

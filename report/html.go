@@ -23,15 +23,15 @@ var pageFS embed.FS
 // page parses the template and reads the assets on first use, not at
 // start-up: every process of the binary would pay for it, including the
 // verifier's short-lived role processes.
-var page = sync.OnceValue(func() struct {
+var page = sync.OnceValue(func() pageAssets {
+	return pageAssets{template.Must(template.ParseFS(pageFS, "page/page.html")), mustAsset("page/page.css"), mustAsset("page/page.js")}
+})
+
+// pageAssets are the page's template, style sheet and script.
+type pageAssets struct {
 	tmpl    *template.Template
 	css, js string
-} {
-	return struct {
-		tmpl    *template.Template
-		css, js string
-	}{template.Must(template.ParseFS(pageFS, "page/page.html")), mustAsset("page/page.css"), mustAsset("page/page.js")}
-})
+}
 
 // mustAsset returns an embedded asset (present: go:embed checked it).
 func mustAsset(name string) string {

@@ -2,6 +2,7 @@ package vm
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -114,6 +115,13 @@ func packageVersion(procVersion string) string {
 		return m[1]
 	}
 	return ""
+}
+
+// kernelLabel names a kernel by the release its package version belongs
+// to, else by the version, else by fallback; release is "" when unknown.
+func kernelLabel(version, fallback string) (label, release string) {
+	release = releaseForVersion(version)
+	return cmp.Or(release, version, fallback), release
 }
 
 // releaseForVersion guesses the release a Debian kernel package version

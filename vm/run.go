@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -227,16 +228,8 @@ func compareLogs(files []string, ss []*suite) ([]*kernelRun, error) {
 		key, label, rel := "", "kernel", ""
 		if run.begin != nil {
 			key = run.begin.Release + " " + run.begin.Version
-			v := packageVersion(run.begin.Version)
-			rel = releaseForVersion(v)
-			switch {
-			case rel != "":
-				label = rel
-			case v != "":
-				label = v
-			case run.begin.Release != "":
-				label = run.begin.Release
-			}
+			fallback := cmp.Or(run.begin.Release, label)
+			label, rel = kernelLabel(packageVersion(run.begin.Version), fallback)
 		}
 		kr := byKernel[key]
 		if kr == nil {
@@ -264,14 +257,12 @@ func bootKernel(ctx context.Context, progress io.Writer, o Options, k KernelDeb,
 		return kr
 	}
 	if kr.label == "" {
-		kr.label = strings.TrimSuffix(filepath.Base(k.Deb), ".deb")
-		if f := strings.Split(kr.label, "_"); len(f) >= 2 {
-			kr.label = f[1]
-			kr.release = releaseForVersion(f[1])
-			if kr.release != "" {
-				kr.label = kr.release
-			}
+		name := strings.TrimSuffix(filepath.Base(k.Deb), ".deb")
+		version := "" // PACKAGE_VERSION_ARCH.deb
+		if f := strings.Split(name, "_"); len(f) >= 2 {
+			version = f[1]
 		}
+		kr.label, kr.release = kernelLabel(version, name)
 	}
 	initBin := o.Init
 	if initBin == "" {
