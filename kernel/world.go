@@ -3,6 +3,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // HidePID is the procfs hidepid= mount option (include/linux/proc_fs.h:
@@ -173,4 +174,57 @@ func (w *World) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CloneFor copies the tasks a decision between c and t can reach (their
+// parents, leaders, tracers and Yama exceptions' tracers, transitively)
+// and their address spaces into a new world with w's settings, and
+// returns it with the copies of c and t. The copy may be changed without
+// changing w (a what-if, a verifier's supplied facts); the user
+// namespaces and Landlock domains are shared, not copied. Decisions
+// never look tasks up by name or pid, so the copy has no index.
+func (w *World) CloneFor(c, t *Task) (*World, *Task, *Task) {
+	m := map[*Task]*Task{}
+	var order []*Task
+	var visit func(x *Task)
+	visit = func(x *Task) {
+		if x == nil || m[x] != nil {
+			return
+		}
+		cp := *x
+		m[x] = &cp
+		order = append(order, x)
+		visit(x.Parent)
+		visit(x.Leader)
+		visit(x.Tracer)
+		if x.Ptracer != nil {
+			visit(x.Ptracer.Tracer)
+		}
+	}
+	visit(c)
+	visit(t)
+	nw := &World{
+		Release: w.Release, Features: w.Features, LSMs: slices.Clone(w.LSMs),
+		SuidDumpable: w.SuidDumpable, Proc: w.Proc, Init: w.Init, Namespaces: w.Namespaces,
+		Mutation: w.Mutation,
+	}
+	mms := map[*MM]*MM{}
+	for _, old := range order {
+		cp := m[old]
+		cp.Parent, cp.Leader, cp.Tracer = m[old.Parent], m[old.Leader], m[old.Tracer]
+		if old.Ptracer != nil {
+			x := *old.Ptracer
+			x.Tracer = m[x.Tracer]
+			cp.Ptracer = &x
+		}
+		if old.MM != nil {
+			if mms[old.MM] == nil {
+				mm := *old.MM
+				mms[old.MM] = &mm
+			}
+			cp.MM = mms[old.MM]
+		}
+		nw.Tasks = append(nw.Tasks, cp)
+	}
+	return nw, m[c], m[t]
 }

@@ -64,7 +64,7 @@ func (s *System) Unknowns(caller, target *kernel.Task, a Access) []string {
 	var cc, ct *kernel.Task
 	differs := func(mutate func(w *kernel.World, c, t *kernel.Task) (undo func())) (kernel.Decision, bool) {
 		if cw == nil {
-			cw, cc, ct = cloneFor(w, caller, target)
+			cw, cc, ct = w.CloneFor(caller, target)
 		}
 		undo := mutate(cw, cc, ct)
 		d := a.Evaluate(cw, cc, ct, false)
@@ -182,56 +182,6 @@ func (denyModule) PtraceTraceme(kernel.Env, *kernel.Task, *kernel.Task) kernel.E
 
 func (denyModule) Capable(kernel.Env, *kernel.Task, *kernel.UserNS, kernel.Cap, bool) kernel.Errno {
 	return kernel.OK
-}
-
-// cloneFor copies the tasks a decision between c and t can reach
-// (parents, leaders, tracers, Yama exceptions) and their address spaces
-// into a new world with w's settings, so that a what-if can change them.
-func cloneFor(w *kernel.World, c, t *kernel.Task) (*kernel.World, *kernel.Task, *kernel.Task) {
-	m := map[*kernel.Task]*kernel.Task{}
-	var order []*kernel.Task
-	var visit func(x *kernel.Task)
-	visit = func(x *kernel.Task) {
-		if x == nil || m[x] != nil {
-			return
-		}
-		cp := *x
-		m[x] = &cp
-		order = append(order, x)
-		visit(x.Parent)
-		visit(x.Leader)
-		visit(x.Tracer)
-		if x.Ptracer != nil {
-			visit(x.Ptracer.Tracer)
-		}
-	}
-	visit(c)
-	visit(t)
-	nw := &kernel.World{
-		Release: w.Release, Features: w.Features, LSMs: slices.Clone(w.LSMs),
-		SuidDumpable: w.SuidDumpable, Proc: w.Proc, Init: w.Init, Namespaces: w.Namespaces,
-	}
-	mms := map[*kernel.MM]*kernel.MM{}
-	for _, old := range order {
-		cp := m[old]
-		cp.Parent, cp.Leader, cp.Tracer = m[old.Parent], m[old.Leader], m[old.Tracer]
-		if old.Ptracer != nil {
-			x := *old.Ptracer
-			x.Tracer = m[x.Tracer]
-			cp.Ptracer = &x
-		}
-		if old.MM != nil {
-			if mms[old.MM] == nil {
-				mm := *old.MM
-				mms[old.MM] = &mm
-			}
-			cp.MM = mms[old.MM]
-		}
-		// Decisions never look tasks up by name or pid: the copy needs
-		// no index.
-		nw.Tasks = append(nw.Tasks, cp)
-	}
-	return nw, m[c], m[t]
 }
 
 // Uncertainties lists, one sentence per kind, the tasks about which Read

@@ -133,19 +133,29 @@ func landlockRestrictAll() error {
 // applyCreds turns the calling process (root, or root of a fresh user
 // namespace with all of its capabilities) into c, in the order the kernel
 // allows:
-//  1. PR_SET_KEEPCAPS, so setresuid keeps the permitted set;
+//  1. PR_SET_KEEPCAPS, so setresuid keeps the permitted set (only when
+//     c keeps capabilities or step 4 or 5 needs them);
 //  2. setgroups, setresgid, setresuid (all threads, via the syscall package);
-//  3. capset effective = permitted, so the next steps are allowed;
-//  4. setfsgid, setfsuid;
+//  3. capset effective = permitted, so the next steps are allowed (only
+//     when one of them is needed);
+//  4. setfsgid, setfsuid (only when c's fs ids are not its effective
+//     ids, which setresgid and setresuid already made them);
 //  5. optional Landlock, while CAP_SYS_ADMIN is effective (no NNP needed);
 //  6. the final capset to the requested sets;
+//
+// Each step on every thread is a signal to each of the process's threads
+// and a wait for all of them: the steps a credential set does not need
+// are skipped, a third of a role's start-up in a run of the verifier.
 //  7. PR_SET_DUMPABLE, after the last credential change (P1: commit_creds
 //     resets dumpable to fs.suid_dumpable when euid/egid/fsuid/fsgid change);
 //  8. optional PR_SET_NO_NEW_PRIVS;
 //  9. optional PR_SET_PTRACER_ANY (Yama).
 func applyCreds(c Creds, landlock bool) error {
-	if _, err := allThreads("prctl(PR_SET_KEEPCAPS)", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1); err != nil {
-		return err
+	fsIDs := c.FSUID != c.EUID || c.FSGID != c.EGID
+	if c.CapPrm != 0 || fsIDs || landlock {
+		if _, err := allThreads("prctl(PR_SET_KEEPCAPS)", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1); err != nil {
+			return err
+		}
 	}
 	if c.UserNS.kind() != NSOwned { // setgroups is denied there (P3)
 		groups := make([]int, len(c.Groups))
@@ -171,15 +181,20 @@ func applyCreds(c Creds, landlock bool) error {
 	if c.CapPrm&^prm != 0 {
 		return fmt.Errorf("requested permitted caps %#x not held (have %#x)", c.CapPrm, prm)
 	}
-	if err := capsetAll(prm, prm); err != nil {
-		return err
+	if fsIDs || landlock {
+		if err := capsetAll(prm, prm); err != nil {
+			return err
+		}
 	}
-	// setfs[ug]id return the previous id, never an error.
-	if _, err := allThreads("setfsgid", unix.SYS_SETFSGID, uintptr(c.FSGID)); err != nil {
-		return err
-	}
-	if _, err := allThreads("setfsuid", unix.SYS_SETFSUID, uintptr(c.FSUID)); err != nil {
-		return err
+	if fsIDs {
+		// setfs[ug]id return the previous id, never an error: verify
+		// compares the result with the request.
+		if _, err := allThreads("setfsgid", unix.SYS_SETFSGID, uintptr(c.FSGID)); err != nil {
+			return err
+		}
+		if _, err := allThreads("setfsuid", unix.SYS_SETFSUID, uintptr(c.FSUID)); err != nil {
+			return err
+		}
 	}
 	if landlock {
 		if err := landlockRestrictAll(); err != nil {

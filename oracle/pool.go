@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,7 +50,14 @@ type Runner struct {
 	initNS  string
 	profile KernelProfile
 	procs   procMounts
+	// serial numbers the spawned processes (Observed.Serial).
+	serial atomic.Uint64
 }
+
+// Spawned returns the number of targets and probers the Runner has
+// started so far and seen ready (the helpers that create user namespaces
+// are not counted).
+func (r *Runner) Spawned() int { return int(r.serial.Load()) }
 
 // NewRunner checks the environment (root with every capability, a
 // binary every uid can read; copying the binary if needed) and returns a

@@ -47,6 +47,11 @@ type Observed struct {
 	// SELinux is /proc/PID/attr/current where SELinux is active, e.g.
 	// "system_u:system_r:pg_a_t"; empty otherwise.
 	SELinux string `json:"selinux,omitempty"`
+	// Serial numbers the process among those its Runner spawned, from
+	// 1: unlike a pid, which a later process may reuse, it names one
+	// process for the Runner's life. Zero where no Runner spawned it
+	// (an Observed decoded from a log).
+	Serial uint64 `json:"-"`
 }
 
 // Result is the outcome of one Case.

@@ -186,6 +186,7 @@ func (p *proc) awaitReady(r *Runner, timeout time.Duration) error {
 	obs.Tid = p.ready.Tid
 	obs.Dumpable = p.ready.Dumpable
 	obs.Landlocked = p.ready.Landlocked
+	obs.Serial = r.serial.Add(1)
 	p.obs = obs
 	return verify(p.role, p.creds, obs)
 }

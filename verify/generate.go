@@ -159,8 +159,12 @@ type gen struct {
 }
 
 // poolSize is the number of distinct prober and target credentials a
-// random sample draws from.
-const poolSize = 48
+// random sample draws from. Every distinct credential set is a process
+// to spawn, and spawning is most of a run's cost (docs/benchmarks.md);
+// 16 of each give 256 pairs, each crossed with every relation and
+// procfs instance, and the mutation test kills every mutant with them,
+// as with 48.
+const poolSize = 16
 
 func newGen(k Kernel, seed uint64) *gen {
 	g := &gen{k: k, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), full: oracle.FullCaps()}
@@ -276,4 +280,4 @@ func (g *gen) next(i int) oracle.Case {
 
 // specialPool is the number of credentials of each pool that cases with
 // a process tree or a Landlock layout draw from.
-const specialPool = 8
+const specialPool = 4

@@ -88,6 +88,13 @@ type Report struct {
 	SnapshotProbes  int `json:"snapshot_probes"`
 	SnapshotAgreed  int `json:"snapshot_agreed"`
 	SnapshotUnknown int `json:"snapshot_unknown"`
+	// SnapshotReads counts the live reads the snapshots made: one per
+	// pair of processes and procfs instance, shared by the cases that
+	// pair them.
+	SnapshotReads int `json:"snapshot_reads"`
+	// Processes counts the targets and probers the oracle started for
+	// the run.
+	Processes int `json:"processes"`
 	// Disagreed counts every disagreeing probe result (both sources);
 	// Disagreements holds the first ones in full.
 	Disagreed     int            `json:"disagreed"`
@@ -118,9 +125,80 @@ type snap struct {
 	// PR_SET_PTRACER exception.
 	answers []oracle.ProbeResult
 	err     error
-	world   *kernel.World
-	caller  *kernel.Task
-	target  *kernel.Task
+	// world is the world as read, shared by the cases of one pair of
+	// processes (see pairReads), with the caller and target as read;
+	// story builds a copy with the supplied facts for a disagreement.
+	world          *kernel.World
+	caller, target *kernel.Task
+	c              oracle.Case
+}
+
+// story returns a copy of the tasks the case's decisions reach, with the
+// facts the verifier supplied: the world a disagreement is explained and
+// reproduced in.
+func (s *snap) story() (*kernel.World, *kernel.Task, *kernel.Task, error) {
+	w, c, t := s.world.CloneFor(s.caller, s.target)
+	if err := supply(s.c, c, t); err != nil {
+		return nil, nil, nil, err
+	}
+	return w, c, t, nil
+}
+
+// pairReads shares the live reads of one run between its cases: the
+// cases that pair the same prober and target through the same procfs
+// instance read them once. Pooled processes do not change once ready,
+// and no case changes the world as read (each works on copies of the
+// tasks it changes), so that many cases may use one read at once.
+type pairReads struct {
+	opts live.Options
+	mu   sync.Mutex
+	m    map[pairKey]*pairRead
+	n    atomic.Int64 // reads made
+}
+
+// pairKey names the processes by their serial, not their pid, which a
+// later process of the run may reuse.
+type pairKey struct {
+	prober, target uint64
+	proc           string
+}
+
+type pairRead struct {
+	once sync.Once
+	sys  *live.System
+	err  error
+}
+
+// read returns the live read of the case's processes, with the world's
+// procfs options the case's.
+func (r *pairReads) read(c oracle.Case, target, prober oracle.Observed) (*live.System, error) {
+	pids := []int{prober.Pid}
+	if target.Pid != prober.Pid && target.Pid != 0 {
+		pids = append(pids, target.Pid)
+	}
+	e := &pairRead{}
+	if prober.Serial != 0 && target.Serial != 0 {
+		key := pairKey{prober.Serial, target.Serial, c.Proc}
+		r.mu.Lock()
+		if old := r.m[key]; old != nil {
+			e = old
+		} else {
+			r.m[key] = e
+		}
+		r.mu.Unlock()
+	}
+	e.once.Do(func() {
+		r.n.Add(1)
+		e.sys, e.err = live.ReadPIDs(pids, r.opts)
+		if e.err != nil {
+			e.err = fmt.Errorf("live snapshot of pids %v: %w", pids, e.err)
+			return
+		}
+		// The probes read through the case's procfs instance, not the
+		// /proc the reader read: its options are part of the question.
+		e.sys.World.Proc, e.err = ProcOptions(c.Proc)
+	})
+	return e.sys, e.err
 }
 
 // Verifier runs cases on the running kernel and compares them with the
@@ -186,21 +264,21 @@ func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (
 	var ready atomic.Int64
 	var mu sync.Mutex
 	// The kernel-wide facts are read once per run, and so is each
-	// process; the world is built once per case.
-	var liveOpts live.Options
+	// process; the world is built once per pair of processes.
+	reads := &pairReads{m: map[pairKey]*pairRead{}}
 	if opts.Snapshot {
 		ki, err := live.ReadKernel(live.Options{})
 		if err != nil {
 			return nil, fmt.Errorf("verify: live snapshot: %w", err)
 		}
-		liveOpts.Kernel = &ki
+		reads.opts.Kernel = &ki
 		// The processes of a run do not change once ready: each (and
 		// each ancestor) is read once.
-		liveOpts.Tasks = live.NewTaskCache()
+		reads.opts.Tasks = live.NewTaskCache()
 	}
 	onReady := func(i int, target, prober oracle.Observed) error {
 		if opts.Snapshot && i >= 0 && i < len(cases) {
-			s := snapshot(cases[i], target, prober, liveOpts, opts.Mutate)
+			s := snapshot(cases[i], target, prober, reads, opts.Mutate)
 			mu.Lock()
 			snaps[i] = s
 			mu.Unlock()
@@ -213,10 +291,13 @@ func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (
 	v.hook.Store(&onReady)
 	defer v.hook.Store(nil)
 	start := time.Now()
+	spawned := v.runner.Spawned()
 	results, err := v.runner.Run(ctx, cases)
 	if err != nil {
 		return nil, err
 	}
+	rep.Processes = v.runner.Spawned() - spawned
+	rep.SnapshotReads = int(reads.n.Load())
 	rep.Results = results
 	rep.Seconds = time.Since(start).Seconds()
 	if rep.Seconds > 0 {
@@ -291,7 +372,11 @@ func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (
 				continue
 			}
 			model := s.answers[j]
-			d := disagreement(FromSnapshot, i, c, res, got, model, s.world, s.caller, s.target)
+			sw, sc, st, err := s.story()
+			if err != nil {
+				return nil, fmt.Errorf("case %d: %w", i, err)
+			}
+			d := disagreement(FromSnapshot, i, c, res, got, model, sw, sc, st)
 			if ok {
 				d.Model = s.plain[j]
 				d.Story = "the world as read answers " + AnswerString(s.plain[j]) + " and the reader did not report an unreadable input the answer depends on\n" + d.Story
@@ -302,26 +387,18 @@ func (v *Verifier) Run(ctx context.Context, cases []oracle.Case, opts Options) (
 	return rep, nil
 }
 
-// snapshot reads the case's live processes and predicts every probe.
-func snapshot(c oracle.Case, target, prober oracle.Observed, opts live.Options, mutate func(*kernel.World, *kernel.Task, *kernel.Task)) *snap {
-	pids := []int{prober.Pid}
-	if target.Pid != prober.Pid && target.Pid != 0 {
-		pids = append(pids, target.Pid)
-	}
-	sys, err := live.ReadPIDs(pids, opts)
+// snapshot reads the case's live processes (once per pair: reads) and
+// predicts every probe.
+func snapshot(c oracle.Case, target, prober oracle.Observed, reads *pairReads, mutate func(*kernel.World, *kernel.Task, *kernel.Task)) *snap {
+	sys, err := reads.read(c, target, prober)
 	if err != nil {
-		return &snap{err: fmt.Errorf("live snapshot of pids %v: %w", pids, err)}
-	}
-	w := sys.World
-	// The probes read through the case's procfs instance, not the /proc
-	// the reader read: its options are part of the question.
-	if w.Proc, err = ProcOptions(c.Proc); err != nil {
 		return &snap{err: err}
 	}
+	w := sys.World
 	caller := w.TaskByPID(prober.Pid)
 	tgt := w.TaskByPID(target.Pid)
 	if caller == nil || tgt == nil {
-		return &snap{err: fmt.Errorf("live snapshot of pids %v: a process is missing from the world", pids)}
+		return &snap{err: fmt.Errorf("live snapshot of pids %d and %d: a process is missing from the world", prober.Pid, target.Pid)}
 	}
 	if c.Relation == oracle.RelThread {
 		// The probed thread is chosen by the prober when it probes; the
@@ -331,28 +408,18 @@ func snapshot(c oracle.Case, target, prober oracle.Observed, opts live.Options, 
 		tgt = &th
 	}
 	if mutate != nil {
+		// The read is shared: break the rule in a copy.
+		w, caller, tgt = w.CloneFor(caller, tgt)
 		mutate(w, caller, tgt)
 	}
 	// The same tasks with what the reader cannot see supplied by the
-	// verifier: the case's Landlock domains, PR_SET_PTRACER exception and
-	// dumpable flags. The dumpable flag is read from the owner of the
-	// /proc files, which cannot tell 0 from 1 for a task whose euid is
-	// root of its namespace; the answers as read check the inference.
+	// verifier.
 	fc, ft := supplied(caller, tgt)
-	if err := landlockLayout(c.Landlock, fc, ft); err != nil {
+	if err := supply(c, fc, ft); err != nil {
 		return &snap{err: err}
 	}
-	if c.Relation == oracle.RelPtracerAny || c.Target.PtracerAny {
-		ft.Ptracer = &kernel.PtracerException{Any: true}
-	}
-	if c.Relation != oracle.RelSelf && c.Relation != oracle.RelThread && ft.MM != nil {
-		ft.MM.Dumpable = dumpableOf(c.Target)
-	}
-	if fc.MM != nil {
-		fc.MM.Dumpable = dumpableOf(c.Prober)
-	}
 	probes := probesOf(c)
-	s := &snap{world: w, caller: caller, target: tgt,
+	s := &snap{world: w, caller: caller, target: tgt, c: c,
 		plain: make([]oracle.ProbeResult, 0, len(probes)), answers: make([]oracle.ProbeResult, 0, len(probes)), excused: make([]bool, 0, len(probes))}
 	for _, p := range probes {
 		a, err := AccessOf(p)
@@ -368,13 +435,29 @@ func snapshot(c oracle.Case, target, prober oracle.Observed, opts live.Options, 
 		// have said that the answer depends on something it cannot read.
 		s.excused = append(s.excused, Same(plain, full) || len(sys.Unknowns(caller, tgt, la)) > 0)
 	}
-	// The world is not read again: keep it with the supplied facts, for
-	// the story and the reproduction of a disagreement.
-	*caller = *fc
-	if tgt != caller {
-		*tgt = *ft
-	}
 	return s
+}
+
+// supply gives the caller and the target of case c (copies the verifier
+// may change) what the live reader cannot see: the case's Landlock
+// domains, its PR_SET_PTRACER exception and the dumpable flags. The
+// dumpable flag is read from the owner of the /proc files, which cannot
+// tell 0 from 1 for a task whose euid is root of its namespace; the
+// answers as read check the inference.
+func supply(c oracle.Case, caller, target *kernel.Task) error {
+	if err := landlockLayout(c.Landlock, caller, target); err != nil {
+		return err
+	}
+	if c.Relation == oracle.RelPtracerAny || c.Target.PtracerAny {
+		target.Ptracer = &kernel.PtracerException{Any: true}
+	}
+	if c.Relation != oracle.RelSelf && c.Relation != oracle.RelThread && target.MM != nil {
+		target.MM.Dumpable = dumpableOf(c.Target)
+	}
+	if caller.MM != nil {
+		caller.MM.Dumpable = dumpableOf(c.Prober)
+	}
+	return nil
 }
 
 // supplied returns copies of the caller and the target (one copy when

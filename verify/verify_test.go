@@ -99,6 +99,37 @@ func TestHostKernelAgrees(t *testing.T) {
 	}
 }
 
+// TestSnapshotReadsShared checks that the snapshots read each pair of
+// processes through each procfs instance once, and no pair twice: as
+// many live reads as distinct (prober, target, procfs) triples among the
+// cases, each process known by its serial, not its pid.
+func TestSnapshotReadsShared(t *testing.T) {
+	rep, cases := hostObservation(t)
+	type key struct {
+		p, t uint64
+		proc string
+	}
+	pairs := map[key]bool{}
+	procs := map[uint64]bool{}
+	for i, res := range rep.Results {
+		if res.Err != nil || res.Error != "" {
+			continue
+		}
+		if res.Prober.Serial == 0 || res.Target.Serial == 0 {
+			t.Fatalf("case %d: a process without a serial (prober %d, target %d)", i, res.Prober.Serial, res.Target.Serial)
+		}
+		pairs[key{res.Prober.Serial, res.Target.Serial, cases[i].Proc}] = true
+		procs[res.Prober.Serial], procs[res.Target.Serial] = true, true
+	}
+	t.Logf("%d cases: %d live reads, %d processes spawned (%d probe or are probed)", len(cases), rep.SnapshotReads, rep.Processes, len(procs))
+	if rep.SnapshotReads != len(pairs) {
+		t.Errorf("%d live reads for %d distinct pairs of processes and procfs instances", rep.SnapshotReads, len(pairs))
+	}
+	if rep.Processes < len(procs) {
+		t.Errorf("the report counts %d processes spawned, but %d took part in cases", rep.Processes, len(procs))
+	}
+}
+
 // brokenCommoncap is the capability module with its subset rule removed:
 // cap_ptrace_access_check always grants.
 type brokenCommoncap struct{ kernel.LSM }

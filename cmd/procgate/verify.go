@@ -139,7 +139,11 @@ func printVerifyReport(w io.Writer, rep *verify.Report, o verifyOpts) {
 		fmt.Fprintf(w, "model from a live snapshot: %d/%d agree (%.2f%%); %d of them only once the verifier supplied what user space cannot read, which the reader reported\n",
 			rep.SnapshotAgreed, rep.SnapshotProbes, pct(rep.SnapshotAgreed, rep.SnapshotProbes), rep.SnapshotUnknown)
 	}
-	fmt.Fprintf(w, "speed: %d cases in %.1f s, %.0f cases/s\n", rep.Cases, rep.Seconds, rep.CasesPerSecond)
+	fmt.Fprintf(w, "speed: %d cases in %.1f s, %.0f cases/s; %d processes spawned", rep.Cases, rep.Seconds, rep.CasesPerSecond, rep.Processes)
+	if rep.SnapshotProbes > 0 {
+		fmt.Fprintf(w, ", %d live reads", rep.SnapshotReads)
+	}
+	fmt.Fprintln(w)
 	for _, d := range rep.Disagreements {
 		fmt.Fprintf(w, "\nDISAGREEMENT (%s prediction) case %d %q, probe %s: kernel %s, model %s\n", d.Source, d.Index, d.Case.Name, d.Probe, verify.AnswerString(d.Kernel), verify.AnswerString(d.Model))
 		fmt.Fprintf(w, "%s", indent(d.Story, "  "))
