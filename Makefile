@@ -21,7 +21,7 @@ PKGS         := ./...
 # too: both builds are tested.
 STATIC_PKGS  := ./oracle/ ./verify/ ./vm/ ./cmd/procgate/
 
-.PHONY: run build test deps tools fmt-check vet staticcheck unit race bench-smoke bench-engines fuzz-seeds verify verify-vm kernels-md help
+.PHONY: run build test deps tools fmt-check vet staticcheck unit race bench-smoke bench-engines fuzz-seeds verify verify-vm kernels-md bpf help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -83,6 +83,12 @@ VM_RELEASES ?= all
 verify-vm: ## the model against Debian's kernels under qemu (VM_RELEASES): Yama 0-3, AppArmor, SELinux, release-dependent rules (root)
 	@if [ "$$(id -u)" != 0 ]; then $(SKIP_NOT_ROOT); exit 0; fi; \
 	scripts/vm-verify.sh --release $(VM_RELEASES) --kernels-md .cache/vm/kernels.md
+
+bpf: ## regenerate bpflsm's BPF objects from bpflsm/c (clang, llvm, libbpf-dev; installed here when missing, as root): only after changing the C
+	@missing=""; for d in clang:clang llvm-strip:llvm /usr/include/bpf/bpf_helpers.h:libbpf-dev; do \
+		case $${d%%:*} in /*) [ -e $${d%%:*} ] ;; *) command -v $${d%%:*} >/dev/null 2>&1 ;; esac || missing="$$missing $${d#*:}"; done; \
+	if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
+	cd bpflsm && $(GO) generate ./
 
 kernels-md: ## regenerate docs/kernels.md from the last verify-vm run of each kernel (.cache/vm/KERNEL/summary.json)
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/procgate && ./$(BIN) verify-vm --work .cache/vm --kernels-md docs/kernels.md

@@ -44,7 +44,18 @@ type MM struct {
 	// UserNS is mm->user_ns: the namespace whose CAP_SYS_PTRACE overrides a
 	// non-dumpable mm; never nil.
 	UserNS *UserNS
+	// Exe is mm->exe_file, the executable; nil when unknown. No rule of
+	// the kernel's own reads it; a BPF program may (package lsm/bpf).
+	Exe *FileID
 }
+
+// FileID names a file as the kernel does: the device of its super block
+// (s_dev, the kernel's dev_t: MAJOR << 20 | MINOR) and its inode number.
+type FileID struct{ Dev, Ino uint64 }
+
+// MkDev is the kernel's dev_t of the device userspace calls major:minor
+// (include/linux/kdev_t.h:MKDEV).
+func MkDev(major, minor uint32) uint64 { return uint64(major)<<20 | uint64(minor) }
 
 // State is a task's life-cycle state as the checks see it.
 type State uint8

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/bpflsm"
 )
 
 // appArmorParser is where the initramfs holds the AppArmor policy
@@ -131,7 +133,15 @@ func runVM() error {
 		scope, serr := setYamaScope(s.YamaScope)
 		mode, merr := setSELinuxMode(s.SELinuxMode)
 		serr = errors.Join(serr, merr)
+		if s.BPF != nil {
+			serr = errors.Join(serr, bpflsm.Attach(s.BPF, 0, bpflsm.DefaultPinDir))
+		}
 		res, err := r.Run(context.Background(), s.Cases)
+		if s.BPF != nil {
+			if derr := bpflsm.Detach(bpflsm.DefaultPinDir); derr != nil && err == nil {
+				err = fmt.Errorf("detach the BPF LSM program: %w", derr)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("step %s: %w", s.Name, err)
 		}
@@ -143,7 +153,7 @@ func runVM() error {
 				end.Refused++
 			}
 			end.Cases++
-			vmLine(VMResPrefix, VMRes{Step: s.Name, Scope: scope, SELinuxMode: mode, Index: i, Case: s.Cases[i], Result: res[i]})
+			vmLine(VMResPrefix, VMRes{Step: s.Name, Scope: scope, SELinuxMode: mode, BPF: s.BPF, Index: i, Case: s.Cases[i], Result: res[i]})
 		}
 	}
 	end.Seconds = time.Since(start).Seconds()

@@ -1,5 +1,7 @@
 package oracle
 
+import "github.com/procgate/procgate/kernel/lsm/bpf"
+
 // The verification VM protocol. The host writes a [VMPlan] as JSON to
 // [VMPlanPath] in an initramfs whose /init is a binary that calls
 // [RunRoleIfRequested]; booted as PID 1, that binary mounts the pseudo
@@ -54,7 +56,12 @@ type VMStep struct {
 	// SELinuxMode, SELinuxEnforcing or SELinuxPermissive, is written to
 	// /sys/fs/selinux/enforce before the cases run; empty leaves it.
 	SELinuxMode string `json:"selinux_mode,omitempty"`
-	Cases       []Case `json:"cases"`
+	// BPF, when set, is the rule set procgate's BPF LSM program enforces
+	// while the step's cases run (package bpflsm): init attaches the
+	// program before them and detaches it after. The kernel must boot
+	// with bpf in lsm=.
+	BPF   *bpf.RuleSet `json:"bpf,omitempty"`
+	Cases []Case       `json:"cases"`
 }
 
 // VMBegin describes the booted kernel.
@@ -84,9 +91,12 @@ type VMRes struct {
 	// SELinuxMode is SELinux's mode read back after setting it
 	// (SELinuxEnforcing or SELinuxPermissive), empty without SELinux.
 	SELinuxMode string `json:"selinux_mode,omitempty"`
-	Index       int    `json:"index"`
-	Case        Case   `json:"case"`
-	Result      Result `json:"result"`
+	// BPF is the rule set procgate's BPF LSM program enforced while the
+	// case ran; nil when no program was attached.
+	BPF    *bpf.RuleSet `json:"bpf,omitempty"`
+	Index  int          `json:"index"`
+	Case   Case         `json:"case"`
+	Result Result       `json:"result"`
 }
 
 // VMEnd closes a run.

@@ -2,7 +2,10 @@ package oracle
 
 import (
 	"fmt"
+
 	"strings"
+
+	"github.com/procgate/procgate/kernel/lsm/bpf"
 )
 
 // VM test profiles. Every profile grants file access and signals (the
@@ -257,8 +260,42 @@ func VMDefaultPlan() VMPlan {
 		VMStep{Name: "apparmor", YamaScope: 0, Cases: vmAppArmorCases()},
 		VMStep{Name: "apparmor+yama1", YamaScope: 1, Cases: vmAppArmorYamaCases()},
 	)
+	plan.Steps = append(plan.Steps, VMStep{Name: "bpf", YamaScope: 0, BPF: VMBPFRules(), Cases: vmYamaCases()})
 	for scope := range 4 {
 		plan.Steps = append(plan.Steps, VMStep{Name: fmt.Sprintf("yama%d", scope), YamaScope: scope, Cases: vmYamaCases()})
 	}
 	return plan
+}
+
+// VMBPFRules is the rule set procgate's BPF LSM program enforces in the
+// VM's bpf step, over the Yama cases (vmYamaCases) at scope 0: each rule
+// denies something the kernel's own rules allow in some case — root's
+// attach to uid 1000 (root holds CAP_SYS_PTRACE), a uid-2000 caller's
+// read of uid 1000 (with CAP_SYS_PTRACE), any attach to processes with
+// kuids 100000-100999 (a root-made user namespace's), and attach to uid
+// 1000 by everyone but root and uid 2000 (same-uid attach) — through
+// positive and negated uid clauses. No rule restricts root's reads: the
+// orchestrator reads every process's namespace link as root, and nothing
+// exempts it yet.
+func VMBPFRules() *bpf.RuleSet {
+	uid := func(lo, hi uint32) bpf.Clause {
+		return bpf.Clause{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: lo, Hi: hi}}}
+	}
+	not := func(c bpf.Clause) bpf.Clause { c.Not = true; return c }
+	return &bpf.RuleSet{
+		Classes: []bpf.Class{
+			{Name: "uid1000", Clauses: []bpf.Clause{uid(1000, 1000)}},
+			{Name: "root", Clauses: []bpf.Clause{uid(0, 0)}},
+			{Name: "uid2000", Clauses: []bpf.Clause{uid(2000, 2000)}},
+			{Name: "nsroot", Clauses: []bpf.Clause{uid(100000, 100999)}},
+			{Name: "others", Clauses: []bpf.Clause{not(uid(0, 0)), not(uid(2000, 2000))}},
+		},
+		Rules: []bpf.Rule{
+			{Subject: 1, Target: 0, Access: bpf.Attach, Text: "deny root uid1000 : attach"},
+			{Subject: 2, Target: 0, Access: bpf.Read, Text: "deny uid2000 uid1000 : read"},
+			{Subject: -1, Target: 3, Access: bpf.Attach, Text: "protect nsroot : attach"},
+			{Subject: 4, Target: 0, Access: bpf.Attach, Text: "deny others uid1000 : attach"},
+		},
+		Generation: 1,
+	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/kernel/lsm/apparmor"
+	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/kernel/lsm/capability"
 	"github.com/procgate/procgate/kernel/lsm/landlock"
 	"github.com/procgate/procgate/kernel/lsm/selinux"
@@ -19,7 +20,8 @@ type Kernel struct {
 	// Release selects the release-dependent rules.
 	Release kernel.Release
 	// LSMs is /sys/kernel/security/lsm in order. Modules without ptrace
-	// hooks (lockdown, bpf, …) are ignored; capability always runs first.
+	// hooks (lockdown, …) are ignored, and so is bpf unless BPF is set;
+	// capability always runs first.
 	LSMs []string
 	// YamaScope is kernel.yama.ptrace_scope (used when yama is in LSMs).
 	YamaScope int
@@ -36,6 +38,10 @@ type Kernel struct {
 	// SELinuxEnforcing its mode (used when selinux is in LSMs).
 	SELinux          string
 	SELinuxEnforcing bool
+	// BPF is the rule set of procgate's BPF LSM program (package
+	// kernel/lsm/bpf) while it is attached (used when bpf is in LSMs);
+	// nil when it is not: no other BPF LSM program is modelled.
+	BPF *bpf.RuleSet
 }
 
 // HostKernel describes the kernel an oracle runner runs on.
@@ -55,7 +61,7 @@ func HostKernel(p oracle.KernelProfile) (Kernel, error) {
 }
 
 // noPtraceHooks are modules that take no part in the ptrace decision.
-var noPtraceHooks = []string{"lockdown", "bpf", "integrity", "ima", "evm", "safesetid", "loadpin", "ipe", "tomoyo"}
+var noPtraceHooks = []string{"lockdown", "integrity", "ima", "evm", "safesetid", "loadpin", "ipe", "tomoyo"}
 
 // modules builds the model's module stack for k.
 func (k Kernel) modules() ([]kernel.LSM, error) {
@@ -90,6 +96,10 @@ func (k Kernel) modules() ([]kernel.LSM, error) {
 				pol = p
 			}
 			mods = append(mods, apparmor.New(pol))
+		case name == "bpf":
+			if k.BPF != nil {
+				mods = append(mods, &bpf.Module{Rules: k.BPF})
+			}
 		case slices.Contains(noPtraceHooks, name):
 		default:
 			// SELinux or Smack with a policy the verifier did not load:

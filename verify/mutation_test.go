@@ -94,8 +94,9 @@ var mutantExclusions = map[string]exclusion{
 var mutantCaps = []kernel.Cap{kernel.CapSysPtrace, kernel.CapDACReadSearch, kernel.CapDACOverride, kernel.CapSysAdmin, kernel.CapPerfmon}
 
 // stubCapable are modules whose capable() hook allows everything: there
-// is no rule to invert.
-var stubCapable = []string{"landlock", "yama", "smack"}
+// is no rule to invert (procgate's BPF LSM program attaches to the
+// ptrace hooks only).
+var stubCapable = []string{"landlock", "yama", "smack", "bpf"}
 
 // wellFormedModes are the four modes the kernel passes.
 var wellFormedModes = []kernel.Mode{kernel.ReadFSCreds, kernel.ReadRealCreds, kernel.AttachFSCreds, kernel.AttachRealCreds}
@@ -430,7 +431,7 @@ func vmObservations(name string, log []byte) ([]*observation, error) {
 		if res.Result.Error != "" {
 			continue
 		}
-		k := Kernel{Release: rel, LSMs: begin.LSMs, YamaScope: res.Scope, LandlockABI: begin.LandlockABI, SuidDumpable: begin.SuidDumpable}
+		k := Kernel{Release: rel, LSMs: begin.LSMs, YamaScope: res.Scope, LandlockABI: begin.LandlockABI, SuidDumpable: begin.SuidDumpable, BPF: res.BPF}
 		if k.Has("selinux") {
 			k.SELinux = oracle.VMSELinuxPlan(nil).SELinuxModel
 			k.SELinuxEnforcing = res.SELinuxMode == oracle.SELinuxEnforcing

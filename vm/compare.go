@@ -29,6 +29,11 @@ type stepStats struct {
 	disagreeProbes                   int
 	firstRefusal                     string
 	predictErrs                      int
+	// bpf marks a step with procgate's BPF LSM program attached;
+	// bpfDecided counts its probe answers that the program's rule set
+	// decides (the model's answer differs without it).
+	bpf        bool
+	bpfDecided int
 }
 
 // report is the comparison of one boot with the model.
@@ -81,6 +86,7 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 		k := verify.Kernel{
 			Release: rel, LSMs: run.begin.LSMs, YamaScope: res.Scope,
 			LandlockABI: run.begin.LandlockABI, SuidDumpable: run.begin.SuidDumpable, AppArmor: s.plan.AppArmor,
+			BPF: res.BPF,
 		}
 		if k.Has("selinux") {
 			k.SELinux = s.plan.SELinuxModel
@@ -124,6 +130,10 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 		if err == nil {
 			err = rep.observeFeatures(w, caller, target, res.Result.Probes, pred)
 		}
+		if err == nil && res.BPF != nil {
+			st.bpf = true
+			err = bpfDecided(rep.kernelOf(res), rep.features, res, pred, st)
+		}
 		if err != nil {
 			mod.predictErrs++
 			st.predictErrs++
@@ -157,7 +167,39 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 			rep.disagreeCases++
 		}
 	}
+	for _, st := range rep.steps {
+		if st.bpf && st.bpfDecided == 0 && st.probes > 0 {
+			// Agreement would show nothing of the program.
+			st.predictErrs++
+			rep.predictErrs++
+			if rep.firstPredictErr == "" {
+				rep.firstPredictErr = fmt.Sprintf("step %s: procgate's BPF LSM rule set decides none of its %d probe answers", st.name, st.probes)
+			}
+		}
+	}
 	return rep, nil
+}
+
+// bpfDecided counts the answers of a case run with procgate's program
+// attached that its rule set decides: the model's answer without the
+// program differs.
+func bpfDecided(k verify.Kernel, f kernel.Features, res oracle.VMRes, pred []oracle.ProbeResult, st *stepStats) error {
+	k.BPF = nil
+	w, caller, target, err := verify.World(k, res.Case, res.Result)
+	if err != nil {
+		return err
+	}
+	w.Features = f
+	without, err := verify.PredictWorld(w, caller, target, res.Result.Probes)
+	if err != nil {
+		return err
+	}
+	for i := range pred {
+		if i < len(without) && !verify.Same(pred[i], without[i]) {
+			st.bpfDecided++
+		}
+	}
+	return nil
 }
 
 // groupKey renders what makes disagreements alike: the Yama scope and

@@ -230,12 +230,25 @@ func (s *suite) forKernel(cfg kernelConfig) (*suite, []string) {
 		return nil, []string{fmt.Sprintf("suite %s: the kernel has no %s", s.name, module)}
 	}
 	out := &suite{name: s.name, plan: s.plan, cfg: cfg}
-	if cfg.has("landlock") {
-		return out, nil
+	var notes []string
+	if !cfg.has("bpf") {
+		// No BPF LSM: the steps that attach procgate's program cannot run.
+		out.plan.Steps = nil
+		for _, st := range s.plan.Steps {
+			if st.BPF != nil {
+				notes = append(notes, fmt.Sprintf("suite %s: step %s left out (the kernel has no BPF LSM)", s.name, st.Name))
+				continue
+			}
+			out.plan.Steps = append(out.plan.Steps, st)
+		}
 	}
+	if cfg.has("landlock") {
+		return out, notes
+	}
+	steps := out.plan.Steps
 	out.plan.Steps = nil
 	dropped := 0
-	for _, st := range s.plan.Steps {
+	for _, st := range steps {
 		var keep []oracle.Case
 		for _, c := range st.Cases {
 			if l := c.Landlock; l != "" && l != oracle.LandlockNone {
@@ -248,9 +261,9 @@ func (s *suite) forKernel(cfg kernelConfig) (*suite, []string) {
 		out.plan.Steps = append(out.plan.Steps, st)
 	}
 	if dropped == 0 {
-		return out, nil
+		return out, notes
 	}
-	return out, []string{fmt.Sprintf("suite %s: %d Landlock cases left out (the kernel has no Landlock)", s.name, dropped)}
+	return out, append(notes, fmt.Sprintf("suite %s: %d Landlock cases left out (the kernel has no Landlock)", s.name, dropped))
 }
 
 // errNoKernels is Run's error when there is nothing to boot.

@@ -108,7 +108,7 @@ func TestForKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	aa, notes := ss[0].forKernel(cfg)
-	if aa == nil || len(notes) != 1 || !strings.Contains(notes[0], "16 Landlock cases left out") {
+	if aa == nil || len(notes) != 1 || !strings.Contains(notes[0], "20 Landlock cases left out") {
 		t.Fatalf("apparmor suite on a kernel without Landlock: %v, %v", aa, notes)
 	}
 	if c := aa.cmdline(); !strings.Contains(c, "lsm=lockdown,yama,apparmor,bpf ") {
@@ -127,7 +127,7 @@ func TestForKernel(t *testing.T) {
 	for _, st := range ss[0].plan.Steps {
 		full += len(st.Cases)
 	}
-	if n != full-16 {
+	if n != full-20 {
 		t.Errorf("%d cases kept of %d", n, full)
 	}
 	if se, notes := ss[1].forKernel(cfg); se != nil || len(notes) != 1 || !strings.Contains(notes[0], "has no selinux") {
@@ -255,5 +255,38 @@ func TestKernelsMD(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), &out, &out, Options{Work: t.TempDir(), KernelsMD: md}); err == nil {
 		t.Error("a table from no summaries was written")
+	}
+}
+
+// A kernel without the BPF LSM runs every step but the one that attaches
+// procgate's program, and says so.
+func TestForKernelWithoutBPF(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "config")
+	conf := "CONFIG_SECURITY_YAMA=y\nCONFIG_SECURITY_APPARMOR=y\nCONFIG_SECURITY_LANDLOCK=y\nCONFIG_LSM=\"landlock,yama,apparmor\"\n"
+	if err := os.WriteFile(cfgFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := readKernelConfig(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := suites("", DefaultSuites)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aa, notes := ss[0].forKernel(cfg)
+	if aa == nil || len(notes) != 1 || !strings.Contains(notes[0], "step bpf left out") {
+		t.Fatalf("apparmor suite on a kernel without the BPF LSM: notes %v", notes)
+	}
+	for _, st := range aa.plan.Steps {
+		if st.BPF != nil {
+			t.Errorf("step %s with a rule set kept", st.Name)
+		}
+	}
+	if len(aa.plan.Steps) != len(ss[0].plan.Steps)-1 {
+		t.Errorf("%d steps kept of %d", len(aa.plan.Steps), len(ss[0].plan.Steps))
+	}
+	if strings.Contains(aa.cmdline(), "bpf") {
+		t.Errorf("cmdline %q names bpf", aa.cmdline())
 	}
 }

@@ -57,6 +57,9 @@ func (r *report) print(w io.Writer) {
 		if s.selinuxMode != "" {
 			fmt.Fprintf(w, ", selinux %s", s.selinuxMode)
 		}
+		if s.bpf {
+			fmt.Fprintf(w, ", %d answers decided by procgate's BPF LSM program", s.bpfDecided)
+		}
 		if s.firstRefusal != "" {
 			fmt.Fprintf(w, " (first: %s)", s.firstRefusal)
 		}

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// types.h — the kernel structures ptrace.bpf.c reads, cut to the fields
+// it reads. preserve_access_index makes every field access a CO-RE
+// relocation: the loader finds each field's offset in the running
+// kernel's BTF (/sys/kernel/btf/vmlinux), so one object serves every
+// kernel with BTF and the BPF LSM.
+
+#ifndef PROCGATE_TYPES_H
+#define PROCGATE_TYPES_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#define __core __attribute__((preserve_access_index))
+
+typedef struct { __u32 val; } kuid_t;
+typedef struct { __u32 val; } kgid_t;
+
+struct group_info {
+	int ngroups;
+	kgid_t gid[];
+} __core;
+
+struct cred {
+	kuid_t euid;
+	kgid_t egid;
+	struct group_info *group_info;
+} __core;
+
+struct super_block {
+	__u32 s_dev;
+} __core;
+
+struct inode {
+	unsigned long i_ino;
+	struct super_block *i_sb;
+} __core;
+
+struct file {
+	struct inode *f_inode;
+} __core;
+
+struct mm_struct {
+	struct file *exe_file;
+} __core;
+
+struct task_struct {
+	const struct cred *cred;
+	struct mm_struct *mm;
+} __core;
+
+#endif

@@ -1,0 +1,272 @@
+package bpflsm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/kernel/lsm/bpf"
+)
+
+// DefaultPinDir is where Attach pins the program's links and maps.
+const DefaultPinDir = "/sys/fs/bpf/procgate"
+
+// The pinned objects, under the pin directory.
+const (
+	pinAccessCheck = "ptrace_access_check"
+	pinTraceme     = "ptrace_traceme"
+	pinRuleSets    = "rulesets"
+	pinCounters    = "counters"
+)
+
+// ErrUnsupported says that the running kernel cannot run the program;
+// the error that wraps it names the cause.
+var ErrUnsupported = errors.New("the kernel cannot enforce procgate's BPF LSM program")
+
+// Supported checks what the program needs of the running kernel before
+// anything is loaded: the BPF LSM in the active module list and the
+// kernel's BTF (for the CO-RE relocations).
+func Supported() error {
+	b, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err != nil {
+		return fmt.Errorf("%w: cannot read the active security modules: %v (is securityfs mounted on /sys/kernel/security?)", ErrUnsupported, err)
+	}
+	lsms := strings.TrimSpace(string(b))
+	if !strings.Contains(","+lsms+",", ",bpf,") {
+		return fmt.Errorf("%w: the BPF LSM is not active (active: %s); boot with bpf in lsm= (for example lsm=%s,bpf) on a kernel built with CONFIG_BPF_LSM=y", ErrUnsupported, lsms, lsms)
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return fmt.Errorf("%w: the kernel has no BTF (/sys/kernel/btf/vmlinux: %v; CONFIG_DEBUG_INFO_BTF=y)", ErrUnsupported, err)
+	}
+	return nil
+}
+
+// refused wraps an error of the kernel refusing to load or attach a
+// program of the LSM type.
+func refused(what string, err error) error {
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+		return fmt.Errorf("%w: the kernel refused to %s: %v (the BPF LSM is active, yet this kernel does not let this process attach LSM programs: a lockdown mode, a hypervisor or a distribution patch can refuse them even to root with every capability)", ErrUnsupported, what, err)
+	}
+	return fmt.Errorf("bpflsm: %s: %w", what, err)
+}
+
+// Attach loads the program with rule set rs, attaches it to the two
+// hooks and pins the links and maps under dir (created, and bpffs
+// mounted on /sys/fs/bpf if it is not). exemptCgroup is the cgroup v2 id
+// whose processes the rules do not restrict (0: none). A previous
+// attachment pinned under dir is an error: Reload it instead.
+func Attach(rs *bpf.RuleSet, exemptCgroup uint64, dir string) error {
+	if err := Supported(); err != nil {
+		return err
+	}
+	val, err := Encode(rs, exemptCgroup)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, pinRuleSets)); err == nil {
+		return fmt.Errorf("bpflsm: already attached (%s exists): reload or detach it", filepath.Join(dir, pinRuleSets))
+	}
+	if err := mountBPFFS(dir); err != nil {
+		return err
+	}
+	// Before 5.11 BPF memory counts against RLIMIT_MEMLOCK (from 5.11,
+	// against the memory cgroup). Not cilium/ebpf's rlimit package: its
+	// initialiser creates a BPF map in every process of this binary.
+	// Best effort: where raising it is refused (no CAP_SYS_RESOURCE), a
+	// kernel that needs it fails the load below with EPERM.
+	inf := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+	_ = unix.Setrlimit(unix.RLIMIT_MEMLOCK, &inf)
+	spec, err := loadPtrace()
+	if err != nil {
+		return err
+	}
+	var objs ptraceObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return refused("load the program", err)
+	}
+	defer objs.Close()
+	inner, err := newInner(spec, val)
+	if err != nil {
+		return err
+	}
+	defer inner.Close()
+	if err := objs.Rulesets.Put(uint32(0), inner); err != nil {
+		return fmt.Errorf("bpflsm: install the rule set: %w", err)
+	}
+	var pinned []string
+	unpin := func() {
+		for _, p := range pinned {
+			_ = os.Remove(p)
+		}
+	}
+	pin := func(name string, p interface{ Pin(string) error }) error {
+		path := filepath.Join(dir, name)
+		if err := p.Pin(path); err != nil {
+			return fmt.Errorf("bpflsm: pin %s: %w", path, err)
+		}
+		pinned = append(pinned, path)
+		return nil
+	}
+	if err := errors.Join(pin(pinRuleSets, objs.Rulesets), pin(pinCounters, objs.Counters)); err != nil {
+		unpin()
+		return err
+	}
+	for _, h := range []struct {
+		name string
+		prog *ebpf.Program
+	}{{pinAccessCheck, objs.ProcgatePtraceAccessCheck}, {pinTraceme, objs.ProcgatePtraceTraceme}} {
+		l, err := link.AttachLSM(link.LSMOptions{Program: h.prog})
+		if err != nil {
+			unpin()
+			return refused("attach the program to "+h.name, err)
+		}
+		err = pin(h.name, l)
+		l.Close() // the pin holds the link
+		if err != nil {
+			unpin()
+			return err
+		}
+	}
+	return nil
+}
+
+// newInner makes a rule-set map holding val.
+func newInner(spec *ebpf.CollectionSpec, val *ptraceRuleset) (*ebpf.Map, error) {
+	outer := spec.Maps[ptraceMapRulesets]
+	if outer == nil || outer.InnerMap == nil {
+		return nil, errors.New("bpflsm: the object has no rule-set map")
+	}
+	m, err := ebpf.NewMap(outer.InnerMap.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("bpflsm: create a rule-set map: %w", err)
+	}
+	if err := m.Put(uint32(0), val); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("bpflsm: fill the rule-set map: %w", err)
+	}
+	return m, nil
+}
+
+// Reload replaces the attached program's rule set with rs in one update
+// of the outer map: a hook sees the old rule set or the new one, never
+// none. On an error the old rule set stays.
+func Reload(rs *bpf.RuleSet, exemptCgroup uint64, dir string) error {
+	val, err := Encode(rs, exemptCgroup)
+	if err != nil {
+		return err
+	}
+	outer, err := ebpf.LoadPinnedMap(filepath.Join(dir, pinRuleSets), nil)
+	if err != nil {
+		return fmt.Errorf("bpflsm: not attached: %w", err)
+	}
+	defer outer.Close()
+	spec, err := loadPtrace()
+	if err != nil {
+		return err
+	}
+	inner, err := newInner(spec, val)
+	if err != nil {
+		return err
+	}
+	defer inner.Close()
+	if err := outer.Update(uint32(0), inner, ebpf.UpdateExist); err != nil {
+		return fmt.Errorf("bpflsm: swap the rule set: %w", err)
+	}
+	return nil
+}
+
+// Status is what Stat reports of an attachment.
+type Status struct {
+	// Attached says the links are pinned (the program enforces).
+	Attached bool
+	// Generation is the rule set's.
+	Generation uint64
+	// Classes and Rules count the rule set's classes and restrictions.
+	Classes int
+	// Decisions, Denials and Unset count the hook's calls, its denials,
+	// and its calls that found no rule set, since the attachment.
+	Decisions, Denials, Unset uint64
+}
+
+// Stat reports on the attachment pinned under dir.
+func Stat(dir string) (Status, error) {
+	var st Status
+	for _, n := range []string{pinAccessCheck, pinTraceme} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			st.Attached = true
+		}
+	}
+	if !st.Attached {
+		return st, nil
+	}
+	outer, err := ebpf.LoadPinnedMap(filepath.Join(dir, pinRuleSets), nil)
+	if err != nil {
+		return st, fmt.Errorf("bpflsm: %w", err)
+	}
+	defer outer.Close()
+	var inner *ebpf.Map
+	if err := outer.Lookup(uint32(0), &inner); err == nil && inner != nil {
+		var val ptraceRuleset
+		if err := inner.Lookup(uint32(0), &val); err == nil {
+			st.Generation = val.Generation
+			for c := val.Classes; c != 0; c &= c - 1 {
+				st.Classes++
+			}
+		}
+		inner.Close()
+	}
+	counters, err := ebpf.LoadPinnedMap(filepath.Join(dir, pinCounters), nil)
+	if err != nil {
+		return st, fmt.Errorf("bpflsm: %w", err)
+	}
+	defer counters.Close()
+	for i, p := range []*uint64{&st.Decisions, &st.Denials, &st.Unset} {
+		var per []uint64
+		if err := counters.Lookup(uint32(i), &per); err != nil {
+			return st, fmt.Errorf("bpflsm: counters: %w", err)
+		}
+		for _, v := range per {
+			*p += v
+		}
+	}
+	return st, nil
+}
+
+// Detach removes the attachment pinned under dir: the hooks stop
+// enforcing once the pins are gone. Nothing pinned is not an error.
+func Detach(dir string) error {
+	var errs []error
+	for _, n := range []string{pinAccessCheck, pinTraceme, pinRuleSets, pinCounters} {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// mountBPFFS makes dir, mounting bpffs on /sys/fs/bpf first when dir is
+// under it and it is not mounted.
+func mountBPFFS(dir string) error {
+	const root = "/sys/fs/bpf"
+	if strings.HasPrefix(dir, root+"/") {
+		var st unix.Statfs_t
+		if err := unix.Statfs(root, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+			if err := os.MkdirAll(root, 0o700); err != nil {
+				return err
+			}
+			if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
+				return fmt.Errorf("bpflsm: mount bpffs on %s: %w", root, err)
+			}
+		}
+	}
+	return os.MkdirAll(dir, 0o700)
+}

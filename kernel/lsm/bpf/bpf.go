@@ -1,0 +1,317 @@
+// Package bpf is procgate's own BPF LSM program as the model sees it: a
+// [RuleSet] of restrictions, decided at the ptrace_access_check and
+// ptrace_traceme hooks exactly as the program (bpflsm/ptrace.bpf.c)
+// decides them. The program runs where the BPF LSM sits in the lsm=
+// order (security/bpf/hooks.c, usually last), after commoncap, Yama,
+// AppArmor, SELinux and Landlock: the first module to deny ends the walk
+// (security/security.c:call_int_hook), so the program only ever adds
+// denials.
+//
+// A rule set names up to [MaxClasses] classes of processes, each a
+// conjunction of clauses on the effective uid, the effective gid, the
+// groups (effective gid or a supplementary group) and the executable,
+// each clause positive or negated; it denies a subject class a target
+// class for READ or ATTACH access, or protects a target class from every
+// subject. A denial is EPERM, which PTRACE_ATTACH and PTRACE_SEIZE return
+// as is, and which /proc turns into its own errno (EACCES for environ,
+// maps, mem…; a masked field in stat).
+package bpf
+
+import (
+	"fmt"
+	"math/bits"
+	"slices"
+	"strings"
+
+	"github.com/procgate/procgate/kernel"
+)
+
+// The program's limits (ptrace.bpf.c: MAX_CLASSES, MAX_RANGES, MAX_EXES,
+// MAX_GROUPS).
+const (
+	// MaxClasses bounds the classes of a rule set: a class is one bit.
+	MaxClasses = 64
+	// MaxRanges bounds the id ranges of each kind (uid, gid, group)
+	// over all classes.
+	MaxRanges = 16
+	// MaxExes bounds the executables over all classes.
+	MaxExes = 16
+	// MaxGroups is how many of a task's supplementary groups the program
+	// compares: a group selector does not see the groups past it.
+	MaxGroups = 8
+)
+
+// Kind is what a clause tests.
+type Kind uint8
+
+// The clause kinds, in the program's order.
+const (
+	KindUID   Kind = iota // the effective uid
+	KindGID               // the effective gid
+	KindGroup             // the effective gid or a supplementary group
+	KindExe               // the executable (mm->exe_file)
+	numKinds
+)
+
+var kindNames = [...]string{"uid", "gid", "group", "exe"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", k)
+}
+
+// IDRange is an inclusive range of ids.
+type IDRange struct{ Lo, Hi uint32 }
+
+// Clause is one test of a class: the task's value of Kind is in one of
+// IDs (or is one of Exes), or, when Not, in none of them.
+type Clause struct {
+	Kind Kind
+	Not  bool
+	IDs  []IDRange
+	Exes []kernel.FileID
+}
+
+// Class is a set of processes: those every clause holds. A class
+// without clauses holds every process.
+type Class struct {
+	Name    string
+	Clauses []Clause
+}
+
+// Access is what a rule restricts: READ or ATTACH modes.
+type Access uint8
+
+// The accesses.
+const (
+	Read Access = iota
+	Attach
+)
+
+func (a Access) String() string {
+	if a == Attach {
+		return "attach"
+	}
+	return "read"
+}
+
+// Rule denies Subject the Target class with Access; Subject < 0 means
+// every subject (protect).
+type Rule struct {
+	Subject, Target int
+	Access          Access
+	// Text is the policy statement, for explanations.
+	Text string
+}
+
+// RuleSet is what the program enforces.
+type RuleSet struct {
+	Classes []Class
+	Rules   []Rule
+	// Generation numbers the rule set (a policy's load).
+	Generation uint64
+}
+
+// Validate checks the rule set against the program's limits.
+func (rs *RuleSet) Validate() error {
+	if len(rs.Classes) > MaxClasses {
+		return fmt.Errorf("bpf rule set: %d classes, the program holds %d", len(rs.Classes), MaxClasses)
+	}
+	var ranges [numKinds]int
+	for _, c := range rs.Classes {
+		var positive [numKinds]bool
+		for _, cl := range c.Clauses {
+			if cl.Kind < numKinds && !cl.Not {
+				if positive[cl.Kind] {
+					return fmt.Errorf("bpf rule set: class %s: two positive %s clauses (merge their values into one)", c.Name, cl.Kind)
+				}
+				positive[cl.Kind] = true
+			}
+			if cl.Kind >= numKinds {
+				return fmt.Errorf("bpf rule set: class %s: unknown clause kind %d", c.Name, cl.Kind)
+			}
+			if cl.Kind == KindExe {
+				ranges[KindExe] += len(cl.Exes)
+				continue
+			}
+			for _, r := range cl.IDs {
+				if r.Lo > r.Hi {
+					return fmt.Errorf("bpf rule set: class %s: %s range %d-%d is empty", c.Name, cl.Kind, r.Lo, r.Hi)
+				}
+			}
+			ranges[cl.Kind] += len(cl.IDs)
+		}
+	}
+	for k, n := range ranges {
+		max := MaxRanges
+		if Kind(k) == KindExe {
+			max = MaxExes
+		}
+		if n > max {
+			return fmt.Errorf("bpf rule set: %d %s values over all classes, the program holds %d", n, Kind(k), max)
+		}
+	}
+	for _, r := range rs.Rules {
+		if r.Target < 0 || r.Target >= len(rs.Classes) || r.Subject >= len(rs.Classes) {
+			return fmt.Errorf("bpf rule set: rule %q names a class out of range", r.Text)
+		}
+	}
+	return nil
+}
+
+// Match is what the program reads of a task.
+type Match struct {
+	EUID, EGID uint32
+	Groups     []uint32
+	// Exe is the executable; nil for a task without an mm (a kernel
+	// thread, an exited task), which no exe clause holds.
+	Exe *kernel.FileID
+}
+
+// MatchOf reads t as the program does.
+func MatchOf(t *kernel.Task) Match {
+	m := Match{EUID: uint32(t.Cred.EUID), EGID: uint32(t.Cred.EGID)}
+	for _, g := range t.Cred.Groups {
+		m.Groups = append(m.Groups, uint32(g))
+	}
+	if t.MM != nil {
+		m.Exe = t.MM.Exe
+	}
+	return m
+}
+
+func inRanges(rs []IDRange, id uint32) bool {
+	for _, r := range rs {
+		if id >= r.Lo && id <= r.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+func (cl *Clause) holds(m Match) bool {
+	switch cl.Kind {
+	case KindUID:
+		return inRanges(cl.IDs, m.EUID)
+	case KindGID:
+		return inRanges(cl.IDs, m.EGID)
+	case KindGroup:
+		if inRanges(cl.IDs, m.EGID) {
+			return true
+		}
+		for i, g := range m.Groups {
+			if i == MaxGroups {
+				break
+			}
+			if inRanges(cl.IDs, g) {
+				return true
+			}
+		}
+		return false
+	case KindExe:
+		return m.Exe != nil && slices.Contains(cl.Exes, *m.Exe)
+	}
+	return false
+}
+
+// ClassesOf returns the classes m belongs to, one bit each
+// (ptrace.bpf.c: classes_of).
+func (rs *RuleSet) ClassesOf(m Match) uint64 {
+	var in uint64
+	for i := range rs.Classes {
+		ok := true
+		for j := range rs.Classes[i].Clauses {
+			cl := &rs.Classes[i].Clauses[j]
+			if cl.holds(m) == cl.Not {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			in |= 1 << i
+		}
+	}
+	return in
+}
+
+// Decide returns the first rule that denies subject the target with
+// access a, in the program's order (protect rules first, then subject
+// classes in order), or nil.
+func (rs *RuleSet) Decide(subject, target Match, a Access) *Rule {
+	tgt := rs.ClassesOf(target)
+	if tgt == 0 {
+		return nil
+	}
+	for i := range rs.Rules {
+		r := &rs.Rules[i]
+		if r.Subject < 0 && r.Access == a && tgt&(1<<r.Target) != 0 {
+			return r
+		}
+	}
+	subj := rs.ClassesOf(subject)
+	for subj != 0 {
+		s := bits.TrailingZeros64(subj)
+		subj &^= 1 << s
+		for i := range rs.Rules {
+			r := &rs.Rules[i]
+			if r.Subject == s && r.Access == a && tgt&(1<<r.Target) != 0 {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// Module is the program with its rule set, as a module of the model.
+type Module struct {
+	Rules *RuleSet
+}
+
+var _ kernel.LSM = (*Module)(nil)
+
+// Name returns "bpf", as /sys/kernel/security/lsm lists the BPF LSM.
+func (*Module) Name() string { return "bpf" }
+
+func access(mode kernel.Mode) Access {
+	if mode&kernel.ModeAttach != 0 {
+		return Attach
+	}
+	return Read
+}
+
+func (m *Module) decide(e kernel.Env, subject, target *kernel.Task, a Access, hook string) kernel.Errno {
+	if m.Rules == nil {
+		e.T.Add("bpf", kernel.Skip, "no procgate rule set loaded")
+		return kernel.OK
+	}
+	r := m.Rules.Decide(MatchOf(subject), MatchOf(target), a)
+	if r == nil {
+		e.T.Add("bpf", kernel.Pass, fmt.Sprintf("%s: no procgate rule restricts %s access of %s to %s", hook, a, subject.Name, target.Name))
+		return kernel.OK
+	}
+	who := "every subject"
+	if r.Subject >= 0 {
+		who = "class " + m.Rules.Classes[r.Subject].Name
+	}
+	e.T.Add("bpf", kernel.Deny, fmt.Sprintf("%s: procgate rule %q denies %s %s access to class %s (EPERM)", hook, strings.TrimSpace(r.Text), who, a, m.Rules.Classes[r.Target].Name))
+	return kernel.EPERM
+}
+
+// PtraceAccessCheck is the program at ptrace_access_check: the tracer
+// (current) is the subject, the tracee the target.
+func (m *Module) PtraceAccessCheck(e kernel.Env, tracer, tracee *kernel.Task, mode kernel.Mode) kernel.Errno {
+	return m.decide(e, tracer, tracee, access(mode), "ptrace_access_check")
+}
+
+// PtraceTraceme is the program at ptrace_traceme: the parent, the
+// tracer to be, is the subject of an attach to the child.
+func (m *Module) PtraceTraceme(e kernel.Env, parent, child *kernel.Task) kernel.Errno {
+	return m.decide(e, parent, child, Attach, "ptrace_traceme")
+}
+
+// Capable never denies: the program has no capable hook.
+func (*Module) Capable(kernel.Env, *kernel.Task, *kernel.UserNS, kernel.Cap, bool) kernel.Errno {
+	return kernel.OK
+}

@@ -1,0 +1,150 @@
+package bpf
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/procgate/procgate/kernel"
+)
+
+func uids(lo, hi uint32) Clause { return Clause{Kind: KindUID, IDs: []IDRange{{lo, hi}}} }
+
+func negate(c Clause) Clause { c.Not = true; return c }
+
+// testRules has a class of every kind, a negated clause and both rule
+// forms.
+func testRules() *RuleSet {
+	exe := kernel.FileID{Dev: kernel.MkDev(8, 1), Ino: 42}
+	return &RuleSet{
+		Classes: []Class{
+			{Name: "users", Clauses: []Clause{uids(1000, 1999)}},
+			{Name: "root", Clauses: []Clause{uids(0, 0)}},
+			{Name: "wheel", Clauses: []Clause{{Kind: KindGroup, IDs: []IDRange{{10, 10}}}}},
+			{Name: "agent", Clauses: []Clause{{Kind: KindExe, Exes: []kernel.FileID{exe}}, {Kind: KindGID, IDs: []IDRange{{500, 500}}}}},
+			{Name: "not-root", Clauses: []Clause{negate(uids(0, 0))}},
+		},
+		Rules: []Rule{
+			{Subject: -1, Target: 3, Access: Read, Text: "protect agent : read"},
+			{Subject: 1, Target: 0, Access: Attach, Text: "deny root users : attach"},
+			{Subject: 2, Target: 1, Access: Read, Text: "deny wheel root : read"},
+		},
+	}
+}
+
+func TestClassesOf(t *testing.T) {
+	rs := testRules()
+	exe := kernel.FileID{Dev: kernel.MkDev(8, 1), Ino: 42}
+	other := kernel.FileID{Dev: kernel.MkDev(8, 1), Ino: 43}
+	for _, tc := range []struct {
+		name string
+		m    Match
+		want uint64
+	}{
+		{"user", Match{EUID: 1500, EGID: 1500}, 1<<0 | 1<<4},
+		{"root", Match{EUID: 0, EGID: 0}, 1 << 1},
+		{"wheel by egid", Match{EUID: 0, EGID: 10}, 1<<1 | 1<<2},
+		{"wheel by supplementary group", Match{EUID: 3000, EGID: 3000, Groups: []uint32{4, 10}}, 1<<2 | 1<<4},
+		{"group past MaxGroups is not seen", Match{EUID: 3000, EGID: 3000, Groups: append(make([]uint32, MaxGroups), 10)}, 1 << 4},
+		{"agent: exe and gid", Match{EUID: 3000, EGID: 500, Exe: &exe}, 1<<3 | 1<<4},
+		{"agent's gid, another exe", Match{EUID: 3000, EGID: 500, Exe: &other}, 1 << 4},
+		{"agent's exe, another gid", Match{EUID: 3000, EGID: 501, Exe: &exe}, 1 << 4},
+		{"no mm", Match{EUID: 3000, EGID: 500}, 1 << 4},
+	} {
+		if got := rs.ClassesOf(tc.m); got != tc.want {
+			t.Errorf("%s: classes %#b, want %#b", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestDecide(t *testing.T) {
+	rs := testRules()
+	exe := kernel.FileID{Dev: kernel.MkDev(8, 1), Ino: 42}
+	root := Match{EUID: 0, EGID: 0}
+	user := Match{EUID: 1000, EGID: 1000}
+	wheel := Match{EUID: 1000, EGID: 1000, Groups: []uint32{10}}
+	agent := Match{EUID: 2000, EGID: 500, Exe: &exe}
+	for _, tc := range []struct {
+		name            string
+		subject, target Match
+		a               Access
+		want            string // the rule's text, "" for none
+	}{
+		{"protect refuses root", root, agent, Read, "protect agent : read"},
+		{"protect is for read only", root, agent, Attach, ""},
+		{"root may read users", root, user, Read, ""},
+		{"root may not attach users", root, user, Attach, "deny root users : attach"},
+		{"wheel may not read root", wheel, root, Read, "deny wheel root : read"},
+		{"wheel may attach root (no rule)", wheel, root, Attach, ""},
+		{"users may read each other", user, user, Read, ""},
+	} {
+		got := ""
+		if r := rs.Decide(tc.subject, tc.target, tc.a); r != nil {
+			got = r.Text
+		}
+		if got != tc.want {
+			t.Errorf("%s: rule %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	many := func(n int, k Kind) *RuleSet {
+		rs := &RuleSet{}
+		for i := range n {
+			c := Class{Name: "c"}
+			if k == KindExe {
+				c.Clauses = []Clause{{Kind: k, Exes: []kernel.FileID{{Dev: 1, Ino: uint64(i)}}}}
+			} else {
+				c.Clauses = []Clause{{Kind: k, IDs: []IDRange{{uint32(i), uint32(i)}}}}
+			}
+			rs.Classes = append(rs.Classes, c)
+		}
+		return rs
+	}
+	for _, tc := range []struct {
+		name string
+		rs   *RuleSet
+		want string // "" for valid
+	}{
+		{"valid", testRules(), ""},
+		{"too many classes", many(MaxClasses+1, KindGID), "classes"},
+		{"too many uid ranges", many(MaxRanges+1, KindUID), "uid values"},
+		{"too many exes", many(MaxExes+1, KindExe), "exe values"},
+		{"as many as the program holds", many(MaxRanges, KindGroup), ""},
+		{"empty range", &RuleSet{Classes: []Class{{Name: "x", Clauses: []Clause{uids(5, 4)}}}}, "empty"},
+		{"two positive clauses of a kind", &RuleSet{Classes: []Class{{Name: "x", Clauses: []Clause{uids(1, 1), uids(2, 2)}}}}, "two positive uid"},
+		{"a negated and a positive clause of a kind", &RuleSet{Classes: []Class{{Name: "x", Clauses: []Clause{uids(1, 9), negate(uids(5, 5))}}}}, ""},
+		{"rule out of range", &RuleSet{Classes: []Class{{Name: "x"}}, Rules: []Rule{{Subject: 0, Target: 1, Text: "r"}}}, "out of range"},
+	} {
+		err := tc.rs.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one about %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestModule checks the module in the model's stack: it denies with
+// EPERM and explains which rule, as the last module.
+func TestModule(t *testing.T) {
+	w := kernel.NewWorld(kernel.DefaultRelease)
+	m := &Module{Rules: testRules()}
+	root := &kernel.Task{Name: "root", Cred: kernel.Cred{UserNS: w.Init}}
+	user := &kernel.Task{Name: "user", Cred: kernel.Cred{UID: 1000, EUID: 1000, SUID: 1000, FSUID: 1000, GID: 1000, EGID: 1000, SGID: 1000, FSGID: 1000, UserNS: w.Init}}
+	var tr kernel.Trace
+	e := kernel.Env{W: w, T: &tr}
+	if got := m.PtraceAccessCheck(e, root, user, kernel.ModeAttach|kernel.ModeRealCreds); got != kernel.EPERM {
+		t.Errorf("root attaching to a user: %v, want EPERM", got)
+	}
+	if got := m.PtraceAccessCheck(e, root, user, kernel.ModeRead|kernel.ModeFSCreds); got != kernel.OK {
+		t.Errorf("root reading a user: %v, want OK", got)
+	}
+	if got := m.PtraceTraceme(e, root, user); got != kernel.EPERM {
+		t.Errorf("a user's PTRACE_TRACEME under root: %v, want EPERM (the parent attaches)", got)
+	}
+	if got := (&Module{}).PtraceAccessCheck(e, root, user, kernel.ModeAttach|kernel.ModeRealCreds); got != kernel.OK {
+		t.Errorf("without a rule set: %v, want OK", got)
+	}
+}
