@@ -48,10 +48,16 @@ func Supported() error {
 }
 
 // refused wraps an error of the kernel refusing to load or attach a
-// program of the LSM type.
+// program of the LSM type. A refusal (EPERM, EACCES) is reported by its
+// errno alone: the library's hint about RLIMIT_MEMLOCK does not apply
+// (Attach raises it, and kernels from 5.11 do not use it).
 func refused(what string, err error) error {
-	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
-		return fmt.Errorf("%w: the kernel refused to %s: %v (the BPF LSM is active, yet this kernel does not let this process attach LSM programs: a lockdown mode, a hypervisor or a distribution patch can refuse them even to root with every capability)", ErrUnsupported, what, err)
+	var en unix.Errno
+	if errors.As(err, &en) && (en == unix.EPERM || en == unix.EACCES) {
+		return fmt.Errorf("%w: the kernel refused to %s: %w (the BPF LSM is active, yet this kernel does not let this process load or attach LSM programs: a lockdown mode, a hypervisor or a distribution patch can refuse them even to root with every capability)", ErrUnsupported, what, en)
+	}
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		return fmt.Errorf("%w: the kernel refused to %s: %w", ErrUnsupported, what, err)
 	}
 	return fmt.Errorf("bpflsm: %s: %w", what, err)
 }

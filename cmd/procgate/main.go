@@ -57,6 +57,6 @@ modules) and explains every answer step by step.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newCheckCmd(), newExplainCmd(), newSnapshotCmd(), newVerifyCmd(), newVerifyVMCmd(), newPolicyCmd(), newServeCmd(), newMountCmd(), newPsCmd(), newLsofCmd(), newEnvCmd(), newReadCmd(), newTopCmd(), newReportCmd())
+	root.AddCommand(newCheckCmd(), newExplainCmd(), newSnapshotCmd(), newVerifyCmd(), newVerifyVMCmd(), newPolicyCmd(), newServeCmd(), newMountCmd(), newPsCmd(), newLsofCmd(), newEnvCmd(), newReadCmd(), newTopCmd(), newReportCmd(), newEnforceCmd())
 	return root
 }
