@@ -28,9 +28,9 @@ func TestEncode(t *testing.T) {
 			{Subject: 2, Target: 0, Access: bpf.Attach},
 			{Subject: 2, Target: 1, Access: bpf.Attach},
 		},
-		Generation: 7,
+		Generation: 7, ExemptCgroup: 99,
 	}
-	v, err := Encode(rs, 99)
+	v, err := Encode(rs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestEncode(t *testing.T) {
 		}
 	}
 	rs.Classes = append(rs.Classes, bpf.Class{Name: "bad", Clauses: []bpf.Clause{{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: 2, Hi: 1}}}}})
-	if _, err := Encode(rs, 0); err == nil {
+	if _, err := Encode(rs); err == nil {
 		t.Error("an invalid rule set encoded")
 	}
 }
@@ -83,7 +83,7 @@ func TestAttachHere(t *testing.T) {
 		Rules:   []bpf.Rule{{Subject: -1, Target: 0, Access: bpf.Attach, Text: "protect nobody-here : attach"}},
 	}
 	dir := t.TempDir() + "/pin"
-	err := Attach(rs, 0, dir)
+	err := Attach(rs, dir)
 	if err != nil {
 		t.Logf("attach: %v", err)
 		if !errors.Is(err, ErrUnsupported) {
@@ -103,7 +103,7 @@ func TestAttachHere(t *testing.T) {
 	if err != nil || !st.Attached || st.Classes != 1 {
 		t.Fatalf("stat after attach: %+v, %v", st, err)
 	}
-	if err := Reload(rs, 0, dir); err != nil {
+	if err := Reload(rs, dir); err != nil {
 		t.Errorf("reload: %v", err)
 	}
 	if err := Detach(dir); err != nil {

@@ -17,11 +17,11 @@ import (
 )
 
 // Encode lays rs out as the program's rule set (struct ruleset).
-func Encode(rs *bpf.RuleSet, exemptCgroup uint64) (*ptraceRuleset, error) {
+func Encode(rs *bpf.RuleSet) (*ptraceRuleset, error) {
 	if err := rs.Validate(); err != nil {
 		return nil, err
 	}
-	out := &ptraceRuleset{Generation: rs.Generation, ExemptCgroup: exemptCgroup}
+	out := &ptraceRuleset{Generation: rs.Generation, ExemptCgroup: rs.ExemptCgroup}
 	for i, c := range rs.Classes {
 		bit := uint64(1) << i
 		out.Classes |= bit

@@ -64,14 +64,13 @@ func refused(what string, err error) error {
 
 // Attach loads the program with rule set rs, attaches it to the two
 // hooks and pins the links and maps under dir (created, and bpffs
-// mounted on /sys/fs/bpf if it is not). exemptCgroup is the cgroup v2 id
-// whose processes the rules do not restrict (0: none). A previous
-// attachment pinned under dir is an error: Reload it instead.
-func Attach(rs *bpf.RuleSet, exemptCgroup uint64, dir string) error {
+// mounted on /sys/fs/bpf if it is not). A previous attachment pinned
+// under dir is an error: Reload it instead.
+func Attach(rs *bpf.RuleSet, dir string) error {
 	if err := Supported(); err != nil {
 		return err
 	}
-	val, err := Encode(rs, exemptCgroup)
+	val, err := Encode(rs)
 	if err != nil {
 		return err
 	}
@@ -162,8 +161,8 @@ func newInner(spec *ebpf.CollectionSpec, val *ptraceRuleset) (*ebpf.Map, error) 
 // Reload replaces the attached program's rule set with rs in one update
 // of the outer map: a hook sees the old rule set or the new one, never
 // none. On an error the old rule set stays.
-func Reload(rs *bpf.RuleSet, exemptCgroup uint64, dir string) error {
-	val, err := Encode(rs, exemptCgroup)
+func Reload(rs *bpf.RuleSet, dir string) error {
+	val, err := Encode(rs)
 	if err != nil {
 		return err
 	}
@@ -275,4 +274,21 @@ func mountBPFFS(dir string) error {
 		}
 	}
 	return os.MkdirAll(dir, 0o700)
+}
+
+// CgroupID returns the id of the cgroup v2 directory path (the inode
+// number the kernel reports as the cgroup id), for RuleSet.ExemptCgroup.
+func CgroupID(path string) (uint64, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return 0, fmt.Errorf("bpflsm: cgroup %s: %w", path, err)
+	}
+	if fs.Type != unix.CGROUP2_SUPER_MAGIC {
+		return 0, fmt.Errorf("bpflsm: %s is not a cgroup v2 directory", path)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("bpflsm: cgroup %s: %w", path, err)
+	}
+	return st.Ino, nil
 }

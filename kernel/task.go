@@ -146,6 +146,10 @@ type Task struct {
 	// one. No access check reads it (pids are already global here): it
 	// tells the report which processes are in containers.
 	PIDNS string
+	// CgroupID is the id of the task's cgroup v2 (the inode number of its
+	// directory); 0 when unknown. No rule of the kernel's own reads it;
+	// procgate's BPF program exempts one cgroup (package lsm/bpf).
+	CgroupID uint64
 }
 
 // SameThreadGroup reports whether a and b belong to one thread group

@@ -123,7 +123,11 @@ func runVM() error {
 	if timeout <= 0 {
 		timeout = 60 * time.Second
 	}
-	r, err := NewRunner(Options{Workers: plan.Workers, Timeout: timeout})
+	exempt, cases, err := vmCgroups()
+	if err != nil {
+		return err
+	}
+	r, err := NewRunner(Options{Workers: plan.Workers, Timeout: timeout, Cgroup: cases})
 	if err != nil {
 		return err
 	}
@@ -134,7 +138,12 @@ func runVM() error {
 		mode, merr := setSELinuxMode(s.SELinuxMode)
 		serr = errors.Join(serr, merr)
 		if s.BPF != nil {
-			serr = errors.Join(serr, bpflsm.Attach(s.BPF, 0, bpflsm.DefaultPinDir))
+			// Init reads every process it spawns (their namespace
+			// links, READ checks): it is the exempt reader.
+			rs := *s.BPF
+			rs.ExemptCgroup = exempt
+			s.BPF = &rs
+			serr = errors.Join(serr, bpflsm.Attach(s.BPF, bpflsm.DefaultPinDir))
 		}
 		res, err := r.Run(context.Background(), s.Cases)
 		if s.BPF != nil {
@@ -159,6 +168,32 @@ func runVM() error {
 	end.Seconds = time.Since(start).Seconds()
 	vmLine(VMEndPrefix, end)
 	return nil
+}
+
+// vmCgroups mounts cgroup v2 and puts init in a cgroup of its own, the
+// one procgate's BPF program exempts in the steps that attach it (init
+// reads every process it starts, as the broker's reader does); the
+// processes it probes with start in another (Options.Cgroup). It returns
+// init's cgroup id and the other's path.
+func vmCgroups() (uint64, string, error) {
+	const root = "/sys/fs/cgroup"
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return 0, "", err
+	}
+	if err := unix.Mount("cgroup2", root, "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+		return 0, "", fmt.Errorf("mount cgroup2 on %s: %w", root, err)
+	}
+	initCg, cases := root+"/procgate-init", root+"/procgate-cases"
+	for _, d := range []string{initCg, cases} {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return 0, "", err
+		}
+	}
+	if err := writeAttr(initCg+"/cgroup.procs", []byte(strconv.Itoa(os.Getpid()))); err != nil {
+		return 0, "", fmt.Errorf("move init to %s: %w", initCg, err)
+	}
+	id, err := bpflsm.CgroupID(initCg)
+	return id, cases, err
 }
 
 // setYamaScope writes kernel.yama.ptrace_scope (unless scope is -1) and

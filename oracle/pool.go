@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options configure a Runner.
@@ -36,6 +38,11 @@ type Options struct {
 	// NoPool spawns a fresh target and prober for every case (about 4 ms
 	// a case instead of well under 1 ms); for cross-checking the pool.
 	NoPool bool
+	// Cgroup, when set, is a cgroup v2 directory the Runner starts its
+	// processes in (clone3 CLONE_INTO_CGROUP) instead of its own: a
+	// runner exempt from a BPF LSM program's rules by its cgroup keeps
+	// the processes it probes with out of the exemption.
+	Cgroup string
 }
 
 // Runner spawns processes with requested credentials and probes them. A
@@ -52,6 +59,8 @@ type Runner struct {
 	procs   procMounts
 	// serial numbers the spawned processes (Observed.Serial).
 	serial atomic.Uint64
+	// cgroupFD is Options.Cgroup open, -1 without one.
+	cgroupFD int
 }
 
 // Spawned returns the number of targets and probers the Runner has
@@ -87,11 +96,24 @@ func NewRunner(opts Options) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oracle: own user namespace: %w", err)
 	}
+	cgroupFD := -1
+	if opts.Cgroup != "" {
+		if cgroupFD, err = unix.Open(opts.Cgroup, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return nil, fmt.Errorf("oracle: cgroup %s: %w", opts.Cgroup, err)
+		}
+	}
 	exe, cleanup, err := prepareBinary()
 	if err != nil {
+		if cgroupFD >= 0 {
+			unix.Close(cgroupFD)
+		}
 		return nil, fmt.Errorf("oracle: %w", err)
 	}
-	return &Runner{opts: opts, exe: exe, cleanup: cleanup, initNS: initNS, profile: readProfile()}, nil
+	if cgroupFD >= 0 {
+		done := cleanup
+		cleanup = func() { done(); unix.Close(cgroupFD) }
+	}
+	return &Runner{opts: opts, exe: exe, cleanup: cleanup, initNS: initNS, profile: readProfile(), cgroupFD: cgroupFD}, nil
 }
 
 // Close removes the copied binary, if any, and unmounts the procfs

@@ -120,6 +120,12 @@ func (r *Runner) start(q *spawnReq) (*proc, error) {
 	}
 	cmd.ExtraFiles = q.extra
 	cmd.Stderr = q.stderr
+	if r.cgroupFD >= 0 {
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, r.cgroupFD
+	}
 	err = cmd.Start()
 	inR.Close()
 	outW.Close()

@@ -271,12 +271,12 @@ func VMDefaultPlan() VMPlan {
 // VM's bpf step, over the Yama cases (vmYamaCases) at scope 0: each rule
 // denies something the kernel's own rules allow in some case — root's
 // attach to uid 1000 (root holds CAP_SYS_PTRACE), a uid-2000 caller's
-// read of uid 1000 (with CAP_SYS_PTRACE), any attach to processes with
-// kuids 100000-100999 (a root-made user namespace's), and attach to uid
-// 1000 by everyone but root and uid 2000 (same-uid attach) — through
-// positive and negated uid clauses. No rule restricts root's reads: the
-// orchestrator reads every process's namespace link as root, and nothing
-// exempts it yet.
+// read of uid 1000 (with CAP_SYS_PTRACE), any read of processes with
+// kuids 100000-100999 (a root-made user namespace's: protect, which
+// refuses root too), and attach to uid 1000 by everyone but root and uid
+// 2000 (same-uid attach) — through positive and negated uid clauses.
+// Init, which reads every process it starts, runs in the cgroup the
+// program exempts (vmCgroups), as the broker's reader would.
 func VMBPFRules() *bpf.RuleSet {
 	uid := func(lo, hi uint32) bpf.Clause {
 		return bpf.Clause{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: lo, Hi: hi}}}
@@ -293,7 +293,7 @@ func VMBPFRules() *bpf.RuleSet {
 		Rules: []bpf.Rule{
 			{Subject: 1, Target: 0, Access: bpf.Attach, Text: "deny root uid1000 : attach"},
 			{Subject: 2, Target: 0, Access: bpf.Read, Text: "deny uid2000 uid1000 : read"},
-			{Subject: -1, Target: 3, Access: bpf.Attach, Text: "protect nsroot : attach"},
+			{Subject: -1, Target: 3, Access: bpf.Read, Text: "protect nsroot : read"},
 			{Subject: 4, Target: 0, Access: bpf.Attach, Text: "deny others uid1000 : attach"},
 		},
 		Generation: 1,

@@ -102,9 +102,9 @@ func enforceOnce(out io.Writer, load func() (*policy.Policy, error), pinDir stri
 	st, _ := bpflsm.Stat(pinDir)
 	if st.Attached {
 		verb = "reloaded"
-		err = bpflsm.Reload(rs, 0, pinDir)
+		err = bpflsm.Reload(rs, pinDir)
 	} else {
-		err = bpflsm.Attach(rs, 0, pinDir)
+		err = bpflsm.Attach(rs, pinDir)
 	}
 	if err != nil {
 		if errors.Is(err, bpflsm.ErrUnsupported) {

@@ -51,7 +51,7 @@ func TestEnforceCLI(t *testing.T) {
 
 	testenv.RequireRoot(t, "loading a BPF LSM program needs root")
 	probe := &bpf.RuleSet{}
-	err := bpflsm.Attach(probe, 0, pin)
+	err := bpflsm.Attach(probe, pin)
 	if err == nil {
 		_ = bpflsm.Detach(pin)
 		t.Skip("this kernel accepts LSM programs: enforcement is tested in the VMs (verify-vm's bpf step); here only the refusal is")

@@ -112,6 +112,12 @@ type RuleSet struct {
 	Rules   []Rule
 	// Generation numbers the rule set (a policy's load).
 	Generation uint64
+	// ExemptCgroup is the cgroup v2 id whose processes no rule
+	// restricts at ptrace_access_check (procgate's own reader: the
+	// broker's and the FUSE mount's); 0 for none. The subject is the
+	// caller there; at ptrace_traceme it is the parent, whose cgroup the
+	// program does not read, and nothing is exempt.
+	ExemptCgroup uint64 `json:"exempt_cgroup,omitempty"`
 }
 
 // Validate checks the rule set against the program's limits.
@@ -281,9 +287,13 @@ func access(mode kernel.Mode) Access {
 	return Read
 }
 
-func (m *Module) decide(e kernel.Env, subject, target *kernel.Task, a Access, hook string) kernel.Errno {
+func (m *Module) decide(e kernel.Env, subject, target *kernel.Task, a Access, hook string, exempt bool) kernel.Errno {
 	if m.Rules == nil {
 		e.T.Add("bpf", kernel.Skip, "no procgate rule set loaded")
+		return kernel.OK
+	}
+	if exempt && m.Rules.ExemptCgroup != 0 && subject.CgroupID == m.Rules.ExemptCgroup {
+		e.T.Add("bpf", kernel.Pass, fmt.Sprintf("%s: %s runs in the exempt cgroup %d (procgate's reader)", hook, subject.Name, subject.CgroupID))
 		return kernel.OK
 	}
 	r := m.Rules.Decide(MatchOf(subject), MatchOf(target), a)
@@ -302,13 +312,13 @@ func (m *Module) decide(e kernel.Env, subject, target *kernel.Task, a Access, ho
 // PtraceAccessCheck is the program at ptrace_access_check: the tracer
 // (current) is the subject, the tracee the target.
 func (m *Module) PtraceAccessCheck(e kernel.Env, tracer, tracee *kernel.Task, mode kernel.Mode) kernel.Errno {
-	return m.decide(e, tracer, tracee, access(mode), "ptrace_access_check")
+	return m.decide(e, tracer, tracee, access(mode), "ptrace_access_check", true)
 }
 
 // PtraceTraceme is the program at ptrace_traceme: the parent, the
 // tracer to be, is the subject of an attach to the child.
 func (m *Module) PtraceTraceme(e kernel.Env, parent, child *kernel.Task) kernel.Errno {
-	return m.decide(e, parent, child, Attach, "ptrace_traceme")
+	return m.decide(e, parent, child, Attach, "ptrace_traceme", false)
 }
 
 // Capable never denies: the program has no capable hook.

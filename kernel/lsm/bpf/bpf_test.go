@@ -147,4 +147,18 @@ func TestModule(t *testing.T) {
 	if got := (&Module{}).PtraceAccessCheck(e, root, user, kernel.ModeAttach|kernel.ModeRealCreds); got != kernel.OK {
 		t.Errorf("without a rule set: %v, want OK", got)
 	}
+	// The exempt cgroup: its tasks are not restricted as callers, and
+	// are as parents at PTRACE_TRACEME (the program reads only the
+	// caller's cgroup).
+	rs := testRules()
+	rs.ExemptCgroup = 77
+	m = &Module{Rules: rs}
+	reader := *root
+	reader.CgroupID = 77
+	if got := m.PtraceAccessCheck(e, &reader, user, kernel.ModeAttach|kernel.ModeRealCreds); got != kernel.OK {
+		t.Errorf("root in the exempt cgroup attaching to a user: %v, want OK", got)
+	}
+	if got := m.PtraceTraceme(e, &reader, user); got != kernel.EPERM {
+		t.Errorf("PTRACE_TRACEME under root in the exempt cgroup: %v, want EPERM", got)
+	}
 }
