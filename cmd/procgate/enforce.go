@@ -6,17 +6,19 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/procgate/procgate/bpflsm"
+	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/policy"
 )
 
 func newEnforceCmd() *cobra.Command {
-	var policyFile, pinDir string
-	var status, detach, once bool
+	var policyFile, pinDir, exemptCgroup string
+	var status, detach, once, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "enforce [--policy FILE]",
 		Short: "Enforce the policy's restrictions in the kernel (BPF LSM)",
@@ -28,7 +30,9 @@ the exe/cwd/root links, io, stat's masked fields…) fail as the kernel's own
 rules fail them (EACCES, or masked fields); /proc/PID/status asks no check
 and stays readable. Rules the program cannot evaluate (items, when
 conditions, exclusions, label/cgroup/container selectors) are refused with
-their positions. The program is pinned under --pin-dir and enforces until
+their positions. --exempt-cgroup names the cgroup of procgate's own reader
+(the broker's or the FUSE mount's service), whose reads the rules must not
+stop. The program is pinned under --pin-dir and enforces until
 --detach, also after this command exits.
 
 Without --once, enforce stays in the foreground: SIGHUP reloads the policy
@@ -50,13 +54,33 @@ the kernel cannot enforce, 2 invalid input.`,
 				fmt.Fprintf(out, "detached: nothing pinned under %s\n", pinDir)
 				return nil
 			}
+			var exempt uint64
+			if exemptCgroup != "" {
+				id, err := bpflsm.CgroupID(exemptCgroup)
+				if err != nil {
+					return &exitError{2, err}
+				}
+				exempt = id
+			}
 			load := func() (*policy.Policy, error) {
 				if policyFile == "" {
 					return loadPolicies([]string{"default"}, cmd.InOrStdin())
 				}
 				return loadPolicies([]string{policyFile}, cmd.InOrStdin())
 			}
-			if err := enforceOnce(out, load, pinDir); err != nil {
+			if dryRun {
+				p, err := load()
+				if err != nil {
+					return err
+				}
+				rs, err := p.KernelRules()
+				if err != nil {
+					return &exitError{2, fmt.Errorf("the kernel program cannot enforce this policy:\n%w", err)}
+				}
+				printRuleSet(out, rs)
+				return nil
+			}
+			if err := enforceOnce(out, load, pinDir, exempt); err != nil {
 				return err
 			}
 			if once {
@@ -69,7 +93,7 @@ the kernel cannot enforce, 2 invalid input.`,
 					fmt.Fprintf(out, "%s: exiting; the program keeps enforcing (procgate enforce --detach removes it)\n", s)
 					return nil
 				}
-				if err := enforceOnce(out, load, pinDir); err != nil {
+				if err := enforceOnce(out, load, pinDir, exempt); err != nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), "procgate: enforce: reload failed, the previous rule set stays:", err)
 				}
 			}
@@ -78,10 +102,12 @@ the kernel cannot enforce, 2 invalid input.`,
 	}
 	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file (default: the embedded default policy)")
 	cmd.Flags().StringVar(&pinDir, "pin-dir", bpflsm.DefaultPinDir, "where the program's links and maps are pinned (bpffs)")
+	cmd.Flags().StringVar(&exemptCgroup, "exempt-cgroup", "", "a cgroup v2 directory whose processes the rules do not restrict as callers: procgate's own reader (the broker's, the FUSE mount's service cgroup)")
 	cmd.Flags().BoolVar(&status, "status", false, "report what is attached and exit")
 	cmd.Flags().BoolVar(&detach, "detach", false, "remove the program and everything pinned, and exit")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the classes and restrictions the kernel program would enforce, and exit")
 	cmd.Flags().BoolVar(&once, "once", false, "attach or reload, then exit (the program keeps enforcing)")
-	cmd.MarkFlagsMutuallyExclusive("status", "detach", "once")
+	cmd.MarkFlagsMutuallyExclusive("status", "detach", "once", "dry-run")
 	cmd.MarkFlagsMutuallyExclusive("status", "policy")
 	cmd.MarkFlagsMutuallyExclusive("detach", "policy")
 	return cmd
@@ -89,7 +115,7 @@ the kernel cannot enforce, 2 invalid input.`,
 
 // enforceOnce compiles the policy and attaches the program with its
 // rule set, or swaps the rule set of the program already attached.
-func enforceOnce(out io.Writer, load func() (*policy.Policy, error), pinDir string) error {
+func enforceOnce(out io.Writer, load func() (*policy.Policy, error), pinDir string, exempt uint64) error {
 	p, err := load()
 	if err != nil {
 		return err
@@ -98,6 +124,7 @@ func enforceOnce(out io.Writer, load func() (*policy.Policy, error), pinDir stri
 	if err != nil {
 		return &exitError{2, fmt.Errorf("the kernel program cannot enforce this policy:\n%w", err)}
 	}
+	rs.ExemptCgroup = exempt
 	verb := "attached"
 	st, _ := bpflsm.Stat(pinDir)
 	if st.Attached {
@@ -129,4 +156,23 @@ func enforceStatus(out io.Writer, pinDir string) error {
 	fmt.Fprintf(out, "attached: policy generation %d, %d classes; %d decisions, %d denials, %d without a rule set\n",
 		st.Generation, st.Classes, st.Decisions, st.Denials, st.Unset)
 	return nil
+}
+
+// printRuleSet lists what the program would enforce.
+func printRuleSet(out io.Writer, rs *bpf.RuleSet) {
+	fmt.Fprintf(out, "%d classes, %d restrictions (policy generation %d)\n", len(rs.Classes), len(rs.Rules), rs.Generation)
+	for i, c := range rs.Classes {
+		var cl []string
+		for _, k := range c.Clauses {
+			cl = append(cl, k.String())
+		}
+		fmt.Fprintf(out, "class %d %s: %s\n", i, c.Name, strings.Join(cl, "; "))
+	}
+	for _, r := range rs.Rules {
+		who := "every subject"
+		if r.Subject >= 0 {
+			who = rs.Classes[r.Subject].Name
+		}
+		fmt.Fprintf(out, "deny %s %s access to %s (EPERM at the hook)  # %s\n", who, r.Access, rs.Classes[r.Target].Name, r.Text)
+	}
 }

@@ -40,6 +40,10 @@ func TestEnforceCLI(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "p.pol:3:1: deny: the kernel program cannot restrict single items") {
 		t.Errorf("item rule: exit %d, output:\n%s", code, out)
 	}
+	out, code = runEnforceCmd(t, "--exempt-cgroup", t.TempDir(), "--pin-dir", pin, "--once")
+	if code != 2 || !strings.Contains(out, "is not a cgroup v2 directory") {
+		t.Errorf("--exempt-cgroup of a plain directory: exit %d, output:\n%s", code, out)
+	}
 	out, code = runEnforceCmd(t, "--status", "--pin-dir", pin)
 	if code != 0 || !strings.Contains(out, "not attached") {
 		t.Errorf("--status: exit %d, output:\n%s", code, out)

@@ -74,6 +74,27 @@ type Clause struct {
 	Exes []kernel.FileID
 }
 
+// String renders the clause as a policy selector line: "uid 0-99",
+// "not group 10", "exe dev 8:1 ino 42".
+func (cl Clause) String() string {
+	var vals []string
+	for _, r := range cl.IDs {
+		if r.Lo == r.Hi {
+			vals = append(vals, fmt.Sprint(r.Lo))
+		} else {
+			vals = append(vals, fmt.Sprintf("%d-%d", r.Lo, r.Hi))
+		}
+	}
+	for _, e := range cl.Exes {
+		vals = append(vals, fmt.Sprintf("dev %d:%d ino %d", e.Dev>>20, e.Dev&(1<<20-1), e.Ino))
+	}
+	s := cl.Kind.String() + " " + strings.Join(vals, " ")
+	if cl.Not {
+		s = "not " + s
+	}
+	return s
+}
+
 // Class is a set of processes: those every clause holds. A class
 // without clauses holds every process.
 type Class struct {
