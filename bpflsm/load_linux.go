@@ -180,7 +180,9 @@ func Reload(rs *bpf.RuleSet, dir string) error {
 		return err
 	}
 	defer inner.Close()
-	if err := outer.Update(uint32(0), inner, ebpf.UpdateExist); err != nil {
+	// BPF_ANY: an array of maps refuses every other flag
+	// (kernel/bpf/arraymap.c:bpf_fd_array_map_update_elem).
+	if err := outer.Update(uint32(0), inner, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("bpflsm: swap the rule set: %w", err)
 	}
 	return nil

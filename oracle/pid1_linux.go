@@ -146,6 +146,9 @@ func runVM() error {
 			serr = errors.Join(serr, bpflsm.Attach(s.BPF, bpflsm.DefaultPinDir))
 		}
 		res, err := r.Run(context.Background(), s.Cases)
+		if s.BPF != nil && err == nil {
+			end.BPFReload = append(end.BPFReload, r.vmReloadUnderLoad(s.Name, s.BPF, VMGuardedUID, 50))
+		}
 		if s.BPF != nil {
 			if derr := bpflsm.Detach(bpflsm.DefaultPinDir); derr != nil && err == nil {
 				err = fmt.Errorf("detach the BPF LSM program: %w", derr)

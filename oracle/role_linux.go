@@ -27,6 +27,9 @@ const (
 	roleTarget   = "target"
 	roleProber   = "prober"
 	roleNSHelper = "nshelper"
+	// roleHammer opens a target's /proc/PID/environ in a loop (the VM's
+	// reload-under-load check) and reports the counts.
+	roleHammer = "hammer"
 )
 
 // childSpec is what a re-executed role receives (JSON in envSpec).
@@ -45,6 +48,8 @@ type childSpec struct {
 	Children []*childSpec `json:"children,omitempty"`
 	// Inner is, for the nshelper, the role to clone in the new namespace.
 	Inner *childSpec `json:"inner,omitempty"`
+	// Hammer is, for the hammer role, the process to open and how long.
+	Hammer *hammerSpec `json:"hammer,omitempty"`
 	// ExitCode is a target's exit status once its stdin reaches EOF: an
 	// exiting target (Case.TargetExits) exits with a non-zero one, which
 	// /proc/PID/stat shows a permitted reader of the zombie (exit_code).
@@ -116,6 +121,8 @@ func RunRoleIfRequested() {
 		err = runProber(&spec)
 	case roleNSHelper:
 		err = runNSHelper(&spec)
+	case roleHammer:
+		err = runHammer(&spec)
 	default:
 		err = fmt.Errorf("unknown oracle role %q", role)
 	}

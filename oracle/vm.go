@@ -115,4 +115,25 @@ type VMEnd struct {
 	// SELinuxLoadSeconds the time the policy load took.
 	SELinuxPolicyVersion string  `json:"selinux_policy_version,omitempty"`
 	SELinuxLoadSeconds   float64 `json:"selinux_load_seconds,omitempty"`
+	// BPFReload is the reload-under-load check of the steps that attach
+	// procgate's BPF LSM program, one per such step.
+	BPFReload []VMReload `json:"bpf_reload,omitempty"`
+}
+
+// VMReload is one reload-under-load check: while a process outside the
+// exempt cgroup opens a protected process's /proc/PID/environ in a tight
+// loop, init swaps the program's rule set Reloads times (each a new
+// generation of the same rules). Allowed must be 0: no open may slip
+// through a swap.
+type VMReload struct {
+	Step    string `json:"step"`
+	Reloads int    `json:"reloads"`
+	// Opens counts the loop's attempts, Allowed those that opened, and
+	// Errors the refusals by errno name.
+	Opens   int            `json:"opens"`
+	Allowed int            `json:"allowed"`
+	Errors  map[string]int `json:"errors,omitempty"`
+	Seconds float64        `json:"seconds"`
+	// Err is why the check could not run.
+	Err string `json:"err,omitempty"`
 }

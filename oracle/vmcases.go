@@ -267,6 +267,10 @@ func VMDefaultPlan() VMPlan {
 	return plan
 }
 
+// VMGuardedUID is the uid of the process the reload-under-load check
+// reads (VMReload): VMBPFRules protects it from every reader.
+const VMGuardedUID = 3333
+
 // VMBPFRules is the rule set procgate's BPF LSM program enforces in the
 // VM's bpf step, over the Yama cases (vmYamaCases) at scope 0: each rule
 // denies something the kernel's own rules allow in some case — root's
@@ -276,7 +280,9 @@ func VMDefaultPlan() VMPlan {
 // refuses root too), and attach to uid 1000 by everyone but root and uid
 // 2000 (same-uid attach) — through positive and negated uid clauses.
 // Init, which reads every process it starts, runs in the cgroup the
-// program exempts (vmCgroups), as the broker's reader would.
+// program exempts (vmCgroups), as the broker's reader would. Processes of
+// uid VMGuardedUID are protected from every reader: the reload-under-load
+// check (VMReload) reads one while the rule set is swapped.
 func VMBPFRules() *bpf.RuleSet {
 	uid := func(lo, hi uint32) bpf.Clause {
 		return bpf.Clause{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: lo, Hi: hi}}}
@@ -289,12 +295,15 @@ func VMBPFRules() *bpf.RuleSet {
 			{Name: "uid2000", Clauses: []bpf.Clause{uid(2000, 2000)}},
 			{Name: "nsroot", Clauses: []bpf.Clause{uid(100000, 100999)}},
 			{Name: "others", Clauses: []bpf.Clause{not(uid(0, 0)), not(uid(2000, 2000))}},
+			{Name: "guarded", Clauses: []bpf.Clause{uid(VMGuardedUID, VMGuardedUID)}},
 		},
 		Rules: []bpf.Rule{
 			{Subject: 1, Target: 0, Access: bpf.Attach, Text: "deny root uid1000 : attach"},
 			{Subject: 2, Target: 0, Access: bpf.Read, Text: "deny uid2000 uid1000 : read"},
 			{Subject: -1, Target: 3, Access: bpf.Read, Text: "protect nsroot : read"},
 			{Subject: 4, Target: 0, Access: bpf.Attach, Text: "deny others uid1000 : attach"},
+			{Subject: -1, Target: 5, Access: bpf.Read, Text: "protect guarded : read"},
+			{Subject: -1, Target: 5, Access: bpf.Attach, Text: "protect guarded : attach"},
 		},
 		Generation: 1,
 	}

@@ -167,6 +167,25 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 			rep.disagreeCases++
 		}
 	}
+	if run.end != nil {
+		for _, rl := range run.end.BPFReload {
+			var bad string
+			switch {
+			case rl.Err != "":
+				bad = rl.Err
+			case rl.Allowed > 0:
+				bad = fmt.Sprintf("%d of %d opens of a protected process's environ succeeded during %d rule-set swaps", rl.Allowed, rl.Opens, rl.Reloads)
+			case rl.Opens == 0 || rl.Reloads == 0:
+				bad = fmt.Sprintf("nothing checked (%d opens, %d swaps)", rl.Opens, rl.Reloads)
+			}
+			if bad != "" {
+				rep.predictErrs++
+				if rep.firstPredictErr == "" {
+					rep.firstPredictErr = fmt.Sprintf("step %s: reload under load: %s", rl.Step, bad)
+				}
+			}
+		}
+	}
 	for _, st := range rep.steps {
 		if st.bpf && st.bpfDecided == 0 && st.probes > 0 {
 			// Agreement would show nothing of the program.

@@ -2,9 +2,13 @@ package vm
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/oracle"
 )
 
@@ -107,5 +111,70 @@ func TestCompareRefusalsAndNoBegin(t *testing.T) {
 	}
 	if rep.refused != 1 || rep.probes != 0 || rep.steps[0].firstRefusal != refused.Result.Error {
 		t.Errorf("refused %d probes %d first %q", rep.refused, rep.probes, rep.steps[0].firstRefusal)
+	}
+}
+
+// TestCompareBPFStep: a step with procgate's program fails when its rule
+// set decides none of the answers (agreement would show nothing of the
+// program), and a boot fails when the reload-under-load check let an
+// open through, did nothing, or could not run. The committed logs of the
+// four kernels have a bpf step that passes both.
+func TestCompareBPFStep(t *testing.T) {
+	f, err := os.Open("../verify/testdata/vm-bookworm.log.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := readConsole(zr, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &suite{name: SuiteAppArmor, plan: oracle.VMDefaultPlan()}
+	rep, err := compare(run, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decided := -1
+	for _, st := range rep.steps {
+		if st.bpf {
+			decided = st.bpfDecided
+		}
+	}
+	if decided <= 0 || rep.predictErrs != 0 || rep.disagreeCases != 0 || len(run.end.BPFReload) != 1 || run.end.BPFReload[0].Allowed != 0 {
+		t.Fatalf("the committed bookworm log: %d answers decided by the program, %d model errors (%s), %d disagreeing cases, reload %+v", decided, rep.predictErrs, rep.firstPredictErr, rep.disagreeCases, run.end.BPFReload)
+	}
+	for _, tc := range []struct {
+		name string
+		mut  func(r *consoleRun)
+		want string
+	}{
+		{"an open slipped through a swap", func(r *consoleRun) { r.end.BPFReload[0].Allowed = 1 }, "1 of"},
+		{"no opens", func(r *consoleRun) { r.end.BPFReload[0].Opens, r.end.BPFReload[0].Allowed = 0, 0 }, "nothing checked"},
+		{"the check failed", func(r *consoleRun) { r.end.BPFReload[0].Err = "reload 1: EINVAL" }, "reload 1: EINVAL"},
+		{"a rule set that decides nothing", func(r *consoleRun) {
+			for i := range r.results {
+				if r.results[i].BPF != nil {
+					r.results[i].BPF = &bpf.RuleSet{Classes: []bpf.Class{{Name: "nobody", Clauses: []bpf.Clause{{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: 7777, Hi: 7777}}}}}}}
+				}
+			}
+		}, "decides none"},
+	} {
+		cp := *run
+		end := *run.end
+		end.BPFReload = append([]oracle.VMReload(nil), run.end.BPFReload...)
+		cp.end = &end
+		cp.results = append([]oracle.VMRes(nil), run.results...)
+		tc.mut(&cp)
+		rep, err := compare(&cp, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.predictErrs == 0 || !strings.Contains(rep.firstPredictErr, tc.want) {
+			t.Errorf("%s: %d model errors, first %q; want one about %q", tc.name, rep.predictErrs, rep.firstPredictErr, tc.want)
+		}
 	}
 }

@@ -65,6 +65,15 @@ func (r *report) print(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	if r.end != nil {
+		for _, rl := range r.end.BPFReload {
+			fmt.Fprintf(w, "  reload under load (step %s): %d rule-set swaps in %.1f s, %d opens of a protected environ, %d allowed, refusals %v", rl.Step, rl.Reloads, rl.Seconds, rl.Opens, rl.Allowed, rl.Errors)
+			if rl.Err != "" {
+				fmt.Fprintf(w, " (error: %s)", rl.Err)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	sort.SliceStable(r.groups, func(i, j int) bool { return r.groups[i].count > r.groups[j].count })
 	for i, g := range r.groups {
 		if i == maxGroups {
