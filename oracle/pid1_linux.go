@@ -147,7 +147,8 @@ func runVM() error {
 		}
 		res, err := r.Run(context.Background(), s.Cases)
 		if s.BPF != nil && err == nil {
-			end.BPFReload = append(end.BPFReload, r.vmReloadUnderLoad(s.Name, s.BPF, VMGuardedUID, 50))
+			// Detaches the program; the Detach below then finds nothing.
+			end.BPFReload = append(end.BPFReload, r.vmEnforceChecks(s.Name, s.BPF, VMGuardedUID, 50))
 		}
 		if s.BPF != nil {
 			if derr := bpflsm.Detach(bpflsm.DefaultPinDir); derr != nil && err == nil {

@@ -3,6 +3,7 @@ package oracle
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -15,93 +16,143 @@ import (
 	"github.com/procgate/procgate/kernel/lsm/bpf"
 )
 
-// hammerSpec is what the hammer role opens, and for how long.
+// hammerSpec is what the hammer role opens (each path in turn), and for
+// how long.
 type hammerSpec struct {
-	Pid    int `json:"pid"`
-	Millis int `json:"millis"`
+	Paths  []string `json:"paths"`
+	Millis int      `json:"millis"`
 }
 
-// hammerReport is the hammer's one output line.
-type hammerReport struct {
+// hammerCount is what the hammer saw of one path.
+type hammerCount struct {
 	Opens   int            `json:"opens"`
 	Allowed int            `json:"allowed"`
 	Errors  map[string]int `json:"errors,omitempty"`
 }
 
-// runHammer opens /proc/PID/environ until the time is up, counting what
-// the kernel answers, then writes the counts.
+// hammerReport is the hammer's one output line.
+type hammerReport struct {
+	Counts  []hammerCount `json:"counts"`
+	Seconds float64       `json:"seconds"`
+}
+
+// runHammer opens (and reads a little of) each path in turn until the
+// time is up, counting what the kernel answers, then writes the counts.
 func runHammer(spec *childSpec) error {
 	h := spec.Hammer
-	if h == nil || h.Pid <= 0 {
-		return fmt.Errorf("hammer without a target")
+	if h == nil || len(h.Paths) == 0 {
+		return errors.New("hammer without paths")
 	}
-	path := "/proc/" + strconv.Itoa(h.Pid) + "/environ"
-	rep := hammerReport{Errors: map[string]int{}}
-	end := time.Now().Add(time.Duration(h.Millis) * time.Millisecond)
+	rep := hammerReport{Counts: make([]hammerCount, len(h.Paths))}
+	for i := range rep.Counts {
+		rep.Counts[i].Errors = map[string]int{}
+	}
+	var buf [64]byte
+	start := time.Now()
+	end := start.Add(time.Duration(h.Millis) * time.Millisecond)
 	for time.Now().Before(end) {
 		for range 64 {
-			rep.Opens++
-			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				rep.Errors[errName(err)]++
-				continue
+			for i, p := range h.Paths {
+				c := &rep.Counts[i]
+				c.Opens++
+				fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err == nil {
+					// environ is checked again at read (mm_access).
+					_, err = unix.Read(fd, buf[:])
+					unix.Close(fd)
+				}
+				if err != nil {
+					c.Errors[errName(err)]++
+					continue
+				}
+				c.Allowed++
 			}
-			rep.Allowed++
-			unix.Close(fd)
 		}
 	}
+	rep.Seconds = time.Since(start).Seconds()
 	return writeJSON(os.Stdout, rep)
 }
 
-// vmReloadUnderLoad runs the reload-under-load check while the program
-// enforces rs: a target with the credentials of a class rs protects from
-// every reader (uid), and a root hammer started in the cases' cgroup
-// (not exempt) opening its environ, while init swaps the rule set.
-func (r *Runner) vmReloadUnderLoad(step string, rs *bpf.RuleSet, uid uint32, reloads int) VMReload {
+// vmEnforceChecks checks, while procgate's program enforces rs, what the
+// cases cannot: a reload under load (VMReload) and, after it, that the
+// program's cost per check and that detaching removes everything.
+// guarded is a uid rs protects from every reader.
+func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, reloads int) VMReload {
 	res := VMReload{Step: step}
 	fail := func(err error) VMReload { res.Err = err.Error(); return res }
-	start := func(spec *childSpec) (*os.File, *bufio.Reader, func(), error) {
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	// start runs a role in the cases' cgroup and returns its stdout.
+	start := func(spec *childSpec) (*bufio.Reader, error) {
 		inR, inW, err := os.Pipe()
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		outR, outW, err := os.Pipe()
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		cmd, err := commandPath(r.exe, spec, inR, outW)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: r.cgroupFD >= 0, CgroupFD: r.cgroupFD}
 		err = cmd.Start()
 		inR.Close()
 		outW.Close()
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		return inW, bufio.NewReader(outR), func() { inW.Close(); outR.Close(); waitOrKill(cmd, 10*time.Second) }, nil
+		stops = append(stops, func() { inW.Close(); outR.Close(); waitOrKill(cmd, 10*time.Second) })
+		return bufio.NewReader(outR), nil
 	}
-	_, trd, stop, err := start(&childSpec{Role: roleTarget, Creds: User(uid, uid)})
+	target := func(uid uint32) (int, error) {
+		rd, err := start(&childSpec{Role: roleTarget, Creds: User(uid, uid)})
+		if err != nil {
+			return 0, err
+		}
+		var ready readyMsg
+		line, err := rd.ReadBytes('\n')
+		if err == nil {
+			err = json.Unmarshal(line, &ready)
+		}
+		if err == nil && ready.Err != "" {
+			err = errors.New(ready.Err)
+		}
+		return ready.Pid, err
+	}
+	hammer := func(millis int, paths ...string) (*bufio.Reader, error) {
+		return start(&childSpec{Role: roleHammer, Hammer: &hammerSpec{Paths: paths, Millis: millis}})
+	}
+	report := func(rd *bufio.Reader) (hammerReport, error) {
+		var rep hammerReport
+		line, err := rd.ReadBytes('\n')
+		if err == nil {
+			err = json.Unmarshal(line, &rep)
+		}
+		return rep, err
+	}
+	procPath := func(pid int, name string) string { return "/proc/" + strconv.Itoa(pid) + "/" + name }
+
+	pg, err := target(guarded)
 	if err != nil {
 		return fail(fmt.Errorf("start the protected target: %w", err))
 	}
-	defer stop()
-	line, err := trd.ReadBytes('\n')
-	var ready readyMsg
-	if err == nil {
-		err = json.Unmarshal(line, &ready)
+	pu, err := target(guarded + 1) // in no class of rs
+	if err != nil {
+		return fail(fmt.Errorf("start the unrestricted target: %w", err))
 	}
-	if err != nil || ready.Err != "" || ready.Pid <= 0 {
-		return fail(fmt.Errorf("protected target not ready: %v %s", err, ready.Err))
-	}
+	// Reload under load: environ refused, status read, through every
+	// swap.
 	const millis = 3000
-	_, hrd, hstop, err := start(&childSpec{Role: roleHammer, Hammer: &hammerSpec{Pid: ready.Pid, Millis: millis}})
+	hrd, err := hammer(millis, procPath(pg, "environ"), procPath(pg, "status"))
 	if err != nil {
 		return fail(fmt.Errorf("start the hammer: %w", err))
 	}
-	defer hstop()
-	t0 := time.Now()
 	gap := time.Duration(millis) * time.Millisecond / time.Duration(reloads+1)
 	for i := range reloads {
 		time.Sleep(gap)
@@ -112,15 +163,47 @@ func (r *Runner) vmReloadUnderLoad(step string, rs *bpf.RuleSet, uid uint32, rel
 		}
 		res.Reloads++
 	}
-	line, err = hrd.ReadBytes('\n')
-	var rep hammerReport
-	if err == nil {
-		err = json.Unmarshal(line, &rep)
+	rep, err := report(hrd)
+	if err != nil || len(rep.Counts) != 2 {
+		return fail(fmt.Errorf("hammer report: %v", err))
 	}
+	res.Opens, res.Allowed, res.Errors = rep.Counts[0].Opens, rep.Counts[0].Allowed, rep.Counts[0].Errors
+	res.StatusOpens, res.StatusAllowed = rep.Counts[1].Opens, rep.Counts[1].Allowed
+	res.Seconds = rep.Seconds
+	// The program's cost: environ of a process no rule restricts, read
+	// with the program attached and after detaching it.
+	const benchMillis = 1000
+	ns := func() (float64, error) {
+		rd, err := hammer(benchMillis, procPath(pu, "environ"))
+		if err != nil {
+			return 0, err
+		}
+		rep, err := report(rd)
+		if err != nil || len(rep.Counts) != 1 || rep.Counts[0].Allowed == 0 {
+			return 0, fmt.Errorf("bench hammer: %v %+v", err, rep)
+		}
+		return rep.Seconds * 1e9 / float64(rep.Counts[0].Opens), nil
+	}
+	if res.NsWith, err = ns(); err != nil {
+		return fail(err)
+	}
+	if err := bpflsm.Detach(bpflsm.DefaultPinDir); err != nil {
+		return fail(fmt.Errorf("detach: %w", err))
+	}
+	if _, err := os.Stat(bpflsm.DefaultPinDir); !errors.Is(err, os.ErrNotExist) {
+		res.PinsLeft = true
+	}
+	if res.NsWithout, err = ns(); err != nil {
+		return fail(err)
+	}
+	// Detached: the protected process's environ reads again.
+	rd, err := hammer(100, procPath(pg, "environ"))
 	if err != nil {
-		return fail(fmt.Errorf("hammer report: %w", err))
+		return fail(err)
 	}
-	res.Opens, res.Allowed, res.Errors = rep.Opens, rep.Allowed, rep.Errors
-	res.Seconds = time.Since(t0).Seconds()
+	if rep, err = report(rd); err != nil || len(rep.Counts) != 1 {
+		return fail(fmt.Errorf("after detach: %v", err))
+	}
+	res.AfterDetachOpens, res.AfterDetachAllowed = rep.Counts[0].Opens, rep.Counts[0].Allowed
 	return res
 }

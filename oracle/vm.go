@@ -120,20 +120,33 @@ type VMEnd struct {
 	BPFReload []VMReload `json:"bpf_reload,omitempty"`
 }
 
-// VMReload is one reload-under-load check: while a process outside the
-// exempt cgroup opens a protected process's /proc/PID/environ in a tight
-// loop, init swaps the program's rule set Reloads times (each a new
-// generation of the same rules). Allowed must be 0: no open may slip
-// through a swap.
+// VMReload is what init checks of procgate's BPF LSM program beyond the
+// cases, in a step that attaches it. While a root process outside the
+// exempt cgroup opens a protected process's /proc/PID/environ and
+// /proc/PID/status in a tight loop, init swaps the rule set Reloads times
+// (each a new generation of the same rules): Allowed must be 0 — no open
+// slips through a swap — and StatusAllowed must equal StatusOpens (status
+// asks no ptrace check). Then the cost of the program: NsWith and
+// NsWithout are the loop's time per open and read of an unrestricted
+// process's environ with the program attached and after detaching it (in
+// the VM's emulated time). After detaching, PinsLeft must be false and
+// the protected process's environ must read again.
 type VMReload struct {
 	Step    string `json:"step"`
 	Reloads int    `json:"reloads"`
-	// Opens counts the loop's attempts, Allowed those that opened, and
-	// Errors the refusals by errno name.
-	Opens   int            `json:"opens"`
-	Allowed int            `json:"allowed"`
-	Errors  map[string]int `json:"errors,omitempty"`
-	Seconds float64        `json:"seconds"`
+	// Opens counts the loop's attempts on environ, Allowed those that
+	// read, and Errors the refusals by errno name.
+	Opens              int            `json:"opens"`
+	Allowed            int            `json:"allowed"`
+	Errors             map[string]int `json:"errors,omitempty"`
+	StatusOpens        int            `json:"status_opens,omitempty"`
+	StatusAllowed      int            `json:"status_allowed,omitempty"`
+	Seconds            float64        `json:"seconds"`
+	NsWith             float64        `json:"ns_with,omitempty"`
+	NsWithout          float64        `json:"ns_without,omitempty"`
+	PinsLeft           bool           `json:"pins_left,omitempty"`
+	AfterDetachOpens   int            `json:"after_detach_opens,omitempty"`
+	AfterDetachAllowed int            `json:"after_detach_allowed,omitempty"`
 	// Err is why the check could not run.
 	Err string `json:"err,omitempty"`
 }

@@ -177,6 +177,12 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 				bad = fmt.Sprintf("%d of %d opens of a protected process's environ succeeded during %d rule-set swaps", rl.Allowed, rl.Opens, rl.Reloads)
 			case rl.Opens == 0 || rl.Reloads == 0:
 				bad = fmt.Sprintf("nothing checked (%d opens, %d swaps)", rl.Opens, rl.Reloads)
+			case rl.StatusAllowed != rl.StatusOpens:
+				bad = fmt.Sprintf("status read %d of %d times under the program (it asks no ptrace check)", rl.StatusAllowed, rl.StatusOpens)
+			case rl.PinsLeft:
+				bad = "detach left the pin directory"
+			case rl.AfterDetachOpens == 0 || rl.AfterDetachAllowed != rl.AfterDetachOpens:
+				bad = fmt.Sprintf("after detach the protected environ read %d of %d times", rl.AfterDetachAllowed, rl.AfterDetachOpens)
 			}
 			if bad != "" {
 				rep.predictErrs++

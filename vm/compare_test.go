@@ -155,6 +155,9 @@ func TestCompareBPFStep(t *testing.T) {
 		{"an open slipped through a swap", func(r *consoleRun) { r.end.BPFReload[0].Allowed = 1 }, "1 of"},
 		{"no opens", func(r *consoleRun) { r.end.BPFReload[0].Opens, r.end.BPFReload[0].Allowed = 0, 0 }, "nothing checked"},
 		{"the check failed", func(r *consoleRun) { r.end.BPFReload[0].Err = "reload 1: EINVAL" }, "reload 1: EINVAL"},
+		{"status refused", func(r *consoleRun) { r.end.BPFReload[0].StatusAllowed-- }, "status read"},
+		{"pins left", func(r *consoleRun) { r.end.BPFReload[0].PinsLeft = true }, "detach left"},
+		{"still enforcing after detach", func(r *consoleRun) { r.end.BPFReload[0].AfterDetachAllowed = 0 }, "after detach"},
 		{"a rule set that decides nothing", func(r *consoleRun) {
 			for i := range r.results {
 				if r.results[i].BPF != nil {
