@@ -30,7 +30,7 @@ func TestEncode(t *testing.T) {
 		},
 		Generation: 7, ExemptCgroup: 99,
 	}
-	v, err := Encode(rs)
+	v, err := encode(rs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestEncode(t *testing.T) {
 		}
 	}
 	rs.Classes = append(rs.Classes, bpf.Class{Name: "bad", Clauses: []bpf.Clause{{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: 2, Hi: 1}}}}})
-	if _, err := Encode(rs); err == nil {
+	if _, err := encode(rs); err == nil {
 		t.Error("an invalid rule set encoded")
 	}
 }

@@ -12,63 +12,53 @@ package bpflsm
 
 import (
 	"fmt"
+	"structs"
 
 	"github.com/procgate/procgate/kernel/lsm/bpf"
 )
 
-// Encode lays rs out as the program's rule set (struct ruleset).
-func Encode(rs *bpf.RuleSet) (*ptraceRuleset, error) {
+// encode lays rs out as the program's rule set (struct ruleset).
+func encode(rs *bpf.RuleSet) (*ptraceRuleset, error) {
 	if err := rs.Validate(); err != nil {
 		return nil, err
 	}
 	out := &ptraceRuleset{Generation: rs.Generation, ExemptCgroup: rs.ExemptCgroup}
+	// The id range tables by kind, with their lengths.
+	ranges := map[bpf.Kind]struct {
+		n   *uint32
+		tab *[bpf.MaxRanges]idRange
+	}{
+		bpf.KindUID: {&out.Nuid, &out.Uid}, bpf.KindGID: {&out.Ngid, &out.Gid}, bpf.KindGroup: {&out.Ngroup, &out.Group},
+	}
 	for i, c := range rs.Classes {
 		bit := uint64(1) << i
 		out.Classes |= bit
 		for _, cl := range c.Clauses {
-			if cl.Not {
-				out.Neg[cl.Kind] |= bit
-			} else {
-				out.Pos[cl.Kind] |= bit
-			}
-			set := func(pos, neg *uint64) {
+			masks := func(pos, neg *uint64) {
 				if cl.Not {
 					*neg |= bit
 				} else {
 					*pos |= bit
 				}
 			}
-			switch cl.Kind {
-			case bpf.KindUID:
+			masks(&out.Pos[cl.Kind], &out.Neg[cl.Kind])
+			if t, ok := ranges[cl.Kind]; ok {
 				for _, r := range cl.IDs {
-					e := &out.Uid[out.Nuid]
+					e := &t.tab[*t.n]
 					e.Lo, e.Hi = r.Lo, r.Hi
-					set(&e.Pos, &e.Neg)
-					out.Nuid++
+					masks(&e.Pos, &e.Neg)
+					*t.n++
 				}
-			case bpf.KindGID:
-				for _, r := range cl.IDs {
-					e := &out.Gid[out.Ngid]
-					e.Lo, e.Hi = r.Lo, r.Hi
-					set(&e.Pos, &e.Neg)
-					out.Ngid++
-				}
-			case bpf.KindGroup:
-				for _, r := range cl.IDs {
-					e := &out.Group[out.Ngroup]
-					e.Lo, e.Hi = r.Lo, r.Hi
-					set(&e.Pos, &e.Neg)
-					out.Ngroup++
-				}
-			case bpf.KindExe:
-				for _, x := range cl.Exes {
-					e := &out.Exe[out.Nexe]
-					e.Dev, e.Ino = x.Dev, x.Ino
-					set(&e.Pos, &e.Neg)
-					out.Nexe++
-				}
-			default:
+				continue
+			}
+			if cl.Kind != bpf.KindExe {
 				return nil, fmt.Errorf("bpf rule set: class %s: unknown clause kind %d", c.Name, cl.Kind)
+			}
+			for _, x := range cl.Exes {
+				e := &out.Exe[out.Nexe]
+				e.Dev, e.Ino = x.Dev, x.Ino
+				masks(&e.Pos, &e.Neg)
+				out.Nexe++
 			}
 		}
 	}
@@ -81,4 +71,13 @@ func Encode(rs *bpf.RuleSet) (*ptraceRuleset, error) {
 		}
 	}
 	return out, nil
+}
+
+// idRange is an entry of the program's id range tables (struct idrange).
+type idRange = struct {
+	_   structs.HostLayout
+	Lo  uint32
+	Hi  uint32
+	Pos uint64
+	Neg uint64
 }

@@ -70,7 +70,7 @@ func Attach(rs *bpf.RuleSet, dir string) error {
 	if err := Supported(); err != nil {
 		return err
 	}
-	val, err := Encode(rs)
+	val, err := encode(rs)
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func newInner(spec *ebpf.CollectionSpec, val *ptraceRuleset) (*ebpf.Map, error) 
 // of the outer map: a hook sees the old rule set or the new one, never
 // none. On an error the old rule set stays.
 func Reload(rs *bpf.RuleSet, dir string) error {
-	val, err := Encode(rs)
+	val, err := encode(rs)
 	if err != nil {
 		return err
 	}

@@ -69,13 +69,9 @@ the kernel cannot enforce, 2 invalid input.`,
 				return loadPolicies([]string{policyFile}, cmd.InOrStdin())
 			}
 			if dryRun {
-				p, err := load()
+				rs, err := kernelRules(load)
 				if err != nil {
 					return err
-				}
-				rs, err := p.KernelRules()
-				if err != nil {
-					return &exitError{2, fmt.Errorf("the kernel program cannot enforce this policy:\n%w", err)}
 				}
 				printRuleSet(out, rs)
 				return nil
@@ -113,16 +109,26 @@ the kernel cannot enforce, 2 invalid input.`,
 	return cmd
 }
 
-// enforceOnce compiles the policy and attaches the program with its
-// rule set, or swaps the rule set of the program already attached.
-func enforceOnce(out io.Writer, load func() (*policy.Policy, error), pinDir string, exempt uint64) error {
+// kernelRules loads the policy and compiles its restrictions for the
+// kernel program.
+func kernelRules(load func() (*policy.Policy, error)) (*bpf.RuleSet, error) {
 	p, err := load()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rs, err := p.KernelRules()
 	if err != nil {
-		return &exitError{2, fmt.Errorf("the kernel program cannot enforce this policy:\n%w", err)}
+		return nil, &exitError{2, fmt.Errorf("the kernel program cannot enforce this policy:\n%w", err)}
+	}
+	return rs, nil
+}
+
+// enforceOnce compiles the policy and attaches the program with its
+// rule set, or swaps the rule set of the program already attached.
+func enforceOnce(out io.Writer, load func() (*policy.Policy, error), pinDir string, exempt uint64) error {
+	rs, err := kernelRules(load)
+	if err != nil {
+		return err
 	}
 	rs.ExemptCgroup = exempt
 	verb := "attached"

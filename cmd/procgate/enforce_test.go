@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -14,19 +13,7 @@ import (
 
 func runEnforceCmd(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := newEnforceCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	err := cmd.Execute()
-	code := 0
-	if err != nil {
-		out.WriteString("error: " + err.Error() + "\n")
-		code = exitCode(err)
-	}
-	return out.String(), code
+	return runScenarioCmd(t, newEnforceCmd(), args...)
 }
 
 // TestEnforceCLI: a rule the program cannot evaluate is refused with its
