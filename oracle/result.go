@@ -1,5 +1,7 @@
 package oracle
 
+import "github.com/procgate/procgate/kernel"
+
 // ProbeResult is the kernel's answer to one probe.
 type ProbeResult struct {
 	Probe Probe `json:"probe"`
@@ -47,6 +49,10 @@ type Observed struct {
 	// SELinux is /proc/PID/attr/current where SELinux is active, e.g.
 	// "system_u:system_r:pg_a_t"; empty otherwise.
 	SELinux string `json:"selinux,omitempty"`
+	// Exe is the executable (stat of /proc/PID/exe, its device as the
+	// kernel's dev_t), nil when it could not be read: what a BPF LSM
+	// program reads as mm->exe_file.
+	Exe *kernel.FileID `json:"exe,omitempty"`
 	// Serial numbers the process among those its Runner spawned, from
 	// 1: unlike a pid, which a later process may reuse, it names one
 	// process for the Runner's life. Zero where no Runner spawned it

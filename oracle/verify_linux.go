@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/procgate/procgate/kernel"
 	"golang.org/x/sys/unix"
 )
 
@@ -92,6 +93,10 @@ func observe(pid int, initNS string) (Observed, error) {
 	}
 	if o.SELinux, err = readSELinux(pid); err != nil {
 		return o, err
+	}
+	var st unix.Stat_t
+	if unix.Stat("/proc/"+strconv.Itoa(pid)+"/exe", &st) == nil {
+		o.Exe = &kernel.FileID{Dev: kernel.MkDev(unix.Major(st.Dev), unix.Minor(st.Dev)), Ino: st.Ino}
 	}
 	return o, nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"strings"
 
+	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/kernel/lsm/bpf"
 )
 
@@ -260,11 +261,55 @@ func VMDefaultPlan() VMPlan {
 		VMStep{Name: "apparmor", YamaScope: 0, Cases: vmAppArmorCases()},
 		VMStep{Name: "apparmor+yama1", YamaScope: 1, Cases: vmAppArmorYamaCases()},
 	)
-	plan.Steps = append(plan.Steps, VMStep{Name: "bpf", YamaScope: 0, BPF: VMBPFRules(), Cases: vmYamaCases()})
+	plan.Steps = append(plan.Steps, VMStep{Name: "bpf", YamaScope: 0, BPF: VMBPFRules(), Cases: append(vmYamaCases(), vmBPFCases()...)})
 	for scope := range 4 {
 		plan.Steps = append(plan.Steps, VMStep{Name: fmt.Sprintf("yama%d", scope), YamaScope: scope, Cases: vmYamaCases()})
 	}
 	return plan
+}
+
+// vmBPFCases are the bpf step's cases besides the Yama ones: callers
+// with supplementary groups (the program reads them from the cred's
+// group_info) and a gid the class excludes.
+func vmBPFCases() []Case {
+	sp := CapMask(CapSysPtrace)
+	grouped := func(uid, gid uint32, groups ...uint32) Creds {
+		c := User(uid, gid).WithCaps(sp, sp)
+		c.Groups = groups
+		return c
+	}
+	u1 := User(1000, 1000)
+	return []Case{
+		{Name: "bpf: supplementary group 3000 -> uid 1000", Prober: grouped(1700, 1700, 3000), Target: u1},
+		{Name: "bpf: supplementary groups 10 and 3000 -> uid 1000", Prober: grouped(1700, 1700, 10, 3000), Target: u1},
+		{Name: "bpf: group 3000 but gid 1500 -> uid 1000", Prober: grouped(1500, 1500, 3000), Target: u1},
+		{Name: "bpf: supplementary group 2000 -> uid 1000", Prober: grouped(1700, 1700, 2000), Target: u1},
+	}
+}
+
+// vmSelfExe in an exe clause of VMBPFRules stands for the binary the
+// oracle's processes run, which only the VM knows: init puts the
+// binary's identity in its place (withSelfExe) before attaching.
+var vmSelfExe = kernel.FileID{}
+
+// withSelfExe returns a copy of rs with every vmSelfExe replaced by exe.
+func withSelfExe(rs *bpf.RuleSet, exe kernel.FileID) *bpf.RuleSet {
+	out := *rs
+	out.Classes = make([]bpf.Class, len(rs.Classes))
+	for i, c := range rs.Classes {
+		c.Clauses = append([]bpf.Clause(nil), c.Clauses...)
+		for j := range c.Clauses {
+			exes := append([]kernel.FileID(nil), c.Clauses[j].Exes...)
+			for k := range exes {
+				if exes[k] == vmSelfExe {
+					exes[k] = exe
+				}
+			}
+			c.Clauses[j].Exes = exes
+		}
+		out.Classes[i] = c
+	}
+	return &out
 }
 
 // VMGuardedUID is the uid of the process the reload-under-load check
@@ -278,7 +323,12 @@ const VMGuardedUID = 3333
 // read of uid 1000 (with CAP_SYS_PTRACE), any read of processes with
 // kuids 100000-100999 (a root-made user namespace's: protect, which
 // refuses root too), and attach to uid 1000 by everyone but root and uid
-// 2000 (same-uid attach) — through positive and negated uid clauses.
+// 2000 (same-uid attach), attach to it by group 2000 (effective or
+// supplementary) and reads of it by group 3000 unless the gid is 1500 —
+// through positive and negated uid, gid and group clauses — and, through
+// exe clauses naming the oracle's own binary, root's attach to root (by
+// the binary root runs) and reads of processes of any other binary (none
+// here: a wrong exe match would refuse them).
 // Init, which reads every process it starts, runs in the cgroup the
 // program exempts (vmCgroups), as the broker's reader would. Processes of
 // uid VMGuardedUID are protected from every reader: the reload-under-load
@@ -296,6 +346,13 @@ func VMBPFRules() *bpf.RuleSet {
 			{Name: "nsroot", Clauses: []bpf.Clause{uid(100000, 100999)}},
 			{Name: "others", Clauses: []bpf.Clause{not(uid(0, 0)), not(uid(2000, 2000))}},
 			{Name: "guarded", Clauses: []bpf.Clause{uid(VMGuardedUID, VMGuardedUID)}},
+			{Name: "group2000", Clauses: []bpf.Clause{{Kind: bpf.KindGroup, IDs: []bpf.IDRange{{Lo: 2000, Hi: 2000}}}}},
+			{Name: "group3000-not-gid1500", Clauses: []bpf.Clause{
+				{Kind: bpf.KindGroup, IDs: []bpf.IDRange{{Lo: 3000, Hi: 3000}}},
+				{Kind: bpf.KindGID, Not: true, IDs: []bpf.IDRange{{Lo: 1500, Hi: 1500}}},
+			}},
+			{Name: "oracle-root", Clauses: []bpf.Clause{{Kind: bpf.KindExe, Exes: []kernel.FileID{vmSelfExe}}, uid(0, 0)}},
+			{Name: "not-oracle", Clauses: []bpf.Clause{{Kind: bpf.KindExe, Not: true, Exes: []kernel.FileID{vmSelfExe}}}},
 		},
 		Rules: []bpf.Rule{
 			{Subject: 1, Target: 0, Access: bpf.Attach, Text: "deny root uid1000 : attach"},
@@ -304,6 +361,10 @@ func VMBPFRules() *bpf.RuleSet {
 			{Subject: 4, Target: 0, Access: bpf.Attach, Text: "deny others uid1000 : attach"},
 			{Subject: -1, Target: 5, Access: bpf.Read, Text: "protect guarded : read"},
 			{Subject: -1, Target: 5, Access: bpf.Attach, Text: "protect guarded : attach"},
+			{Subject: 6, Target: 0, Access: bpf.Attach, Text: "deny group2000 uid1000 : attach"},
+			{Subject: 7, Target: 0, Access: bpf.Read, Text: "deny group3000-not-gid1500 uid1000 : read"},
+			{Subject: 8, Target: 1, Access: bpf.Attach, Text: "deny oracle-root root : attach"},
+			{Subject: -1, Target: 9, Access: bpf.Read, Text: "protect not-oracle : read"},
 		},
 		Generation: 1,
 	}

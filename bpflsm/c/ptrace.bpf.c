@@ -141,13 +141,14 @@ static __always_inline __u64 classes_of(const struct ruleset *rs, struct task_st
 		match_ranges(rs->group, egid, ~0ULL, &pos[KIND_GROUP], &neg[KIND_GROUP]);
 		struct group_info *gi = BPF_CORE_READ(c, group_info);
 		__s64 ng = BPF_CORE_READ(gi, ngroups);
+		// One probe read of the first MAX_GROUPS entries (past
+		// ngroups it reads what follows, which cannot fault and is
+		// masked out).
+		__u32 gids[MAX_GROUPS] = {};
+		bpf_core_read(gids, sizeof(gids), &gi->gid[0]);
 		for (int i = 0; i < MAX_GROUPS; i++) {
-			// Entries past ngroups are read (a probe read, which cannot
-			// fault) and masked out.
-			__u32 g = 0;
-			bpf_core_read(&g, sizeof(g), &gi->gid[i].val);
 			__u64 valid = (__u64)(((__s64)i - ng) >> 63);
-			match_ranges(rs->group, g, valid, &pos[KIND_GROUP], &neg[KIND_GROUP]);
+			match_ranges(rs->group, gids[i], valid, &pos[KIND_GROUP], &neg[KIND_GROUP]);
 		}
 	}
 	if (rs->nexe) {
