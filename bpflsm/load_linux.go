@@ -3,15 +3,19 @@ package bpflsm
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/kernel/lsm/bpf"
+	"github.com/procgate/procgate/procfs"
 )
 
 // DefaultPinDir is where Attach pins the program's links and maps.
@@ -33,13 +37,13 @@ var ErrUnsupported = errors.New("the kernel cannot enforce procgate's BPF LSM pr
 // anything is loaded: the BPF LSM in the active module list and the
 // kernel's BTF (for the CO-RE relocations).
 func Supported() error {
-	b, err := os.ReadFile("/sys/kernel/security/lsm")
+	lsms, err := procfs.ReadLSMs("")
 	if err != nil {
 		return fmt.Errorf("%w: cannot read the active security modules: %v (is securityfs mounted on /sys/kernel/security?)", ErrUnsupported, err)
 	}
-	lsms := strings.TrimSpace(string(b))
-	if !strings.Contains(","+lsms+",", ",bpf,") {
-		return fmt.Errorf("%w: the BPF LSM is not active (active: %s); boot with bpf in lsm= (for example lsm=%s,bpf) on a kernel built with CONFIG_BPF_LSM=y", ErrUnsupported, lsms, lsms)
+	if !slices.Contains(lsms, "bpf") {
+		active := strings.Join(lsms, ",")
+		return fmt.Errorf("%w: the BPF LSM is not active (active: %s); boot with bpf in lsm= (for example lsm=%s,bpf) on a kernel built with CONFIG_BPF_LSM=y", ErrUnsupported, active, active)
 	}
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		return fmt.Errorf("%w: the kernel has no BTF (/sys/kernel/btf/vmlinux: %v; CONFIG_DEBUG_INFO_BTF=y)", ErrUnsupported, err)
@@ -87,12 +91,12 @@ func Attach(rs *bpf.RuleSet, dir string) error {
 	// kernel that needs it fails the load below with EPERM.
 	inf := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
 	_ = unix.Setrlimit(unix.RLIMIT_MEMLOCK, &inf)
-	spec, err := loadPtrace()
+	spec, err := ptraceSpec()
 	if err != nil {
 		return err
 	}
 	var objs ptraceObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+	if err := spec.Copy().LoadAndAssign(&objs, nil); err != nil {
 		return refused("load the program", err)
 	}
 	defer objs.Close()
@@ -141,6 +145,11 @@ func Attach(rs *bpf.RuleSet, dir string) error {
 	return nil
 }
 
+// ptraceSpec is the program's collection as the embedded object holds it,
+// parsed once (its BTF included): Attach loads a copy, and every Reload
+// makes a rule-set map from its inner map's spec.
+var ptraceSpec = sync.OnceValues(loadPtrace)
+
 // newInner makes a rule-set map holding val.
 func newInner(spec *ebpf.CollectionSpec, val *ptraceRuleset) (*ebpf.Map, error) {
 	outer := spec.Maps[ptraceMapRulesets]
@@ -171,7 +180,7 @@ func Reload(rs *bpf.RuleSet, dir string) error {
 		return fmt.Errorf("bpflsm: not attached: %w", err)
 	}
 	defer outer.Close()
-	spec, err := loadPtrace()
+	spec, err := ptraceSpec()
 	if err != nil {
 		return err
 	}
@@ -194,7 +203,7 @@ type Status struct {
 	Attached bool
 	// Generation is the rule set's.
 	Generation uint64
-	// Classes and Rules count the rule set's classes and restrictions.
+	// Classes counts the rule set's classes.
 	Classes int
 	// Decisions, Denials and Unset count the hook's calls, its denials,
 	// and its calls that found no rule set, since the attachment.
@@ -222,9 +231,7 @@ func Stat(dir string) (Status, error) {
 		var val ptraceRuleset
 		if err := inner.Lookup(uint32(0), &val); err == nil {
 			st.Generation = val.Generation
-			for c := val.Classes; c != 0; c &= c - 1 {
-				st.Classes++
-			}
+			st.Classes = bits.OnesCount64(val.Classes)
 		}
 		inner.Close()
 	}

@@ -57,6 +57,15 @@ type FileID struct{ Dev, Ino uint64 }
 // (include/linux/kdev_t.h:MKDEV).
 func MkDev(major, minor uint32) uint64 { return uint64(major)<<20 | uint64(minor) }
 
+// FileIDOfStat names the file a stat describes as the kernel does: its
+// st_dev, which userspace encodes otherwise (glibc's gnu_dev_major and
+// gnu_dev_minor decode it), as the kernel's dev_t, and its inode.
+func FileIDOfStat(dev, ino uint64) FileID {
+	major := uint32((dev&0x00000000000fff00)>>8) | uint32((dev&0xfffff00000000000)>>32)
+	minor := uint32(dev&0x00000000000000ff) | uint32((dev&0x00000ffffff00000)>>12)
+	return FileID{Dev: MkDev(major, minor), Ino: ino}
+}
+
 // State is a task's life-cycle state as the checks see it.
 type State uint8
 

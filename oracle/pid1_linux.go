@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/bpflsm"
-	"github.com/procgate/procgate/kernel"
 )
 
 // appArmorParser is where the initramfs holds the AppArmor policy
@@ -141,11 +140,11 @@ func runVM() error {
 		if s.BPF != nil {
 			// Init reads every process it spawns (their namespace
 			// links, READ checks): it is the exempt reader.
-			var st unix.Stat_t
-			if err := unix.Stat(r.Executable(), &st); err != nil {
+			exe, err := fileID(r.Executable())
+			if err != nil {
 				return fmt.Errorf("step %s: %w", s.Name, err)
 			}
-			rs := withSelfExe(s.BPF, kernel.FileID{Dev: kernel.MkDev(unix.Major(st.Dev), unix.Minor(st.Dev)), Ino: st.Ino})
+			rs := withSelfExe(s.BPF, exe)
 			rs.ExemptCgroup = exempt
 			s.BPF = rs
 			serr = errors.Join(serr, bpflsm.Attach(s.BPF, bpflsm.DefaultPinDir))

@@ -1,13 +1,11 @@
 package oracle
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -80,57 +78,38 @@ func runHammer(spec *childSpec) error {
 func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, reloads int) VMReload {
 	res := VMReload{Step: step}
 	fail := func(err error) VMReload { res.Err = err.Error(); return res }
-	var stops []func()
+	var procs []*proc
 	defer func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+		for _, p := range procs {
+			p.close(10 * time.Second)
 		}
 	}()
-	// start runs a role in the cases' cgroup and returns its stdout.
-	start := func(spec *childSpec) (*bufio.Reader, error) {
-		inR, inW, err := os.Pipe()
-		if err != nil {
-			return nil, err
+	// spawn starts a role as the cases' processes start (in the Runner's
+	// cgroup, outside the exemption).
+	spawn := func(q *spawnReq) (*proc, error) {
+		q.stderr = &tailBuffer{}
+		p, err := r.start(q)
+		if err == nil {
+			procs = append(procs, p)
 		}
-		outR, outW, err := os.Pipe()
-		if err != nil {
-			return nil, err
-		}
-		cmd, err := commandPath(r.exe, spec, inR, outW)
-		if err != nil {
-			return nil, err
-		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: r.cgroupFD >= 0, CgroupFD: r.cgroupFD}
-		err = cmd.Start()
-		inR.Close()
-		outW.Close()
-		if err != nil {
-			return nil, err
-		}
-		stops = append(stops, func() { inW.Close(); outR.Close(); waitOrKill(cmd, 10*time.Second) })
-		return bufio.NewReader(outR), nil
+		return p, err
 	}
 	target := func(uid uint32) (int, error) {
-		rd, err := start(&childSpec{Role: roleTarget, Creds: User(uid, uid)})
+		p, err := spawn(&spawnReq{role: roleTarget, creds: User(uid, uid)})
+		if err == nil {
+			err = p.awaitReady(r, r.opts.Timeout)
+		}
 		if err != nil {
 			return 0, err
 		}
-		var ready readyMsg
-		line, err := rd.ReadBytes('\n')
-		if err == nil {
-			err = json.Unmarshal(line, &ready)
-		}
-		if err == nil && ready.Err != "" {
-			err = errors.New(ready.Err)
-		}
-		return ready.Pid, err
+		return p.ready.Pid, nil
 	}
-	hammer := func(millis int, paths ...string) (*bufio.Reader, error) {
-		return start(&childSpec{Role: roleHammer, Hammer: &hammerSpec{Paths: paths, Millis: millis}})
+	hammer := func(millis int, paths ...string) (*proc, error) {
+		return spawn(&spawnReq{role: roleHammer, hammer: &hammerSpec{Paths: paths, Millis: millis}})
 	}
-	report := func(rd *bufio.Reader) (hammerReport, error) {
+	report := func(p *proc, millis int) (hammerReport, error) {
 		var rep hammerReport
-		line, err := rd.ReadBytes('\n')
+		line, err := p.readLine(time.Duration(millis)*time.Millisecond + r.opts.Timeout)
 		if err == nil {
 			err = json.Unmarshal(line, &rep)
 		}
@@ -149,7 +128,7 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 	// Reload under load: environ refused, status read, through every
 	// swap.
 	const millis = 3000
-	hrd, err := hammer(millis, procPath(pg, "environ"), procPath(pg, "status"))
+	hp, err := hammer(millis, procPath(pg, "environ"), procPath(pg, "status"))
 	if err != nil {
 		return fail(fmt.Errorf("start the hammer: %w", err))
 	}
@@ -163,7 +142,7 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 		}
 		res.Reloads++
 	}
-	rep, err := report(hrd)
+	rep, err := report(hp, millis)
 	if err != nil || len(rep.Counts) != 2 {
 		return fail(fmt.Errorf("hammer report: %v", err))
 	}
@@ -174,11 +153,11 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 	// with the program attached and after detaching it.
 	const benchMillis = 1000
 	ns := func() (float64, error) {
-		rd, err := hammer(benchMillis, procPath(pu, "environ"))
+		p, err := hammer(benchMillis, procPath(pu, "environ"))
 		if err != nil {
 			return 0, err
 		}
-		rep, err := report(rd)
+		rep, err := report(p, benchMillis)
 		if err != nil || len(rep.Counts) != 1 || rep.Counts[0].Allowed == 0 {
 			return 0, fmt.Errorf("bench hammer: %v %+v", err, rep)
 		}
@@ -197,11 +176,11 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 		return fail(err)
 	}
 	// Detached: the protected process's environ reads again.
-	rd, err := hammer(100, procPath(pg, "environ"))
+	p, err := hammer(100, procPath(pg, "environ"))
 	if err != nil {
 		return fail(err)
 	}
-	if rep, err = report(rd); err != nil || len(rep.Counts) != 1 {
+	if rep, err = report(p, 100); err != nil || len(rep.Counts) != 1 {
 		return fail(fmt.Errorf("after detach: %v", err))
 	}
 	res.AfterDetachOpens, res.AfterDetachAllowed = rep.Counts[0].Opens, rep.Counts[0].Allowed

@@ -66,11 +66,12 @@ type spawnReq struct {
 	children  []*childSpec // RelParent: the targets the prober spawns
 	extra     []*os.File   // RelParent: fds 3, 4, 5, 6 … of the prober, two per child
 	exitCode  int          // a target's exit status (Case.TargetExits)
+	hammer    *hammerSpec  // the hammer role's paths (VM checks)
 	stderr    *tailBuffer
 }
 
 func (q *spawnReq) spec() *childSpec {
-	return &childSpec{Role: q.role, Creds: q.creds, Landlock: q.landlock, Inherited: q.inherited, Children: q.children, ExitCode: q.exitCode}
+	return &childSpec{Role: q.role, Creds: q.creds, Landlock: q.landlock, Inherited: q.inherited, Children: q.children, ExitCode: q.exitCode, Hammer: q.hammer}
 }
 
 // start spawns the process without waiting for it to be ready. Namespaced

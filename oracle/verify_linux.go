@@ -94,11 +94,19 @@ func observe(pid int, initNS string) (Observed, error) {
 	if o.SELinux, err = readSELinux(pid); err != nil {
 		return o, err
 	}
-	var st unix.Stat_t
-	if unix.Stat("/proc/"+strconv.Itoa(pid)+"/exe", &st) == nil {
-		o.Exe = &kernel.FileID{Dev: kernel.MkDev(unix.Major(st.Dev), unix.Minor(st.Dev)), Ino: st.Ino}
+	if exe, err := fileID("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil {
+		o.Exe = &exe
 	}
 	return o, nil
+}
+
+// fileID names the file at path (following links) as the kernel does.
+func fileID(path string) (kernel.FileID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return kernel.FileID{}, err
+	}
+	return kernel.FileIDOfStat(st.Dev, st.Ino), nil
 }
 
 // nsOwner returns the kuid owning the user namespace at path

@@ -2,9 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/kernel/lsm/bpf"
@@ -103,10 +100,9 @@ func (p *Policy) KernelRules() (*bpf.RuleSet, error) {
 				}
 			}
 		}
-		text := strings.Join(strings.Fields(src.Text), " ")
 		for _, s := range subjects {
 			for _, t := range targets {
-				rs.Rules = append(rs.Rules, bpf.Rule{Subject: s, Target: t, Access: access, Text: text})
+				rs.Rules = append(rs.Rules, bpf.Rule{Subject: s, Target: t, Access: access, Text: src.Text})
 			}
 		}
 	}
@@ -133,7 +129,7 @@ func kernelClause(cl clause) (bpf.Clause, error) {
 		for _, e := range cl.exes {
 			// The policy holds st_dev as stat reports it; the kernel
 			// compares its own dev_t (s_dev).
-			k.Exes = append(k.Exes, kernel.FileID{Dev: kernel.MkDev(unix.Major(e.dev), unix.Minor(e.dev)), Ino: e.ino})
+			k.Exes = append(k.Exes, kernel.FileIDOfStat(e.dev, e.ino))
 		}
 	default:
 		return k, fmt.Errorf("the kernel program reads only uid, gid, group and exe selectors, not %s", selectorKeys[cl.key])

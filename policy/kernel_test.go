@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/kernel/lsm/bpf"
 )
@@ -33,7 +31,7 @@ neverallow * * : read { environ };
 		t.Fatalf("%d rules, want the 3 deny/protect rules: %+v", len(rs.Rules), rs.Rules)
 	}
 	// testResolver's /usr/bin/gdb: st_dev 1 (0:1), inode 103.
-	self := kernel.FileID{Dev: kernel.MkDev(unix.Major(1), unix.Minor(1)), Ino: 103}
+	self := kernel.FileIDOfStat(1, 103)
 	root := bpf.Match{EUID: 0, EGID: 0}
 	user := bpf.Match{EUID: 1200, EGID: 1200}
 	user1500 := bpf.Match{EUID: 1500, EGID: 1500}

@@ -185,10 +185,7 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 				bad = fmt.Sprintf("after detach the protected environ read %d of %d times", rl.AfterDetachAllowed, rl.AfterDetachOpens)
 			}
 			if bad != "" {
-				rep.predictErrs++
-				if rep.firstPredictErr == "" {
-					rep.firstPredictErr = fmt.Sprintf("step %s: reload under load: %s", rl.Step, bad)
-				}
+				rep.checkFailed(fmt.Sprintf("step %s: reload under load: %s", rl.Step, bad))
 			}
 		}
 	}
@@ -196,13 +193,19 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 		if st.bpf && st.bpfDecided == 0 && st.probes > 0 {
 			// Agreement would show nothing of the program.
 			st.predictErrs++
-			rep.predictErrs++
-			if rep.firstPredictErr == "" {
-				rep.firstPredictErr = fmt.Sprintf("step %s: procgate's BPF LSM rule set decides none of its %d probe answers", st.name, st.probes)
-			}
+			rep.checkFailed(fmt.Sprintf("step %s: procgate's BPF LSM rule set decides none of its %d probe answers", st.name, st.probes))
 		}
 	}
 	return rep, nil
+}
+
+// checkFailed counts a failed check of the boot with the model's errors
+// (which fail it) and keeps the first message.
+func (r *report) checkFailed(msg string) {
+	r.predictErrs++
+	if r.firstPredictErr == "" {
+		r.firstPredictErr = msg
+	}
 }
 
 // bpfDecided counts the answers of a case run with procgate's program

@@ -2,9 +2,7 @@ package vm
 
 import (
 	"bytes"
-	"compress/gzip"
 	"io"
-	"os"
 	"strings"
 	"testing"
 
@@ -120,16 +118,8 @@ func TestCompareRefusalsAndNoBegin(t *testing.T) {
 // open through, did nothing, or could not run. The committed logs of the
 // four kernels have a bpf step that passes both.
 func TestCompareBPFStep(t *testing.T) {
-	f, err := os.Open("../verify/testdata/vm-bookworm.log.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := readConsole(zr, io.Discard, nil)
+	log := gunzipFile(t, "../verify/testdata/vm-bookworm.log.gz")
+	run, err := readConsole(bytes.NewReader(log), io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,12 @@ func TestCheckInit(t *testing.T) {
 // initramfsEntries reads back the gzip'd archive writeInitramfs wrote.
 func initramfsEntries(t *testing.T, path string) map[string][2]string {
 	t.Helper()
+	return cpioEntries(t, gunzipFile(t, path))
+}
+
+// gunzipFile returns the content of the gzip'd file at path.
+func gunzipFile(t *testing.T, path string) []byte {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +65,7 @@ func initramfsEntries(t *testing.T, path string) map[string][2]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cpioEntries(t, b)
+	return b
 }
 
 // A dynamically linked init goes in with its ELF interpreter (at the path

@@ -230,34 +230,26 @@ func (s *suite) forKernel(cfg kernelConfig) (*suite, []string) {
 		return nil, []string{fmt.Sprintf("suite %s: the kernel has no %s", s.name, module)}
 	}
 	out := &suite{name: s.name, plan: s.plan, cfg: cfg}
-	var notes []string
-	if !cfg.has("bpf") {
-		// No BPF LSM: the steps that attach procgate's program cannot run.
-		out.plan.Steps = nil
-		for _, st := range s.plan.Steps {
-			if st.BPF != nil {
-				notes = append(notes, fmt.Sprintf("suite %s: step %s left out (the kernel has no BPF LSM)", s.name, st.Name))
-				continue
-			}
-			out.plan.Steps = append(out.plan.Steps, st)
-		}
-	}
-	if cfg.has("landlock") {
-		return out, notes
-	}
-	steps := out.plan.Steps
 	out.plan.Steps = nil
+	var notes []string
 	dropped := 0
-	for _, st := range steps {
-		var keep []oracle.Case
-		for _, c := range st.Cases {
-			if l := c.Landlock; l != "" && l != oracle.LandlockNone {
-				dropped++
-				continue
-			}
-			keep = append(keep, c)
+	for _, st := range s.plan.Steps {
+		if st.BPF != nil && !cfg.has("bpf") {
+			// No BPF LSM: the step cannot attach procgate's program.
+			notes = append(notes, fmt.Sprintf("suite %s: step %s left out (the kernel has no BPF LSM)", s.name, st.Name))
+			continue
 		}
-		st.Cases = keep
+		if !cfg.has("landlock") {
+			var keep []oracle.Case
+			for _, c := range st.Cases {
+				if l := c.Landlock; l != "" && l != oracle.LandlockNone {
+					dropped++
+					continue
+				}
+				keep = append(keep, c)
+			}
+			st.Cases = keep
+		}
 		out.plan.Steps = append(out.plan.Steps, st)
 	}
 	if dropped == 0 {

@@ -62,12 +62,10 @@ the kernel cannot enforce, 2 invalid input.`,
 				}
 				exempt = id
 			}
-			load := func() (*policy.Policy, error) {
-				if policyFile == "" {
-					return loadPolicies([]string{"default"}, cmd.InOrStdin())
-				}
-				return loadPolicies([]string{policyFile}, cmd.InOrStdin())
+			if policyFile == "" {
+				policyFile = "default"
 			}
+			load := func() (*policy.Policy, error) { return loadPolicies([]string{policyFile}, cmd.InOrStdin()) }
 			if dryRun {
 				rs, err := kernelRules(load)
 				if err != nil {

@@ -150,14 +150,14 @@ func (rs *RuleSet) Validate() error {
 	for _, c := range rs.Classes {
 		var positive [numKinds]bool
 		for _, cl := range c.Clauses {
-			if cl.Kind < numKinds && !cl.Not {
+			if cl.Kind >= numKinds {
+				return fmt.Errorf("bpf rule set: class %s: unknown clause kind %d", c.Name, cl.Kind)
+			}
+			if !cl.Not {
 				if positive[cl.Kind] {
 					return fmt.Errorf("bpf rule set: class %s: two positive %s clauses (merge their values into one)", c.Name, cl.Kind)
 				}
 				positive[cl.Kind] = true
-			}
-			if cl.Kind >= numKinds {
-				return fmt.Errorf("bpf rule set: class %s: unknown clause kind %d", c.Name, cl.Kind)
 			}
 			if cl.Kind == KindExe {
 				ranges[KindExe] += len(cl.Exes)
@@ -172,12 +172,12 @@ func (rs *RuleSet) Validate() error {
 		}
 	}
 	for k, n := range ranges {
-		max := MaxRanges
+		limit := MaxRanges
 		if Kind(k) == KindExe {
-			max = MaxExes
+			limit = MaxExes
 		}
-		if n > max {
-			return fmt.Errorf("bpf rule set: %d %s values over all classes, the program holds %d", n, Kind(k), max)
+		if n > limit {
+			return fmt.Errorf("bpf rule set: %d %s values over all classes, the program holds %d", n, Kind(k), limit)
 		}
 	}
 	for _, r := range rs.Rules {
