@@ -301,3 +301,76 @@ func CgroupID(path string) (uint64, error) {
 	}
 	return st.Ino, nil
 }
+
+// ErrUnreadable says that a rule set is pinned (procgate's program may
+// be enforcing it) but could not be read.
+var ErrUnreadable = errors.New("procgate's BPF LSM rule set is pinned but cannot be read")
+
+// Current returns the rule set the program pinned under dir enforces, read
+// back from its map, or nil when nothing is pinned there. An error
+// wrapping ErrUnreadable means a rule set is pinned but its map could
+// not be read: kernels before 6.5 refuse every bpf(2) command to a
+// process without CAP_BPF or CAP_SYS_ADMIN while
+// kernel.unprivileged_bpf_disabled is set (Debian's default). Any other
+// error means whether one is pinned could not be told (the pin
+// directory is root's alone).
+func Current(dir string) (*bpf.RuleSet, error) {
+	path := filepath.Join(dir, pinRuleSets)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("bpflsm: whether a rule set is pinned: %w", err)
+	}
+	outer, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %w", ErrUnreadable, path, err)
+	}
+	defer outer.Close()
+	var inner *ebpf.Map
+	if err := outer.Lookup(uint32(0), &inner); err != nil {
+		return nil, fmt.Errorf("%w: %s: the rule-set slot: %w", ErrUnreadable, path, err)
+	}
+	defer inner.Close()
+	var val ptraceRuleset
+	if err := inner.Lookup(uint32(0), &val); err != nil {
+		return nil, fmt.Errorf("%w: %s: the rule set: %w", ErrUnreadable, path, err)
+	}
+	rs, err := decode(&val)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	return rs, nil
+}
+
+// PinRuleSet pins, under dir, a rule-set map holding rs as Attach pins the
+// program's, without loading the program: Current reads it back as it
+// reads an attached program's. The readers of the rule set (the model of
+// a live system) are tested with it where the kernel refuses LSM
+// programs; nothing enforces it.
+func PinRuleSet(rs *bpf.RuleSet, dir string) error {
+	val, err := encode(rs)
+	if err != nil {
+		return err
+	}
+	spec, err := ptraceSpec()
+	if err != nil {
+		return err
+	}
+	outer, err := ebpf.NewMap(spec.Maps[ptraceMapRulesets].Copy())
+	if err != nil {
+		return fmt.Errorf("bpflsm: create the rule-set slot: %w", err)
+	}
+	defer outer.Close()
+	inner, err := newInner(spec, val)
+	if err != nil {
+		return err
+	}
+	defer inner.Close()
+	if err := outer.Put(uint32(0), inner); err != nil {
+		return fmt.Errorf("bpflsm: install the rule set: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return outer.Pin(filepath.Join(dir, pinRuleSets))
+}

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/procgate/procgate/kernel"
@@ -60,6 +61,7 @@ func ComputeView(w *kernel.World, unmodelled []string, c, t *kernel.Task) *View 
 		Kernel:     make([]KernelAnswer, numItems),
 		MAC:        make([]MACAnswer, numItems),
 	}
+	bpfUnread := slices.Contains(unmodelled, "bpf")
 	for i := range numItems {
 		ck := &checks[i]
 		var d kernel.Decision
@@ -79,6 +81,12 @@ func ComputeView(w *kernel.World, unmodelled []string, c, t *kernel.Task) *View 
 		default:
 			d = kernel.Decision{Errno: kernel.EACCES, Layer: kernel.LayerEntry}
 		}
+		if d.Allowed && mode != 0 && bpfUnread && !kernel.SameThreadGroup(c, t) {
+			// procgate's BPF program enforces a rule set the gate could
+			// not read: what the kernel gives the caller directly is
+			// unknown, and taken to be nothing (fail closed).
+			d = kernel.Decision{Errno: kernel.EPERM, Layer: "bpf"}
+		}
 		v.Kernel[i] = KernelAnswer{Allowed: d.Allowed, Masked: d.Masked, Errno: d.Errno, Layer: d.Layer}
 		v.MAC[i] = macCheck(w, unmodelled, c, t, mode)
 	}
@@ -90,7 +98,11 @@ func ComputeView(w *kernel.World, unmodelled []string, c, t *kernel.Task) *View 
 // (Landlock, Yama) answer through their ptrace hooks; the capability
 // module is DAC-like and is what the broker replaces, so it is skipped.
 // Modules the model cannot load from a live system (SELinux, AppArmor,
-// Smack) fail closed unless the caller is unconfined by them.
+// Smack) fail closed unless the caller is unconfined by them. procgate's
+// own BPF program is not a bound either: it exempts the gate's reader so
+// that the gate serves what its policy grants (docs/enforce.md), and the
+// policy's deny and protect rules, which the program enforces on direct
+// access, restrict the gate's grants themselves.
 func macCheck(w *kernel.World, unmodelled []string, c, t *kernel.Task, mode kernel.Mode) MACAnswer {
 	if mode == 0 {
 		return MACAnswer{} // no ptrace hook runs for this entry
@@ -100,7 +112,7 @@ func macCheck(w *kernel.World, unmodelled []string, c, t *kernel.Task, mode kern
 	}
 	env := kernel.Env{W: w}
 	for _, m := range w.LSMs {
-		if m.Name() == "capability" {
+		if n := m.Name(); n == "capability" || n == "bpf" {
 			continue
 		}
 		if e := m.PtraceAccessCheck(env, c, t, mode); e != kernel.OK {

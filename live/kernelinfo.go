@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/procfs"
 )
 
@@ -40,6 +42,14 @@ type KernelInfo struct {
 	// namespace; when it does not, its own namespace plays the initial
 	// one and every id is relative to it.
 	InitialUserNS bool
+	// BPF is the rule set procgate's BPF LSM program enforces (procgate
+	// enforce, pinned under bpflsm.DefaultPinDir), read back from the
+	// program's map; nil when none is pinned or the BPF LSM is not
+	// active.
+	BPF *bpf.RuleSet
+	// BPFUnreadable, when set, says why a pinned rule set could not be
+	// read: the program may be enforcing restrictions the model lacks.
+	BPFUnreadable string
 }
 
 // landlockCreateRulesetVersion is LANDLOCK_CREATE_RULESET_VERSION.
@@ -111,6 +121,9 @@ func (r *reader) readKernel() (KernelInfo, error) {
 		r.note("the reader does not run in the initial user namespace: its own namespace plays the initial one and ids are relative to it")
 	}
 	k.LSMs, k.LSMSource, k.MountedSecurityFS = r.readLSMs(mi, &k)
+	if slices.Contains(k.LSMs, "bpf") {
+		r.readBPF(&k)
+	}
 	return k, nil
 }
 
@@ -160,7 +173,9 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// noPtraceHooks are modules that take no part in the decision.
+// noPtraceHooks are modules that take no part in the decision. The BPF
+// LSM takes part only through programs; procgate's own is modelled when
+// its rule set is read (KernelInfo.BPF).
 var noPtraceHooks = map[string]bool{
 	"lockdown": true, "bpf": true, "integrity": true, "ima": true, "evm": true,
 	"safesetid": true, "loadpin": true, "ipe": true, "tomoyo": true,

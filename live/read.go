@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/kernel/lsm/capability"
 	"github.com/procgate/procgate/kernel/lsm/landlock"
 	"github.com/procgate/procgate/kernel/lsm/yama"
@@ -68,6 +69,13 @@ const (
 	// unkUserNS: the task's user namespace could not be read (no
 	// permission to read its ns/user link); the initial one is assumed.
 	unkUserNS
+	// unkExe: the task's executable could not be read (its exe link
+	// asks the ptrace check), and procgate's BPF rule set names
+	// executables.
+	unkExe
+	// unkCgroup: the task's cgroup could not be read, and procgate's
+	// BPF rule set exempts one.
+	unkCgroup
 )
 
 // System is the running system read into the model: the world and what
@@ -152,6 +160,10 @@ type reader struct {
 	threadOf map[int]int
 	// afterRead runs between a task's reads and its verification (tests).
 	afterRead func(pid int)
+	// bpf is what the BPF rule set in force needs read of each task;
+	// cgroupIDs caches the ids of the cgroup directories seen.
+	bpf       bpfNeeds
+	cgroupIDs map[string]uint64
 }
 
 // testHookAfterRead, when set by tests, runs after a task's files were
@@ -214,6 +226,13 @@ type rawTask struct {
 	apparmr   string
 	smack     string
 	pidns     string // set for a task in a descendant pid namespace
+	// What procgate's BPF rule set needs of the task (bpfNeeds says
+	// which were read): its cgroup v2 id and its executable.
+	bpf    bpfNeeds
+	cgroup uint64
+	cgErr  error
+	exe    *kernel.FileID
+	exeErr error
 }
 
 // read reads pids; closure adds parents, leaders and tracers, and makes
@@ -229,6 +248,7 @@ func (r *reader) read(pids []int, closure bool) (*System, error) {
 			return nil, err
 		}
 	}
+	r.bpf = needsOf(k.BPF)
 	for _, m := range k.LSMs {
 		switch m {
 		case "selinux":
@@ -353,7 +373,7 @@ func (r *reader) readTask(pid int) (*rawTask, error) {
 	if !thread {
 		id = r.opts.Tasks.id(p)
 	}
-	if rt := r.opts.Tasks.get(id); rt != nil {
+	if rt := r.opts.Tasks.get(id); rt != nil && rt.bpf == r.bpf {
 		// The namespace objects belong to this read: resolve them as
 		// readFiles would have.
 		if err := r.taskNS(pid, p.Dir, rt); err != nil {
@@ -432,6 +452,11 @@ func (r *reader) readFiles(pid, dirfd int) (*rawTask, error) {
 		}
 		rt.pfKthread = sf.Kthread()
 	}
+	if r.bpf != 0 {
+		if err := r.readBPFFacts(pid, dirfd, rt); err != nil {
+			return nil, err
+		}
+	}
 	if r.labels.selinux {
 		rt.selinux = procfs.ReadLabel(dirfd, "attr/current", r.buf)
 	}
@@ -468,6 +493,10 @@ func (r *reader) build(k KernelInfo, raws map[int]*rawTask) (*System, error) {
 	w.LSMs = []kernel.LSM{capability.New()}
 	for _, m := range k.LSMs {
 		switch {
+		case m == "bpf" && k.BPF != nil:
+			w.LSMs = append(w.LSMs, &bpf.Module{Rules: k.BPF})
+		case m == "bpf" && k.BPFUnreadable != "":
+			sys.Unmodelled = append(sys.Unmodelled, m)
 		case m == "capability" || noPtraceHooks[m]:
 		case m == "landlock":
 			if k.LandlockABI > 0 {
@@ -530,6 +559,10 @@ func (r *reader) build(k KernelInfo, raws map[int]*rawTask) (*System, error) {
 		}
 		t.SELinux, t.AppArmor, t.Smack = rt.selinux, rt.apparmr, rt.smack
 		t.PIDNS = rt.pidns
+		t.CgroupID = rt.cgroup
+		if rt.cgErr != nil {
+			sys.unknown[t] |= unkCgroup
+		}
 		tasks[p] = t
 	}
 	// Relations and address spaces.
@@ -558,8 +591,11 @@ func (r *reader) build(k KernelInfo, raws map[int]*rawTask) (*System, error) {
 		if t.Leader != t {
 			continue
 		}
-		t.MM = &kernel.MM{Dumpable: kernel.SuidDumpUser, UserNS: t.Cred.UserNS}
+		t.MM = &kernel.MM{Dumpable: kernel.SuidDumpUser, UserNS: t.Cred.UserNS, Exe: rt.exe}
 		sys.unknown[t] |= inferDumpable(w, t, rt)
+		if rt.exeErr != nil {
+			sys.unknown[t] |= unkExe
+		}
 	}
 	for _, p := range pids {
 		t := tasks[p]

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/kernel/lsm/yama"
 )
 
@@ -145,12 +146,15 @@ func (s *System) Unknowns(caller, target *kernel.Task, a Access) []string {
 			break
 		}
 	}
+	if bm, ok := w.LSM("bpf").(*bpf.Module); ok {
+		out = append(out, s.bpfUnknowns(bm.Rules, caller, target, traceme, differs)...)
+	}
 	tracer := caller
 	if traceme {
 		tracer = target
 	}
 	for _, m := range s.Unmodelled {
-		if noPtraceHooks[m] || m == "apparmor" && tracer.AppArmor == "unconfined" {
+		if noPtraceHooks[m] && m != "bpf" || m == "apparmor" && tracer.AppArmor == "unconfined" {
 			// An unconfined tracer is never restricted by AppArmor.
 			continue
 		}
@@ -172,11 +176,20 @@ type denyModule string
 
 func (m denyModule) Name() string { return string(m) }
 
-func (denyModule) PtraceAccessCheck(kernel.Env, *kernel.Task, *kernel.Task, kernel.Mode) kernel.Errno {
-	return kernel.EACCES
+func (m denyModule) PtraceAccessCheck(kernel.Env, *kernel.Task, *kernel.Task, kernel.Mode) kernel.Errno {
+	return m.errno()
 }
 
-func (denyModule) PtraceTraceme(kernel.Env, *kernel.Task, *kernel.Task) kernel.Errno {
+func (m denyModule) PtraceTraceme(kernel.Env, *kernel.Task, *kernel.Task) kernel.Errno {
+	return m.errno()
+}
+
+// errno is the module's denial: procgate's BPF program denies with
+// EPERM (package kernel/lsm/bpf).
+func (m denyModule) errno() kernel.Errno {
+	if m == "bpf" {
+		return kernel.EPERM
+	}
 	return kernel.EACCES
 }
 
@@ -197,6 +210,8 @@ func (s *System) Uncertainties() []string {
 		{unkMMUserNS, "address space's user namespace assumed to be the credentials' (the owner of their /proc files fits neither)"},
 		{unkUserDumpable, "saved user_dumpable flag unknown (no address space)"},
 		{unkUserNS, "user namespace unreadable, the initial one assumed"},
+		{unkExe, "executable unreadable (procgate's BPF rule set names executables; none of them assumed)"},
+		{unkCgroup, "cgroup unreadable (procgate's BPF rule set exempts one; not it assumed)"},
 	}
 	var out []string
 	for _, k := range kinds {
@@ -218,3 +233,50 @@ func (s *System) Uncertainties() []string {
 // Two tasks with different sets may get different Unknowns for the same
 // question, so callers that group tasks (the report) key on it.
 func (s *System) Uncertain(t *kernel.Task) uint8 { return uint8(s.unknown[t]) }
+
+// bpfUnknowns asks what procgate's BPF rule set would answer if the facts
+// it reads that could not be read were otherwise: each executable its
+// classes name, for a task whose executable is unknown, and the exempt
+// cgroup, for a caller whose cgroup is unknown.
+func (s *System) bpfUnknowns(rs *bpf.RuleSet, caller, target *kernel.Task, traceme bool,
+	differs func(func(w *kernel.World, c, t *kernel.Task) func()) (kernel.Decision, bool)) []string {
+	var out []string
+	var exes []kernel.FileID
+	for _, c := range rs.Classes {
+		for _, cl := range c.Clauses {
+			for _, x := range cl.Exes {
+				if !slices.Contains(exes, x) {
+					exes = append(exes, x)
+				}
+			}
+		}
+	}
+	for i, x := range []*kernel.Task{caller, target} {
+		if s.unknown[x]&unkExe == 0 || x.MM == nil {
+			continue
+		}
+		for _, e := range exes {
+			d, changed := differs(func(_ *kernel.World, c, t *kernel.Task) func() {
+				y := []*kernel.Task{c, t}[i]
+				old := y.MM.Exe
+				y.MM.Exe = &e
+				return func() { y.MM.Exe = old }
+			})
+			if changed {
+				out = append(out, fmt.Sprintf("bpf: the executable of %s could not be read; if it is %s, the answer is %s",
+					x.Name, bpf.Clause{Kind: bpf.KindExe, Exes: []kernel.FileID{e}}, d.Result()))
+				break
+			}
+		}
+	}
+	if !traceme && rs.ExemptCgroup != 0 && s.unknown[caller]&unkCgroup != 0 {
+		if d, changed := differs(func(_ *kernel.World, c, _ *kernel.Task) func() {
+			old := c.CgroupID
+			c.CgroupID = rs.ExemptCgroup
+			return func() { c.CgroupID = old }
+		}); changed {
+			out = append(out, fmt.Sprintf("bpf: the cgroup of %s could not be read; if it is the exempt one (%d), the answer is %s", caller.Name, rs.ExemptCgroup, d.Result()))
+		}
+	}
+	return out
+}

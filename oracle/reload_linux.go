@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -115,7 +114,6 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 		}
 		return rep, err
 	}
-	procPath := func(pid int, name string) string { return "/proc/" + strconv.Itoa(pid) + "/" + name }
 
 	pg, err := target(guarded)
 	if err != nil {
@@ -125,6 +123,16 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 	if err != nil {
 		return fail(fmt.Errorf("start the unrestricted target: %w", err))
 	}
+	// The broker, in the exempt cgroup, serves what its policy grants
+	// of the protected process, and only that.
+	b := r.vmBrokerCheck(pg, guarded, func(millis int, paths ...string) (hammerReport, error) {
+		p, err := hammer(millis, paths...)
+		if err != nil {
+			return hammerReport{}, err
+		}
+		return report(p, millis)
+	})
+	res.Broker = &b
 	// Reload under load: environ refused, status read, through every
 	// swap.
 	const millis = 3000

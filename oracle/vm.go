@@ -147,6 +147,8 @@ type VMReload struct {
 	PinsLeft           bool           `json:"pins_left,omitempty"`
 	AfterDetachOpens   int            `json:"after_detach_opens,omitempty"`
 	AfterDetachAllowed int            `json:"after_detach_allowed,omitempty"`
+	// Broker is the broker check, run before the reloads.
+	Broker *VMBroker `json:"broker,omitempty"`
 	// Err is why the check could not run.
 	Err string `json:"err,omitempty"`
 }

@@ -183,6 +183,12 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 				bad = "detach left the pin directory"
 			case rl.AfterDetachOpens == 0 || rl.AfterDetachAllowed != rl.AfterDetachOpens:
 				bad = fmt.Sprintf("after detach the protected environ read %d of %d times", rl.AfterDetachAllowed, rl.AfterDetachOpens)
+			case rl.Broker == nil:
+				bad = "no broker check"
+			default:
+				if err := rl.Broker.Check(); err != nil {
+					bad = "broker: " + err.Error()
+				}
 			}
 			if bad != "" {
 				rep.checkFailed(fmt.Sprintf("step %s: reload under load: %s", rl.Step, bad))

@@ -3,6 +3,7 @@ package vm
 import (
 	"bytes"
 	"io"
+	"maps"
 	"strings"
 	"testing"
 
@@ -148,6 +149,10 @@ func TestCompareBPFStep(t *testing.T) {
 		{"status refused", func(r *consoleRun) { r.end.BPFReload[0].StatusAllowed-- }, "status read"},
 		{"pins left", func(r *consoleRun) { r.end.BPFReload[0].PinsLeft = true }, "detach left"},
 		{"still enforcing after detach", func(r *consoleRun) { r.end.BPFReload[0].AfterDetachAllowed = 0 }, "after detach"},
+		{"no broker check", func(r *consoleRun) { r.end.BPFReload[0].Broker = nil }, "no broker check"},
+		{"the broker refused a grant", func(r *consoleRun) { r.end.BPFReload[0].Broker.Items["environ"] = "EACCES" }, "did not serve environ"},
+		{"the broker served past the program", func(r *consoleRun) { r.end.BPFReload[0].Broker.Items["maps"] = "ok" }, "neither its policy nor the kernel"},
+		{"a direct read went through", func(r *consoleRun) { r.end.BPFReload[0].Broker.DirectAllowed = 1 }, "own reads"},
 		{"a rule set that decides nothing", func(r *consoleRun) {
 			for i := range r.results {
 				if r.results[i].BPF != nil {
@@ -159,6 +164,11 @@ func TestCompareBPFStep(t *testing.T) {
 		cp := *run
 		end := *run.end
 		end.BPFReload = append([]oracle.VMReload(nil), run.end.BPFReload...)
+		if b := end.BPFReload[0].Broker; b != nil {
+			nb := *b
+			nb.Items = maps.Clone(b.Items)
+			end.BPFReload[0].Broker = &nb
+		}
 		cp.end = &end
 		cp.results = append([]oracle.VMRes(nil), run.results...)
 		tc.mut(&cp)

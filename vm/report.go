@@ -73,6 +73,14 @@ func (r *report) print(w io.Writer) {
 				fmt.Fprintf(w, " (error: %s)", rl.Err)
 			}
 			fmt.Fprintln(w)
+			if b := rl.Broker; b != nil {
+				fmt.Fprintf(w, "  broker under the program (step %s): the protected process's items through procgate serve %v (read exit %d; refused: %v); the caller's own reads %d/%d",
+					rl.Step, b.Items, b.Exit, b.Reasons, b.DirectAllowed, b.DirectOpens)
+				if b.Err != "" {
+					fmt.Fprintf(w, " (error: %s)", b.Err)
+				}
+				fmt.Fprintln(w)
+			}
 		}
 	}
 	sort.SliceStable(r.groups, func(i, j int) bool { return r.groups[i].count > r.groups[j].count })

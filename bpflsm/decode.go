@@ -1,0 +1,94 @@
+package bpflsm
+
+import (
+	"fmt"
+	"math/bits"
+	"strings"
+
+	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/kernel/lsm/bpf"
+)
+
+// decode is encode's inverse: the rule set the program enforces, read
+// back from its layout. It decides exactly as v does; what the layout
+// does not keep is rebuilt (a class's negated clauses of one kind become
+// one clause over their union, which holds the same processes; classes
+// are named by their clauses, rules by their classes' names).
+func decode(v *ptraceRuleset) (*bpf.RuleSet, error) {
+	n := bits.Len64(v.Classes)
+	if v.Classes != 1<<n-1 || (v.Protect[0]|v.Protect[1])&^v.Classes != 0 {
+		return nil, fmt.Errorf("bpflsm: rule set with classes %#x protecting %#x, %#x", v.Classes, v.Protect[0], v.Protect[1])
+	}
+	if v.Nuid > bpf.MaxRanges || v.Ngid > bpf.MaxRanges || v.Ngroup > bpf.MaxRanges || v.Nexe > bpf.MaxExes {
+		return nil, fmt.Errorf("bpflsm: rule set with %d/%d/%d ranges and %d executables", v.Nuid, v.Ngid, v.Ngroup, v.Nexe)
+	}
+	rs := &bpf.RuleSet{Classes: make([]bpf.Class, n), Generation: v.Generation, ExemptCgroup: v.ExemptCgroup}
+	ranges := []struct {
+		kind bpf.Kind
+		tab  []idRange
+	}{
+		{bpf.KindUID, v.Uid[:v.Nuid]}, {bpf.KindGID, v.Gid[:v.Ngid]}, {bpf.KindGroup, v.Group[:v.Ngroup]},
+	}
+	for i := range n {
+		bit := uint64(1) << i
+		c := &rs.Classes[i]
+		for _, not := range []bool{false, true} {
+			has := func(pos, neg uint64) bool {
+				if not {
+					return neg&bit != 0
+				}
+				return pos&bit != 0
+			}
+			for _, r := range ranges {
+				if !has(v.Pos[r.kind], v.Neg[r.kind]) {
+					continue
+				}
+				cl := bpf.Clause{Kind: r.kind, Not: not}
+				for _, e := range r.tab {
+					if has(e.Pos, e.Neg) {
+						cl.IDs = append(cl.IDs, bpf.IDRange{Lo: e.Lo, Hi: e.Hi})
+					}
+				}
+				c.Clauses = append(c.Clauses, cl)
+			}
+			if has(v.Pos[bpf.KindExe], v.Neg[bpf.KindExe]) {
+				cl := bpf.Clause{Kind: bpf.KindExe, Not: not}
+				for _, e := range v.Exe[:v.Nexe] {
+					if has(e.Pos, e.Neg) {
+						cl.Exes = append(cl.Exes, kernel.FileID{Dev: e.Dev, Ino: e.Ino})
+					}
+				}
+				c.Clauses = append(c.Clauses, cl)
+			}
+		}
+		names := make([]string, len(c.Clauses))
+		for j, cl := range c.Clauses {
+			names[j] = cl.String()
+		}
+		c.Name = "{" + strings.Join(names, "; ") + "}"
+	}
+	for a, acc := range []bpf.Access{bpf.Read, bpf.Attach} {
+		for t := range n {
+			if v.Protect[a]&(1<<t) != 0 {
+				rs.Rules = append(rs.Rules, bpf.Rule{Subject: -1, Target: t, Access: acc,
+					Text: fmt.Sprintf("protect %s : %s", rs.Classes[t].Name, acc)})
+			}
+		}
+		for s := range bpf.MaxClasses {
+			row := v.Deny[a][s]
+			if row == 0 {
+				continue
+			}
+			if s >= n || row&^v.Classes != 0 {
+				return nil, fmt.Errorf("bpflsm: rule set denies classes %#x to class %d of %d", row, s, n)
+			}
+			for t := range n {
+				if row&(1<<t) != 0 {
+					rs.Rules = append(rs.Rules, bpf.Rule{Subject: s, Target: t, Access: acc,
+						Text: fmt.Sprintf("deny %s %s : %s", rs.Classes[s].Name, rs.Classes[t].Name, acc)})
+				}
+			}
+		}
+	}
+	return rs, nil
+}

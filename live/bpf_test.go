@@ -1,0 +1,194 @@
+package live
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/bpflsm"
+	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/kernel/lsm/bpf"
+)
+
+// TestLiveBPF reads procgate's BPF rule set as the live model does on a
+// system where procgate enforce runs: the rule set pinned on a bpffs
+// (without the program: this machine refuses LSM programs, not maps),
+// the processes' executables and cgroups read for its classes and its
+// exemption, and the decisions they make.
+func TestLiveBPF(t *testing.T) {
+	needRoot(t)
+	sys := t.TempDir()
+	if err := os.MkdirAll(sys+"/kernel/security", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sys+"/kernel/security/lsm", []byte("capability,bpf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(sys+"/fs/bpf", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/sys/fs/cgroup", sys+"/fs/cgroup"); err != nil {
+		t.Fatal(err)
+	}
+	if cgroup2Mount("/sys") == "" {
+		t.Fatal("no cgroup2 mount")
+	}
+	if err := unix.Mount("bpf", sys+"/fs/bpf", "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(sys+"/fs/bpf", unix.MNT_DETACH) })
+	pinDir := sys + "/fs/bpf/procgate"
+
+	sleep := exec.Command("sleep", "60")
+	sleep.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}}
+	pid := startCmd(t, sleep, "sleep")
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+itoa(pid)+"/exe", &st); err != nil {
+		t.Fatal(err)
+	}
+	sleepExe := kernel.FileIDOfStat(st.Dev, st.Ino)
+	cg, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var path string
+	for line := range strings.Lines(string(cg)) {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
+			path = p
+		}
+	}
+	mine, err := bpflsm.CgroupID(filepath.Join(cgroup2Mount("/sys"), path))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	pin := func(exempt uint64) {
+		t.Helper()
+		_ = os.RemoveAll(pinDir)
+		rs := &bpf.RuleSet{
+			Classes: []bpf.Class{
+				{Name: "guarded", Clauses: []bpf.Clause{{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: 4242, Hi: 4242}}}}},
+				{Name: "sleepers", Clauses: []bpf.Clause{{Kind: bpf.KindExe, Exes: []kernel.FileID{sleepExe}}}},
+			},
+			Rules:        []bpf.Rule{{Subject: -1, Target: 0, Access: bpf.Read}, {Subject: -1, Target: 1, Access: bpf.Attach}},
+			ExemptCgroup: exempt, Generation: exempt,
+		}
+		if err := bpflsm.PinRuleSet(rs, pinDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// exe and mem, not environ: from 6.15 mm_access lets a
+	// perfmon_capable caller (root here) read environ through a refused
+	// READ check (kernel.Features.PerfmonMMAccess).
+	exe, mem := access(t, "exe"), access(t, "mem")
+	read := func() (*System, *kernel.Task, *kernel.Task) {
+		t.Helper()
+		s, err := ReadPIDs([]int{os.Getpid(), pid}, Options{Sys: sys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok := s.World.LSM("bpf").(*bpf.Module)
+		if !ok || len(m.Rules.Classes) != 2 {
+			t.Fatalf("the world's modules lack the rule set: %v", s.World.LSMs)
+		}
+		self, target := s.World.TaskByPID(os.Getpid()), s.World.TaskByPID(pid)
+		if target.MM == nil || target.MM.Exe == nil || *target.MM.Exe != sleepExe {
+			t.Errorf("sleep's executable read as %+v, want %+v", target.MM, sleepExe)
+		}
+		if self.CgroupID != mine {
+			t.Errorf("the test's cgroup read as %d, want %d", self.CgroupID, mine)
+		}
+		return s, self, target
+	}
+
+	// Exempt: the test process is the rule set's exempt reader.
+	pin(mine)
+	s, self, target := read()
+	if d := s.Decide(self, target, exe, true); !d.Allowed {
+		t.Errorf("exempt reader -> exe: %v %+v", d.Result(), d.Steps)
+	}
+	// Not exempt: the protect rules hold for root too.
+	pin(12345)
+	s, self, target = read()
+	if s.Kernel.BPF.Generation != 12345 {
+		t.Errorf("generation read back %d", s.Kernel.BPF.Generation)
+	}
+	for _, tc := range []struct {
+		a    Access
+		want kernel.Errno
+	}{{exe, kernel.EACCES}, {mem, kernel.EACCES}} {
+		d := s.Decide(self, target, tc.a, true)
+		if d.Allowed || d.Errno != tc.want || d.Layer != "bpf" {
+			t.Errorf("root -> protected: %v in layer %s, want %v by bpf: %+v", d.Result(), d.Layer, tc.want, d.Steps)
+		}
+	}
+	// Nothing pinned: no module.
+	if err := os.RemoveAll(pinDir); err != nil {
+		t.Fatal(err)
+	}
+	s, err = ReadPIDs([]int{pid}, Options{Sys: sys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.World.LSM("bpf") != nil || s.Kernel.BPF != nil {
+		t.Errorf("a rule set without a pin: %v", s.World.LSMs)
+	}
+}
+
+// TestUnknownBPF: a task whose executable could not be read is assumed
+// to run none that the rule set names, and the answer says what it
+// would be if it ran one; a caller whose cgroup could not be read, what
+// it would be in the exempt one. An unreadable rule set is a module that
+// may deny anything (EPERM).
+func TestUnknownBPF(t *testing.T) {
+	exe := kernel.FileID{Dev: kernel.MkDev(8, 1), Ino: 42}
+	s := system(t)
+	w := s.World
+	w.LSMs = append(w.LSMs, &bpf.Module{Rules: &bpf.RuleSet{
+		Classes:      []bpf.Class{{Name: "agent", Clauses: []bpf.Clause{{Kind: bpf.KindExe, Exes: []kernel.FileID{exe}}}}},
+		Rules:        []bpf.Rule{{Subject: -1, Target: 0, Access: bpf.Read, Text: "protect agent : read"}},
+		ExemptCgroup: 9,
+	}})
+	root, daemon := w.Task("rootnocaps"), w.Task("rootdaemon")
+	environ := access(t, "environ")
+	d := s.Decide(root, daemon, environ, false)
+	if !d.Allowed || hasUnknown(d.Unknown, "bpf") {
+		t.Fatalf("root -> rootdaemon: %v %q", d.Result(), d.Unknown)
+	}
+	s.unknown[daemon] = unkExe
+	d = s.Decide(root, daemon, environ, false)
+	if !d.Allowed || !strings.Contains(bpfUnknown(d.Unknown), "dev 8:1 ino 42") {
+		t.Errorf("unknown executable: %v %q", d.Result(), d.Unknown)
+	}
+	// The target runs the agent: denied unless the caller is exempt.
+	daemon.MM.Exe = &exe
+	delete(s.unknown, daemon)
+	s.unknown[root] = unkCgroup
+	d = s.Decide(root, daemon, environ, false)
+	if d.Allowed || !strings.Contains(bpfUnknown(d.Unknown), "exempt") {
+		t.Errorf("unknown cgroup: %v %q", d.Result(), d.Unknown)
+	}
+
+	s = system(t, "bpf")
+	w = s.World
+	d = s.Decide(w.Task("rootnocaps"), w.Task("rootdaemon"), environ, false)
+	if !d.Allowed || !strings.Contains(bpfUnknown(d.Unknown), "not read") {
+		t.Errorf("unreadable rule set: %v %q", d.Result(), d.Unknown)
+	}
+}
+
+// bpfUnknown returns the unknowns about procgate's BPF program, joined.
+func bpfUnknown(list []string) string {
+	var out []string
+	for _, u := range list {
+		if strings.HasPrefix(u, "bpf:") {
+			out = append(out, u)
+		}
+	}
+	return strings.Join(out, "; ")
+}
