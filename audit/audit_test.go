@@ -110,7 +110,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"", 1, "no audit record"},
 		{"procgate: denied { read:io } for rule=none", 1, "no audit record"},
-		{"type=AVC msg=audit(1.000:2): avc:  denied { ptrace } for pid=1", 30, `want "broker: "`},
+		{"type=AVC msg=audit(1.000:2): avc:  denied { ptrace } for pid=1", 30, `want "broker: " or "bpf: "`},
 		{"audit(17x.000:1): broker: denied", 7, "want audit(SECONDS.MILLISECONDS:SERIAL)"},
 		{"audit(1.00:1): broker: denied", 9, "three digits"},
 		{"audit(1.000:x): broker: denied", 13, "serial number"},
@@ -119,6 +119,9 @@ func TestParseErrors(t *testing.T) {
 		{"broker: denied { read:io for rule=none", 18, "unterminated"},
 		{"broker: denied { write:io } for rule=none", 18, `access "write:io"`},
 		{"broker: denied { read:IO } for rule=none", 18, `access "read:IO"`},
+		{"broker: denied { read } for rule=none", 18, `access "read"`},
+		{`{"writer":"kernel","result":"denied","access":"read","item":"read","pid":1,"comm":"a","uid":2,"tpid":3,"tcomm":"b","tuid":4,"rule":"none","gen":5}`, 11, `writer "kernel": want bpf`},
+		{`{"result":"denied","access":"read","item":"read","pid":1,"comm":"a","uid":2,"tpid":3,"tcomm":"b","tuid":4,"rule":"none","gen":5}`, 43, `only a bpf record`},
 		{"broker: denied { read:io } rule=none", 27, `want " for "`},
 		{strings.Replace(ok, "pid=1", "pid=x", 1), 36, `pid="x": want a number`},
 		{strings.Replace(ok, "uid=2", "uid=4294967296", 1), 51, "want a number below 2^32"},

@@ -24,7 +24,8 @@ func AppendAVC(b []byte, r *Record) []byte {
 		b = strconv.AppendUint(b, r.Serial, 10)
 		b = append(b, "): "...)
 	}
-	b = append(b, Tag+": "...)
+	b = append(b, r.tag()...)
+	b = append(b, ": "...)
 	b = append(b, result(r.Granted)...)
 	b = append(b, " { "...)
 	if r.IsSummary() && r.Scope != ScopeKey {
@@ -202,8 +203,12 @@ func parseAVC(line string, i int, v Vocabulary) (Record, error) {
 			return Record{}, err
 		}
 	}
-	if !p.skip(Tag + ": ") {
-		return Record{}, errAt(p.pos, "want %q, found %q", Tag+": ", p.peek())
+	switch {
+	case p.skip(Tag + ": "):
+	case p.skip(TagBPF + ": "):
+		r.Writer = TagBPF
+	default:
+		return Record{}, errAt(p.pos, "want %q or %q, found %q", Tag+": ", TagBPF+": ", p.peek())
 	}
 	switch {
 	case p.skip("granted "):
@@ -302,13 +307,13 @@ func (p *scanner) access(r *Record, v Vocabulary) (wildcard bool, err error) {
 		return true, nil
 	}
 	access, item, ok := strings.Cut(name, ":")
-	if !ok && name == Attach {
-		item = Attach
+	if !ok && (name == Attach || name == Read && r.Writer == TagBPF) {
+		item = name
 	}
 	if access != Read && access != Attach || !validItem(item) {
-		return false, errAt(start, "access %q: want read:ITEM, attach, attach:ITEM or * (a summary)", name)
+		return false, errAt(start, "access %q: want read:ITEM, attach, attach:ITEM, read (a %s record) or * (a summary)", name, TagBPF)
 	}
-	if v != nil {
+	if v != nil && item != access {
 		if err := v.CheckItem(access, item); err != nil {
 			return false, errAt(start, "access %q: %v", name, err)
 		}

@@ -24,6 +24,10 @@ func AppendJSON(b []byte, r *Record) []byte {
 		b = appendUint(b, `,"serial":`, r.Serial)
 		b = append(b, ',')
 	}
+	if r.Writer != "" && r.Writer != Tag {
+		b = appendJSONString(append(b, `"writer":`...), r.Writer)
+		b = append(b, ',')
+	}
 	b = appendJSONString(append(b, `"result":`...), result(r.Granted))
 	access, item := r.Access, r.Item
 	if r.IsSummary() && r.Scope != ScopeKey {
@@ -73,8 +77,8 @@ func appendJSONString(b []byte, s string) []byte {
 // jsonKeys are the keys every JSON record may hold besides those of a
 // decision or a summary; jsonStrings the keys whose values are strings.
 var (
-	jsonKeys    = map[string]bool{"time": false, "serial": false, "result": true, "access": true, "item": true}
-	jsonStrings = map[string]bool{"time": true, "result": true, "access": true, "item": true, "comm": true, "tcomm": true, "scontext": true, "tcontext": true, "rule": true, "reason": true}
+	jsonKeys    = map[string]bool{"time": false, "serial": false, "writer": false, "result": true, "access": true, "item": true}
+	jsonStrings = map[string]bool{"time": true, "writer": true, "result": true, "access": true, "item": true, "comm": true, "tcomm": true, "scontext": true, "tcontext": true, "rule": true, "reason": true}
 )
 
 // parseJSON parses the JSON object that starts at line[i:].
@@ -193,6 +197,12 @@ func setJSONHead(r *Record, text map[string]string, seen map[string]int, v Vocab
 		}
 		r.Serial = n
 	}
+	if w, ok := text["writer"]; ok {
+		if w != TagBPF {
+			return errAt(seen["writer"], "writer %s: want %s (a record without a writer is the broker's)", clip(w), TagBPF)
+		}
+		r.Writer = w
+	}
 	switch text["result"] {
 	case "granted":
 		r.Granted = true
@@ -213,7 +223,10 @@ func setJSONHead(r *Record, text map[string]string, seen map[string]int, v Vocab
 	if !validItem(item) {
 		return errAt(seen["item"], "item %s: want an item name", clip(item))
 	}
-	if v != nil {
+	if item == Read && r.Writer != TagBPF {
+		return errAt(seen["item"], "item read: only a %s record names the whole READ class", TagBPF)
+	}
+	if v != nil && item != access {
 		if err := v.CheckItem(access, item); err != nil {
 			return errAt(seen["item"], "item %s: %v", clip(item), err)
 		}

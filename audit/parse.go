@@ -18,7 +18,7 @@ type Vocabulary interface {
 // Parse parses one record, AVC-shaped or JSON, as [AppendAVC] and
 // [AppendJSON] write it. Text before the record — a syslog or journal
 // prefix such as "Nov 28 12:00:00 host procgate[812]: " — is skipped: the
-// record starts at the first "audit(", "broker: " or `{"`. A malformed
+// record starts at the first "audit(", "broker: ", "bpf: " or `{"`. A malformed
 // record gives a [*SyntaxError] with its column in line.
 func Parse(line string) (Record, error) { return ParseWith(line, nil) }
 
@@ -43,7 +43,7 @@ func recordStart(line string) (int, Format) {
 	for _, m := range [...]struct {
 		mark string
 		f    Format
-	}{{"audit(", AVC}, {Tag + ": ", AVC}, {`{"`, JSON}} {
+	}{{"audit(", AVC}, {Tag + ": ", AVC}, {TagBPF + ": ", AVC}, {`{"`, JSON}} {
 		if j := strings.Index(line, m.mark); j >= 0 && (at < 0 || j < at) {
 			at, f = j, m.f
 		}

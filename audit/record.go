@@ -35,8 +35,15 @@ import (
 )
 
 // Tag names the writer in an AVC-shaped record ("broker: denied …"), as
-// "avc:" does in the kernel's.
+// "avc:" does in the kernel's: the broker's gate, which decides for the
+// broker and the FUSE mount.
 const Tag = "broker"
+
+// TagBPF names procgate's BPF LSM program as a record's writer: a denial
+// the kernel's ptrace hook made (procgate enforce writes it). Its access
+// is a whole class, "{ read }" or "{ attach }": the hook cannot tell
+// items apart.
+const TagBPF = "bpf"
 
 // Format is a record's shape.
 type Format uint8
@@ -65,6 +72,11 @@ const (
 // Record is one audit record: an audited decision, or a summary of the
 // decisions a rate limit kept from being written.
 type Record struct {
+	// Writer is the enforcement point that decided: "" (or [Tag]) for
+	// the broker's gate, [TagBPF] for procgate's BPF LSM program. The
+	// AVC shape writes it as its tag, the JSON shape as "writer" (not
+	// written for the gate, so that its records read as before).
+	Writer string
 	// Time and Serial are the header, audit(SEC.MSEC:SERIAL). A record
 	// with a zero Time has neither (a record that was not logged, such as
 	// the one `procgate policy explain` prints). The AVC shape keeps
@@ -74,7 +86,8 @@ type Record struct {
 	// Granted is the result: granted or denied.
 	Granted bool
 	// Access is the access class, [Read] or [Attach]; Item is the item's
-	// name, "attach" for the attach operation itself.
+	// name, "attach" for the attach operation itself, and the class's
+	// own name for the whole class (a [TagBPF] record).
 	Access, Item string
 	// Subject is the process that asked, Target the process asked about.
 	// A summary carries their UIDs only.
@@ -144,12 +157,21 @@ func result(granted bool) string {
 }
 
 // AccessName returns what an AVC-shaped record writes between the
-// braces: "read:fd", "attach:mem", and "attach" for the attach operation.
+// braces: "read:fd", "attach:mem", "attach" for the attach operation,
+// and "read" for the whole READ class (a [TagBPF] record).
 func AccessName(access, item string) string {
-	if access == Attach && item == Attach {
-		return Attach
+	if access == item {
+		return access
 	}
 	return access + ":" + item
+}
+
+// tag returns the AVC tag of r's writer.
+func (r *Record) tag() string {
+	if r.Writer == "" {
+		return Tag
+	}
+	return r.Writer
 }
 
 // SyntaxError is a malformed record, with the position in the line (as

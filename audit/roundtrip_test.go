@@ -53,6 +53,15 @@ func randomRecord(rng *rand.Rand) audit.Record {
 	if r.Item == "mem" || r.Item == "attach" {
 		r.Access = audit.Attach
 	}
+	if rng.IntN(4) == 0 {
+		// procgate's BPF program: whole classes.
+		r.Writer = audit.TagBPF
+		if r.Access == audit.Read {
+			r.Item = audit.Read
+		} else {
+			r.Item = audit.Attach
+		}
+	}
 	r.Subject.UID, r.Target.UID = rng.Uint32(), rng.Uint32()
 	r.Generation = rng.Uint64()
 	if rng.IntN(5) == 0 {

@@ -27,6 +27,7 @@ const (
 	pinTraceme     = "ptrace_traceme"
 	pinRuleSets    = "rulesets"
 	pinCounters    = "counters"
+	pinDenials     = "denials"
 )
 
 // ErrUnsupported says that the running kernel cannot run the program;
@@ -122,7 +123,7 @@ func Attach(rs *bpf.RuleSet, dir string) error {
 		pinned = append(pinned, path)
 		return nil
 	}
-	if err := errors.Join(pin(pinRuleSets, objs.Rulesets), pin(pinCounters, objs.Counters)); err != nil {
+	if err := errors.Join(pin(pinRuleSets, objs.Rulesets), pin(pinCounters, objs.Counters), pin(pinDenials, objs.Denials)); err != nil {
 		unpin()
 		return err
 	}
@@ -206,8 +207,10 @@ type Status struct {
 	// Classes counts the rule set's classes.
 	Classes int
 	// Decisions, Denials and Unset count the hook's calls, its denials,
-	// and its calls that found no rule set, since the attachment.
-	Decisions, Denials, Unset uint64
+	// and its calls that found no rule set, since the attachment; Lost
+	// counts the denials the ring buffer had no room to report (see
+	// OpenDenials).
+	Decisions, Denials, Unset, Lost uint64
 }
 
 // Stat reports on the attachment pinned under dir.
@@ -240,7 +243,7 @@ func Stat(dir string) (Status, error) {
 		return st, fmt.Errorf("bpflsm: %w", err)
 	}
 	defer counters.Close()
-	for i, p := range []*uint64{&st.Decisions, &st.Denials, &st.Unset} {
+	for i, p := range []*uint64{&st.Decisions, &st.Denials, &st.Unset, &st.Lost} {
 		var per []uint64
 		if err := counters.Lookup(uint32(i), &per); err != nil {
 			return st, fmt.Errorf("bpflsm: counters: %w", err)
@@ -256,7 +259,7 @@ func Stat(dir string) (Status, error) {
 // enforcing once the pins are gone. Nothing pinned is not an error.
 func Detach(dir string) error {
 	var errs []error
-	for _, n := range []string{pinAccessCheck, pinTraceme, pinRuleSets, pinCounters} {
+	for _, n := range []string{pinAccessCheck, pinTraceme, pinRuleSets, pinCounters, pinDenials} {
 		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -61,6 +61,7 @@ type ptraceRuleset struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	ptraceMapCounters                   = "counters"
+	ptraceMapDenials                    = "denials"
 	ptraceMapInnerProto                 = "inner_proto"
 	ptraceMapRulesets                   = "rulesets"
 	ptraceProgProcgatePtraceAccessCheck = "procgate_ptrace_access_check"
@@ -118,6 +119,7 @@ type ptraceProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ptraceMapSpecs struct {
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
+	Denials    *ebpf.MapSpec `ebpf:"denials"`
 	InnerProto *ebpf.MapSpec `ebpf:"inner_proto"`
 	Rulesets   *ebpf.MapSpec `ebpf:"rulesets"`
 }
@@ -149,6 +151,7 @@ func (o *ptraceObjects) Close() error {
 // It can be passed to loadPtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ptraceMaps struct {
 	Counters   *ebpf.Map `ebpf:"counters"`
+	Denials    *ebpf.Map `ebpf:"denials"`
 	InnerProto *ebpf.Map `ebpf:"inner_proto"`
 	Rulesets   *ebpf.Map `ebpf:"rulesets"`
 }
@@ -156,6 +159,7 @@ type ptraceMaps struct {
 func (m *ptraceMaps) Close() error {
 	return _PtraceClose(
 		m.Counters,
+		m.Denials,
 		m.InnerProto,
 		m.Rulesets,
 	)

@@ -172,7 +172,7 @@ func Run(ctx context.Context, cfg Config, front Front) error {
 	if err := front.Prepare(be); err != nil {
 		return abort(err)
 	}
-	msrv, err := serveMetrics(cfg.Metrics, be.writeMetrics)
+	msrv, err := ServeMetrics(cfg.Metrics, be.writeMetrics)
 	if err != nil {
 		front.Shutdown(context.Background())
 		return abort(err)
@@ -349,9 +349,9 @@ func uidInUse(uid uint32) (int, string) {
 	return 0, ""
 }
 
-// serveMetrics starts the Prometheus metrics listener on addr (none
+// ServeMetrics starts the Prometheus metrics listener on addr (none
 // when addr is "").
-func serveMetrics(addr string, write func(io.Writer) error) (*http.Server, error) {
+func ServeMetrics(addr string, write func(io.Writer) error) (*http.Server, error) {
 	if addr == "" {
 		return nil, nil
 	}

@@ -2,6 +2,8 @@ package gate
 
 import (
 	"cmp"
+	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sync"
@@ -40,11 +42,18 @@ type AuditEvent struct {
 	Reason   string
 	// Generation is the generation of the policy that decided.
 	Generation uint64
+	// Class, when set (audit.Read or audit.Attach), makes the record one
+	// of the whole access class, Item unused: procgate's BPF program
+	// decides per class.
+	Class string
 }
 
 // record returns the event as an audit record (without its serial).
 func (ev *AuditEvent) record() audit.Record {
 	access, name := ev.Item.AuditAccess()
+	if ev.Class != "" {
+		access, name = ev.Class, ev.Class
+	}
 	rule := ev.Rule
 	if rule == "" {
 		rule = "none"
@@ -86,6 +95,10 @@ type AuditConfig struct {
 	// metrics").
 	Budget   int
 	Interval time.Duration
+	// Writer is the records' writer (audit.Record.Writer): "" for the
+	// gate, audit.TagBPF for procgate enforce's records of the BPF
+	// program's denials.
+	Writer string
 	// Grants audits every item the policy grants beyond what the kernel
 	// gives the caller directly (an item the kernel would refuse it, or
 	// stat unmasked), as an auditallow rule does: what the daemon handed
@@ -296,13 +309,39 @@ func (a *Auditor) Stats() AuditStats {
 // grants reports whether every grant beyond the kernel is audited.
 func (a *Auditor) grants() bool { return a != nil && a.cfg.Grants }
 
+// auditMetric is one of the auditor's exported counts.
+type auditMetric struct {
+	name  string
+	value func(AuditStats) uint64
+}
+
+// auditMetrics are the auditor's exported counts, for the gate's metrics
+// and for procgate enforce's.
+var auditMetrics = [...]auditMetric{
+	{"procgate_audit_events_total", func(s AuditStats) uint64 { return s.Events }},
+	{"procgate_audit_records_total", func(s AuditStats) uint64 { return s.Records }},
+	{"procgate_audit_summaries_total", func(s AuditStats) uint64 { return s.Summaries }},
+	{"procgate_audit_suppressed_total", func(s AuditStats) uint64 { return s.Suppressed }},
+	{"procgate_audit_lost_total", func(s AuditStats) uint64 { return s.Lost }},
+}
+
 // registerAuditMetrics exports the auditor's counts.
 func registerAuditMetrics(m *Metrics, a *Auditor) {
-	m.Gauge("procgate_audit_events_total", func() float64 { return float64(a.Stats().Events) })
-	m.Gauge("procgate_audit_records_total", func() float64 { return float64(a.Stats().Records) })
-	m.Gauge("procgate_audit_summaries_total", func() float64 { return float64(a.Stats().Summaries) })
-	m.Gauge("procgate_audit_suppressed_total", func() float64 { return float64(a.Stats().Suppressed) })
-	m.Gauge("procgate_audit_lost_total", func() float64 { return float64(a.Stats().Lost) })
+	for _, am := range auditMetrics {
+		m.Gauge(am.name, func() float64 { return float64(am.value(a.Stats())) })
+	}
+}
+
+// WriteAuditMetrics writes the auditor's counts in the Prometheus text
+// format, as the gate's metrics carry them.
+func WriteAuditMetrics(w io.Writer, a *Auditor) error {
+	s := a.Stats()
+	for _, am := range auditMetrics {
+		if _, err := fmt.Fprintf(w, "%s %d\n", am.name, am.value(s)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // beyondKernel reports whether a granted item is more than the kernel

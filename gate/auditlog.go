@@ -53,6 +53,7 @@ func (a *Auditor) appendLocked(r *audit.Record) {
 	a.serial++
 	a.records++
 	r.Serial = a.serial
+	r.Writer = a.cfg.Writer
 	if a.discard {
 		a.flushed.Store(a.serial) // nothing to write
 		return

@@ -85,7 +85,7 @@ func ComputeView(w *kernel.World, unmodelled []string, c, t *kernel.Task) *View 
 			// procgate's BPF program enforces a rule set the gate could
 			// not read: what the kernel gives the caller directly is
 			// unknown, and taken to be nothing (fail closed).
-			d = kernel.Decision{Errno: kernel.EPERM, Layer: "bpf"}
+			d = kernel.Decision{Errno: kernel.EPERM, Layer: "bpf: rule set unread"}
 		}
 		v.Kernel[i] = KernelAnswer{Allowed: d.Allowed, Masked: d.Masked, Errno: d.Errno, Layer: d.Layer}
 		v.MAC[i] = macCheck(w, unmodelled, c, t, mode)

@@ -115,6 +115,21 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 		return rep, err
 	}
 
+	// The cases' denials, reported through the ring buffer.
+	rd, err := bpflsm.OpenDenials(bpflsm.DefaultPinDir)
+	if err != nil {
+		return fail(err)
+	}
+	defer rd.Close()
+	res.Audit = &VMAudit{}
+	if err := res.Audit.drain(rd, rs, 0, &res.Audit.CaseEvents); err != nil {
+		return fail(err)
+	}
+	st, err := bpflsm.Stat(bpflsm.DefaultPinDir)
+	if err != nil {
+		return fail(err)
+	}
+	res.Audit.CaseDenials, res.Audit.CaseLost = st.Denials, st.Lost
 	pg, err := target(guarded)
 	if err != nil {
 		return fail(fmt.Errorf("start the protected target: %w", err))
@@ -157,6 +172,16 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 	res.Opens, res.Allowed, res.Errors = rep.Counts[0].Opens, rep.Counts[0].Allowed, rep.Counts[0].Errors
 	res.StatusOpens, res.StatusAllowed = rep.Counts[1].Opens, rep.Counts[1].Allowed
 	res.Seconds = rep.Seconds
+	// Their denials: every one of the protected process, by the protect
+	// rule; those the full ring buffer had no room for are counted.
+	if err := res.Audit.drain(rd, rs, pg, &res.Audit.LoadEvents); err != nil {
+		return fail(err)
+	}
+	if st, err = bpflsm.Stat(bpflsm.DefaultPinDir); err != nil {
+		return fail(err)
+	}
+	res.Audit.Denials, res.Audit.Lost = st.Denials, st.Lost
+	rd.Close()
 	// The program's cost: environ of a process no rule restricts, read
 	// with the program attached and after detaching it.
 	const benchMillis = 1000
@@ -193,4 +218,76 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 	}
 	res.AfterDetachOpens, res.AfterDetachAllowed = rep.Counts[0].Opens, rep.Counts[0].Allowed
 	return res
+}
+
+// VMAudit is the check of the denials the program reports through its
+// ring buffer (what procgate enforce audits): every denial is either read
+// or counted as unreported, each read names a rule of the rule set in
+// force, and under the reload load each is the protected process's.
+type VMAudit struct {
+	// CaseEvents were read after the cases, when the program's counters
+	// said CaseDenials and CaseLost.
+	CaseEvents  int    `json:"case_events"`
+	CaseDenials uint64 `json:"case_denials"`
+	CaseLost    uint64 `json:"case_lost"`
+	// LoadEvents were read after the broker check and the reloads under
+	// load, when the counters said Denials and Lost.
+	LoadEvents int    `json:"load_events"`
+	Denials    uint64 `json:"denials"`
+	Lost       uint64 `json:"lost"`
+	// Bad lists the denials read that did not fit (at most 5).
+	Bad []string `json:"bad,omitempty"`
+	// MinGen and MaxGen bound the rule-set generations the denials
+	// carried.
+	MinGen uint64 `json:"min_gen"`
+	MaxGen uint64 `json:"max_gen"`
+}
+
+// drain reads the denials waiting in rd into *n, checking each against
+// rs (and, when target is not 0, that it is of that process and by a
+// protect rule).
+func (a *VMAudit) drain(rd *bpflsm.Denials, rs *bpf.RuleSet, target int, n *int) error {
+	for {
+		rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		d, err := rd.Read()
+		if errors.Is(err, bpflsm.ErrNoDenial) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		*n++
+		if a.MinGen == 0 || d.Generation < a.MinGen {
+			a.MinGen = d.Generation
+		}
+		a.MaxGen = max(a.MaxGen, d.Generation)
+		bad := ""
+		switch r := rs.DecideClasses(d.SubjectClasses, d.TargetClasses, d.Access); {
+		case r == nil:
+			bad = "names no rule of the rule set"
+		case target != 0 && (d.TTGID != target || r.Subject != -1 || d.Access != bpf.Read):
+			bad = fmt.Sprintf("is not the protected process's (%d) by its protect rule", target)
+		}
+		if bad != "" && len(a.Bad) < 5 {
+			a.Bad = append(a.Bad, fmt.Sprintf("%+v %s", d, bad))
+		}
+	}
+}
+
+// Check returns why the audit check failed, or nil.
+func (a *VMAudit) Check() error {
+	var errs []error
+	if a.CaseEvents == 0 {
+		errs = append(errs, errors.New("the cases' denials reported none"))
+	}
+	if uint64(a.CaseEvents)+a.CaseLost != a.CaseDenials {
+		errs = append(errs, fmt.Errorf("after the cases: %d denials read and %d unreported, the program counted %d", a.CaseEvents, a.CaseLost, a.CaseDenials))
+	}
+	if a.LoadEvents == 0 || uint64(a.CaseEvents+a.LoadEvents)+a.Lost != a.Denials {
+		errs = append(errs, fmt.Errorf("after the load: %d+%d denials read and %d unreported, the program counted %d", a.CaseEvents, a.LoadEvents, a.Lost, a.Denials))
+	}
+	for _, b := range a.Bad {
+		errs = append(errs, errors.New("a denial "+b))
+	}
+	return errors.Join(errs...)
 }

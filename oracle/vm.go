@@ -149,6 +149,8 @@ type VMReload struct {
 	AfterDetachAllowed int            `json:"after_detach_allowed,omitempty"`
 	// Broker is the broker check, run before the reloads.
 	Broker *VMBroker `json:"broker,omitempty"`
+	// Audit is the check of the program's reports of its denials.
+	Audit *VMAudit `json:"audit,omitempty"`
 	// Err is why the check could not run.
 	Err string `json:"err,omitempty"`
 }

@@ -104,7 +104,9 @@ type AuditRecord struct {
 	// Record is the record as written.
 	Record audit.Record
 	// Item is the item the record names; a summary of any access
-	// (Record.Scope ScopeCaller or ScopeAll) names none, and Item is then
+	// (Record.Scope ScopeCaller or ScopeAll) names none, nor does a
+	// record of procgate's BPF program (Record.Writer audit.TagBPF),
+	// which names a whole access class (Record.Access), and Item is then
 	// meaningless.
 	Item Item
 	// Default is set for a default denial (rule=none…).
@@ -128,7 +130,7 @@ func ParseAuditLine(line string) (*AuditRecord, error) {
 		return nil, err
 	}
 	out := &AuditRecord{Record: r}
-	if r.Access != "" { // a summary of any access names no item
+	if r.Access != "" && r.Writer != audit.TagBPF { // a summary of any access, or the BPF program's record of a whole class, names no item
 		out.Item, _ = itemOf(r.Access, r.Item) // vetted by the parser
 	}
 	if r.IsSummary() {

@@ -102,7 +102,7 @@ func (p *Policy) KernelRules() (*bpf.RuleSet, error) {
 		}
 		for _, s := range subjects {
 			for _, t := range targets {
-				rs.Rules = append(rs.Rules, bpf.Rule{Subject: s, Target: t, Access: access, Text: src.Text})
+				rs.Rules = append(rs.Rules, bpf.Rule{Subject: s, Target: t, Access: access, Text: src.Text, Ref: r.ref().String()})
 			}
 		}
 	}

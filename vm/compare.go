@@ -185,9 +185,13 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 				bad = fmt.Sprintf("after detach the protected environ read %d of %d times", rl.AfterDetachAllowed, rl.AfterDetachOpens)
 			case rl.Broker == nil:
 				bad = "no broker check"
+			case rl.Audit == nil:
+				bad = "no check of the program's denial reports"
 			default:
 				if err := rl.Broker.Check(); err != nil {
 					bad = "broker: " + err.Error()
+				} else if err := rl.Audit.Check(); err != nil {
+					bad = "denial reports: " + err.Error()
 				}
 			}
 			if bad != "" {

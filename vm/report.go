@@ -73,6 +73,14 @@ func (r *report) print(w io.Writer) {
 				fmt.Fprintf(w, " (error: %s)", rl.Err)
 			}
 			fmt.Fprintln(w)
+			if a := rl.Audit; a != nil {
+				fmt.Fprintf(w, "  denial reports (step %s): after the cases %d read + %d unreported = %d counted; after the load %d read + %d unreported (ring buffer full) of %d counted in all; generations %d-%d",
+					rl.Step, a.CaseEvents, a.CaseLost, a.CaseDenials, a.LoadEvents, a.Lost, a.Denials, a.MinGen, a.MaxGen)
+				if len(a.Bad) > 0 {
+					fmt.Fprintf(w, "; misfits: %v", a.Bad)
+				}
+				fmt.Fprintln(w)
+			}
 			if b := rl.Broker; b != nil {
 				fmt.Fprintf(w, "  broker under the program (step %s): the protected process's items through procgate serve %v (read exit %d; refused: %v); the caller's own reads %d/%d",
 					rl.Step, b.Items, b.Exit, b.Reasons, b.DirectAllowed, b.DirectOpens)

@@ -80,13 +80,42 @@ struct {
 	__array(values, struct inner);
 } rulesets SEC(".maps");
 
-// Counters: 0 decisions, 1 denials, 2 hooks without a rule set.
+// Counters: 0 decisions, 1 denials, 2 hooks without a rule set, 3
+// denials whose event the ring buffer had no room for.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+// A denial, as procgate enforce writes it into the audit log: the two
+// processes, the access, and the classes each belongs to, from which
+// procgate enforce names the rule that denied (the first protect rule of
+// a target class, else the first subject class's rule: RuleSet.Decide).
+// subject_classes is 0 when a protect rule denied (the subject's classes
+// were not needed). Mirrored by bpflsm.Denial.
+struct denial {
+	__u64 generation;
+	__u32 pid, tgid;   // the subject: the caller (the parent at traceme)
+	__u32 tpid, ttgid; // the target
+	__u32 uid, tuid;   // their effective uids
+	__u8 access;       // 0 read, 1 attach
+	__u8 traceme;      // 1: at ptrace_traceme
+	__u16 pad16;
+	__u32 pad32;
+	__u64 subject_classes, target_classes;
+	char comm[16], tcomm[16];
+};
+_Static_assert(sizeof(struct denial) == 88, "struct denial is 88 bytes (bpflsm.Denial's record)");
+
+// Denials for procgate enforce to audit; one that finds it full is only
+// counted (counter 3). 256 KiB hold 2,730 of them (88 bytes and an
+// 8-byte header each).
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} denials SEC(".maps");
 
 static __always_inline void count(__u32 i)
 {
@@ -169,17 +198,46 @@ static __always_inline __u64 classes_of(const struct ruleset *rs, struct task_st
 	return m;
 }
 
+// deny counts a denial and hands it to procgate enforce.
+static __always_inline int deny(const struct ruleset *rs, struct task_struct *subject, struct task_struct *target,
+				int a, int traceme, __u64 subj, __u64 tgt)
+{
+	count(1);
+	struct denial *e = bpf_ringbuf_reserve(&denials, sizeof(*e), 0);
+	if (!e) {
+		count(3);
+		return -EPERM;
+	}
+	e->generation = rs->generation;
+	e->pid = BPF_CORE_READ(subject, pid);
+	e->tgid = BPF_CORE_READ(subject, tgid);
+	e->tpid = BPF_CORE_READ(target, pid);
+	e->ttgid = BPF_CORE_READ(target, tgid);
+	e->uid = BPF_CORE_READ(subject, cred, euid.val);
+	e->tuid = BPF_CORE_READ(target, cred, euid.val);
+	e->access = a;
+	e->traceme = traceme;
+	e->pad16 = 0;
+	e->pad32 = 0;
+	e->subject_classes = subj;
+	e->target_classes = tgt;
+	BPF_CORE_READ_STR_INTO(&e->comm, subject, comm);
+	BPF_CORE_READ_STR_INTO(&e->tcomm, target, comm);
+	bpf_ringbuf_submit(e, 0);
+	return -EPERM;
+}
+
 // decide answers whether subject may reach target with the access mode
 // asks (PTRACE_MODE_ATTACH or not): 0, or -EPERM where a rule refuses.
 static __always_inline int decide(struct task_struct *subject, struct task_struct *target, unsigned int mode, int exempt)
 {
-	__u32 zero = 0;
-	void *inner = bpf_map_lookup_elem(&rulesets, &zero);
+	__u32 slot = 0;
+	void *inner = bpf_map_lookup_elem(&rulesets, &slot);
 	if (!inner) {
 		count(2);
 		return 0;
 	}
-	const struct ruleset *rs = bpf_map_lookup_elem(inner, &zero);
+	const struct ruleset *rs = bpf_map_lookup_elem(inner, &slot);
 	if (!rs) {
 		count(2);
 		return 0;
@@ -191,18 +249,14 @@ static __always_inline int decide(struct task_struct *subject, struct task_struc
 	__u64 tgt = classes_of(rs, target);
 	if (!tgt)
 		return 0;
-	if (tgt & rs->protect[a]) {
-		count(1);
-		return -EPERM;
-	}
+	if (tgt & rs->protect[a])
+		return deny(rs, subject, target, a, !exempt, 0, tgt);
 	__u64 subj = classes_of(rs, subject), denied = 0;
 	const __u64 *row = rs->deny[a];
 	for (int s = 0; s < MAX_CLASSES; s++)
 		denied |= row[s] & -((subj >> s) & 1);
-	if (denied & tgt) {
-		count(1);
-		return -EPERM;
-	}
+	if (denied & tgt)
+		return deny(rs, subject, target, a, !exempt, subj, tgt);
 	return 0;
 }
 

@@ -49,8 +49,11 @@ struct mm_struct {
 } __core;
 
 struct task_struct {
+	int pid;
+	int tgid;
 	const struct cred *cred;
 	struct mm_struct *mm;
+	char comm[16];
 } __core;
 
 #endif

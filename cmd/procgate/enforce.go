@@ -8,16 +8,22 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/procgate/procgate/audit"
 	"github.com/procgate/procgate/bpflsm"
+	"github.com/procgate/procgate/daemon"
+	"github.com/procgate/procgate/gate"
 	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/policy"
+	"github.com/procgate/procgate/privsep"
 )
 
 func newEnforceCmd() *cobra.Command {
-	var policyFile, pinDir, exemptCgroup string
+	var policyFile, pinDir, exemptCgroup, auditLog, auditFormat, metrics string
+	var auditBurst, auditBudget int
 	var status, detach, once, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "enforce [--policy FILE]",
@@ -38,6 +44,12 @@ stop. The program is pinned under --pin-dir and enforces until
 Without --once, enforce stays in the foreground: SIGHUP reloads the policy
 file and swaps the rule set in one map update (the old one stays on any
 error); SIGTERM and SIGINT end the command and leave the program enforcing.
+In the foreground it audits every denial the program reports (--audit-log,
+the broker's record format with the writer "bpf": "bpf: denied { read }
+for pid=… rule=protect@agent.pol:12 …", rate-limited by --audit-burst and
+--audit-budget as the broker's) and serves the program's counters on
+--metrics. Denials made while no enforce runs in the foreground wait in
+the program's ring buffer (3,276 of them; more are only counted).
 Needs root, and a kernel with bpf in lsm= (CONFIG_BPF_LSM) that lets root
 load LSM programs. Exit status: 0 enforcing (or --status/--detach done), 1
 the kernel cannot enforce, 2 invalid input.`,
@@ -74,24 +86,19 @@ the kernel cannot enforce, 2 invalid input.`,
 				printRuleSet(out, rs)
 				return nil
 			}
-			if err := enforceOnce(out, load, pinDir, exempt); err != nil {
+			format, err := privsep.AuditFormat(auditFormat)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			rs, err := enforceOnce(out, load, pinDir, exempt)
+			if err != nil {
 				return err
 			}
 			if once {
 				return nil
 			}
-			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-			for s := range sig {
-				if s != syscall.SIGHUP {
-					fmt.Fprintf(out, "%s: exiting; the program keeps enforcing (procgate enforce --detach removes it)\n", s)
-					return nil
-				}
-				if err := enforceOnce(out, load, pinDir, exempt); err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "procgate: enforce: reload failed, the previous rule set stays:", err)
-				}
-			}
-			return nil
+			return enforceForeground(cmd.ErrOrStderr(), out, rs, func() (*bpf.RuleSet, error) { return enforceOnce(out, load, pinDir, exempt) }, pinDir, metrics,
+				gate.AuditConfig{Path: auditLog, Format: format, Burst: auditBurst, Budget: auditBudget, Interval: time.Second, Writer: audit.TagBPF})
 		},
 	}
 	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file (default: the embedded default policy)")
@@ -101,6 +108,11 @@ the kernel cannot enforce, 2 invalid input.`,
 	cmd.Flags().BoolVar(&detach, "detach", false, "remove the program and everything pinned, and exit")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the classes and restrictions the kernel program would enforce, and exit")
 	cmd.Flags().BoolVar(&once, "once", false, "attach or reload, then exit (the program keeps enforcing)")
+	cmd.Flags().StringVar(&auditLog, "audit-log", "", "audit log of the program's denials, or - for standard error (default: none; they are still counted)")
+	cmd.Flags().StringVar(&auditFormat, "audit-format", "avc", "audit record format: avc or json")
+	cmd.Flags().IntVar(&auditBurst, "audit-burst", 20, "records per subject uid per second; the rest are counted in one suppressed=N summary per second; 0 = no limit")
+	cmd.Flags().IntVar(&auditBudget, "audit-budget", 40, "records per second of all subjects together; 0 = no limit")
+	cmd.Flags().StringVar(&metrics, "metrics", "", "address for Prometheus metrics (host:port, or a path for a Unix socket)")
 	cmd.MarkFlagsMutuallyExclusive("status", "detach", "once", "dry-run")
 	cmd.MarkFlagsMutuallyExclusive("status", "policy")
 	cmd.MarkFlagsMutuallyExclusive("detach", "policy")
@@ -121,12 +133,61 @@ func kernelRules(load func() (*policy.Policy, error)) (*bpf.RuleSet, error) {
 	return rs, nil
 }
 
+// enforceForeground audits the program's denials and serves its metrics
+// until SIGTERM or SIGINT; SIGHUP reloads (the previous rule set stays
+// on an error).
+func enforceForeground(errOut, out io.Writer, rs *bpf.RuleSet, reload func() (*bpf.RuleSet, error), pinDir, metrics string, cfg gate.AuditConfig) error {
+	aud, err := gate.NewAuditor(cfg)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	defer aud.Close()
+	da := newDenialAuditor(aud)
+	da.loaded(rs)
+	rd, err := bpflsm.OpenDenials(pinDir)
+	if err != nil {
+		fmt.Fprintf(errOut, "procgate: enforce: the program's denials cannot be audited: %v (a program attached by an older procgate reports none: --detach, then enforce again)\n", err)
+	} else {
+		go da.run(rd, errOut)
+		defer rd.Close()
+	}
+	msrv, err := daemon.ServeMetrics(metrics, func(w io.Writer) error { return da.writeMetrics(w, pinDir) })
+	if err != nil {
+		return &exitError{2, err}
+	}
+	if msrv != nil {
+		defer msrv.Close()
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	for s := range sig {
+		if s != syscall.SIGHUP {
+			fmt.Fprintf(out, "%s: exiting; the program keeps enforcing (procgate enforce --detach removes it)\n", s)
+			return nil
+		}
+		if err := aud.Reopen(); err != nil {
+			fmt.Fprintln(errOut, "procgate: enforce: audit log reopen failed:", err)
+		}
+		next, err := reload()
+		if err != nil {
+			da.reloads[1].Add(1)
+			fmt.Fprintln(errOut, "procgate: enforce: reload failed, the previous rule set stays:", err)
+			continue
+		}
+		da.reloads[0].Add(1)
+		da.loaded(next)
+	}
+	return nil
+}
+
 // enforceOnce compiles the policy and attaches the program with its
-// rule set, or swaps the rule set of the program already attached.
-func enforceOnce(out io.Writer, load func() (*policy.Policy, error), pinDir string, exempt uint64) error {
+// rule set, or swaps the rule set of the program already attached; it
+// returns the rule set.
+func enforceOnce(out io.Writer, load func() (*policy.Policy, error), pinDir string, exempt uint64) (*bpf.RuleSet, error) {
 	rs, err := kernelRules(load)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rs.ExemptCgroup = exempt
 	verb := "attached"
@@ -139,13 +200,13 @@ func enforceOnce(out io.Writer, load func() (*policy.Policy, error), pinDir stri
 	}
 	if err != nil {
 		if errors.Is(err, bpflsm.ErrUnsupported) {
-			return &exitError{1, err}
+			return nil, &exitError{1, err}
 		}
-		return &exitError{2, err}
+		return nil, &exitError{2, err}
 	}
 	fmt.Fprintf(out, "%s: policy generation %d, %d classes, %d restrictions enforced by the kernel (pinned under %s)\n",
 		verb, rs.Generation, len(rs.Classes), len(rs.Rules), pinDir)
-	return nil
+	return rs, nil
 }
 
 func enforceStatus(out io.Writer, pinDir string) error {
@@ -157,8 +218,8 @@ func enforceStatus(out io.Writer, pinDir string) error {
 		fmt.Fprintf(out, "not attached (nothing pinned under %s)\n", pinDir)
 		return nil
 	}
-	fmt.Fprintf(out, "attached: policy generation %d, %d classes; %d decisions, %d denials, %d without a rule set\n",
-		st.Generation, st.Classes, st.Decisions, st.Denials, st.Unset)
+	fmt.Fprintf(out, "attached: policy generation %d, %d classes; %d decisions, %d denials (%d not reported: ring buffer full), %d without a rule set\n",
+		st.Generation, st.Classes, st.Decisions, st.Denials, st.Lost, st.Unset)
 	return nil
 }
 

@@ -23,6 +23,7 @@ func newPolicyWhyCmd() *cobra.Command {
 		Long: `why parses one audit record as procgate writes it (docs/api.md, "Audit log
 and metrics"): a line of the broker's audit log, AVC-shaped
 ("audit(…): broker: denied { read:environ } for … rule=… gen=N") or JSON,
+or of procgate enforce's (writer bpf: "bpf: denied { read } for …"),
 with or without a syslog or journal prefix, or the record printed by
 policy explain --audit-line. It prints the decision and the rules the record
 names with their source text, read from --policy or else from the file
@@ -61,13 +62,16 @@ func runWhy(out io.Writer, line string, files []string) error {
 				r.Result(), r.Suppressed, r.Generation)
 		default:
 			fmt.Fprintf(out, "%s %s: %d more decision(s) for uid %d on uid %d not logged (rate limit), policy generation %d\n",
-				r.Result(), rec.Item.AccessName(), r.Suppressed, r.Subject.UID, r.Target.UID, r.Generation)
+				r.Result(), audit.AccessName(r.Access, r.Item), r.Suppressed, r.Subject.UID, r.Target.UID, r.Generation)
 		}
 		fmt.Fprintln(out, "a summary names no rule")
 		return nil
 	}
 	fmt.Fprintf(out, "%s %s: pid %d (%q, uid %d) on pid %d (%q, uid %d), policy generation %d\n",
-		r.Result(), rec.Item.AccessName(), r.Subject.PID, r.Subject.Comm, r.Subject.UID, r.Target.PID, r.Target.Comm, r.Target.UID, r.Generation)
+		r.Result(), audit.AccessName(r.Access, r.Item), r.Subject.PID, r.Subject.Comm, r.Subject.UID, r.Target.PID, r.Target.Comm, r.Target.UID, r.Generation)
+	if r.Writer == audit.TagBPF {
+		fmt.Fprintln(out, "decided in the kernel by procgate's BPF LSM program (procgate enforce): the whole access class, at the ptrace hook")
+	}
 	if r.Reason != "" {
 		fmt.Fprintf(out, "reason: %s\n", printable(r.Reason))
 	}

@@ -125,6 +125,9 @@ type Rule struct {
 	Access          Access
 	// Text is the policy statement, for explanations.
 	Text string
+	// Ref names the policy rule as audit records do ("protect@agent.pol:17");
+	// "" for a rule set not compiled from a policy.
+	Ref string `json:"ref,omitempty"`
 }
 
 // RuleSet is what the program enforces.
@@ -271,19 +274,29 @@ func (rs *RuleSet) Decide(subject, target Match, a Access) *Rule {
 	if tgt == 0 {
 		return nil
 	}
+	if r := rs.DecideClasses(0, tgt, a); r != nil {
+		return r
+	}
+	return rs.DecideClasses(rs.ClassesOf(subject), tgt, a)
+}
+
+// DecideClasses is Decide for a subject and a target given by the
+// classes they belong to, as the program reports a denial
+// (bpflsm.Denial): the first protect rule of a target class, else the
+// first rule of the lowest subject class against a target class.
+func (rs *RuleSet) DecideClasses(subj, tgt uint64, a Access) *Rule {
 	for i := range rs.Rules {
 		r := &rs.Rules[i]
-		if r.Subject < 0 && r.Access == a && tgt&(1<<r.Target) != 0 {
+		if r.Subject < 0 && r.Access == a && r.Target < 64 && tgt&(1<<r.Target) != 0 {
 			return r
 		}
 	}
-	subj := rs.ClassesOf(subject)
 	for subj != 0 {
 		s := bits.TrailingZeros64(subj)
 		subj &^= 1 << s
 		for i := range rs.Rules {
 			r := &rs.Rules[i]
-			if r.Subject == s && r.Access == a && tgt&(1<<r.Target) != 0 {
+			if r.Subject == s && r.Access == a && r.Target < 64 && tgt&(1<<r.Target) != 0 {
 				return r
 			}
 		}
