@@ -30,30 +30,39 @@ func TestEncode(t *testing.T) {
 		},
 		Generation: 7, ExemptCgroup: 99,
 	}
-	v, err := encode(rs)
+	enc, err := encode(rs, 3)
 	if err != nil {
 		t.Fatal(err)
+	}
+	v := enc.val
+	// The classes' bits, in the order the rules name them.
+	l := rs.Layout()
+	b := func(classes ...int) uint64 {
+		var m uint64
+		for _, c := range classes {
+			m |= 1 << l.Bit[c]
+		}
+		return m
 	}
 	checks := []struct {
 		what      string
 		got, want uint64
 	}{
 		{"classes", v.Classes, 0b1111},
-		{"uid positive", v.Pos[bpf.KindUID], 0b0001},
-		{"uid negative", v.Neg[bpf.KindUID], 0b0010},
-		{"group positive", v.Pos[bpf.KindGroup], 0b0100},
-		{"exe positive", v.Pos[bpf.KindExe], 0b1000},
-		{"gid positive", v.Pos[bpf.KindGID], 0b1000},
+		{"uid positive", v.Pos[bpf.KindUID], b(0)},
+		{"uid negative", v.Neg[bpf.KindUID], b(1)},
+		{"group positive", v.Pos[bpf.KindGroup], b(2)},
+		{"exe positive", v.Pos[bpf.KindExe], b(3)},
+		{"gid positive", v.Pos[bpf.KindGID], b(3)},
 		{"uid entries", uint64(v.Nuid), 2},
-		{"uid[0] users", v.Uid[0].Pos, 0b0001},
-		{"uid[1] not-root", v.Uid[1].Neg, 0b0010},
-		{"uid[1] range", uint64(v.Uid[1].Lo)<<32 | uint64(v.Uid[1].Hi), 0},
 		{"exe entry", v.Exe[0].Dev<<32 ^ v.Exe[0].Ino, exe.Dev<<32 ^ exe.Ino},
 		{"gid range", uint64(v.Gid[0].Lo)<<32 | uint64(v.Gid[0].Hi), 5<<32 | 6},
-		{"protect read", v.Protect[bpf.Read], 0b1000},
+		{"protect read", v.Protect[bpf.Read], b(3)},
 		{"protect attach", v.Protect[bpf.Attach], 0},
-		{"wheel's attach row", v.Deny[bpf.Attach][2], 0b0011},
-		{"wheel's read row", v.Deny[bpf.Read][2], 0},
+		{"wheel's attach row", v.Deny[bpf.Attach][l.Bit[2]], b(0, 1)},
+		{"wheel's read row", v.Deny[bpf.Read][l.Bit[2]], 0},
+		{"no hashed rules", uint64(v.PairKinds), 0},
+		{"epoch", v.Epoch, 3},
 		{"exempt cgroup", v.ExemptCgroup, 99},
 		{"generation", v.Generation, 7},
 	}
@@ -63,7 +72,7 @@ func TestEncode(t *testing.T) {
 		}
 	}
 	rs.Classes = append(rs.Classes, bpf.Class{Name: "bad", Clauses: []bpf.Clause{{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: 2, Hi: 1}}}}})
-	if _, err := encode(rs); err == nil {
+	if _, err := encode(rs, 1); err == nil {
 		t.Error("an invalid rule set encoded")
 	}
 }

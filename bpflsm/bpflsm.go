@@ -17,12 +17,43 @@ import (
 	"github.com/procgate/procgate/kernel/lsm/bpf"
 )
 
-// encode lays rs out as the program's rule set (struct ruleset).
-func encode(rs *bpf.RuleSet) (*ptraceRuleset, error) {
+// The program's kinds of hashed keys (ptrace.bpf.c: HK_*).
+const (
+	hkUID = iota
+	hkGID
+	hkExe
+	hkAny
+)
+
+// hkOf is the hashed kind of a key's kind.
+var hkOf = map[bpf.Kind]uint8{bpf.KindUID: hkUID, bpf.KindGID: hkGID, bpf.KindExe: hkExe}
+
+// pairSide returns a key's value as the program's pair_key holds it.
+func pairSide(k bpf.Key) [2]uint64 {
+	if k.Kind == bpf.KindExe {
+		return [2]uint64{k.Exe.Dev, k.Exe.Ino}
+	}
+	return [2]uint64{uint64(k.ID), 0}
+}
+
+// epochKey is the pair map's entry that holds its epoch.
+var epochKey = ptracePairKey{Skind: 0xff, Tkind: 0xff}
+
+// encoded is a rule set as the program holds it: its rule-set value and
+// its hashed rules.
+type encoded struct {
+	val   *ptraceRuleset
+	pairs map[ptracePairKey]ptracePairVal
+}
+
+// encode lays rs out as the program's rule set (struct ruleset) and hash
+// map of rules (struct pair_key → struct pair_val), for epoch.
+func encode(rs *bpf.RuleSet, epoch uint64) (*encoded, error) {
 	if err := rs.Validate(); err != nil {
 		return nil, err
 	}
-	out := &ptraceRuleset{Generation: rs.Generation, ExemptCgroup: rs.ExemptCgroup}
+	l := rs.Layout()
+	out := &ptraceRuleset{Generation: rs.Generation, ExemptCgroup: rs.ExemptCgroup, Epoch: epoch}
 	// The id range tables by kind, with their lengths.
 	ranges := map[bpf.Kind]struct {
 		n   *uint32
@@ -30,8 +61,9 @@ func encode(rs *bpf.RuleSet) (*ptraceRuleset, error) {
 	}{
 		bpf.KindUID: {&out.Nuid, &out.Uid}, bpf.KindGID: {&out.Ngid, &out.Gid}, bpf.KindGroup: {&out.Ngroup, &out.Group},
 	}
-	for i, c := range rs.Classes {
-		bit := uint64(1) << i
+	for bitIndex, ci := range l.General {
+		c := rs.Classes[ci]
+		bit := uint64(1) << bitIndex
 		out.Classes |= bit
 		for _, cl := range c.Clauses {
 			masks := func(pos, neg *uint64) {
@@ -62,15 +94,32 @@ func encode(rs *bpf.RuleSet) (*ptraceRuleset, error) {
 			}
 		}
 	}
-	for _, r := range rs.Rules {
-		bit := uint64(1) << r.Target
-		if r.Subject < 0 {
-			out.Protect[r.Access] |= bit
-		} else {
-			out.Deny[r.Access][r.Subject] |= bit
+	pairs := map[ptracePairKey]ptracePairVal{epochKey: {Rule: [2]uint32{uint32(epoch), uint32(epoch >> 32)}}}
+	for i, r := range rs.Rules {
+		if !l.Hashed[i] {
+			tbit := uint64(1) << l.Bit[r.Target]
+			if r.Subject < 0 {
+				out.Protect[r.Access] |= tbit
+			} else {
+				out.Deny[r.Access][l.Bit[r.Subject]] |= tbit
+				out.Subjects[r.Access] |= 1 << l.Bit[r.Subject]
+			}
+			continue
 		}
+		tk, _ := rs.Classes[r.Target].Key()
+		k := ptracePairKey{Skind: hkAny, Tkind: hkOf[tk.Kind], T: pairSide(tk)}
+		if r.Subject >= 0 {
+			sk, _ := rs.Classes[r.Subject].Key()
+			k.Skind, k.S = hkOf[sk.Kind], pairSide(sk)
+		}
+		v := pairs[k]
+		if v.Rule[r.Access] == 0 { // the first rule of the key names it
+			v.Rule[r.Access] = uint32(i + 1)
+		}
+		pairs[k] = v
+		out.PairKinds |= 1 << (uint(k.Skind)*4 + uint(k.Tkind))
 	}
-	return out, nil
+	return &encoded{val: out, pairs: pairs}, nil
 }
 
 // idRange is an entry of the program's id range tables (struct idrange).

@@ -1,8 +1,10 @@
 package bpflsm
 
 import (
+	"cmp"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strings"
 
 	"github.com/procgate/procgate/kernel"
@@ -10,11 +12,13 @@ import (
 )
 
 // decode is encode's inverse: the rule set the program enforces, read
-// back from its layout. It decides exactly as v does; what the layout
-// does not keep is rebuilt (a class's negated clauses of one kind become
-// one clause over their union, which holds the same processes; classes
-// are named by their clauses, rules by their classes' names).
-func decode(v *ptraceRuleset) (*bpf.RuleSet, error) {
+// back from its rule-set value v and its hashed rules. It decides exactly
+// as the program does; what the layout does not keep is rebuilt (a
+// class's negated clauses of one kind become one clause over their union,
+// which holds the same processes; classes are named by their clauses,
+// rules by their classes' names; hashed rules follow the others, in the
+// order of their indexes).
+func decode(v *ptraceRuleset, pairs map[ptracePairKey]ptracePairVal) (*bpf.RuleSet, error) {
 	n := bits.Len64(v.Classes)
 	if v.Classes != 1<<n-1 || (v.Protect[0]|v.Protect[1])&^v.Classes != 0 {
 		return nil, fmt.Errorf("bpflsm: rule set with classes %#x protecting %#x, %#x", v.Classes, v.Protect[0], v.Protect[1])
@@ -90,5 +94,77 @@ func decode(v *ptraceRuleset) (*bpf.RuleSet, error) {
 			}
 		}
 	}
+	if err := decodePairs(rs, pairs); err != nil {
+		return nil, err
+	}
 	return rs, nil
+}
+
+// decodePairs adds the hashed rules to rs, with their keyed classes.
+func decodePairs(rs *bpf.RuleSet, pairs map[ptracePairKey]ptracePairVal) error {
+	keyed := map[bpf.Key]int{}
+	classOf := func(kind uint8, v [2]uint64) (int, error) {
+		var k bpf.Key
+		switch kind {
+		case hkUID, hkGID:
+			if v[0] > 0xffffffff || v[1] != 0 {
+				return 0, fmt.Errorf("bpflsm: a hashed rule's id %d/%d", v[0], v[1])
+			}
+			k = bpf.Key{Kind: bpf.KindUID, ID: uint32(v[0])}
+			if kind == hkGID {
+				k.Kind = bpf.KindGID
+			}
+		case hkExe:
+			k = bpf.Key{Kind: bpf.KindExe, Exe: kernel.FileID{Dev: v[0], Ino: v[1]}}
+		default:
+			return 0, fmt.Errorf("bpflsm: a hashed rule's kind %d", kind)
+		}
+		if i, ok := keyed[k]; ok {
+			return i, nil
+		}
+		cl := bpf.Clause{Kind: k.Kind, IDs: []bpf.IDRange{{Lo: k.ID, Hi: k.ID}}}
+		if k.Kind == bpf.KindExe {
+			cl = bpf.Clause{Kind: bpf.KindExe, Exes: []kernel.FileID{k.Exe}}
+		}
+		rs.Classes = append(rs.Classes, bpf.Class{Name: "{" + cl.String() + "}", Clauses: []bpf.Clause{cl}})
+		keyed[k] = len(rs.Classes) - 1
+		return len(rs.Classes) - 1, nil
+	}
+	type hashed struct {
+		index uint32
+		rule  bpf.Rule
+	}
+	var rules []hashed
+	for k, v := range pairs {
+		if k == epochKey {
+			continue
+		}
+		t, err := classOf(k.Tkind, k.T)
+		if err != nil {
+			return err
+		}
+		s := -1
+		if k.Skind != hkAny {
+			if s, err = classOf(k.Skind, k.S); err != nil {
+				return err
+			}
+		}
+		for a, acc := range []bpf.Access{bpf.Read, bpf.Attach} {
+			if v.Rule[a] == 0 {
+				continue
+			}
+			r := bpf.Rule{Subject: s, Target: t, Access: acc}
+			if s < 0 {
+				r.Text = fmt.Sprintf("protect %s : %s", rs.Classes[t].Name, acc)
+			} else {
+				r.Text = fmt.Sprintf("deny %s %s : %s", rs.Classes[s].Name, rs.Classes[t].Name, acc)
+			}
+			rules = append(rules, hashed{v.Rule[a], r})
+		}
+	}
+	slices.SortFunc(rules, func(a, b hashed) int { return cmp.Compare(a.index, b.index) })
+	for _, h := range rules {
+		rs.Rules = append(rs.Rules, h.rule)
+	}
+	return nil
 }

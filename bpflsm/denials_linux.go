@@ -30,10 +30,12 @@ type Denial struct {
 	Access    bpf.Access
 	// Traceme says the denial was at ptrace_traceme.
 	Traceme bool
-	// SubjectClasses and TargetClasses are the rule set's classes the two
-	// belong to, one bit each, from which RuleSet.DecideClasses names
-	// the rule that refused. SubjectClasses is 0 when a protect rule
-	// refused (the program did not need the subject's).
+	// Rule, when not 0, is the index plus one of the hashed rule that
+	// refused. Otherwise SubjectClasses and TargetClasses are the general
+	// classes (bpf.Layout) the two belong to, one bit each, from which
+	// RuleSet.DecideClasses names the rule; SubjectClasses is 0 when a
+	// protect rule refused (the program did not need the subject's).
+	Rule                          uint32
 	SubjectClasses, TargetClasses uint64
 	// Comm and TComm are the command names.
 	Comm, TComm string
@@ -47,7 +49,7 @@ type wireDenial struct {
 	UID, TUID                     uint32
 	Access, Traceme               uint8
 	_                             uint16
-	_                             uint32
+	Rule                          uint32
 	SubjectClasses, TargetClasses uint64
 	Comm, TComm                   [16]byte
 }
@@ -75,7 +77,7 @@ func decodeDenial(b []byte) (Denial, error) {
 		PID:        int(w.PID), TGID: int(w.TGID), TPID: int(w.TPID), TTGID: int(w.TTGID),
 		UID: w.UID, TUID: w.TUID,
 		Access: bpf.Access(w.Access & 1), Traceme: w.Traceme != 0,
-		SubjectClasses: w.SubjectClasses, TargetClasses: w.TargetClasses,
+		Rule: w.Rule, SubjectClasses: w.SubjectClasses, TargetClasses: w.TargetClasses,
 		Comm: str(w.Comm), TComm: str(w.TComm),
 	}, nil
 }

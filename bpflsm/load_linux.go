@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -26,9 +27,29 @@ const (
 	pinAccessCheck = "ptrace_access_check"
 	pinTraceme     = "ptrace_traceme"
 	pinRuleSets    = "rulesets"
+	pinPairSets    = "pairsets"
 	pinCounters    = "counters"
 	pinDenials     = "denials"
 )
+
+// enforceObjects are the objects Attach loads: the two hooks and their
+// maps (not the benchmark's program).
+type enforceObjects struct {
+	AccessCheck *ebpf.Program `ebpf:"procgate_ptrace_access_check"`
+	Traceme     *ebpf.Program `ebpf:"procgate_ptrace_traceme"`
+	Rulesets    *ebpf.Map     `ebpf:"rulesets"`
+	Pairsets    *ebpf.Map     `ebpf:"pairsets"`
+	Counters    *ebpf.Map     `ebpf:"counters"`
+	Denials     *ebpf.Map     `ebpf:"denials"`
+}
+
+func (o *enforceObjects) Close() {
+	for _, c := range []interface{ Close() error }{o.AccessCheck, o.Traceme, o.Rulesets, o.Pairsets, o.Counters, o.Denials} {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+}
 
 // ErrUnsupported says that the running kernel cannot run the program;
 // the error that wraps it names the cause.
@@ -75,7 +96,7 @@ func Attach(rs *bpf.RuleSet, dir string) error {
 	if err := Supported(); err != nil {
 		return err
 	}
-	val, err := encode(rs)
+	enc, err := encode(rs, 1)
 	if err != nil {
 		return err
 	}
@@ -96,18 +117,13 @@ func Attach(rs *bpf.RuleSet, dir string) error {
 	if err != nil {
 		return err
 	}
-	var objs ptraceObjects
+	var objs enforceObjects
 	if err := spec.Copy().LoadAndAssign(&objs, nil); err != nil {
 		return refused("load the program", err)
 	}
 	defer objs.Close()
-	inner, err := newInner(spec, val)
-	if err != nil {
+	if err := install(spec, enc, objs.Rulesets, objs.Pairsets); err != nil {
 		return err
-	}
-	defer inner.Close()
-	if err := objs.Rulesets.Put(uint32(0), inner); err != nil {
-		return fmt.Errorf("bpflsm: install the rule set: %w", err)
 	}
 	var pinned []string
 	unpin := func() {
@@ -123,14 +139,14 @@ func Attach(rs *bpf.RuleSet, dir string) error {
 		pinned = append(pinned, path)
 		return nil
 	}
-	if err := errors.Join(pin(pinRuleSets, objs.Rulesets), pin(pinCounters, objs.Counters), pin(pinDenials, objs.Denials)); err != nil {
+	if err := errors.Join(pin(pinRuleSets, objs.Rulesets), pin(pinPairSets, objs.Pairsets), pin(pinCounters, objs.Counters), pin(pinDenials, objs.Denials)); err != nil {
 		unpin()
 		return err
 	}
 	for _, h := range []struct {
 		name string
 		prog *ebpf.Program
-	}{{pinAccessCheck, objs.ProcgatePtraceAccessCheck}, {pinTraceme, objs.ProcgatePtraceTraceme}} {
+	}{{pinAccessCheck, objs.AccessCheck}, {pinTraceme, objs.Traceme}} {
 		l, err := link.AttachLSM(link.LSMOptions{Program: h.prog})
 		if err != nil {
 			unpin()
@@ -168,34 +184,136 @@ func newInner(spec *ebpf.CollectionSpec, val *ptraceRuleset) (*ebpf.Map, error) 
 	return m, nil
 }
 
-// Reload replaces the attached program's rule set with rs in one update
-// of the outer map: a hook sees the old rule set or the new one, never
-// none. On an error the old rule set stays.
-func Reload(rs *bpf.RuleSet, dir string) error {
-	val, err := encode(rs)
+// newPairs makes a map of hashed rules holding pairs.
+func newPairs(spec *ebpf.CollectionSpec, pairs map[ptracePairKey]ptracePairVal) (*ebpf.Map, error) {
+	outer := spec.Maps[ptraceMapPairsets]
+	if outer == nil || outer.InnerMap == nil {
+		return nil, errors.New("bpflsm: the object has no map of hashed rules")
+	}
+	m, err := ebpf.NewMap(outer.InnerMap.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("bpflsm: create a map of hashed rules: %w", err)
+	}
+	keys := make([]ptracePairKey, 0, len(pairs))
+	vals := make([]ptracePairVal, 0, len(pairs))
+	for k, v := range pairs {
+		keys, vals = append(keys, k), append(vals, v)
+	}
+	if _, err := m.BatchUpdate(keys, vals, nil); err != nil {
+		// Kernels without batch operations on hash maps (before 5.6):
+		// one by one.
+		for i := range keys {
+			if err := m.Put(keys[i], vals[i]); err != nil {
+				m.Close()
+				return nil, fmt.Errorf("bpflsm: fill the map of hashed rules: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// install puts an encoded rule set in force: its hashed rules into the
+// slot of its epoch (the rule set in force uses the other; the one two
+// epochs old, whose slot it is, is no hook's since the last install's
+// grace period), then the rule set itself, in one update of the outer
+// map, and waits for a grace period. BPF_ANY: an array of
+// maps refuses every other flag (kernel/bpf/arraymap.c:
+// bpf_fd_array_map_update_elem).
+func install(spec *ebpf.CollectionSpec, enc *encoded, rulesets, pairsets *ebpf.Map) error {
+	pm, err := newPairs(spec, enc.pairs)
 	if err != nil {
 		return err
 	}
+	defer pm.Close()
+	if err := pairsets.Update(uint32(enc.val.Epoch&1), pm, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("bpflsm: install the hashed rules: %w", err)
+	}
+	inner, err := newInner(spec, enc.val)
+	if err != nil {
+		return err
+	}
+	defer inner.Close()
+	if err := rulesets.Update(uint32(0), inner, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("bpflsm: swap the rule set: %w", err)
+	}
+	graceful()
+	return nil
+}
+
+// graceful waits until every hook that may have seen the rule set just
+// swapped out has returned: an RCU grace period (MEMBARRIER_CMD_GLOBAL
+// runs synchronize_rcu; the BPF LSM runs programs under rcu_read_lock).
+// The next reload fills that rule set's slot of hashed rules. Where the
+// command is refused (nohz_full), a pause longer than any hook.
+func graceful() {
+	const membarrierCmdGlobal = 1 // MEMBARRIER_CMD_GLOBAL
+	if _, _, errno := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0); errno != 0 {
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// current reads the rule set in force from the outer map.
+func current(rulesets *ebpf.Map) (*ptraceRuleset, error) {
+	var inner *ebpf.Map
+	if err := rulesets.Lookup(uint32(0), &inner); err != nil {
+		return nil, fmt.Errorf("the rule-set slot: %w", err)
+	}
+	defer inner.Close()
+	var val ptraceRuleset
+	if err := inner.Lookup(uint32(0), &val); err != nil {
+		return nil, fmt.Errorf("the rule set: %w", err)
+	}
+	return &val, nil
+}
+
+// lockDir holds an exclusive lock on dir until the returned function
+// runs: one reload at a time (each takes the next epoch).
+func lockDir(dir string) (func(), error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("bpflsm: not attached: %w", err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bpflsm: lock %s: %w", dir, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// Reload replaces the attached program's rule set with rs: its hashed
+// rules go to the slot the rule set in force does not use, then one
+// update of the outer map swaps the rule set, so a hook sees the old
+// rule set or the new one, never a mix and never none. One reload at a
+// time (a lock on dir). On an error the old rule set stays.
+func Reload(rs *bpf.RuleSet, dir string) error {
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	outer, err := ebpf.LoadPinnedMap(filepath.Join(dir, pinRuleSets), nil)
 	if err != nil {
 		return fmt.Errorf("bpflsm: not attached: %w", err)
 	}
 	defer outer.Close()
+	pairsets, err := ebpf.LoadPinnedMap(filepath.Join(dir, pinPairSets), nil)
+	if err != nil {
+		return fmt.Errorf("bpflsm: not attached by this version: %w (detach, then attach)", err)
+	}
+	defer pairsets.Close()
+	cur, err := current(outer)
+	if err != nil {
+		return fmt.Errorf("bpflsm: %w", err)
+	}
+	enc, err := encode(rs, cur.Epoch+1)
+	if err != nil {
+		return err
+	}
 	spec, err := ptraceSpec()
 	if err != nil {
 		return err
 	}
-	inner, err := newInner(spec, val)
-	if err != nil {
-		return err
-	}
-	defer inner.Close()
-	// BPF_ANY: an array of maps refuses every other flag
-	// (kernel/bpf/arraymap.c:bpf_fd_array_map_update_elem).
-	if err := outer.Update(uint32(0), inner, ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("bpflsm: swap the rule set: %w", err)
-	}
-	return nil
+	return install(spec, enc, outer, pairsets)
 }
 
 // Status is what Stat reports of an attachment.
@@ -229,14 +347,9 @@ func Stat(dir string) (Status, error) {
 		return st, fmt.Errorf("bpflsm: %w", err)
 	}
 	defer outer.Close()
-	var inner *ebpf.Map
-	if err := outer.Lookup(uint32(0), &inner); err == nil && inner != nil {
-		var val ptraceRuleset
-		if err := inner.Lookup(uint32(0), &val); err == nil {
-			st.Generation = val.Generation
-			st.Classes = bits.OnesCount64(val.Classes)
-		}
-		inner.Close()
+	if val, err := current(outer); err == nil {
+		st.Generation = val.Generation
+		st.Classes = bits.OnesCount64(val.Classes)
 	}
 	counters, err := ebpf.LoadPinnedMap(filepath.Join(dir, pinCounters), nil)
 	if err != nil {
@@ -259,7 +372,7 @@ func Stat(dir string) (Status, error) {
 // enforcing once the pins are gone. Nothing pinned is not an error.
 func Detach(dir string) error {
 	var errs []error
-	for _, n := range []string{pinAccessCheck, pinTraceme, pinRuleSets, pinCounters, pinDenials} {
+	for _, n := range []string{pinAccessCheck, pinTraceme, pinRuleSets, pinPairSets, pinCounters, pinDenials} {
 		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -329,20 +442,48 @@ func Current(dir string) (*bpf.RuleSet, error) {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrUnreadable, path, err)
 	}
 	defer outer.Close()
-	var inner *ebpf.Map
-	if err := outer.Lookup(uint32(0), &inner); err != nil {
-		return nil, fmt.Errorf("%w: %s: the rule-set slot: %w", ErrUnreadable, path, err)
+	val, err := current(outer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrUnreadable, path, err)
 	}
-	defer inner.Close()
-	var val ptraceRuleset
-	if err := inner.Lookup(uint32(0), &val); err != nil {
-		return nil, fmt.Errorf("%w: %s: the rule set: %w", ErrUnreadable, path, err)
+	pairs, err := readPairs(filepath.Join(dir, pinPairSets), val.Epoch)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
-	rs, err := decode(&val)
+	rs, err := decode(val, pairs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	return rs, nil
+}
+
+// readPairs reads the hashed rules of epoch from the pinned outer map.
+func readPairs(path string, epoch uint64) (map[ptracePairKey]ptracePairVal, error) {
+	outer, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer outer.Close()
+	var pm *ebpf.Map
+	if err := outer.Lookup(uint32(epoch&1), &pm); err != nil {
+		return nil, fmt.Errorf("%s: slot %d: %w", path, epoch&1, err)
+	}
+	defer pm.Close()
+	out := map[ptracePairKey]ptracePairVal{}
+	var k ptracePairKey
+	var v ptracePairVal
+	it := pm.Iterate()
+	for it.Next(&k, &v) {
+		out[k] = v
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if h := out[epochKey]; uint64(h.Rule[0])|uint64(h.Rule[1])<<32 != epoch {
+		return nil, fmt.Errorf("%s: the hashed rules are of another epoch than the rule set's %d (reloaded while read)", path, epoch)
+	}
+	delete(out, epochKey)
+	return out, nil
 }
 
 // PinRuleSet pins, under dir, a rule-set map holding rs as Attach pins the
@@ -351,7 +492,7 @@ func Current(dir string) (*bpf.RuleSet, error) {
 // a live system) are tested with it where the kernel refuses LSM
 // programs; nothing enforces it.
 func PinRuleSet(rs *bpf.RuleSet, dir string) error {
-	val, err := encode(rs)
+	enc, err := encode(rs, 1)
 	if err != nil {
 		return err
 	}
@@ -359,21 +500,21 @@ func PinRuleSet(rs *bpf.RuleSet, dir string) error {
 	if err != nil {
 		return err
 	}
-	outer, err := ebpf.NewMap(spec.Maps[ptraceMapRulesets].Copy())
+	rulesets, err := ebpf.NewMap(spec.Maps[ptraceMapRulesets].Copy())
 	if err != nil {
 		return fmt.Errorf("bpflsm: create the rule-set slot: %w", err)
 	}
-	defer outer.Close()
-	inner, err := newInner(spec, val)
+	defer rulesets.Close()
+	pairsets, err := ebpf.NewMap(spec.Maps[ptraceMapPairsets].Copy())
 	if err != nil {
-		return err
+		return fmt.Errorf("bpflsm: create the hashed rules' slots: %w", err)
 	}
-	defer inner.Close()
-	if err := outer.Put(uint32(0), inner); err != nil {
-		return fmt.Errorf("bpflsm: install the rule set: %w", err)
+	defer pairsets.Close()
+	if err := install(spec, enc, rulesets, pairsets); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return outer.Pin(filepath.Join(dir, pinRuleSets))
+	return errors.Join(rulesets.Pin(filepath.Join(dir, pinRuleSets)), pairsets.Pin(filepath.Join(dir, pinPairSets)))
 }

@@ -13,6 +13,31 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ptraceIds struct {
+	_       structs.HostLayout
+	Euid    uint32
+	Egid    uint32
+	Ngroups int64
+	Groups  [8]uint32
+	Dev     uint64
+	Ino     uint64
+}
+
+type ptracePairKey struct {
+	_     structs.HostLayout
+	Skind uint8
+	Tkind uint8
+	Pad16 uint16
+	Pad32 uint32
+	S     [2]uint64
+	T     [2]uint64
+}
+
+type ptracePairVal struct {
+	_    structs.HostLayout
+	Rule [2]uint32
+}
+
 type ptraceRuleset struct {
 	_       structs.HostLayout
 	Classes uint64
@@ -52,18 +77,26 @@ type ptraceRuleset struct {
 	}
 	Deny         [2][64]uint64
 	Protect      [2]uint64
+	Subjects     [2]uint64
 	ExemptCgroup uint64
 	Generation   uint64
+	Epoch        uint64
+	PairKinds    uint32
+	Pad          uint32
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	ptraceMapBenchIds                   = "bench_ids"
 	ptraceMapCounters                   = "counters"
 	ptraceMapDenials                    = "denials"
 	ptraceMapInnerProto                 = "inner_proto"
+	ptraceMapPairsProto                 = "pairs_proto"
+	ptraceMapPairsets                   = "pairsets"
 	ptraceMapRulesets                   = "rulesets"
+	ptraceProgBenchJudge                = "bench_judge"
 	ptraceProgProcgatePtraceAccessCheck = "procgate_ptrace_access_check"
 	ptraceProgProcgatePtraceTraceme     = "procgate_ptrace_traceme"
 )
@@ -110,6 +143,7 @@ type ptraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ptraceProgramSpecs struct {
+	BenchJudge                *ebpf.ProgramSpec `ebpf:"bench_judge"`
 	ProcgatePtraceAccessCheck *ebpf.ProgramSpec `ebpf:"procgate_ptrace_access_check"`
 	ProcgatePtraceTraceme     *ebpf.ProgramSpec `ebpf:"procgate_ptrace_traceme"`
 }
@@ -118,9 +152,12 @@ type ptraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ptraceMapSpecs struct {
+	BenchIds   *ebpf.MapSpec `ebpf:"bench_ids"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
 	Denials    *ebpf.MapSpec `ebpf:"denials"`
 	InnerProto *ebpf.MapSpec `ebpf:"inner_proto"`
+	PairsProto *ebpf.MapSpec `ebpf:"pairs_proto"`
+	Pairsets   *ebpf.MapSpec `ebpf:"pairsets"`
 	Rulesets   *ebpf.MapSpec `ebpf:"rulesets"`
 }
 
@@ -150,17 +187,23 @@ func (o *ptraceObjects) Close() error {
 //
 // It can be passed to loadPtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ptraceMaps struct {
+	BenchIds   *ebpf.Map `ebpf:"bench_ids"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 	Denials    *ebpf.Map `ebpf:"denials"`
 	InnerProto *ebpf.Map `ebpf:"inner_proto"`
+	PairsProto *ebpf.Map `ebpf:"pairs_proto"`
+	Pairsets   *ebpf.Map `ebpf:"pairsets"`
 	Rulesets   *ebpf.Map `ebpf:"rulesets"`
 }
 
 func (m *ptraceMaps) Close() error {
 	return _PtraceClose(
+		m.BenchIds,
 		m.Counters,
 		m.Denials,
 		m.InnerProto,
+		m.PairsProto,
+		m.Pairsets,
 		m.Rulesets,
 	)
 }
@@ -175,12 +218,14 @@ type ptraceVariables struct {
 //
 // It can be passed to loadPtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ptracePrograms struct {
+	BenchJudge                *ebpf.Program `ebpf:"bench_judge"`
 	ProcgatePtraceAccessCheck *ebpf.Program `ebpf:"procgate_ptrace_access_check"`
 	ProcgatePtraceTraceme     *ebpf.Program `ebpf:"procgate_ptrace_traceme"`
 }
 
 func (p *ptracePrograms) Close() error {
 	return _PtraceClose(
+		p.BenchJudge,
 		p.ProcgatePtraceAccessCheck,
 		p.ProcgatePtraceTraceme,
 	)

@@ -199,6 +199,25 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 	if res.NsWith, err = ns(); err != nil {
 		return fail(err)
 	}
+	// The same with LargeRules more rules, hashed: the cost does not
+	// grow with them, and the protected process stays protected.
+	large := WithHashedRules(rs, VMLargeRules)
+	large.Generation = rs.Generation + uint64(reloads) + 1
+	if err := bpflsm.Reload(large, bpflsm.DefaultPinDir); err != nil {
+		return fail(fmt.Errorf("reload %d rules: %w", len(large.Rules), err))
+	}
+	res.LargeRules = len(large.Rules)
+	if res.NsWithLarge, err = ns(); err != nil {
+		return fail(err)
+	}
+	p, err := hammer(200, procPath(pg, "environ"))
+	if err != nil {
+		return fail(err)
+	}
+	if rep, err = report(p, 200); err != nil || len(rep.Counts) != 1 {
+		return fail(fmt.Errorf("under %d rules: %v", len(large.Rules), err))
+	}
+	res.LargeOpens, res.LargeAllowed = rep.Counts[0].Opens, rep.Counts[0].Allowed
 	if err := bpflsm.Detach(bpflsm.DefaultPinDir); err != nil {
 		return fail(fmt.Errorf("detach: %w", err))
 	}
@@ -209,7 +228,7 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 		return fail(err)
 	}
 	// Detached: the protected process's environ reads again.
-	p, err := hammer(100, procPath(pg, "environ"))
+	p, err = hammer(100, procPath(pg, "environ"))
 	if err != nil {
 		return fail(err)
 	}
@@ -262,7 +281,7 @@ func (a *VMAudit) drain(rd *bpflsm.Denials, rs *bpf.RuleSet, target int, n *int)
 		}
 		a.MaxGen = max(a.MaxGen, d.Generation)
 		bad := ""
-		switch r := rs.DecideClasses(d.SubjectClasses, d.TargetClasses, d.Access); {
+		switch r := rs.DecideClasses(d.Rule, d.SubjectClasses, d.TargetClasses, d.Access); {
 		case r == nil:
 			bad = "names no rule of the rule set"
 		case target != 0 && (d.TTGID != target || r.Subject != -1 || d.Access != bpf.Read):

@@ -136,17 +136,25 @@ type VMReload struct {
 	Reloads int    `json:"reloads"`
 	// Opens counts the loop's attempts on environ, Allowed those that
 	// read, and Errors the refusals by errno name.
-	Opens              int            `json:"opens"`
-	Allowed            int            `json:"allowed"`
-	Errors             map[string]int `json:"errors,omitempty"`
-	StatusOpens        int            `json:"status_opens,omitempty"`
-	StatusAllowed      int            `json:"status_allowed,omitempty"`
-	Seconds            float64        `json:"seconds"`
-	NsWith             float64        `json:"ns_with,omitempty"`
-	NsWithout          float64        `json:"ns_without,omitempty"`
-	PinsLeft           bool           `json:"pins_left,omitempty"`
-	AfterDetachOpens   int            `json:"after_detach_opens,omitempty"`
-	AfterDetachAllowed int            `json:"after_detach_allowed,omitempty"`
+	Opens         int            `json:"opens"`
+	Allowed       int            `json:"allowed"`
+	Errors        map[string]int `json:"errors,omitempty"`
+	StatusOpens   int            `json:"status_opens,omitempty"`
+	StatusAllowed int            `json:"status_allowed,omitempty"`
+	Seconds       float64        `json:"seconds"`
+	NsWith        float64        `json:"ns_with,omitempty"`
+	NsWithout     float64        `json:"ns_without,omitempty"`
+	// LargeRules is the size of the rule set reloaded last (the step's
+	// and VMLargeRules hashed ones); NsWithLarge the cost per read under
+	// it, and LargeOpens/LargeAllowed the protected environ's reads
+	// under it (none may read).
+	LargeRules         int     `json:"large_rules,omitempty"`
+	NsWithLarge        float64 `json:"ns_with_large,omitempty"`
+	LargeOpens         int     `json:"large_opens,omitempty"`
+	LargeAllowed       int     `json:"large_allowed,omitempty"`
+	PinsLeft           bool    `json:"pins_left,omitempty"`
+	AfterDetachOpens   int     `json:"after_detach_opens,omitempty"`
+	AfterDetachAllowed int     `json:"after_detach_allowed,omitempty"`
 	// Broker is the broker check, run before the reloads.
 	Broker *VMBroker `json:"broker,omitempty"`
 	// Audit is the check of the program's reports of its denials.

@@ -3,6 +3,7 @@ package oracle
 import (
 	"fmt"
 
+	"slices"
 	"strings"
 
 	"github.com/procgate/procgate/kernel"
@@ -368,4 +369,26 @@ func VMBPFRules() *bpf.RuleSet {
 		},
 		Generation: 1,
 	}
+}
+
+// VMLargeRules is how many hashed rules the VM's bpf step adds to its
+// rule set for the cost of a large one (WithHashedRules).
+const VMLargeRules = 10000
+
+// WithHashedRules returns rs with n more rules, each denying one uid
+// another's READ access (uids from 200000, which no case runs as): rules
+// the program hashes (bpf.Layout).
+func WithHashedRules(rs *bpf.RuleSet, n int) *bpf.RuleSet {
+	out := *rs
+	out.Classes = slices.Clone(rs.Classes)
+	out.Rules = slices.Clone(rs.Rules)
+	for i := range n {
+		s, t := uint32(200000+2*i), uint32(200001+2*i)
+		out.Classes = append(out.Classes,
+			bpf.Class{Name: fmt.Sprintf("u%d", s), Clauses: []bpf.Clause{{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: s, Hi: s}}}}},
+			bpf.Class{Name: fmt.Sprintf("u%d", t), Clauses: []bpf.Clause{{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: t, Hi: t}}}}})
+		out.Rules = append(out.Rules, bpf.Rule{Subject: len(out.Classes) - 2, Target: len(out.Classes) - 1, Access: bpf.Read,
+			Text: fmt.Sprintf("deny u%d u%d : read", s, t)})
+	}
+	return &out
 }

@@ -183,6 +183,8 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 				bad = "detach left the pin directory"
 			case rl.AfterDetachOpens == 0 || rl.AfterDetachAllowed != rl.AfterDetachOpens:
 				bad = fmt.Sprintf("after detach the protected environ read %d of %d times", rl.AfterDetachAllowed, rl.AfterDetachOpens)
+			case rl.LargeRules == 0 || rl.LargeOpens == 0 || rl.LargeAllowed != 0:
+				bad = fmt.Sprintf("under %d rules the protected environ read %d of %d times", rl.LargeRules, rl.LargeAllowed, rl.LargeOpens)
 			case rl.Broker == nil:
 				bad = "no broker check"
 			case rl.Audit == nil:

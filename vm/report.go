@@ -67,8 +67,8 @@ func (r *report) print(w io.Writer) {
 	}
 	if r.end != nil {
 		for _, rl := range r.end.BPFReload {
-			fmt.Fprintf(w, "  reload under load (step %s): %d rule-set swaps in %.1f s, %d reads of a protected environ, %d allowed, refusals %v; status read %d/%d; detach: pins left %v, environ then read %d/%d; per read of an unrestricted environ %.0f ns with the program, %.0f ns without (emulated time)",
-				rl.Step, rl.Reloads, rl.Seconds, rl.Opens, rl.Allowed, rl.Errors, rl.StatusAllowed, rl.StatusOpens, rl.PinsLeft, rl.AfterDetachAllowed, rl.AfterDetachOpens, rl.NsWith, rl.NsWithout)
+			fmt.Fprintf(w, "  reload under load (step %s): %d rule-set swaps in %.1f s, %d reads of a protected environ, %d allowed, refusals %v; status read %d/%d; detach: pins left %v, environ then read %d/%d; per read of an unrestricted environ %.0f ns with the program, %.0f ns with %d rules (protected environ read %d/%d), %.0f ns without (emulated time)",
+				rl.Step, rl.Reloads, rl.Seconds, rl.Opens, rl.Allowed, rl.Errors, rl.StatusAllowed, rl.StatusOpens, rl.PinsLeft, rl.AfterDetachAllowed, rl.AfterDetachOpens, rl.NsWith, rl.NsWithLarge, rl.LargeRules, rl.LargeAllowed, rl.LargeOpens, rl.NsWithout)
 			if rl.Err != "" {
 				fmt.Fprintf(w, " (error: %s)", rl.Err)
 			}

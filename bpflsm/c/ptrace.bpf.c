@@ -60,10 +60,44 @@ struct ruleset {
 	// may reach with it.
 	__u64 deny[2][MAX_CLASSES];
 	__u64 protect[2];
+	// subjects[a] are the classes with a row of deny[a]: a subject in
+	// none skips the rows.
+	__u64 subjects[2];
 	// exempt_cgroup is the cgroup (v2 id) whose processes the rules do
 	// not restrict (procgate's own reader); 0 for none.
 	__u64 exempt_cgroup;
 	__u64 generation;
+	// epoch numbers the loads of rule sets (the loader's, one per load):
+	// the hashed rules of epoch e are in slot e & 1 of pairsets.
+	__u64 epoch;
+	// pair_kinds holds bit HK_PAIR(s, t) for each pair of kinds the
+	// hashed rules (struct pair) use: the lookups to make.
+	__u32 pair_kinds;
+	__u32 pad;
+};
+
+// Hashed rules: a rule whose subject is every process or a class of one
+// value (uid N, gid N, exe F) and whose target is a class of one value
+// is an entry of a hash map keyed by the two values, not a pair of
+// class bits: a rule set holds up to MAX_PAIRS of them, looked up in
+// constant time, besides its MAX_CLASSES classes.
+enum { HK_UID, HK_GID, HK_EXE, HK_ANY, NHKINDS };
+#define HK_PAIR(s, t) (1u << ((s) * 4 + (t)))
+#define MAX_PAIRS 65536
+
+struct pair_key {
+	__u8 skind, tkind; // HK_*; skind HK_ANY: every subject (protect)
+	__u16 pad16;
+	__u32 pad32;
+	__u64 s[2], t[2]; // uid or gid in [0]; an executable's dev and ino
+};
+
+// pair_val names, per access (0 read, 1 attach), the rule: its index in
+// the rule set plus one, 0 for none. The entry with both kinds 0xff holds
+// the epoch of the rule set it belongs to (rule[0] low, rule[1] high 32
+// bits), for readers in user space.
+struct pair_val {
+	__u32 rule[2];
 };
 
 struct inner {
@@ -80,11 +114,29 @@ struct {
 	__array(values, struct inner);
 } rulesets SEC(".maps");
 
+struct pairs_inner {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PAIRS + 1);
+	__type(key, struct pair_key);
+	__type(value, struct pair_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} pairs_proto SEC(".maps");
+
+// The hashed rules of epoch e are in slot e & 1: a reload fills the slot
+// the rule set in force does not use, then swaps the rule set.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct pairs_inner);
+} pairsets SEC(".maps");
+
 // Counters: 0 decisions, 1 denials, 2 hooks without a rule set, 3
-// denials whose event the ring buffer had no room for.
+// denials whose event the ring buffer had no room for, 4 denials because
+// the hashed rules' slot was empty.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, 5);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
@@ -94,7 +146,8 @@ struct {
 // procgate enforce names the rule that denied (the first protect rule of
 // a target class, else the first subject class's rule: RuleSet.Decide).
 // subject_classes is 0 when a protect rule denied (the subject's classes
-// were not needed). Mirrored by bpflsm.Denial.
+// were not needed); rule names a hashed rule (its index plus one), 0 for
+// a rule of classes. Mirrored by bpflsm.Denial.
 struct denial {
 	__u64 generation;
 	__u32 pid, tgid;   // the subject: the caller (the parent at traceme)
@@ -103,7 +156,7 @@ struct denial {
 	__u8 access;       // 0 read, 1 attach
 	__u8 traceme;      // 1: at ptrace_traceme
 	__u16 pad16;
-	__u32 pad32;
+	__u32 rule;
 	__u64 subject_classes, target_classes;
 	char comm[16], tcomm[16];
 };
@@ -151,45 +204,67 @@ static __always_inline void match_ranges(const struct idrange *r, __u32 id, __u6
 	}
 }
 
-// classes_of returns the classes task t belongs to: a class holds a task
-// when each of its positive clauses holds it and none of its negative
-// ones (policy/compile.go: clause.match, with the effective ids as
-// policy.Process has them; kernel/lsm/bpf: RuleSet.ClassesOf).
-static __always_inline __u64 classes_of(const struct ruleset *rs, struct task_struct *t)
-{
-	__u64 pos[NKINDS] = {}, neg[NKINDS] = {};
-	// Probe reads (BPF_CORE_READ), not loads through t: before 5.11 the
-	// current task is a plain address (bpf_get_current_task), not a
-	// BTF pointer.
-	const struct cred *c = BPF_CORE_READ(t, cred);
-	__u32 euid = BPF_CORE_READ(c, euid.val), egid = BPF_CORE_READ(c, egid.val);
+// ids is what the rules read of a task.
+struct ids {
+	__u32 euid, egid;
+	__s64 ngroups;
+	__u32 groups[MAX_GROUPS];
+	__u64 dev, ino; // the executable; both 0 without one (or unread)
+};
 
-	match_ranges(rs->uid, euid, ~0ULL, &pos[KIND_UID], &neg[KIND_UID]);
-	match_ranges(rs->gid, egid, ~0ULL, &pos[KIND_GID], &neg[KIND_GID]);
-	if (rs->ngroup) {
-		match_ranges(rs->group, egid, ~0ULL, &pos[KIND_GROUP], &neg[KIND_GROUP]);
+// read_ids reads t's ids; its groups only when groups, its executable
+// only when exe. Probe reads (BPF_CORE_READ), not loads through t: before
+// 5.11 the current task is a plain address (bpf_get_current_task), not a
+// BTF pointer.
+static __always_inline void read_ids(struct task_struct *t, struct ids *x, int groups, int exe)
+{
+	const struct cred *c = BPF_CORE_READ(t, cred);
+	x->euid = BPF_CORE_READ(c, euid.val);
+	x->egid = BPF_CORE_READ(c, egid.val);
+	if (groups) {
 		struct group_info *gi = BPF_CORE_READ(c, group_info);
-		__s64 ng = BPF_CORE_READ(gi, ngroups);
+		x->ngroups = BPF_CORE_READ(gi, ngroups);
 		// One probe read of the first MAX_GROUPS entries (past
 		// ngroups it reads what follows, which cannot fault and is
 		// masked out).
-		__u32 gids[MAX_GROUPS] = {};
-		bpf_core_read(gids, sizeof(gids), &gi->gid[0]);
-		for (int i = 0; i < MAX_GROUPS; i++) {
-			__u64 valid = (__u64)(((__s64)i - ng) >> 63);
-			match_ranges(rs->group, gids[i], valid, &pos[KIND_GROUP], &neg[KIND_GROUP]);
-		}
+		bpf_core_read(x->groups, sizeof(x->groups), &gi->gid[0]);
 	}
-	if (rs->nexe) {
+	if (exe) {
 		struct file *f = BPF_CORE_READ(t, mm, exe_file);
 		if (f) {
 			struct inode *ino = BPF_CORE_READ(f, f_inode);
-			__u64 dev = BPF_CORE_READ(ino, i_sb, s_dev), i_ino = BPF_CORE_READ(ino, i_ino);
-			for (int i = 0; i < MAX_EXES; i++) {
-				__u64 hit = zero((rs->exe[i].dev ^ dev) | (rs->exe[i].ino ^ i_ino));
-				pos[KIND_EXE] |= rs->exe[i].pos & hit;
-				neg[KIND_EXE] |= rs->exe[i].neg & hit;
-			}
+			x->dev = BPF_CORE_READ(ino, i_sb, s_dev);
+			x->ino = BPF_CORE_READ(ino, i_ino);
+		}
+	}
+}
+
+// classes_of returns the classes a task with ids x belongs to: a class
+// holds a task when each of its positive clauses holds it and none of
+// its negative ones (policy/compile.go: clause.match, with the effective
+// ids as policy.Process has them; kernel/lsm/bpf: RuleSet.ClassesOf).
+static __always_inline __u64 classes_of(const struct ruleset *rs, const struct ids *x)
+{
+	__u64 pos[NKINDS] = {}, neg[NKINDS] = {};
+
+	if (!rs->classes)
+		return 0; // every rule is hashed
+	if (rs->nuid)
+		match_ranges(rs->uid, x->euid, ~0ULL, &pos[KIND_UID], &neg[KIND_UID]);
+	if (rs->ngid)
+		match_ranges(rs->gid, x->egid, ~0ULL, &pos[KIND_GID], &neg[KIND_GID]);
+	if (rs->ngroup) {
+		match_ranges(rs->group, x->egid, ~0ULL, &pos[KIND_GROUP], &neg[KIND_GROUP]);
+		for (int i = 0; i < MAX_GROUPS; i++) {
+			__u64 valid = (__u64)(((__s64)i - x->ngroups) >> 63);
+			match_ranges(rs->group, x->groups[i], valid, &pos[KIND_GROUP], &neg[KIND_GROUP]);
+		}
+	}
+	if (rs->nexe && (x->dev | x->ino)) {
+		for (int i = 0; i < MAX_EXES; i++) {
+			__u64 hit = zero((rs->exe[i].dev ^ x->dev) | (rs->exe[i].ino ^ x->ino));
+			pos[KIND_EXE] |= rs->exe[i].pos & hit;
+			neg[KIND_EXE] |= rs->exe[i].neg & hit;
 		}
 	}
 	__u64 m = rs->classes;
@@ -198,11 +273,48 @@ static __always_inline __u64 classes_of(const struct ruleset *rs, struct task_st
 	return m;
 }
 
-// deny counts a denial and hands it to procgate enforce.
+// pair_side fills one side of a hashed rule's key with x's value of kind k.
+static __always_inline void pair_side(__u64 v[2], int k, const struct ids *x)
+{
+	v[0] = k == HK_UID ? x->euid : k == HK_GID ? x->egid : k == HK_EXE ? x->dev : 0;
+	v[1] = k == HK_EXE ? x->ino : 0;
+}
+
+// pair_rule looks up the hashed rule of subject kind sk and target kind
+// tk for access a: the rule's index plus one, or 0.
+static __always_inline __u32 pair_rule(void *pairs, int sk, int tk, const struct ids *s, const struct ids *t, int a)
+{
+	struct pair_key k = {.skind = sk, .tkind = tk};
+	pair_side(k.s, sk, s);
+	pair_side(k.t, tk, t);
+	if (tk == HK_EXE && !(t->dev | t->ino))
+		return 0; // no executable: no exe class holds the target
+	if (sk == HK_EXE && !(s->dev | s->ino))
+		return 0;
+	struct pair_val *v = bpf_map_lookup_elem(pairs, &k);
+	return v ? v->rule[a & 1] : 0;
+}
+
+// pairs_of returns the hashed rules of rs's epoch. Their slot is not
+// written while a hook that may hold rs runs: a reload fills the slot of
+// its own epoch, whose rule set is two epochs old, and waits, after each
+// swap, for an RCU grace period (membarrier MEMBARRIER_CMD_GLOBAL), which
+// ends every hook that saw the rule set swapped out (the BPF LSM runs
+// its programs under rcu_read_lock). NULL only if the slot is empty.
+static __always_inline void *pairs_of(const struct ruleset *rs)
+{
+	__u32 slot = rs->epoch & 1;
+	return bpf_map_lookup_elem(&pairsets, &slot);
+}
+
+// deny counts a denial and hands it to procgate enforce (not for given
+// ids: the benchmark's).
 static __always_inline int deny(const struct ruleset *rs, struct task_struct *subject, struct task_struct *target,
-				int a, int traceme, __u64 subj, __u64 tgt)
+				const struct ids *t, int a, int traceme, __u64 subj, __u64 tgt, __u32 rule, int given)
 {
 	count(1);
+	if (given)
+		return -EPERM;
 	struct denial *e = bpf_ringbuf_reserve(&denials, sizeof(*e), 0);
 	if (!e) {
 		count(3);
@@ -214,11 +326,11 @@ static __always_inline int deny(const struct ruleset *rs, struct task_struct *su
 	e->tpid = BPF_CORE_READ(target, pid);
 	e->ttgid = BPF_CORE_READ(target, tgid);
 	e->uid = BPF_CORE_READ(subject, cred, euid.val);
-	e->tuid = BPF_CORE_READ(target, cred, euid.val);
+	e->tuid = t->euid;
 	e->access = a;
 	e->traceme = traceme;
 	e->pad16 = 0;
-	e->pad32 = 0;
+	e->rule = rule;
 	e->subject_classes = subj;
 	e->target_classes = tgt;
 	BPF_CORE_READ_STR_INTO(&e->comm, subject, comm);
@@ -227,37 +339,96 @@ static __always_inline int deny(const struct ruleset *rs, struct task_struct *su
 	return -EPERM;
 }
 
+#define SUBJECT_KINDS (HK_PAIR(HK_UID, HK_UID) | HK_PAIR(HK_UID, HK_GID) | HK_PAIR(HK_UID, HK_EXE) | \
+		       HK_PAIR(HK_GID, HK_UID) | HK_PAIR(HK_GID, HK_GID) | HK_PAIR(HK_GID, HK_EXE) | \
+		       HK_PAIR(HK_EXE, HK_UID) | HK_PAIR(HK_EXE, HK_GID) | HK_PAIR(HK_EXE, HK_EXE))
+#define EXE_KINDS (HK_PAIR(HK_UID, HK_EXE) | HK_PAIR(HK_GID, HK_EXE) | HK_PAIR(HK_EXE, HK_EXE) | HK_PAIR(HK_ANY, HK_EXE) | \
+		   HK_PAIR(HK_EXE, HK_UID) | HK_PAIR(HK_EXE, HK_GID))
+
+// TRY looks up the hashed rule of kinds sk and tk unless one was found.
+#define TRY(sk, tk) \
+	if (!rule && (rs->pair_kinds & HK_PAIR(sk, tk))) \
+		rule = pair_rule(pairs, sk, tk, s, t, a)
+
+// judge answers whether the subject may reach the target with access a
+// (0 read, 1 attach) under rs: 0, or -EPERM where a rule refuses. The
+// order (kernel/lsm/bpf: RuleSet.Decide): protect rules of classes,
+// hashed protect rules, deny rules of classes, hashed deny rules. With
+// given, s and t hold the two's ids (the benchmark); otherwise they are
+// read from the tasks, the subject's only when a rule needs them.
+static __always_inline int judge(const struct ruleset *rs, struct task_struct *subject, struct task_struct *target,
+				 struct ids *s, struct ids *t, int a, int traceme, int given)
+{
+	int groups = rs->ngroup != 0, exe = rs->nexe || (rs->pair_kinds & EXE_KINDS);
+	if (!given)
+		read_ids(target, t, groups, exe);
+	__u64 tgt = classes_of(rs, t);
+	if (tgt & rs->protect[a])
+		return deny(rs, subject, target, t, a, traceme, 0, tgt, 0, given);
+	void *pairs = NULL;
+	__u32 rule = 0;
+	if (rs->pair_kinds) {
+		pairs = pairs_of(rs);
+		if (!pairs) {
+			count(4);
+			return deny(rs, subject, target, t, a, traceme, 0, tgt, 0, given);
+		}
+		TRY(HK_ANY, HK_UID);
+		TRY(HK_ANY, HK_GID);
+		TRY(HK_ANY, HK_EXE);
+		if (rule)
+			return deny(rs, subject, target, t, a, traceme, 0, tgt, rule, given);
+	}
+	if (!tgt && !(rs->pair_kinds & SUBJECT_KINDS))
+		return 0;
+	if (!given)
+		read_ids(subject, s, groups, exe);
+	__u64 subj = classes_of(rs, s), denied = 0;
+	const __u64 *row = rs->deny[a];
+	if (subj & rs->subjects[a])
+		for (int i = 0; i < MAX_CLASSES; i++)
+			denied |= row[i] & -((subj >> i) & 1);
+	if (denied & tgt)
+		return deny(rs, subject, target, t, a, traceme, subj, tgt, 0, given);
+	if (pairs && (rs->pair_kinds & SUBJECT_KINDS)) {
+		TRY(HK_UID, HK_UID);
+		TRY(HK_UID, HK_GID);
+		TRY(HK_UID, HK_EXE);
+		TRY(HK_GID, HK_UID);
+		TRY(HK_GID, HK_GID);
+		TRY(HK_GID, HK_EXE);
+		TRY(HK_EXE, HK_UID);
+		TRY(HK_EXE, HK_GID);
+		TRY(HK_EXE, HK_EXE);
+		if (rule)
+			return deny(rs, subject, target, t, a, traceme, subj, tgt, rule, given);
+	}
+	return 0;
+}
+
+// ruleset_now returns the rule set in force, or NULL (counted).
+static __always_inline const struct ruleset *ruleset_now(void)
+{
+	__u32 slot = 0;
+	void *inner = bpf_map_lookup_elem(&rulesets, &slot);
+	const struct ruleset *rs = inner ? bpf_map_lookup_elem(inner, &slot) : NULL;
+	if (!rs)
+		count(2);
+	return rs;
+}
+
 // decide answers whether subject may reach target with the access mode
 // asks (PTRACE_MODE_ATTACH or not): 0, or -EPERM where a rule refuses.
 static __always_inline int decide(struct task_struct *subject, struct task_struct *target, unsigned int mode, int exempt)
 {
-	__u32 slot = 0;
-	void *inner = bpf_map_lookup_elem(&rulesets, &slot);
-	if (!inner) {
-		count(2);
+	const struct ruleset *rs = ruleset_now();
+	if (!rs)
 		return 0;
-	}
-	const struct ruleset *rs = bpf_map_lookup_elem(inner, &slot);
-	if (!rs) {
-		count(2);
-		return 0;
-	}
 	count(0);
 	if (exempt && rs->exempt_cgroup && bpf_get_current_cgroup_id() == rs->exempt_cgroup)
 		return 0;
-	int a = (mode & PTRACE_MODE_ATTACH) ? 1 : 0;
-	__u64 tgt = classes_of(rs, target);
-	if (!tgt)
-		return 0;
-	if (tgt & rs->protect[a])
-		return deny(rs, subject, target, a, !exempt, 0, tgt);
-	__u64 subj = classes_of(rs, subject), denied = 0;
-	const __u64 *row = rs->deny[a];
-	for (int s = 0; s < MAX_CLASSES; s++)
-		denied |= row[s] & -((subj >> s) & 1);
-	if (denied & tgt)
-		return deny(rs, subject, target, a, !exempt, subj, tgt);
-	return 0;
+	struct ids s = {}, t = {};
+	return judge(rs, subject, target, &s, &t, (mode & PTRACE_MODE_ATTACH) ? 1 : 0, !exempt, 0);
 }
 
 SEC("lsm/ptrace_access_check")
@@ -276,4 +447,29 @@ int BPF_PROG(procgate_ptrace_traceme, struct task_struct *parent, int ret)
 	if (ret)
 		return ret;
 	return decide(parent, (struct task_struct *)bpf_get_current_task(), PTRACE_MODE_ATTACH, 0);
+}
+
+// bench_ids holds the subject's and the target's ids (0 and 1) and, in
+// the subject's egid's place of entry 2, the access to judge: the
+// benchmark's input (bpflsm's BenchmarkJudge), not the hooks'.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, struct ids);
+} bench_ids SEC(".maps");
+
+// bench_judge runs the hooks' decision on given ids, as a socket filter:
+// a program type BPF_PROG_TEST_RUN times in a loop on kernels that refuse
+// LSM programs. It returns 1 for a denial, 0 otherwise.
+SEC("socket")
+int bench_judge(struct __sk_buff *skb)
+{
+	__u32 k0 = 0, k1 = 1, k2 = 2;
+	struct ids *s = bpf_map_lookup_elem(&bench_ids, &k0), *t = bpf_map_lookup_elem(&bench_ids, &k1);
+	struct ids *m = bpf_map_lookup_elem(&bench_ids, &k2);
+	const struct ruleset *rs = ruleset_now();
+	if (!s || !t || !m || !rs)
+		return 0;
+	return judge(rs, NULL, NULL, s, t, m->euid & 1, 0, 1) ? 1 : 0;
 }

@@ -225,7 +225,9 @@ func enforceStatus(out io.Writer, pinDir string) error {
 
 // printRuleSet lists what the program would enforce.
 func printRuleSet(out io.Writer, rs *bpf.RuleSet) {
-	fmt.Fprintf(out, "%d classes, %d restrictions (policy generation %d)\n", len(rs.Classes), len(rs.Rules), rs.Generation)
+	l := rs.Layout()
+	fmt.Fprintf(out, "%d classes, %d restrictions (policy generation %d): %d hashed (%d entries of %d), %d of %d class bits\n",
+		len(rs.Classes), len(rs.Rules), rs.Generation, len(rs.Rules)-countFalse(l.Hashed), l.Pairs, bpf.MaxPairs, len(l.General), bpf.MaxClasses)
 	for i, c := range rs.Classes {
 		var cl []string
 		for _, k := range c.Clauses {
@@ -233,11 +235,26 @@ func printRuleSet(out io.Writer, rs *bpf.RuleSet) {
 		}
 		fmt.Fprintf(out, "class %d %s: %s\n", i, c.Name, strings.Join(cl, "; "))
 	}
-	for _, r := range rs.Rules {
+	for i, r := range rs.Rules {
 		who := "every subject"
 		if r.Subject >= 0 {
 			who = rs.Classes[r.Subject].Name
 		}
-		fmt.Fprintf(out, "deny %s %s access to %s (EPERM at the hook)  # %s\n", who, r.Access, rs.Classes[r.Target].Name, r.Text)
+		how := "class bits"
+		if l.Hashed[i] {
+			how = "hashed"
+		}
+		fmt.Fprintf(out, "deny %s %s access to %s (EPERM at the hook; %s)  # %s\n", who, r.Access, rs.Classes[r.Target].Name, how, r.Text)
 	}
+}
+
+// countFalse counts the false values.
+func countFalse(v []bool) int {
+	n := 0
+	for _, b := range v {
+		if !b {
+			n++
+		}
+	}
+	return n
 }

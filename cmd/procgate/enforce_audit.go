@@ -60,7 +60,7 @@ func (d *denialAuditor) event(dn bpflsm.Denial, now time.Time) gate.AuditEvent {
 	d.mu.Unlock()
 	var r *bpf.Rule
 	if rs != nil {
-		r = rs.DecideClasses(dn.SubjectClasses, dn.TargetClasses, dn.Access)
+		r = rs.DecideClasses(dn.Rule, dn.SubjectClasses, dn.TargetClasses, dn.Access)
 	}
 	if r == nil {
 		ev.Reason = fmt.Sprintf("procgate's BPF program refused %s access at %s (rule set generation %d, not loaded by this process)", dn.Access, hook, dn.Generation)

@@ -40,13 +40,19 @@ func TestDenialRecords(t *testing.T) {
 	}
 	da := newDenialAuditor(aud)
 	da.loaded(rs)
-	protect, deny := rs.Rules[0], rs.Rules[1]
+	// protect agent is hashed (agent is one uid), deny others any is of
+	// class bits.
+	l := rs.Layout()
+	deny := rs.Rules[1]
+	if !l.Hashed[0] || l.Hashed[1] {
+		t.Fatalf("layout %+v", l)
+	}
 	now := time.Unix(1796000000, 0)
 	for _, dn := range []bpflsm.Denial{
-		{Generation: rs.Generation, PID: 10, TGID: 10, TPID: 20, TTGID: 20, UID: 0, TUID: 3333, Access: 0, TargetClasses: 1 << protect.Target, Comm: "cat", TComm: "ssh-agent"},
-		{Generation: rs.Generation, PID: 11, TGID: 11, TPID: 21, TTGID: 21, UID: 1000, TUID: 1000, Access: 1, Traceme: true, SubjectClasses: 1 << deny.Subject, TargetClasses: 1 << deny.Target, Comm: "gdb", TComm: "a.out"},
+		{Generation: rs.Generation, PID: 10, TGID: 10, TPID: 20, TTGID: 20, UID: 0, TUID: 3333, Access: 0, Rule: 1, Comm: "cat", TComm: "ssh-agent"},
+		{Generation: rs.Generation, PID: 11, TGID: 11, TPID: 21, TTGID: 21, UID: 1000, TUID: 1000, Access: 1, Traceme: true, SubjectClasses: 1 << l.Bit[deny.Subject], TargetClasses: 1 << l.Bit[deny.Target], Comm: "gdb", TComm: "a.out"},
 		{Generation: rs.Generation + 7, PID: 12, TGID: 12, TPID: 22, TTGID: 22, UID: 0, TUID: 3333, TargetClasses: 1, Comm: "cat", TComm: "x"},
-		{Generation: rs.Generation, PID: 13, TGID: 13, TPID: 20, TTGID: 20, UID: 0, TUID: 3333, TargetClasses: 1 << protect.Target, Comm: "cat", TComm: "ssh-agent"},
+		{Generation: rs.Generation, PID: 13, TGID: 13, TPID: 20, TTGID: 20, UID: 0, TUID: 3333, Rule: 1, Comm: "cat", TComm: "ssh-agent"},
 	} {
 		ev := da.event(dn, now)
 		aud.Record(&ev)

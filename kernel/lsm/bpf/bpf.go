@@ -39,6 +39,8 @@ const (
 	// MaxGroups is how many of a task's supplementary groups the program
 	// compares: a group selector does not see the groups past it.
 	MaxGroups = 8
+	// MaxPairs bounds the hashed rules (see [Layout]).
+	MaxPairs = 65536
 )
 
 // Kind is what a clause tests.
@@ -144,13 +146,122 @@ type RuleSet struct {
 	ExemptCgroup uint64 `json:"exempt_cgroup,omitempty"`
 }
 
+// Key is a class that holds the processes with one value of one kind:
+// a single positive clause of one uid, one gid or one executable. A rule
+// between such classes (or protecting one) is hashed (see [Layout]).
+type Key struct {
+	Kind Kind
+	// ID is the uid or gid; Exe the executable.
+	ID  uint32
+	Exe kernel.FileID
+}
+
+// Key returns the class's key, when it has one.
+func (c *Class) Key() (Key, bool) {
+	if len(c.Clauses) != 1 {
+		return Key{}, false
+	}
+	cl := &c.Clauses[0]
+	switch {
+	case cl.Not:
+	case (cl.Kind == KindUID || cl.Kind == KindGID) && len(cl.IDs) == 1 && cl.IDs[0].Lo == cl.IDs[0].Hi && len(cl.Exes) == 0:
+		return Key{Kind: cl.Kind, ID: cl.IDs[0].Lo}, true
+	case cl.Kind == KindExe && len(cl.Exes) == 1 && len(cl.IDs) == 0:
+		return Key{Kind: KindExe, Exe: cl.Exes[0]}, true
+	}
+	return Key{}, false
+}
+
+// holds reports whether a task the program reads as m is in the keyed
+// class k.
+func (k Key) holds(m Match) bool {
+	switch k.Kind {
+	case KindUID:
+		return m.EUID == k.ID
+	case KindGID:
+		return m.EGID == k.ID
+	case KindExe:
+		return m.Exe != nil && *m.Exe == k.Exe
+	}
+	return false
+}
+
+// Layout is how the program holds a rule set. A rule whose target class
+// has a [Key] and whose subject is every process or a class with a Key
+// is hashed: an entry of a hash map keyed by the two values, looked up
+// in constant time (up to [MaxPairs]). Every other rule is a rule of
+// class bits: its classes are General, up to [MaxClasses], each a bit in
+// the order General lists them.
+type Layout struct {
+	// General are the classes of the rules of class bits, by class
+	// index, in bit order; Bit maps a class index to its bit.
+	General []int
+	Bit     map[int]int
+	// Hashed says, per rule, whether it is hashed.
+	Hashed []bool
+	// Pairs counts the hashed entries: one per pair of keys and access.
+	Pairs int
+}
+
+// Layout lays the rule set out as the program holds it.
+func (rs *RuleSet) Layout() *Layout {
+	l := &Layout{Bit: map[int]int{}, Hashed: make([]bool, len(rs.Rules))}
+	general := func(c int) {
+		if _, ok := l.Bit[c]; !ok {
+			l.Bit[c] = len(l.General)
+			l.General = append(l.General, c)
+		}
+	}
+	type pairKey struct {
+		s, t Key
+		any  bool
+		a    Access
+	}
+	pairs := map[pairKey]bool{}
+	for i, r := range rs.Rules {
+		if r.Target < 0 || r.Target >= len(rs.Classes) || r.Subject >= len(rs.Classes) {
+			continue // Validate refuses it
+		}
+		tk, tok := rs.Classes[r.Target].Key()
+		var sk Key
+		sok := r.Subject < 0
+		if !sok {
+			sk, sok = rs.Classes[r.Subject].Key()
+		}
+		if tok && sok {
+			l.Hashed[i] = true
+			pairs[pairKey{sk, tk, r.Subject < 0, r.Access}] = true
+			continue
+		}
+		if r.Subject >= 0 {
+			general(r.Subject)
+		}
+		general(r.Target)
+	}
+	l.Pairs = len(pairs)
+	return l
+}
+
 // Validate checks the rule set against the program's limits.
 func (rs *RuleSet) Validate() error {
-	if len(rs.Classes) > MaxClasses {
-		return fmt.Errorf("bpf rule set: %d classes, the program holds %d", len(rs.Classes), MaxClasses)
+	for _, r := range rs.Rules {
+		if r.Target < 0 || r.Target >= len(rs.Classes) || r.Subject >= len(rs.Classes) {
+			return fmt.Errorf("bpf rule set: rule %q names a class out of range", r.Text)
+		}
+	}
+	l := rs.Layout()
+	if len(l.General) > MaxClasses {
+		return fmt.Errorf("bpf rule set: %d classes in rules the program cannot hash, it holds %d (a rule is hashed when its target, and its subject unless every process, is one uid, gid or executable)", len(l.General), MaxClasses)
+	}
+	if l.Pairs > MaxPairs {
+		return fmt.Errorf("bpf rule set: %d hashed rules, the program holds %d", l.Pairs, MaxPairs)
+	}
+	general := map[int]bool{}
+	for _, ci := range l.General {
+		general[ci] = true
 	}
 	var ranges [numKinds]int
-	for _, c := range rs.Classes {
+	for ci, c := range rs.Classes {
 		var positive [numKinds]bool
 		for _, cl := range c.Clauses {
 			if cl.Kind >= numKinds {
@@ -162,14 +273,17 @@ func (rs *RuleSet) Validate() error {
 				}
 				positive[cl.Kind] = true
 			}
-			if cl.Kind == KindExe {
-				ranges[KindExe] += len(cl.Exes)
-				continue
-			}
 			for _, r := range cl.IDs {
 				if r.Lo > r.Hi {
 					return fmt.Errorf("bpf rule set: class %s: %s range %d-%d is empty", c.Name, cl.Kind, r.Lo, r.Hi)
 				}
+			}
+			if !general[ci] {
+				continue // hashed, or in no rule
+			}
+			if cl.Kind == KindExe {
+				ranges[KindExe] += len(cl.Exes)
+				continue
 			}
 			ranges[cl.Kind] += len(cl.IDs)
 		}
@@ -181,11 +295,6 @@ func (rs *RuleSet) Validate() error {
 		}
 		if n > limit {
 			return fmt.Errorf("bpf rule set: %d %s values over all classes, the program holds %d", n, Kind(k), limit)
-		}
-	}
-	for _, r := range rs.Rules {
-		if r.Target < 0 || r.Target >= len(rs.Classes) || r.Subject >= len(rs.Classes) {
-			return fmt.Errorf("bpf rule set: rule %q names a class out of range", r.Text)
 		}
 	}
 	return nil
@@ -246,57 +355,128 @@ func (cl *Clause) holds(m Match) bool {
 	return false
 }
 
-// ClassesOf returns the classes m belongs to, one bit each
-// (ptrace.bpf.c: classes_of).
-func (rs *RuleSet) ClassesOf(m Match) uint64 {
-	var in uint64
-	for i := range rs.Classes {
-		ok := true
-		for j := range rs.Classes[i].Clauses {
-			cl := &rs.Classes[i].Clauses[j]
-			if cl.holds(m) == cl.Not {
-				ok = false
-				break
-			}
+// holds reports whether class i holds a task the program reads as m.
+func (rs *RuleSet) holds(i int, m Match) bool {
+	for j := range rs.Classes[i].Clauses {
+		cl := &rs.Classes[i].Clauses[j]
+		if cl.holds(m) == cl.Not {
+			return false
 		}
-		if ok {
-			in |= 1 << i
+	}
+	return true
+}
+
+// ClassesOf returns the general classes (Layout.General) m belongs to,
+// one bit each in l's order (ptrace.bpf.c: classes_of).
+func (rs *RuleSet) ClassesOf(l *Layout, m Match) uint64 {
+	var in uint64
+	for bit, i := range l.General {
+		if rs.holds(i, m) {
+			in |= 1 << bit
 		}
 	}
 	return in
 }
 
-// Decide returns the first rule that denies subject the target with
-// access a, in the program's order (protect rules first, then subject
-// classes in order), or nil.
+// hashedKinds is the program's order of hashed lookups: protect rules by
+// the target's kind, then pairs by the subject's kind and the target's
+// (ptrace.bpf.c: judge).
+var hashedKinds = [...]Kind{KindUID, KindGID, KindExe}
+
+// Decide returns the rule that denies subject the target with access a,
+// the one the program finds first (ptrace.bpf.c: judge): protect rules
+// of class bits, hashed protect rules (by the target's kind: uid, gid,
+// exe), deny rules of class bits (by subject bit), hashed deny rules (by
+// the subject's kind, then the target's); within each, the first in the
+// rule set's order. Nil when none does.
 func (rs *RuleSet) Decide(subject, target Match, a Access) *Rule {
-	tgt := rs.ClassesOf(target)
-	if tgt == 0 {
-		return nil
-	}
-	if r := rs.DecideClasses(0, tgt, a); r != nil {
+	l := rs.Layout()
+	tgt := rs.ClassesOf(l, target)
+	if r := rs.decideClasses(l, 0, tgt, a); r != nil {
 		return r
 	}
-	return rs.DecideClasses(rs.ClassesOf(subject), tgt, a)
+	if r := rs.decideHashed(l, nil, target, a); r != nil {
+		return r
+	}
+	if r := rs.decideClasses(l, rs.ClassesOf(l, subject), tgt, a); r != nil {
+		return r
+	}
+	return rs.decideHashed(l, &subject, target, a)
 }
 
-// DecideClasses is Decide for a subject and a target given by the
-// classes they belong to, as the program reports a denial
-// (bpflsm.Denial): the first protect rule of a target class, else the
-// first rule of the lowest subject class against a target class.
-func (rs *RuleSet) DecideClasses(subj, tgt uint64, a Access) *Rule {
-	for i := range rs.Rules {
-		r := &rs.Rules[i]
-		if r.Subject < 0 && r.Access == a && r.Target < 64 && tgt&(1<<r.Target) != 0 {
-			return r
+// decideHashed returns the first hashed rule of subject (nil: protect
+// rules) against target, in the program's order.
+func (rs *RuleSet) decideHashed(l *Layout, subject *Match, target Match, a Access) *Rule {
+	skinds := hashedKinds[:]
+	if subject == nil {
+		skinds = []Kind{numKinds} // every subject
+	}
+	for _, sk := range skinds {
+		for _, tk := range hashedKinds {
+			for i := range rs.Rules {
+				r := &rs.Rules[i]
+				if !l.Hashed[i] || r.Access != a || (r.Subject < 0) != (subject == nil) {
+					continue
+				}
+				k, _ := rs.Classes[r.Target].Key()
+				if k.Kind != tk || !k.holds(target) {
+					continue
+				}
+				if subject != nil {
+					k, _ := rs.Classes[r.Subject].Key()
+					if k.Kind != sk || !k.holds(*subject) {
+						continue
+					}
+				}
+				return r
+			}
 		}
 	}
-	for subj != 0 {
-		s := bits.TrailingZeros64(subj)
-		subj &^= 1 << s
+	return nil
+}
+
+// DecideClasses names the rule of a denial the program reports
+// (bpflsm.Denial): rule, when not 0, is a hashed rule's index plus one;
+// otherwise subj and tgt are the general classes of the two, and the
+// rule is the first protect rule of a target class, else the first rule
+// of the lowest subject bit against a target class. Nil when none fits.
+func (rs *RuleSet) DecideClasses(rule uint32, subj, tgt uint64, a Access) *Rule {
+	if rule != 0 {
+		if int(rule) > len(rs.Rules) {
+			return nil
+		}
+		return &rs.Rules[rule-1]
+	}
+	l := rs.Layout()
+	if r := rs.decideClasses(l, 0, tgt, a); r != nil {
+		return r
+	}
+	return rs.decideClasses(l, subj, tgt, a)
+}
+
+// decideClasses is the program's decision over class bits: with subj 0,
+// its protect rules.
+func (rs *RuleSet) decideClasses(l *Layout, subj, tgt uint64, a Access) *Rule {
+	inTarget := func(r *Rule) bool {
+		b, ok := l.Bit[r.Target]
+		return ok && tgt&(1<<b) != 0
+	}
+	if subj == 0 {
 		for i := range rs.Rules {
-			r := &rs.Rules[i]
-			if r.Subject == s && r.Access == a && r.Target < 64 && tgt&(1<<r.Target) != 0 {
+			if r := &rs.Rules[i]; !l.Hashed[i] && r.Subject < 0 && r.Access == a && inTarget(r) {
+				return r
+			}
+		}
+		return nil
+	}
+	for subj != 0 {
+		b := bits.TrailingZeros64(subj)
+		subj &^= 1 << b
+		if b >= len(l.General) {
+			break
+		}
+		for i := range rs.Rules {
+			if r := &rs.Rules[i]; !l.Hashed[i] && r.Subject == l.General[b] && r.Access == a && inTarget(r) {
 				return r
 			}
 		}

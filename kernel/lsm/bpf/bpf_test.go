@@ -50,8 +50,17 @@ func TestClassesOf(t *testing.T) {
 		{"agent's exe, another gid", Match{EUID: 3000, EGID: 501, Exe: &exe}, 1 << 4},
 		{"no mm", Match{EUID: 3000, EGID: 500}, 1 << 4},
 	} {
-		if got := rs.ClassesOf(tc.m); got != tc.want {
-			t.Errorf("%s: classes %#b, want %#b", tc.name, got, tc.want)
+		// tc.want is by class index; the program's bits are by
+		// Layout.General (not-root is in no rule: no bit).
+		l := rs.Layout()
+		var want uint64
+		for i := range len(rs.Classes) {
+			if b, ok := l.Bit[i]; ok && tc.want&(1<<i) != 0 {
+				want |= 1 << b
+			}
+		}
+		if got := rs.ClassesOf(l, tc.m); got != want {
+			t.Errorf("%s: classes %#b, want %#b", tc.name, got, want)
 		}
 	}
 }
@@ -88,16 +97,28 @@ func TestDecide(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	// many makes n classes of two values of kind k, each protected:
+	// rules of class bits (a class of one value would be hashed).
 	many := func(n int, k Kind) *RuleSet {
 		rs := &RuleSet{}
 		for i := range n {
 			c := Class{Name: "c"}
 			if k == KindExe {
-				c.Clauses = []Clause{{Kind: k, Exes: []kernel.FileID{{Dev: 1, Ino: uint64(i)}}}}
+				c.Clauses = []Clause{{Kind: k, Exes: []kernel.FileID{{Dev: 1, Ino: uint64(2 * i)}, {Dev: 1, Ino: uint64(2*i + 1)}}}}
 			} else {
-				c.Clauses = []Clause{{Kind: k, IDs: []IDRange{{uint32(i), uint32(i)}}}}
+				c.Clauses = []Clause{{Kind: k, IDs: []IDRange{{uint32(2 * i), uint32(2*i + 1)}}}}
 			}
 			rs.Classes = append(rs.Classes, c)
+			rs.Rules = append(rs.Rules, Rule{Subject: -1, Target: i})
+		}
+		return rs
+	}
+	// hashed makes n rules between classes of one uid: hashed.
+	hashed := func(n int) *RuleSet {
+		rs := &RuleSet{}
+		for i := range n {
+			rs.Classes = append(rs.Classes, Class{Name: "u", Clauses: []Clause{uids(uint32(i), uint32(i))}})
+			rs.Rules = append(rs.Rules, Rule{Subject: max(i-1, 0), Target: i})
 		}
 		return rs
 	}
@@ -109,8 +130,11 @@ func TestValidate(t *testing.T) {
 		{"valid", testRules(), ""},
 		{"too many classes", many(MaxClasses+1, KindGID), "classes"},
 		{"too many uid ranges", many(MaxRanges+1, KindUID), "uid values"},
-		{"too many exes", many(MaxExes+1, KindExe), "exe values"},
+		{"too many exes", many(MaxExes/2+1, KindExe), "exe values"},
 		{"as many as the program holds", many(MaxRanges, KindGroup), ""},
+		{"10,000 hashed rules", hashed(10000), ""},
+		{"too many hashed rules", hashed(MaxPairs + 1), "hashed rules"},
+		{"unused classes count for nothing", &RuleSet{Classes: many(MaxClasses+1, KindGID).Classes}, ""},
 		{"empty range", &RuleSet{Classes: []Class{{Name: "x", Clauses: []Clause{uids(5, 4)}}}}, "empty"},
 		{"two positive clauses of a kind", &RuleSet{Classes: []Class{{Name: "x", Clauses: []Clause{uids(1, 1), uids(2, 2)}}}}, "two positive uid"},
 		{"a negated and a positive clause of a kind", &RuleSet{Classes: []Class{{Name: "x", Clauses: []Clause{uids(1, 9), negate(uids(5, 5))}}}}, ""},
