@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ptraceBenchOut struct {
+	_      structs.HostLayout
+	Ns     uint64
+	Empty  uint64
+	Judged uint64
+	Denied uint64
+}
+
 type ptraceIds struct {
 	_       structs.HostLayout
 	Euid    uint32
@@ -90,12 +98,14 @@ type ptraceRuleset struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	ptraceMapBenchIds                   = "bench_ids"
+	ptraceMapBenchOut                   = "bench_out"
 	ptraceMapCounters                   = "counters"
 	ptraceMapDenials                    = "denials"
 	ptraceMapInnerProto                 = "inner_proto"
 	ptraceMapPairsProto                 = "pairs_proto"
 	ptraceMapPairsets                   = "pairsets"
 	ptraceMapRulesets                   = "rulesets"
+	ptraceProgBenchHook                 = "bench_hook"
 	ptraceProgBenchJudge                = "bench_judge"
 	ptraceProgProcgatePtraceAccessCheck = "procgate_ptrace_access_check"
 	ptraceProgProcgatePtraceTraceme     = "procgate_ptrace_traceme"
@@ -143,6 +153,7 @@ type ptraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ptraceProgramSpecs struct {
+	BenchHook                 *ebpf.ProgramSpec `ebpf:"bench_hook"`
 	BenchJudge                *ebpf.ProgramSpec `ebpf:"bench_judge"`
 	ProcgatePtraceAccessCheck *ebpf.ProgramSpec `ebpf:"procgate_ptrace_access_check"`
 	ProcgatePtraceTraceme     *ebpf.ProgramSpec `ebpf:"procgate_ptrace_traceme"`
@@ -153,6 +164,7 @@ type ptraceProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ptraceMapSpecs struct {
 	BenchIds   *ebpf.MapSpec `ebpf:"bench_ids"`
+	BenchOut   *ebpf.MapSpec `ebpf:"bench_out"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
 	Denials    *ebpf.MapSpec `ebpf:"denials"`
 	InnerProto *ebpf.MapSpec `ebpf:"inner_proto"`
@@ -188,6 +200,7 @@ func (o *ptraceObjects) Close() error {
 // It can be passed to loadPtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ptraceMaps struct {
 	BenchIds   *ebpf.Map `ebpf:"bench_ids"`
+	BenchOut   *ebpf.Map `ebpf:"bench_out"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 	Denials    *ebpf.Map `ebpf:"denials"`
 	InnerProto *ebpf.Map `ebpf:"inner_proto"`
@@ -199,6 +212,7 @@ type ptraceMaps struct {
 func (m *ptraceMaps) Close() error {
 	return _PtraceClose(
 		m.BenchIds,
+		m.BenchOut,
 		m.Counters,
 		m.Denials,
 		m.InnerProto,
@@ -218,6 +232,7 @@ type ptraceVariables struct {
 //
 // It can be passed to loadPtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ptracePrograms struct {
+	BenchHook                 *ebpf.Program `ebpf:"bench_hook"`
 	BenchJudge                *ebpf.Program `ebpf:"bench_judge"`
 	ProcgatePtraceAccessCheck *ebpf.Program `ebpf:"procgate_ptrace_access_check"`
 	ProcgatePtraceTraceme     *ebpf.Program `ebpf:"procgate_ptrace_traceme"`
@@ -225,6 +240,7 @@ type ptracePrograms struct {
 
 func (p *ptracePrograms) Close() error {
 	return _PtraceClose(
+		p.BenchHook,
 		p.BenchJudge,
 		p.ProcgatePtraceAccessCheck,
 		p.ProcgatePtraceTraceme,

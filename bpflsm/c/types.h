@@ -51,6 +51,7 @@ struct mm_struct {
 struct task_struct {
 	int pid;
 	int tgid;
+	struct task_struct *real_parent;
 	const struct cred *cred;
 	struct mm_struct *mm;
 	char comm[16];
