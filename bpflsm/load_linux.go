@@ -167,15 +167,25 @@ func Attach(rs *bpf.RuleSet, dir string) error {
 // makes a rule-set map from its inner map's spec.
 var ptraceSpec = sync.OnceValues(loadPtrace)
 
+// newInnerOf makes an empty map of the kind the outer map outer holds
+// (what names it, for errors).
+func newInnerOf(spec *ebpf.CollectionSpec, outer, what string) (*ebpf.Map, error) {
+	o := spec.Maps[outer]
+	if o == nil || o.InnerMap == nil {
+		return nil, fmt.Errorf("bpflsm: the object has no %s", what)
+	}
+	m, err := ebpf.NewMap(o.InnerMap.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("bpflsm: create a %s: %w", what, err)
+	}
+	return m, nil
+}
+
 // newInner makes a rule-set map holding val.
 func newInner(spec *ebpf.CollectionSpec, val *ptraceRuleset) (*ebpf.Map, error) {
-	outer := spec.Maps[ptraceMapRulesets]
-	if outer == nil || outer.InnerMap == nil {
-		return nil, errors.New("bpflsm: the object has no rule-set map")
-	}
-	m, err := ebpf.NewMap(outer.InnerMap.Copy())
+	m, err := newInnerOf(spec, ptraceMapRulesets, "rule-set map")
 	if err != nil {
-		return nil, fmt.Errorf("bpflsm: create a rule-set map: %w", err)
+		return nil, err
 	}
 	if err := m.Put(uint32(0), val); err != nil {
 		m.Close()
@@ -186,13 +196,9 @@ func newInner(spec *ebpf.CollectionSpec, val *ptraceRuleset) (*ebpf.Map, error) 
 
 // newPairs makes a map of hashed rules holding pairs.
 func newPairs(spec *ebpf.CollectionSpec, pairs map[ptracePairKey]ptracePairVal) (*ebpf.Map, error) {
-	outer := spec.Maps[ptraceMapPairsets]
-	if outer == nil || outer.InnerMap == nil {
-		return nil, errors.New("bpflsm: the object has no map of hashed rules")
-	}
-	m, err := ebpf.NewMap(outer.InnerMap.Copy())
+	m, err := newInnerOf(spec, ptraceMapPairsets, "map of hashed rules")
 	if err != nil {
-		return nil, fmt.Errorf("bpflsm: create a map of hashed rules: %w", err)
+		return nil, err
 	}
 	keys := make([]ptracePairKey, 0, len(pairs))
 	vals := make([]ptracePairVal, 0, len(pairs))
