@@ -180,7 +180,8 @@ func BenchmarkJudge(b *testing.B) {
 
 // BenchmarkHook times the hooks' decision as they make it, the ids read
 // from the tasks (the benchmark's process and its parent, root both)
-// with the same probe reads: one judgement per run of
+// through BTF pointers as from 5.11 (reads=btf) or with the probe reads
+// of 5.10 (reads=probe): one judgement per run of
 // bench_hook (a raw tracepoint program run by BPF_PROG_TEST_RUN), timed
 // inside with bpf_ktime_get_ns less the clock's own cost, with no rules
 // and with 10,000 hashed ones, on a question they leave alone and on one
@@ -189,34 +190,43 @@ func BenchmarkHook(b *testing.B) {
 	testenv.RequireRoot(b, "loading BPF programs needs CAP_SYS_ADMIN or CAP_BPF")
 	j := newJudge(b)
 	var objs struct {
-		Prog *ebpf.Program `ebpf:"bench_hook"`
-		Out  *ebpf.Map     `ebpf:"bench_out"`
+		BTF   *ebpf.Program `ebpf:"bench_hook_btf"`
+		Probe *ebpf.Program `ebpf:"bench_hook_probe"`
+		Out   *ebpf.Map     `ebpf:"bench_out"`
 	}
 	if err := j.spec.Copy().LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
 		"rulesets": j.rulesets, "pairsets": j.pairsets, "bench_ids": j.ids,
 	}}); err != nil {
 		b.Fatalf("load bench_hook: %v", err)
 	}
-	defer objs.Prog.Close()
+	defer objs.BTF.Close()
+	defer objs.Probe.Close()
 	defer objs.Out.Close()
 	root := func(rs *bpf.RuleSet) *bpf.RuleSet {
 		rs.Classes = append(rs.Classes, bpf.Class{Name: "root", Clauses: []bpf.Clause{{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: 0, Hi: 0}}}}})
 		rs.Rules = append(rs.Rules, bpf.Rule{Subject: len(rs.Classes) - 1, Target: len(rs.Classes) - 1, Access: bpf.Read})
 		return rs
 	}
-	cases := []struct {
+	type benchCase struct {
 		name   string
 		rs     *bpf.RuleSet
 		denied bool
-	}{
-		{"rules=0/allowed", bigRuleSet(0), false},
-		{"rules=10000/allowed", bigRuleSet(10000), false},
-		{"rules=10001/denied", root(bigRuleSet(10000)), true},
+		prog   *ebpf.Program
+	}
+	var cases []benchCase
+	for _, reads := range []struct {
+		name string
+		prog *ebpf.Program
+	}{{"btf", objs.BTF}, {"probe", objs.Probe}} {
+		cases = append(cases,
+			benchCase{"reads=" + reads.name + "/rules=0/allowed", bigRuleSet(0), false, reads.prog},
+			benchCase{"reads=" + reads.name + "/rules=10000/allowed", bigRuleSet(10000), false, reads.prog},
+			benchCase{"reads=" + reads.name + "/rules=10001/denied", root(bigRuleSet(10000)), true, reads.prog})
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			j.load(b, c.rs)
-			prog := objs.Prog
+			prog := c.prog
 			if err := j.ids.Put(uint32(2), ptraceIds{Euid: uint32(bpf.Read)}); err != nil {
 				b.Fatal(err)
 			}

@@ -333,8 +333,11 @@ type Status struct {
 	// Decisions, Denials and Unset count the hook's calls, its denials,
 	// and its calls that found no rule set, since the attachment; Lost
 	// counts the denials the ring buffer had no room to report (see
-	// OpenDenials).
-	Decisions, Denials, Unset, Lost uint64
+	// OpenDenials); Unslotted the denials for want of the hashed rules'
+	// slot, Preempted those of decisions whose scratch another took while
+	// they were preempted (ptrace.bpf.c: owner). The last two fail closed
+	// and are not reported.
+	Decisions, Denials, Unset, Lost, Unslotted, Preempted uint64
 }
 
 // Stat reports on the attachment pinned under dir.
@@ -362,7 +365,7 @@ func Stat(dir string) (Status, error) {
 		return st, fmt.Errorf("bpflsm: %w", err)
 	}
 	defer counters.Close()
-	for i, p := range []*uint64{&st.Decisions, &st.Denials, &st.Unset, &st.Lost} {
+	for i, p := range []*uint64{&st.Decisions, &st.Denials, &st.Unset, &st.Lost, &st.Unslotted, &st.Preempted} {
 		var per []uint64
 		if err := counters.Lookup(uint32(i), &per); err != nil {
 			return st, fmt.Errorf("bpflsm: counters: %w", err)

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ptraceAcc struct {
+	_   structs.HostLayout
+	Pos [4]uint64
+	Neg [4]uint64
+}
+
 type ptraceBenchOut struct {
 	_      structs.HostLayout
 	Ns     uint64
@@ -97,15 +103,19 @@ type ptraceRuleset struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	ptraceMapAccs                       = "accs"
 	ptraceMapBenchIds                   = "bench_ids"
 	ptraceMapBenchOut                   = "bench_out"
 	ptraceMapCounters                   = "counters"
 	ptraceMapDenials                    = "denials"
 	ptraceMapInnerProto                 = "inner_proto"
+	ptraceMapOwner                      = "owner"
 	ptraceMapPairsProto                 = "pairs_proto"
 	ptraceMapPairsets                   = "pairsets"
 	ptraceMapRulesets                   = "rulesets"
-	ptraceProgBenchHook                 = "bench_hook"
+	ptraceMapTaskIds                    = "task_ids"
+	ptraceProgBenchHookBtf              = "bench_hook_btf"
+	ptraceProgBenchHookProbe            = "bench_hook_probe"
 	ptraceProgBenchJudge                = "bench_judge"
 	ptraceProgProcgatePtraceAccessCheck = "procgate_ptrace_access_check"
 	ptraceProgProcgatePtraceTraceme     = "procgate_ptrace_traceme"
@@ -153,7 +163,8 @@ type ptraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ptraceProgramSpecs struct {
-	BenchHook                 *ebpf.ProgramSpec `ebpf:"bench_hook"`
+	BenchHookBtf              *ebpf.ProgramSpec `ebpf:"bench_hook_btf"`
+	BenchHookProbe            *ebpf.ProgramSpec `ebpf:"bench_hook_probe"`
 	BenchJudge                *ebpf.ProgramSpec `ebpf:"bench_judge"`
 	ProcgatePtraceAccessCheck *ebpf.ProgramSpec `ebpf:"procgate_ptrace_access_check"`
 	ProcgatePtraceTraceme     *ebpf.ProgramSpec `ebpf:"procgate_ptrace_traceme"`
@@ -163,14 +174,17 @@ type ptraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ptraceMapSpecs struct {
+	Accs       *ebpf.MapSpec `ebpf:"accs"`
 	BenchIds   *ebpf.MapSpec `ebpf:"bench_ids"`
 	BenchOut   *ebpf.MapSpec `ebpf:"bench_out"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
 	Denials    *ebpf.MapSpec `ebpf:"denials"`
 	InnerProto *ebpf.MapSpec `ebpf:"inner_proto"`
+	Owner      *ebpf.MapSpec `ebpf:"owner"`
 	PairsProto *ebpf.MapSpec `ebpf:"pairs_proto"`
 	Pairsets   *ebpf.MapSpec `ebpf:"pairsets"`
 	Rulesets   *ebpf.MapSpec `ebpf:"rulesets"`
+	TaskIds    *ebpf.MapSpec `ebpf:"task_ids"`
 }
 
 // ptraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -199,26 +213,32 @@ func (o *ptraceObjects) Close() error {
 //
 // It can be passed to loadPtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ptraceMaps struct {
+	Accs       *ebpf.Map `ebpf:"accs"`
 	BenchIds   *ebpf.Map `ebpf:"bench_ids"`
 	BenchOut   *ebpf.Map `ebpf:"bench_out"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 	Denials    *ebpf.Map `ebpf:"denials"`
 	InnerProto *ebpf.Map `ebpf:"inner_proto"`
+	Owner      *ebpf.Map `ebpf:"owner"`
 	PairsProto *ebpf.Map `ebpf:"pairs_proto"`
 	Pairsets   *ebpf.Map `ebpf:"pairsets"`
 	Rulesets   *ebpf.Map `ebpf:"rulesets"`
+	TaskIds    *ebpf.Map `ebpf:"task_ids"`
 }
 
 func (m *ptraceMaps) Close() error {
 	return _PtraceClose(
+		m.Accs,
 		m.BenchIds,
 		m.BenchOut,
 		m.Counters,
 		m.Denials,
 		m.InnerProto,
+		m.Owner,
 		m.PairsProto,
 		m.Pairsets,
 		m.Rulesets,
+		m.TaskIds,
 	)
 }
 
@@ -232,7 +252,8 @@ type ptraceVariables struct {
 //
 // It can be passed to loadPtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ptracePrograms struct {
-	BenchHook                 *ebpf.Program `ebpf:"bench_hook"`
+	BenchHookBtf              *ebpf.Program `ebpf:"bench_hook_btf"`
+	BenchHookProbe            *ebpf.Program `ebpf:"bench_hook_probe"`
 	BenchJudge                *ebpf.Program `ebpf:"bench_judge"`
 	ProcgatePtraceAccessCheck *ebpf.Program `ebpf:"procgate_ptrace_access_check"`
 	ProcgatePtraceTraceme     *ebpf.Program `ebpf:"procgate_ptrace_traceme"`
@@ -240,7 +261,8 @@ type ptracePrograms struct {
 
 func (p *ptracePrograms) Close() error {
 	return _PtraceClose(
-		p.BenchHook,
+		p.BenchHookBtf,
+		p.BenchHookProbe,
 		p.BenchJudge,
 		p.ProcgatePtraceAccessCheck,
 		p.ProcgatePtraceTraceme,

@@ -133,10 +133,11 @@ struct {
 
 // Counters: 0 decisions, 1 denials, 2 hooks without a rule set, 3
 // denials whose event the ring buffer had no room for, 4 denials because
-// the hashed rules' slot was empty.
+// the hashed rules' slot was empty, 5 denials because a preempted
+// decision's scratch was taken (see owner).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 5);
+	__uint(max_entries, 6);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
@@ -213,11 +214,30 @@ struct ids {
 };
 
 // read_ids reads t's ids; its groups only when groups, its executable
-// only when exe. Probe reads (BPF_CORE_READ), not loads through t: before
-// 5.11 the current task is a plain address (bpf_get_current_task), not a
-// BTF pointer.
-static __always_inline void read_ids(struct task_struct *t, struct ids *x, int groups, int exe)
+// only when exe. With btf, t is a BTF pointer (a hook's argument, or
+// bpf_get_current_task_btf from 5.11) and the fields are loaded
+// directly; otherwise t is a plain address (bpf_get_current_task before
+// 5.11) and each is a probe read (BPF_CORE_READ), several times dearer.
+static __always_inline void read_ids(struct task_struct *t, struct ids *x, int groups, int exe, int btf)
 {
+	if (btf) {
+		const struct cred *c = t->cred;
+		x->euid = c->euid.val;
+		x->egid = c->egid.val;
+		if (groups) {
+			struct group_info *gi = c->group_info;
+			x->ngroups = gi->ngroups;
+			bpf_core_read(x->groups, sizeof(x->groups), &gi->gid[0]);
+		}
+		if (exe) {
+			// No branch: a load through a NULL BTF pointer (no mm,
+			// no exe_file) yields 0, as a probe read does.
+			struct inode *ino = t->mm->exe_file->f_inode;
+			x->dev = ino->i_sb->s_dev;
+			x->ino = ino->i_ino;
+		}
+		return;
+	}
 	const struct cred *c = BPF_CORE_READ(t, cred);
 	x->euid = BPF_CORE_READ(c, euid.val);
 	x->egid = BPF_CORE_READ(c, egid.val);
@@ -230,22 +250,87 @@ static __always_inline void read_ids(struct task_struct *t, struct ids *x, int g
 		bpf_core_read(x->groups, sizeof(x->groups), &gi->gid[0]);
 	}
 	if (exe) {
-		struct file *f = BPF_CORE_READ(t, mm, exe_file);
-		if (f) {
-			struct inode *ino = BPF_CORE_READ(f, f_inode);
-			x->dev = BPF_CORE_READ(ino, i_sb, s_dev);
-			x->ino = BPF_CORE_READ(ino, i_ino);
-		}
+		// A probe read through NULL (no mm, no exe_file) yields 0.
+		struct inode *ino = BPF_CORE_READ(t, mm, exe_file, f_inode);
+		x->dev = BPF_CORE_READ(ino, i_sb, s_dev);
+		x->ino = BPF_CORE_READ(ino, i_ino);
 	}
 }
 
-// classes_of returns the classes a task with ids x belongs to: a class
-// holds a task when each of its positive clauses holds it and none of
-// its negative ones (policy/compile.go: clause.match, with the effective
-// ids as policy.Process has them; kernel/lsm/bpf: RuleSet.ClassesOf).
+// task_ids holds the two tasks' ids while a hook decides (0 the
+// subject's, 1 the target's): in a map value, not on the stack, so that
+// the verifier does not tell paths apart by what was read.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct ids);
+} task_ids SEC(".maps");
+
+// owner is the task whose decision uses this CPU's task_ids and accs
+// (bpf_get_current_pid_tgid). A hook runs with migration disabled, not
+// preemption: a task preempted in the middle of a decision can find its
+// scratch taken by another's. Each decision marks the scratch its own
+// and, before it allows, checks the mark is still its own; else it
+// denies (counter 5): a decision never rests on another's data.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} owner SEC(".maps");
+
+// scratch_ids returns the two zeroed entries of task_ids, marked the
+// current task's.
+static __always_inline int scratch_ids(struct ids **s, struct ids **t)
+{
+	__u32 k0 = 0, k1 = 1;
+	__u64 *own = bpf_map_lookup_elem(&owner, &k0);
+	*s = bpf_map_lookup_elem(&task_ids, &k0);
+	*t = bpf_map_lookup_elem(&task_ids, &k1);
+	if (!own || !*s || !*t)
+		return -1;
+	*own = bpf_get_current_pid_tgid();
+	__builtin_memset(*s, 0, sizeof(**s));
+	__builtin_memset(*t, 0, sizeof(**t));
+	return 0;
+}
+
+// still_mine reports whether this CPU's scratch is still the current
+// task's (see owner).
+static __always_inline int still_mine(void)
+{
+	__u32 k0 = 0;
+	__u64 *own = bpf_map_lookup_elem(&owner, &k0);
+	if (own && *own == bpf_get_current_pid_tgid())
+		return 1;
+	count(5);
+	return 0;
+}
+
+// acc is classes_of's accumulators: in a map value, not on the stack,
+// so that the verifier does not tell paths apart by them.
+struct acc {
+	__u64 pos[NKINDS], neg[NKINDS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct acc);
+} accs SEC(".maps");
+
 static __always_inline __u64 classes_of(const struct ruleset *rs, const struct ids *x)
 {
-	__u64 pos[NKINDS] = {}, neg[NKINDS] = {};
+	__u32 k0 = 0;
+	struct acc *ac = bpf_map_lookup_elem(&accs, &k0);
+	if (!ac)
+		return ~0ULL; // cannot happen: every class, so that rules apply (fail closed)
+	// Stores, not a loop: a loop that closes on a helper call's next
+	// instruction is refused before 6.x ("back-edge").
+	__builtin_memset(ac, 0, sizeof(*ac));
+	__u64 *pos = ac->pos, *neg = ac->neg;
 
 	if (!rs->classes)
 		return 0; // every rule is hashed
@@ -261,6 +346,9 @@ static __always_inline __u64 classes_of(const struct ruleset *rs, const struct i
 		}
 	}
 	if (rs->nexe && (x->dev | x->ino)) {
+		// Unrolled: clang closes this loop with a fallthrough, which
+		// verifiers before 6.x refuse ("back-edge").
+#pragma unroll
 		for (int i = 0; i < MAX_EXES; i++) {
 			__u64 hit = zero((rs->exe[i].dev ^ x->dev) | (rs->exe[i].ino ^ x->ino));
 			pos[KIND_EXE] |= rs->exe[i].pos & hit;
@@ -355,13 +443,14 @@ static __always_inline int deny(const struct ruleset *rs, struct task_struct *su
 // order (kernel/lsm/bpf: RuleSet.Decide): protect rules of classes,
 // hashed protect rules, deny rules of classes, hashed deny rules. With
 // given, s and t hold the two's ids (the benchmark); otherwise they are
-// read from the tasks, the subject's only when a rule needs them.
+// read from the tasks (through BTF pointers with sbtf and tbtf: see
+// read_ids), the subject's only when a rule needs them.
 static __always_inline int judge(const struct ruleset *rs, struct task_struct *subject, struct task_struct *target,
-				 struct ids *s, struct ids *t, int a, int traceme, int given)
+				 struct ids *s, struct ids *t, int a, int traceme, int given, int sbtf, int tbtf)
 {
 	int groups = rs->ngroup != 0, exe = rs->nexe || (rs->pair_kinds & EXE_KINDS);
 	if (!given)
-		read_ids(target, t, groups, exe);
+		read_ids(target, t, groups, exe, tbtf);
 	__u64 tgt = classes_of(rs, t);
 	if (tgt & rs->protect[a])
 		return deny(rs, subject, target, t, a, traceme, 0, tgt, 0, given);
@@ -380,9 +469,9 @@ static __always_inline int judge(const struct ruleset *rs, struct task_struct *s
 			return deny(rs, subject, target, t, a, traceme, 0, tgt, rule, given);
 	}
 	if (!tgt && !(rs->pair_kinds & SUBJECT_KINDS))
-		return 0;
+		goto allow;
 	if (!given)
-		read_ids(subject, s, groups, exe);
+		read_ids(subject, s, groups, exe, sbtf);
 	__u64 subj = classes_of(rs, s), denied = 0;
 	const __u64 *row = rs->deny[a];
 	if (subj & rs->subjects[a])
@@ -403,7 +492,10 @@ static __always_inline int judge(const struct ruleset *rs, struct task_struct *s
 		if (rule)
 			return deny(rs, subject, target, t, a, traceme, subj, tgt, rule, given);
 	}
-	return 0;
+allow:
+	if (given || still_mine())
+		return 0;
+	return -EPERM; // another decision used the scratch meanwhile
 }
 
 // ruleset_now returns the rule set in force, or NULL (counted).
@@ -419,7 +511,8 @@ static __always_inline const struct ruleset *ruleset_now(void)
 
 // decide answers whether subject may reach target with the access mode
 // asks (PTRACE_MODE_ATTACH or not): 0, or -EPERM where a rule refuses.
-static __always_inline int decide(struct task_struct *subject, struct task_struct *target, unsigned int mode, int exempt)
+static __always_inline int decide(struct task_struct *subject, struct task_struct *target, unsigned int mode, int exempt,
+				  int sbtf, int tbtf)
 {
 	const struct ruleset *rs = ruleset_now();
 	if (!rs)
@@ -427,16 +520,27 @@ static __always_inline int decide(struct task_struct *subject, struct task_struc
 	count(0);
 	if (exempt && rs->exempt_cgroup && bpf_get_current_cgroup_id() == rs->exempt_cgroup)
 		return 0;
-	struct ids s = {}, t = {};
-	return judge(rs, subject, target, &s, &t, (mode & PTRACE_MODE_ATTACH) ? 1 : 0, !exempt, 0);
+	struct ids *s, *t;
+	if (scratch_ids(&s, &t))
+		return -EPERM; // cannot happen (fail closed)
+	return judge(rs, subject, target, s, t, (mode & PTRACE_MODE_ATTACH) ? 1 : 0, !exempt, 0, sbtf, tbtf);
 }
+
+// current_btf says whether the kernel has bpf_get_current_task_btf
+// (5.11), whose BTF pointer lets the hook load the caller's fields
+// directly instead of probe-reading them: a CO-RE relocation the loader
+// resolves, so a kernel without the helper never sees its call (the
+// verifier drops the branch not taken).
+#define current_btf() bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)
 
 SEC("lsm/ptrace_access_check")
 int BPF_PROG(procgate_ptrace_access_check, struct task_struct *child, unsigned int mode, int ret)
 {
 	if (ret)
 		return ret;
-	return decide((struct task_struct *)bpf_get_current_task(), child, mode, 1);
+	if (current_btf())
+		return decide(bpf_get_current_task_btf(), child, mode, 1, 1, 1);
+	return decide((struct task_struct *)bpf_get_current_task(), child, mode, 1, 0, 1);
 }
 
 // ptrace_traceme(parent): PTRACE_TRACEME makes the caller's parent its
@@ -446,7 +550,9 @@ int BPF_PROG(procgate_ptrace_traceme, struct task_struct *parent, int ret)
 {
 	if (ret)
 		return ret;
-	return decide(parent, (struct task_struct *)bpf_get_current_task(), PTRACE_MODE_ATTACH, 0);
+	if (current_btf())
+		return decide(parent, bpf_get_current_task_btf(), PTRACE_MODE_ATTACH, 0, 1, 1);
+	return decide(parent, (struct task_struct *)bpf_get_current_task(), PTRACE_MODE_ATTACH, 0, 1, 0);
 }
 
 // bench_ids holds the subject's and the target's ids (0 and 1) and, in
@@ -471,7 +577,7 @@ int bench_judge(struct __sk_buff *skb)
 	const struct ruleset *rs = ruleset_now();
 	if (!s || !t || !m || !rs)
 		return 0;
-	return judge(rs, NULL, NULL, s, t, m->euid & 1, 0, 1) ? 1 : 0;
+	return judge(rs, NULL, NULL, s, t, m->euid & 1, 0, 1, 0, 0) ? 1 : 0;
 }
 
 // bench_out accumulates bench_hook's measurements: the nanoseconds its
@@ -488,13 +594,13 @@ struct {
 	__type(value, struct bench_out);
 } bench_out SEC(".maps");
 
-// bench_hook times one of the hooks' decisions as they make it — the ids
-// read from the tasks (the caller and its parent) with the same probe
-// reads — under BPF_PROG_TEST_RUN of a raw tracepoint program: the
+// bench_hook_btf and bench_hook_probe time one of the hooks' decisions
+// as they make it — the ids read from the tasks (the caller and its
+// parent) through BTF pointers as from 5.11, or with the probe reads of
+// 5.10 — under BPF_PROG_TEST_RUN of a raw tracepoint program: the
 // benchmark's, never attached (bpflsm's BenchmarkHook). The access is
 // bench_ids' entry 2's euid.
-SEC("raw_tp")
-int bench_hook(void *ctx)
+static __always_inline int bench_hook(int btf)
 {
 	__u32 k0 = 0, k2 = 2;
 	struct bench_out *o = bpf_map_lookup_elem(&bench_out, &k0);
@@ -502,11 +608,22 @@ int bench_hook(void *ctx)
 	const struct ruleset *rs = ruleset_now();
 	if (!o || !m || !rs)
 		return 0;
-	struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
-	struct task_struct *parent = BPF_CORE_READ(cur, real_parent);
-	struct ids s = {}, t = {};
-	__u64 t0 = bpf_ktime_get_ns();
-	int d = judge(rs, cur, parent, &s, &t, m->euid & 1, 0, 0);
+	struct ids *s, *t;
+	if (scratch_ids(&s, &t))
+		return 0;
+	int d;
+	__u64 t0;
+	if (btf) {
+		struct task_struct *cur = bpf_get_current_task_btf();
+		struct task_struct *parent = cur->real_parent;
+		t0 = bpf_ktime_get_ns();
+		d = judge(rs, cur, parent, s, t, m->euid & 1, 0, 0, 1, 1);
+	} else {
+		struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
+		struct task_struct *parent = BPF_CORE_READ(cur, real_parent);
+		t0 = bpf_ktime_get_ns();
+		d = judge(rs, cur, parent, s, t, m->euid & 1, 0, 0, 0, 0);
+	}
 	__u64 t1 = bpf_ktime_get_ns();
 	__u64 t2 = bpf_ktime_get_ns();
 	o->ns += t1 - t0;
@@ -515,4 +632,16 @@ int bench_hook(void *ctx)
 	if (d)
 		o->denied++;
 	return 0;
+}
+
+SEC("raw_tp")
+int bench_hook_btf(void *ctx)
+{
+	return bench_hook(1);
+}
+
+SEC("raw_tp")
+int bench_hook_probe(void *ctx)
+{
+	return bench_hook(0);
 }
