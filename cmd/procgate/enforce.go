@@ -114,6 +114,9 @@ the kernel cannot enforce, 2 invalid input.`,
 	cmd.Flags().IntVar(&auditBudget, "audit-budget", 40, "records per second of all subjects together; 0 = no limit")
 	cmd.Flags().StringVar(&metrics, "metrics", "", "address for Prometheus metrics (host:port, or a path for a Unix socket)")
 	cmd.MarkFlagsMutuallyExclusive("status", "detach", "once", "dry-run")
+	// The audit log and the metrics are the foreground's.
+	cmd.MarkFlagsMutuallyExclusive("once", "audit-log")
+	cmd.MarkFlagsMutuallyExclusive("once", "metrics")
 	cmd.MarkFlagsMutuallyExclusive("status", "policy")
 	cmd.MarkFlagsMutuallyExclusive("detach", "policy")
 	return cmd

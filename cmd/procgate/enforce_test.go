@@ -31,6 +31,10 @@ func TestEnforceCLI(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "is not a cgroup v2 directory") {
 		t.Errorf("--exempt-cgroup of a plain directory: exit %d, output:\n%s", code, out)
 	}
+	out, code = runEnforceCmd(t, "--once", "--audit-log", "-", "--pin-dir", pin)
+	if code != 2 || !strings.Contains(out, "none of the others can be") {
+		t.Errorf("--once with --audit-log: exit %d, output:\n%s", code, out)
+	}
 	out, code = runEnforceCmd(t, "--status", "--pin-dir", pin)
 	if code != 0 || !strings.Contains(out, "not attached") {
 		t.Errorf("--status: exit %d, output:\n%s", code, out)
