@@ -146,3 +146,16 @@ func (w *World) procInodeLSM(e Env, c, t *Task, class InodeClass, access InodeAc
 	}
 	return OK, ""
 }
+
+// NoPtraceHook reports whether the security module that lsm= (and
+// /sys/kernel/security/lsm) names name registers neither
+// ptrace_access_check nor ptrace_traceme, so takes no part in a ptrace
+// access decision. The BPF LSM ("bpf") is not one of them: it takes part
+// through the programs attached to those hooks.
+func NoPtraceHook(name string) bool {
+	switch name {
+	case "lockdown", "integrity", "ima", "evm", "safesetid", "loadpin", "ipe", "tomoyo":
+		return true
+	}
+	return false
+}

@@ -173,13 +173,5 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// noPtraceHooks are modules that take no part in the decision. The BPF
-// LSM takes part only through programs; procgate's own is modelled when
-// its rule set is read (KernelInfo.BPF).
-var noPtraceHooks = map[string]bool{
-	"lockdown": true, "bpf": true, "integrity": true, "ima": true, "evm": true,
-	"safesetid": true, "loadpin": true, "ipe": true, "tomoyo": true,
-}
-
 // errNoYamaScope is returned when Yama is listed but its scope cannot be read.
 var errNoYamaScope = errors.New("yama is active but kernel.yama.ptrace_scope cannot be read")

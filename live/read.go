@@ -497,7 +497,9 @@ func (r *reader) build(k KernelInfo, raws map[int]*rawTask) (*System, error) {
 			w.LSMs = append(w.LSMs, &bpf.Module{Rules: k.BPF})
 		case m == "bpf" && k.BPFUnreadable != "":
 			sys.Unmodelled = append(sys.Unmodelled, m)
-		case m == "capability" || noPtraceHooks[m]:
+		case m == "capability" || m == "bpf" || kernel.NoPtraceHook(m):
+			// bpf: no procgate rule set pinned (other BPF LSM
+			// programs are not read).
 		case m == "landlock":
 			if k.LandlockABI > 0 {
 				w.LSMs = append(w.LSMs, landlock.New(k.LandlockABI))

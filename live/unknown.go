@@ -154,7 +154,7 @@ func (s *System) Unknowns(caller, target *kernel.Task, a Access) []string {
 		tracer = target
 	}
 	for _, m := range s.Unmodelled {
-		if noPtraceHooks[m] && m != "bpf" || m == "apparmor" && tracer.AppArmor == "unconfined" {
+		if kernel.NoPtraceHook(m) || m == "apparmor" && tracer.AppArmor == "unconfined" {
 			// An unconfined tracer is never restricted by AppArmor.
 			continue
 		}

@@ -60,9 +60,6 @@ func HostKernel(p oracle.KernelProfile) (Kernel, error) {
 	return k, nil
 }
 
-// noPtraceHooks are modules that take no part in the ptrace decision.
-var noPtraceHooks = []string{"lockdown", "integrity", "ima", "evm", "safesetid", "loadpin", "ipe", "tomoyo"}
-
 // modules builds the model's module stack for k.
 func (k Kernel) modules() ([]kernel.LSM, error) {
 	mods := []kernel.LSM{capability.New()}
@@ -100,7 +97,7 @@ func (k Kernel) modules() ([]kernel.LSM, error) {
 			if k.BPF != nil {
 				mods = append(mods, &bpf.Module{Rules: k.BPF})
 			}
-		case slices.Contains(noPtraceHooks, name):
+		case kernel.NoPtraceHook(name):
 		default:
 			// SELinux or Smack with a policy the verifier did not load:
 			// predicting would be guessing.
