@@ -266,6 +266,7 @@ type VMAudit struct {
 // rs (and, when target is not 0, that it is of that process and by a
 // protect rule).
 func (a *VMAudit) drain(rd *bpflsm.Denials, rs *bpf.RuleSet, target int, n *int) error {
+	l := rs.Layout()
 	for {
 		rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
 		d, err := rd.Read()
@@ -281,7 +282,7 @@ func (a *VMAudit) drain(rd *bpflsm.Denials, rs *bpf.RuleSet, target int, n *int)
 		}
 		a.MaxGen = max(a.MaxGen, d.Generation)
 		bad := ""
-		switch r := rs.DecideClasses(d.Rule, d.SubjectClasses, d.TargetClasses, d.Access); {
+		switch r := l.DecideClasses(d.Rule, d.SubjectClasses, d.TargetClasses, d.Access); {
 		case r == nil:
 			bad = "names no rule of the rule set"
 		case target != 0 && (d.TTGID != target || r.Subject != -1 || d.Access != bpf.Read):

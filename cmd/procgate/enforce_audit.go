@@ -23,21 +23,36 @@ type denialAuditor struct {
 	aud *gate.Auditor
 
 	mu   sync.Mutex
-	sets map[uint64]*bpf.RuleSet // the rule sets this process loaded, by generation
+	sets map[uint64]*bpf.Layout // the last rule sets this process loaded, by generation
+	gens []uint64               // their generations, oldest first
 
 	read    atomic.Uint64 // denials read from the ring buffer
 	reloads [2]atomic.Uint64
 }
 
 func newDenialAuditor(aud *gate.Auditor) *denialAuditor {
-	return &denialAuditor{aud: aud, sets: map[uint64]*bpf.RuleSet{}}
+	return &denialAuditor{aud: aud, sets: map[uint64]*bpf.Layout{}}
 }
 
-// loaded records a rule set the program enforces from now on.
+// keptRuleSets is how many of the last rule sets name the rules of the
+// denials still in the ring buffer: it is read as the denials come, so
+// those of older ones are long gone.
+const keptRuleSets = 4
+
+// loaded records a rule set the program enforces from now on, laid out
+// once for every record that names one of its rules.
 func (d *denialAuditor) loaded(rs *bpf.RuleSet) {
+	l := rs.Layout()
 	d.mu.Lock()
-	d.sets[rs.Generation] = rs
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	if _, ok := d.sets[rs.Generation]; !ok {
+		d.gens = append(d.gens, rs.Generation)
+	}
+	d.sets[rs.Generation] = l
+	for len(d.gens) > keptRuleSets {
+		delete(d.sets, d.gens[0])
+		d.gens = d.gens[1:]
+	}
 }
 
 // event turns one denial into the audited decision it records.
@@ -56,11 +71,11 @@ func (d *denialAuditor) event(dn bpflsm.Denial, now time.Time) gate.AuditEvent {
 		hook = "ptrace_traceme"
 	}
 	d.mu.Lock()
-	rs := d.sets[dn.Generation]
+	l := d.sets[dn.Generation]
 	d.mu.Unlock()
 	var r *bpf.Rule
-	if rs != nil {
-		r = rs.DecideClasses(dn.Rule, dn.SubjectClasses, dn.TargetClasses, dn.Access)
+	if l != nil {
+		r = l.DecideClasses(dn.Rule, dn.SubjectClasses, dn.TargetClasses, dn.Access)
 	}
 	if r == nil {
 		ev.Reason = fmt.Sprintf("procgate's BPF program refused %s access at %s (rule set generation %d, not loaded by this process)", dn.Access, hook, dn.Generation)

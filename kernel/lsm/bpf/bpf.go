@@ -22,6 +22,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/procgate/procgate/kernel"
 )
@@ -172,18 +173,21 @@ func (c *Class) Key() (Key, bool) {
 	return Key{}, false
 }
 
-// holds reports whether a task the program reads as m is in the keyed
-// class k.
-func (k Key) holds(m Match) bool {
-	switch k.Kind {
+// keyOf returns the key of kind k of a task the program reads as m:
+// its euid, its egid or its executable; none for an executable it does
+// not have.
+func keyOf(k Kind, m Match) (Key, bool) {
+	switch k {
 	case KindUID:
-		return m.EUID == k.ID
+		return Key{Kind: KindUID, ID: m.EUID}, true
 	case KindGID:
-		return m.EGID == k.ID
+		return Key{Kind: KindGID, ID: m.EGID}, true
 	case KindExe:
-		return m.Exe != nil && *m.Exe == k.Exe
+		if m.Exe != nil {
+			return Key{Kind: KindExe, Exe: *m.Exe}, true
+		}
 	}
-	return false
+	return Key{}, false
 }
 
 // Layout is how the program holds a rule set. A rule whose target class
@@ -191,7 +195,8 @@ func (k Key) holds(m Match) bool {
 // is hashed: an entry of a hash map keyed by the two values, looked up
 // in constant time (up to [MaxPairs]). Every other rule is a rule of
 // class bits: its classes are General, up to [MaxClasses], each a bit in
-// the order General lists them.
+// the order General lists them. A Layout decides as the program does;
+// lay a rule set out once and keep the Layout where it decides often.
 type Layout struct {
 	// General are the classes of the rules of class bits, by class
 	// index, in bit order; Bit maps a class index to its bit.
@@ -201,23 +206,32 @@ type Layout struct {
 	Hashed []bool
 	// Pairs counts the hashed entries: one per pair of keys and access.
 	Pairs int
+
+	rs *RuleSet
+	// pairs maps each hashed entry to its first rule, as the program's
+	// hash map does (bpflsm: encode); bitRules are the indexes of the
+	// rules of class bits, in order.
+	pairs    map[pairKey]int
+	bitRules []int
+}
+
+// pairKey is a hashed entry: the subject's key (none with any), the
+// target's, and the access.
+type pairKey struct {
+	s, t Key
+	any  bool
+	a    Access
 }
 
 // Layout lays the rule set out as the program holds it.
 func (rs *RuleSet) Layout() *Layout {
-	l := &Layout{Bit: map[int]int{}, Hashed: make([]bool, len(rs.Rules))}
+	l := &Layout{Bit: map[int]int{}, Hashed: make([]bool, len(rs.Rules)), rs: rs, pairs: map[pairKey]int{}}
 	general := func(c int) {
 		if _, ok := l.Bit[c]; !ok {
 			l.Bit[c] = len(l.General)
 			l.General = append(l.General, c)
 		}
 	}
-	type pairKey struct {
-		s, t Key
-		any  bool
-		a    Access
-	}
-	pairs := map[pairKey]bool{}
 	for i, r := range rs.Rules {
 		if r.Target < 0 || r.Target >= len(rs.Classes) || r.Subject >= len(rs.Classes) {
 			continue // Validate refuses it
@@ -230,15 +244,19 @@ func (rs *RuleSet) Layout() *Layout {
 		}
 		if tok && sok {
 			l.Hashed[i] = true
-			pairs[pairKey{sk, tk, r.Subject < 0, r.Access}] = true
+			k := pairKey{sk, tk, r.Subject < 0, r.Access}
+			if _, dup := l.pairs[k]; !dup { // the first rule of the key names it
+				l.pairs[k] = i
+			}
 			continue
 		}
 		if r.Subject >= 0 {
 			general(r.Subject)
 		}
 		general(r.Target)
+		l.bitRules = append(l.bitRules, i)
 	}
-	l.Pairs = len(pairs)
+	l.Pairs = len(l.pairs)
 	return l
 }
 
@@ -368,10 +386,10 @@ func (rs *RuleSet) holds(i int, m Match) bool {
 
 // ClassesOf returns the general classes (Layout.General) m belongs to,
 // one bit each in l's order (ptrace.bpf.c: classes_of).
-func (rs *RuleSet) ClassesOf(l *Layout, m Match) uint64 {
+func (l *Layout) ClassesOf(m Match) uint64 {
 	var in uint64
 	for bit, i := range l.General {
-		if rs.holds(i, m) {
+		if l.rs.holds(i, m) {
 			in |= 1 << bit
 		}
 	}
@@ -388,47 +406,49 @@ var hashedKinds = [...]Kind{KindUID, KindGID, KindExe}
 // of class bits, hashed protect rules (by the target's kind: uid, gid,
 // exe), deny rules of class bits (by subject bit), hashed deny rules (by
 // the subject's kind, then the target's); within each, the first in the
-// rule set's order. Nil when none does.
+// rule set's order. Nil when none does. It lays the rule set out for
+// this one question: see [Layout.Decide].
 func (rs *RuleSet) Decide(subject, target Match, a Access) *Rule {
-	l := rs.Layout()
-	tgt := rs.ClassesOf(l, target)
-	if r := rs.decideClasses(l, 0, tgt, a); r != nil {
+	return rs.Layout().Decide(subject, target, a)
+}
+
+// Decide is [RuleSet.Decide] with the rule set laid out.
+func (l *Layout) Decide(subject, target Match, a Access) *Rule {
+	tgt := l.ClassesOf(target)
+	if r := l.decideClasses(0, tgt, a); r != nil {
 		return r
 	}
-	if r := rs.decideHashed(l, nil, target, a); r != nil {
+	if r := l.decideHashed(nil, target, a); r != nil {
 		return r
 	}
-	if r := rs.decideClasses(l, rs.ClassesOf(l, subject), tgt, a); r != nil {
+	if r := l.decideClasses(l.ClassesOf(subject), tgt, a); r != nil {
 		return r
 	}
-	return rs.decideHashed(l, &subject, target, a)
+	return l.decideHashed(&subject, target, a)
 }
 
 // decideHashed returns the first hashed rule of subject (nil: protect
-// rules) against target, in the program's order.
-func (rs *RuleSet) decideHashed(l *Layout, subject *Match, target Match, a Access) *Rule {
+// rules) against target, in the program's order: one lookup per pair of
+// kinds, as the program makes them.
+func (l *Layout) decideHashed(subject *Match, target Match, a Access) *Rule {
 	skinds := hashedKinds[:]
 	if subject == nil {
 		skinds = []Kind{numKinds} // every subject
 	}
 	for _, sk := range skinds {
 		for _, tk := range hashedKinds {
-			for i := range rs.Rules {
-				r := &rs.Rules[i]
-				if !l.Hashed[i] || r.Access != a || (r.Subject < 0) != (subject == nil) {
+			k := pairKey{any: subject == nil, a: a}
+			var ok bool
+			if k.t, ok = keyOf(tk, target); !ok {
+				continue
+			}
+			if subject != nil {
+				if k.s, ok = keyOf(sk, *subject); !ok {
 					continue
 				}
-				k, _ := rs.Classes[r.Target].Key()
-				if k.Kind != tk || !k.holds(target) {
-					continue
-				}
-				if subject != nil {
-					k, _ := rs.Classes[r.Subject].Key()
-					if k.Kind != sk || !k.holds(*subject) {
-						continue
-					}
-				}
-				return r
+			}
+			if i, ok := l.pairs[k]; ok {
+				return &l.rs.Rules[i]
 			}
 		}
 	}
@@ -440,30 +460,30 @@ func (rs *RuleSet) decideHashed(l *Layout, subject *Match, target Match, a Acces
 // otherwise subj and tgt are the general classes of the two, and the
 // rule is the first protect rule of a target class, else the first rule
 // of the lowest subject bit against a target class. Nil when none fits.
-func (rs *RuleSet) DecideClasses(rule uint32, subj, tgt uint64, a Access) *Rule {
+func (l *Layout) DecideClasses(rule uint32, subj, tgt uint64, a Access) *Rule {
 	if rule != 0 {
-		if int(rule) > len(rs.Rules) {
+		if int(rule) > len(l.rs.Rules) {
 			return nil
 		}
-		return &rs.Rules[rule-1]
+		return &l.rs.Rules[rule-1]
 	}
-	l := rs.Layout()
-	if r := rs.decideClasses(l, 0, tgt, a); r != nil {
+	if r := l.decideClasses(0, tgt, a); r != nil {
 		return r
 	}
-	return rs.decideClasses(l, subj, tgt, a)
+	return l.decideClasses(subj, tgt, a)
 }
 
 // decideClasses is the program's decision over class bits: with subj 0,
 // its protect rules.
-func (rs *RuleSet) decideClasses(l *Layout, subj, tgt uint64, a Access) *Rule {
+func (l *Layout) decideClasses(subj, tgt uint64, a Access) *Rule {
+	rules := l.rs.Rules
 	inTarget := func(r *Rule) bool {
 		b, ok := l.Bit[r.Target]
 		return ok && tgt&(1<<b) != 0
 	}
 	if subj == 0 {
-		for i := range rs.Rules {
-			if r := &rs.Rules[i]; !l.Hashed[i] && r.Subject < 0 && r.Access == a && inTarget(r) {
+		for _, i := range l.bitRules {
+			if r := &rules[i]; r.Subject < 0 && r.Access == a && inTarget(r) {
 				return r
 			}
 		}
@@ -475,8 +495,8 @@ func (rs *RuleSet) decideClasses(l *Layout, subj, tgt uint64, a Access) *Rule {
 		if b >= len(l.General) {
 			break
 		}
-		for i := range rs.Rules {
-			if r := &rs.Rules[i]; !l.Hashed[i] && r.Subject == l.General[b] && r.Access == a && inTarget(r) {
+		for _, i := range l.bitRules {
+			if r := &rules[i]; r.Subject == l.General[b] && r.Access == a && inTarget(r) {
 				return r
 			}
 		}
@@ -485,8 +505,18 @@ func (rs *RuleSet) decideClasses(l *Layout, subj, tgt uint64, a Access) *Rule {
 }
 
 // Module is the program with its rule set, as a module of the model.
+// Rules must not change once it decides: it lays them out once.
 type Module struct {
 	Rules *RuleSet
+
+	once   sync.Once
+	layout *Layout
+}
+
+// laid returns the rule set laid out, once.
+func (m *Module) laid() *Layout {
+	m.once.Do(func() { m.layout = m.Rules.Layout() })
+	return m.layout
 }
 
 var _ kernel.LSM = (*Module)(nil)
@@ -510,7 +540,7 @@ func (m *Module) decide(e kernel.Env, subject, target *kernel.Task, a Access, ho
 		e.T.Add("bpf", kernel.Pass, fmt.Sprintf("%s: %s runs in the exempt cgroup %d (procgate's reader)", hook, subject.Name, subject.CgroupID))
 		return kernel.OK
 	}
-	r := m.Rules.Decide(MatchOf(subject), MatchOf(target), a)
+	r := m.laid().Decide(MatchOf(subject), MatchOf(target), a)
 	if r == nil {
 		e.T.Add("bpf", kernel.Pass, fmt.Sprintf("%s: no procgate rule restricts %s access of %s to %s", hook, a, subject.Name, target.Name))
 		return kernel.OK
