@@ -328,7 +328,8 @@ type Status struct {
 	Attached bool
 	// Generation is the rule set's.
 	Generation uint64
-	// Classes counts the rule set's classes.
+	// Classes counts the rule set's classes of class bits (bpf.Layout:
+	// the classes of its hashed rules take none and are not counted).
 	Classes int
 	// Decisions, Denials and Unset count the hook's calls, its denials,
 	// and its calls that found no rule set, since the attachment; Lost

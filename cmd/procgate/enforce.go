@@ -49,7 +49,7 @@ the broker's record format with the writer "bpf": "bpf: denied { read }
 for pid=… rule=protect@agent.pol:12 …", rate-limited by --audit-burst and
 --audit-budget as the broker's) and serves the program's counters on
 --metrics. Denials made while no enforce runs in the foreground wait in
-the program's ring buffer (3,276 of them; more are only counted).
+the program's ring buffer (2,730 of them; more are only counted).
 Needs root, and a kernel with bpf in lsm= (CONFIG_BPF_LSM) that lets root
 load LSM programs. Exit status: 0 enforcing (or --status/--detach done), 1
 the kernel cannot enforce, 2 invalid input.`,
@@ -221,7 +221,7 @@ func enforceStatus(out io.Writer, pinDir string) error {
 		fmt.Fprintf(out, "not attached (nothing pinned under %s)\n", pinDir)
 		return nil
 	}
-	fmt.Fprintf(out, "attached: policy generation %d, %d classes; %d decisions, %d denials (%d not reported: ring buffer full), %d without a rule set, %d failed closed (%d preempted, %d without hashed rules)\n",
+	fmt.Fprintf(out, "attached: policy generation %d, %d classes of class bits; %d decisions, %d denials (%d not reported: ring buffer full), %d without a rule set, %d failed closed (%d preempted, %d without hashed rules)\n",
 		st.Generation, st.Classes, st.Decisions, st.Denials, st.Lost, st.Unset, st.Preempted+st.Unslotted, st.Preempted, st.Unslotted)
 	return nil
 }
@@ -229,8 +229,14 @@ func enforceStatus(out io.Writer, pinDir string) error {
 // printRuleSet lists what the program would enforce.
 func printRuleSet(out io.Writer, rs *bpf.RuleSet) {
 	l := rs.Layout()
+	hashed := 0
+	for _, h := range l.Hashed {
+		if h {
+			hashed++
+		}
+	}
 	fmt.Fprintf(out, "%d classes, %d restrictions (policy generation %d): %d hashed (%d entries of %d), %d of %d class bits\n",
-		len(rs.Classes), len(rs.Rules), rs.Generation, len(rs.Rules)-countFalse(l.Hashed), l.Pairs, bpf.MaxPairs, len(l.General), bpf.MaxClasses)
+		len(rs.Classes), len(rs.Rules), rs.Generation, hashed, l.Pairs, bpf.MaxPairs, len(l.General), bpf.MaxClasses)
 	for i, c := range rs.Classes {
 		var cl []string
 		for _, k := range c.Clauses {
@@ -249,15 +255,4 @@ func printRuleSet(out io.Writer, rs *bpf.RuleSet) {
 		}
 		fmt.Fprintf(out, "deny %s %s access to %s (EPERM at the hook; %s)  # %s\n", who, r.Access, rs.Classes[r.Target].Name, how, r.Text)
 	}
-}
-
-// countFalse counts the false values.
-func countFalse(v []bool) int {
-	n := 0
-	for _, b := range v {
-		if !b {
-			n++
-		}
-	}
-	return n
 }
