@@ -74,8 +74,7 @@ func decode(v *ptraceRuleset, pairs map[ptracePairKey]ptracePairVal) (*bpf.RuleS
 	for a, acc := range []bpf.Access{bpf.Read, bpf.Attach} {
 		for t := range n {
 			if v.Protect[a]&(1<<t) != 0 {
-				rs.Rules = append(rs.Rules, bpf.Rule{Subject: -1, Target: t, Access: acc,
-					Text: fmt.Sprintf("protect %s : %s", rs.Classes[t].Name, acc)})
+				rs.Rules = append(rs.Rules, decodedRule(rs, -1, t, acc))
 			}
 		}
 		for s := range bpf.MaxClasses {
@@ -88,8 +87,7 @@ func decode(v *ptraceRuleset, pairs map[ptracePairKey]ptracePairVal) (*bpf.RuleS
 			}
 			for t := range n {
 				if row&(1<<t) != 0 {
-					rs.Rules = append(rs.Rules, bpf.Rule{Subject: s, Target: t, Access: acc,
-						Text: fmt.Sprintf("deny %s %s : %s", rs.Classes[s].Name, rs.Classes[t].Name, acc)})
+					rs.Rules = append(rs.Rules, decodedRule(rs, s, t, acc))
 				}
 			}
 		}
@@ -153,13 +151,7 @@ func decodePairs(rs *bpf.RuleSet, pairs map[ptracePairKey]ptracePairVal) error {
 			if v.Rule[a] == 0 {
 				continue
 			}
-			r := bpf.Rule{Subject: s, Target: t, Access: acc}
-			if s < 0 {
-				r.Text = fmt.Sprintf("protect %s : %s", rs.Classes[t].Name, acc)
-			} else {
-				r.Text = fmt.Sprintf("deny %s %s : %s", rs.Classes[s].Name, rs.Classes[t].Name, acc)
-			}
-			rules = append(rules, hashed{v.Rule[a], r})
+			rules = append(rules, hashed{v.Rule[a], decodedRule(rs, s, t, acc)})
 		}
 	}
 	slices.SortFunc(rules, func(a, b hashed) int { return cmp.Compare(a.index, b.index) })
@@ -167,4 +159,16 @@ func decodePairs(rs *bpf.RuleSet, pairs map[ptracePairKey]ptracePairVal) error {
 		rs.Rules = append(rs.Rules, h.rule)
 	}
 	return nil
+}
+
+// decodedRule is a rule read back, its text written from its classes'
+// names: "protect {uid 3333} : read", "deny {uid 0} {uid 1000} : attach".
+func decodedRule(rs *bpf.RuleSet, s, t int, a bpf.Access) bpf.Rule {
+	r := bpf.Rule{Subject: s, Target: t, Access: a}
+	if s < 0 {
+		r.Text = fmt.Sprintf("protect %s : %s", rs.Classes[t].Name, a)
+	} else {
+		r.Text = fmt.Sprintf("deny %s %s : %s", rs.Classes[s].Name, rs.Classes[t].Name, a)
+	}
+	return r
 }
