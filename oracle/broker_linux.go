@@ -68,9 +68,11 @@ func (r *Runner) vmBrokerCheck(pid int, guarded uint32, hammer func(millis int, 
 	if err := os.WriteFile(pol, []byte(BrokerPolicy(guarded)), 0o644); err != nil {
 		return fail(err)
 	}
-	var serveErr bytes.Buffer
+	// The broker's log, last lines only (tailBuffer: written by exec's
+	// copying goroutine while this one reads it).
+	serveErr := &tailBuffer{}
 	serve := exec.Command(r.exe, "serve", "--policy", pol, "--socket", sock, "--landlock=false")
-	serve.Stderr = &serveErr
+	serve.Stderr = serveErr
 	if err := serve.Start(); err != nil {
 		return fail(fmt.Errorf("start procgate serve: %w", err))
 	}
@@ -91,7 +93,7 @@ func (r *Runner) vmBrokerCheck(pid int, guarded uint32, hammer func(millis int, 
 			break
 		}
 		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("procgate serve made no socket in %v: %s", r.opts.Timeout, tail(serveErr.Bytes())))
+			return fail(fmt.Errorf("procgate serve made no socket in %v: %s", r.opts.Timeout, serveErr))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -103,8 +105,9 @@ func (r *Runner) vmBrokerCheck(pid int, guarded uint32, hammer func(millis int, 
 	if r.cgroupFD >= 0 {
 		read.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: r.cgroupFD}
 	}
-	var out, errOut bytes.Buffer
-	read.Stdout, read.Stderr = &out, &errOut
+	var out bytes.Buffer
+	errOut := &tailBuffer{}
+	read.Stdout, read.Stderr = &out, errOut
 	if err := read.Run(); err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
@@ -116,7 +119,7 @@ func (r *Runner) vmBrokerCheck(pid int, guarded uint32, hammer func(millis int, 
 		Items map[string]json.RawMessage `json:"items"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &answer); err != nil {
-		return fail(fmt.Errorf("procgate read (exit %d): %w; stderr: %s", res.Exit, err, tail(errOut.Bytes())))
+		return fail(fmt.Errorf("procgate read (exit %d): %w; stderr: %s", res.Exit, err, errOut))
 	}
 	res.Items = map[string]string{}
 	for _, it := range BrokerItems {
@@ -178,11 +181,3 @@ func (b *VMBroker) Check() error {
 }
 
 func procPath(pid int, name string) string { return "/proc/" + strconv.Itoa(pid) + "/" + name }
-
-// tail returns the last few hundred bytes of b, for an error message.
-func tail(b []byte) string {
-	if len(b) > 400 {
-		b = b[len(b)-400:]
-	}
-	return string(bytes.TrimSpace(b))
-}
