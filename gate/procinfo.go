@@ -162,18 +162,15 @@ func (pi *procInfo) dumpableHint() bool {
 // cgroupPath returns the cgroup v2 path ("0::/path") of a cgroup file,
 // or the first line's path on a v1-only system.
 func cgroupPath(b string) string {
-	first := ""
+	if p, ok := procfs.CgroupV2Path(b); ok {
+		return p
+	}
 	for line := range strings.SplitSeq(b, "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			return p
-		}
-		if first == "" {
-			if i := strings.LastIndexByte(line, ':'); i >= 0 {
-				first = line[i+1:]
-			}
+		if i := strings.LastIndexByte(line, ':'); i >= 0 {
+			return line[i+1:]
 		}
 	}
-	return first
+	return ""
 }
 
 // hashGroups is the FNV-1a hash of the supplementary groups (4 bytes

@@ -1,8 +1,6 @@
 package live
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -114,15 +112,8 @@ func (r *reader) cgroupID(dirfd int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var path string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if p, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
-			path = p
-			break
-		}
-	}
-	if path == "" || !strings.HasPrefix(path, "/") {
+	path, ok := procfs.CgroupV2Path(string(b))
+	if !ok || !strings.HasPrefix(path, "/") {
 		return 0, fmt.Errorf("no cgroup v2 path in cgroup: %w", procfs.ErrMalformed)
 	}
 	if id, ok := r.cgroupIDs[path]; ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/procgate/procgate/kernel"
 )
@@ -330,4 +331,16 @@ func hex64(b []byte) (uint64, bool) {
 		v = v<<4 | uint64(d)
 	}
 	return v, true
+}
+
+// CgroupV2Path returns the cgroup v2 path of a task, from its
+// /proc/PID/cgroup file: the path of the "0::/path" line, and whether
+// there is one (a v1-only system has none).
+func CgroupV2Path(b string) (string, bool) {
+	for line := range strings.SplitSeq(b, "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p, true
+		}
+	}
+	return "", false
 }

@@ -172,3 +172,20 @@ func TestParseMountinfo(t *testing.T) {
 		t.Error("hasMount")
 	}
 }
+
+func TestCgroupV2Path(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{"unified", "0::/system.slice/sshd.service\n", "/system.slice/sshd.service", true},
+		{"hybrid", "9:name=systemd:/\n4:memory:/x\n0::/user.slice\n", "/user.slice", true},
+		{"root", "0::/\n", "/", true},
+		{"v1 only", "9:name=systemd:/\n4:memory:/x\n", "", false},
+		{"empty", "", "", false},
+	} {
+		if got, ok := CgroupV2Path(tc.in); got != tc.want || ok != tc.ok {
+			t.Errorf("%s: %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}
