@@ -83,6 +83,19 @@ func encode(rs *bpf.RuleSet, epoch uint64) (*encoded, error) {
 				}
 				continue
 			}
+			if cl.Kind == bpf.KindCgroup {
+				for _, g := range cl.Cgroups {
+					e := &out.Cgroup[out.Ncgroup]
+					e.Parent, e.Level, e.Flags = g.Parent, g.Level, cgroupFlags(g)
+					out.CgroupTop = max(out.CgroupTop, g.Level)
+					for i := range len(g.Name) {
+						e.Name[i] = int8(g.Name[i])
+					}
+					masks(&e.Pos, &e.Neg)
+					out.Ncgroup++
+				}
+				continue
+			}
 			if cl.Kind != bpf.KindExe {
 				return nil, fmt.Errorf("bpf rule set: class %s: unknown clause kind %d", c.Name, cl.Kind)
 			}
@@ -129,4 +142,25 @@ type idRange = struct {
 	Hi  uint32
 	Pos uint64
 	Neg uint64
+}
+
+// The flags of a cgroup selector (ptrace.bpf.c: CG_*).
+const (
+	cgSelf  = 1
+	cgBelow = 2
+	cgRoot  = 4
+)
+
+func cgroupFlags(g bpf.CgroupSel) uint32 {
+	var f uint32
+	if g.Self {
+		f |= cgSelf
+	}
+	if g.Below {
+		f |= cgBelow
+	}
+	if g.Root {
+		f |= cgRoot
+	}
+	return f
 }

@@ -23,8 +23,8 @@ func decode(v *ptraceRuleset, pairs map[ptracePairKey]ptracePairVal) (*bpf.RuleS
 	if v.Classes != 1<<n-1 || (v.Protect[0]|v.Protect[1])&^v.Classes != 0 {
 		return nil, fmt.Errorf("bpflsm: rule set with classes %#x protecting %#x, %#x", v.Classes, v.Protect[0], v.Protect[1])
 	}
-	if v.Nuid > bpf.MaxRanges || v.Ngid > bpf.MaxRanges || v.Ngroup > bpf.MaxRanges || v.Nexe > bpf.MaxExes {
-		return nil, fmt.Errorf("bpflsm: rule set with %d/%d/%d ranges and %d executables", v.Nuid, v.Ngid, v.Ngroup, v.Nexe)
+	if v.Nuid > bpf.MaxRanges || v.Ngid > bpf.MaxRanges || v.Ngroup > bpf.MaxRanges || v.Nexe > bpf.MaxExes || v.Ncgroup > bpf.MaxCgroups {
+		return nil, fmt.Errorf("bpflsm: rule set with %d/%d/%d ranges, %d executables and %d cgroups", v.Nuid, v.Ngid, v.Ngroup, v.Nexe, v.Ncgroup)
 	}
 	rs := &bpf.RuleSet{Classes: make([]bpf.Class, n), Generation: v.Generation, ExemptCgroup: v.ExemptCgroup}
 	ranges := []struct {
@@ -60,6 +60,15 @@ func decode(v *ptraceRuleset, pairs map[ptracePairKey]ptracePairVal) (*bpf.RuleS
 				for _, e := range v.Exe[:v.Nexe] {
 					if has(e.Pos, e.Neg) {
 						cl.Exes = append(cl.Exes, kernel.FileID{Dev: e.Dev, Ino: e.Ino})
+					}
+				}
+				c.Clauses = append(c.Clauses, cl)
+			}
+			if has(v.Pos[bpf.KindCgroup], v.Neg[bpf.KindCgroup]) {
+				cl := bpf.Clause{Kind: bpf.KindCgroup, Not: not}
+				for _, e := range v.Cgroup[:v.Ncgroup] {
+					if has(e.Pos, e.Neg) {
+						cl.Cgroups = append(cl.Cgroups, decodeCgroup(e.Parent, e.Level, e.Flags, e.Name))
 					}
 				}
 				c.Clauses = append(c.Clauses, cl)
@@ -171,4 +180,17 @@ func decodedRule(rs *bpf.RuleSet, s, t int, a bpf.Access) bpf.Rule {
 		r.Text = fmt.Sprintf("deny %s %s : %s", rs.Classes[s].Name, rs.Classes[t].Name, a)
 	}
 	return r
+}
+
+// decodeCgroup is a cgroup selector as the program holds it (struct
+// cgroupsel), back as the model's.
+func decodeCgroup(parent uint64, level, flags uint32, name [64]int8) bpf.CgroupSel {
+	b := make([]byte, 0, len(name))
+	for _, c := range name {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return bpf.CgroupSel{Parent: parent, Level: level, Name: string(b), Self: flags&cgSelf != 0, Below: flags&cgBelow != 0, Root: flags&cgRoot != 0}
 }

@@ -16,7 +16,7 @@ import (
 // in some of them, and up to 20 rules.
 func randomRuleSet(r *rand.Rand, exes []kernel.FileID) *bpf.RuleSet {
 	rs := &bpf.RuleSet{Generation: r.Uint64(), ExemptCgroup: r.Uint64N(3)}
-	var used [4]int
+	var used [5]int
 	for range 1 + r.IntN(12) {
 		if r.IntN(3) == 0 {
 			// A class of one value: its rules are hashed.
@@ -36,23 +36,29 @@ func randomRuleSet(r *rand.Rand, exes []kernel.FileID) *bpf.RuleSet {
 			continue
 		}
 		var c bpf.Class
-		var positive [4]bool
+		var positive [5]bool
 		for range r.IntN(4) {
-			cl := bpf.Clause{Kind: bpf.Kind(r.IntN(4)), Not: r.IntN(3) == 0}
+			cl := bpf.Clause{Kind: bpf.Kind(r.IntN(5)), Not: r.IntN(3) == 0}
 			if !cl.Not && positive[cl.Kind] {
 				continue
 			}
 			limit := bpf.MaxRanges
-			if cl.Kind == bpf.KindExe {
+			switch cl.Kind {
+			case bpf.KindExe:
 				limit = bpf.MaxExes
+			case bpf.KindCgroup:
+				limit = bpf.MaxCgroups
 			}
 			if used[cl.Kind]+2 > limit {
 				continue
 			}
 			for range 1 + r.IntN(2) {
-				if cl.Kind == bpf.KindExe {
+				switch cl.Kind {
+				case bpf.KindExe:
 					cl.Exes = append(cl.Exes, exes[r.IntN(len(exes))])
-				} else {
+				case bpf.KindCgroup:
+					cl.Cgroups = append(cl.Cgroups, randomCgroupSels[r.IntN(len(randomCgroupSels))])
+				default:
 					lo := uint32(r.IntN(6))
 					cl.IDs = append(cl.IDs, bpf.IDRange{Lo: lo, Hi: lo + uint32(r.IntN(3))})
 				}
@@ -69,6 +75,24 @@ func randomRuleSet(r *rand.Rand, exes []kernel.FileID) *bpf.RuleSet {
 	return rs
 }
 
+// randomCgroupSels and randomCgroups: selectors and cgroup paths some of
+// which they select.
+var (
+	randomCgroupSels = []bpf.CgroupSel{
+		{Parent: 1, Level: 1, Name: "a", Self: true},
+		{Parent: 1, Level: 1, Name: "a", Below: true},
+		{Parent: 2, Level: 2, Name: "b", Self: true, Below: true},
+		{Root: true},
+	}
+	randomCgroups = [][]kernel.CgroupNode{
+		{{ID: 1}},
+		{{ID: 1}, {ID: 2, Name: "a"}},
+		{{ID: 1}, {ID: 2, Name: "a"}, {ID: 3, Name: "b"}},
+		{{ID: 1}, {ID: 2, Name: "a"}, {ID: 3, Name: "b"}, {ID: 4, Name: "c"}},
+		{{ID: 1}, {ID: 5, Name: "b"}},
+	}
+)
+
 func randomMatch(r *rand.Rand, exes []kernel.FileID) bpf.Match {
 	m := bpf.Match{EUID: uint32(r.IntN(9)), EGID: uint32(r.IntN(9))}
 	for range r.IntN(bpf.MaxGroups + 2) {
@@ -76,6 +100,9 @@ func randomMatch(r *rand.Rand, exes []kernel.FileID) bpf.Match {
 	}
 	if i := r.IntN(len(exes) + 1); i < len(exes) {
 		m.Exe = &exes[i]
+	}
+	if i := r.IntN(len(randomCgroups) + 1); i < len(randomCgroups) {
+		m.Cgroup = randomCgroups[i]
 	}
 	return m
 }

@@ -23,6 +23,9 @@ type judge struct {
 	rulesets, pairsets *ebpf.Map
 	ids                *ebpf.Map
 	epoch              uint64
+	// cgroups are the cgroup selectors of the rule set in force, in the
+	// program's order: a task's ids say which select it.
+	cgroups []bpf.CgroupSel
 }
 
 func newJudge(tb testing.TB) *judge {
@@ -61,20 +64,31 @@ func (j *judge) load(tb testing.TB, rs *bpf.RuleSet) {
 	if err := install(j.spec, enc, j.rulesets, j.pairsets); err != nil {
 		tb.Fatal(err)
 	}
+	j.cgroups = j.cgroups[:0]
+	for _, e := range enc.val.Cgroup[:enc.val.Ncgroup] {
+		j.cgroups = append(j.cgroups, decodeCgroup(e.Parent, e.Level, e.Flags, e.Name))
+	}
 }
 
-func idsOf(m bpf.Match) ptraceIds {
+// idsOf is m as the program reads it under the rule set in force (its
+// cgroup as the bits of the selectors that select it: read_cgroups).
+func (j *judge) idsOf(m bpf.Match) ptraceIds {
 	x := ptraceIds{Euid: m.EUID, Egid: m.EGID, Ngroups: int64(len(m.Groups))}
 	copy(x.Groups[:], m.Groups)
 	if m.Exe != nil {
 		x.Dev, x.Ino = m.Exe.Dev, m.Exe.Ino
+	}
+	for i, c := range j.cgroups {
+		if c.Selects(m.Cgroup) {
+			x.Cgroups |= 1 << i
+		}
 	}
 	return x
 }
 
 // set writes the subject's and the target's ids and the access.
 func (j *judge) set(tb testing.TB, s, t bpf.Match, a bpf.Access) {
-	for i, x := range []ptraceIds{idsOf(s), idsOf(t), {Euid: uint32(a)}} {
+	for i, x := range []ptraceIds{j.idsOf(s), j.idsOf(t), {Euid: uint32(a)}} {
 		if err := j.ids.Put(uint32(i), x); err != nil {
 			tb.Fatal(err)
 		}
@@ -207,6 +221,18 @@ func BenchmarkHook(b *testing.B) {
 		rs.Rules = append(rs.Rules, bpf.Rule{Subject: len(rs.Classes) - 1, Target: len(rs.Classes) - 1, Access: bpf.Read})
 		return rs
 	}
+	// cgroups adds 8 cgroup selectors (the most a rule set holds), in
+	// classes whose rules concern no process here: the program reads
+	// both tasks' cgroups and compares every selector.
+	cgroups := func(rs *bpf.RuleSet) *bpf.RuleSet {
+		var sels []bpf.CgroupSel
+		for i := range bpf.MaxCgroups {
+			sels = append(sels, bpf.CgroupSel{Parent: 1, Level: uint32(1 + i%3), Name: fmt.Sprintf("procgate-bench-%d.service", i), Self: true})
+		}
+		rs.Classes = append(rs.Classes, bpf.Class{Name: "cgroups", Clauses: []bpf.Clause{{Kind: bpf.KindCgroup, Cgroups: sels}}})
+		rs.Rules = append(rs.Rules, bpf.Rule{Subject: len(rs.Classes) - 1, Target: len(rs.Classes) - 1, Access: bpf.Read})
+		return rs
+	}
 	type benchCase struct {
 		name   string
 		rs     *bpf.RuleSet
@@ -221,7 +247,8 @@ func BenchmarkHook(b *testing.B) {
 		cases = append(cases,
 			benchCase{"reads=" + reads.name + "/rules=0/allowed", bigRuleSet(0), false, reads.prog},
 			benchCase{"reads=" + reads.name + "/rules=10000/allowed", bigRuleSet(10000), false, reads.prog},
-			benchCase{"reads=" + reads.name + "/rules=10001/denied", root(bigRuleSet(10000)), true, reads.prog})
+			benchCase{"reads=" + reads.name + "/rules=10001/denied", root(bigRuleSet(10000)), true, reads.prog},
+			benchCase{"reads=" + reads.name + "/rules=10001/cgroups=8/allowed", cgroups(bigRuleSet(10000)), false, reads.prog})
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
@@ -73,6 +74,42 @@ func Supported() error {
 	return nil
 }
 
+// Servable refuses a rule set the program cannot enforce on the running
+// kernel (Attach and Reload call it): cgroup selectors need struct cgroup's ancestors[] (Linux 6.0,
+// "cgroup: Replace cgroup->ancestor_ids[] with ->ancestors[]"), which
+// the program indexes by level.
+func Servable(rs *bpf.RuleSet) error {
+	if !selectsCgroups(rs) {
+		return nil
+	}
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return fmt.Errorf("%w: the kernel's BTF: %v", ErrUnsupported, err)
+	}
+	var cg *btf.Struct
+	if err := spec.TypeByName("cgroup", &cg); err != nil {
+		return fmt.Errorf("%w: the kernel's BTF has no struct cgroup: %v", ErrUnsupported, err)
+	}
+	for _, m := range cg.Members {
+		if m.Name == "ancestors" {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the rule set selects cgroups, which the program reads through struct cgroup's ancestors[] (Linux 6.0); this kernel has none: leave cgroup selectors to the broker here", ErrUnsupported)
+}
+
+// selectsCgroups reports whether a class of rs has a cgroup clause.
+func selectsCgroups(rs *bpf.RuleSet) bool {
+	for _, c := range rs.Classes {
+		for _, cl := range c.Clauses {
+			if cl.Kind == bpf.KindCgroup {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // refused wraps an error of the kernel refusing to load or attach a
 // program of the LSM type. A refusal (EPERM, EACCES) is reported by its
 // errno alone: the library's hint about RLIMIT_MEMLOCK does not apply
@@ -94,6 +131,9 @@ func refused(what string, err error) error {
 // under dir is an error: Reload it instead.
 func Attach(rs *bpf.RuleSet, dir string) error {
 	if err := Supported(); err != nil {
+		return err
+	}
+	if err := Servable(rs); err != nil {
 		return err
 	}
 	enc, err := encode(rs, 1)
@@ -311,6 +351,9 @@ func Reload(rs *bpf.RuleSet, dir string) error {
 	if err != nil {
 		return fmt.Errorf("bpflsm: %w", err)
 	}
+	if err := Servable(rs); err != nil {
+		return err
+	}
 	enc, err := encode(rs, cur.Epoch+1)
 	if err != nil {
 		return err
@@ -337,8 +380,11 @@ type Status struct {
 	// OpenDenials); Unslotted the denials for want of the hashed rules'
 	// slot, Preempted those of decisions whose scratch another took while
 	// they were preempted (ptrace.bpf.c: owner). The last two fail closed
-	// and are not reported.
-	Decisions, Denials, Unset, Lost, Unslotted, Preempted uint64
+	// and are not reported. CgroupUnserved counts the denials of a rule
+	// set that selects cgroups on a kernel whose struct cgroup has no
+	// ancestors[] (before 6.0): Attach and Reload refuse such a rule set,
+	// and the program fails closed if it meets one.
+	Decisions, Denials, Unset, Lost, Unslotted, Preempted, CgroupUnserved uint64
 }
 
 // Stat reports on the attachment pinned under dir.
@@ -366,7 +412,7 @@ func Stat(dir string) (Status, error) {
 		return st, fmt.Errorf("bpflsm: %w", err)
 	}
 	defer counters.Close()
-	for i, p := range []*uint64{&st.Decisions, &st.Denials, &st.Unset, &st.Lost, &st.Unslotted, &st.Preempted} {
+	for i, p := range []*uint64{&st.Decisions, &st.Denials, &st.Unset, &st.Lost, &st.Unslotted, &st.Preempted, &st.CgroupUnserved} {
 		var per []uint64
 		if err := counters.Lookup(uint32(i), &per); err != nil {
 			return st, fmt.Errorf("bpflsm: counters: %w", err)

@@ -15,8 +15,8 @@ import (
 
 type ptraceAcc struct {
 	_   structs.HostLayout
-	Pos [4]uint64
-	Neg [4]uint64
+	Pos [5]uint64
+	Neg [5]uint64
 }
 
 type ptraceBenchOut struct {
@@ -27,6 +27,15 @@ type ptraceBenchOut struct {
 	Denied uint64
 }
 
+type ptraceCglevels struct {
+	_    structs.HostLayout
+	Id   [16]uint64
+	Name [16]struct {
+		_ structs.HostLayout
+		W [8]uint64
+	}
+}
+
 type ptraceIds struct {
 	_       structs.HostLayout
 	Euid    uint32
@@ -35,6 +44,7 @@ type ptraceIds struct {
 	Groups  [8]uint32
 	Dev     uint64
 	Ino     uint64
+	Cgroups uint64
 }
 
 type ptracePairKey struct {
@@ -55,8 +65,8 @@ type ptracePairVal struct {
 type ptraceRuleset struct {
 	_       structs.HostLayout
 	Classes uint64
-	Pos     [4]uint64
-	Neg     [4]uint64
+	Pos     [5]uint64
+	Neg     [5]uint64
 	Nuid    uint32
 	Ngid    uint32
 	Ngroup  uint32
@@ -89,6 +99,17 @@ type ptraceRuleset struct {
 		Pos uint64
 		Neg uint64
 	}
+	Ncgroup   uint32
+	CgroupTop uint32
+	Cgroup    [8]struct {
+		_      structs.HostLayout
+		Parent uint64
+		Level  uint32
+		Flags  uint32
+		Name   [64]int8
+		Pos    uint64
+		Neg    uint64
+	}
 	Deny         [2][64]uint64
 	Protect      [2]uint64
 	Subjects     [2]uint64
@@ -106,6 +127,7 @@ const (
 	ptraceMapAccs                       = "accs"
 	ptraceMapBenchIds                   = "bench_ids"
 	ptraceMapBenchOut                   = "bench_out"
+	ptraceMapCglevels                   = "cglevels"
 	ptraceMapCounters                   = "counters"
 	ptraceMapDenials                    = "denials"
 	ptraceMapInnerProto                 = "inner_proto"
@@ -177,6 +199,7 @@ type ptraceMapSpecs struct {
 	Accs       *ebpf.MapSpec `ebpf:"accs"`
 	BenchIds   *ebpf.MapSpec `ebpf:"bench_ids"`
 	BenchOut   *ebpf.MapSpec `ebpf:"bench_out"`
+	Cglevels   *ebpf.MapSpec `ebpf:"cglevels"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
 	Denials    *ebpf.MapSpec `ebpf:"denials"`
 	InnerProto *ebpf.MapSpec `ebpf:"inner_proto"`
@@ -216,6 +239,7 @@ type ptraceMaps struct {
 	Accs       *ebpf.Map `ebpf:"accs"`
 	BenchIds   *ebpf.Map `ebpf:"bench_ids"`
 	BenchOut   *ebpf.Map `ebpf:"bench_out"`
+	Cglevels   *ebpf.Map `ebpf:"cglevels"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 	Denials    *ebpf.Map `ebpf:"denials"`
 	InnerProto *ebpf.Map `ebpf:"inner_proto"`
@@ -231,6 +255,7 @@ func (m *ptraceMaps) Close() error {
 		m.Accs,
 		m.BenchIds,
 		m.BenchOut,
+		m.Cglevels,
 		m.Counters,
 		m.Denials,
 		m.InnerProto,

@@ -159,6 +159,18 @@ type Task struct {
 	// directory); 0 when unknown. No rule of the kernel's own reads it;
 	// procgate's BPF program exempts one cgroup (package lsm/bpf).
 	CgroupID uint64
+	// Cgroup is the task's cgroup v2 and its ancestors, by level: the
+	// root's first (level 0), the task's own last (its id CgroupID); nil
+	// when unknown. Only procgate's BPF program reads it (its cgroup
+	// selectors).
+	Cgroup []CgroupNode
+}
+
+// CgroupNode is one cgroup v2 directory: its id (the directory's inode
+// number) and its name (the last element of its path; "" for the root).
+type CgroupNode struct {
+	ID   uint64
+	Name string
 }
 
 // SameThreadGroup reports whether a and b belong to one thread group

@@ -19,8 +19,9 @@ import (
 type bpfNeeds uint8
 
 const (
-	needCgroup bpfNeeds = 1 << iota // the rule set exempts a cgroup
-	needExe                         // a class names executables
+	needCgroup     bpfNeeds = 1 << iota // the rule set exempts a cgroup: its id
+	needExe                             // a class names executables
+	needCgroupPath                      // a class names cgroups: the path from the root, with ids
 )
 
 func needsOf(rs *bpf.RuleSet) bpfNeeds {
@@ -33,8 +34,11 @@ func needsOf(rs *bpf.RuleSet) bpfNeeds {
 	}
 	for _, c := range rs.Classes {
 		for _, cl := range c.Clauses {
-			if cl.Kind == bpf.KindExe {
+			switch cl.Kind {
+			case bpf.KindExe:
 				n |= needExe
+			case bpf.KindCgroup:
+				n |= needCgroup | needCgroupPath
 			}
 		}
 	}
@@ -85,51 +89,55 @@ func (r *reader) readBPFFacts(pid, dirfd int, rt *rawTask) error {
 		}
 	}
 	if r.bpf&needCgroup != 0 {
-		rt.cgroup, rt.cgErr = r.cgroupID(dirfd)
+		rt.cgroup, rt.cgPath, rt.cgErr = r.cgroupOf(dirfd)
 	}
 	return nil
 }
 
-// cgroup2Mount returns where the cgroup v2 hierarchy is mounted under
-// sys: fs/cgroup (unified), or fs/cgroup/unified (systemd's hybrid
-// layout); "" when neither is.
-func cgroup2Mount(sys string) string {
-	for _, d := range []string{"fs/cgroup", "fs/cgroup/unified"} {
-		var fs unix.Statfs_t
-		p := filepath.Join(sys, d)
-		if unix.Statfs(p, &fs) == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC {
-			return p
-		}
-	}
-	return ""
-}
-
-// cgroupID resolves the task's cgroup v2 ("0::/path" in its cgroup file)
+// cgroupOf resolves the task's cgroup v2 ("0::/path" in its cgroup file)
 // to its id, the inode number of its directory under the reader's
-// cgroup2 mount (cgroup2Mount).
-func (r *reader) cgroupID(dirfd int) (uint64, error) {
+// cgroup2 mount (procfs.Cgroup2Mount), and, when the rule set names
+// cgroups, to its path from the root with each directory's id
+// (procfs.CgroupNodes).
+func (r *reader) cgroupOf(dirfd int) (uint64, []kernel.CgroupNode, error) {
 	b, err := r.readFile(dirfd, "cgroup")
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	path, ok := procfs.CgroupV2Path(string(b))
 	if !ok || !strings.HasPrefix(path, "/") {
-		return 0, fmt.Errorf("no cgroup v2 path in cgroup: %w", procfs.ErrMalformed)
+		return 0, nil, fmt.Errorf("no cgroup v2 path in cgroup: %w", procfs.ErrMalformed)
 	}
-	if id, ok := r.cgroupIDs[path]; ok {
-		return id, nil
+	if c, ok := r.cgroups[path]; ok {
+		return c.id, c.nodes, c.err
 	}
-	root := cgroup2Mount(r.opts.Sys)
+	c := r.resolveCgroup(path)
+	if r.cgroups == nil {
+		r.cgroups = map[string]cgroupFacts{}
+	}
+	r.cgroups[path] = c
+	return c.id, c.nodes, c.err
+}
+
+// cgroupFacts is what cgroupOf learned of one cgroup path.
+type cgroupFacts struct {
+	id    uint64
+	nodes []kernel.CgroupNode
+	err   error
+}
+
+func (r *reader) resolveCgroup(path string) cgroupFacts {
+	root := procfs.Cgroup2Mount(r.opts.Sys)
 	if root == "" {
-		return 0, fmt.Errorf("no cgroup2 mount at %s/fs/cgroup or %s/fs/cgroup/unified", r.opts.Sys, r.opts.Sys)
+		return cgroupFacts{err: fmt.Errorf("no cgroup2 mount at %s/fs/cgroup or %s/fs/cgroup/unified", r.opts.Sys, r.opts.Sys)}
+	}
+	if r.bpf&needCgroupPath != 0 {
+		nodes, err := procfs.CgroupNodes(root, path)
+		if err != nil {
+			return cgroupFacts{err: err}
+		}
+		return cgroupFacts{id: nodes[len(nodes)-1].ID, nodes: nodes}
 	}
 	id, err := bpflsm.CgroupID(filepath.Join(root, path))
-	if err != nil {
-		return 0, err
-	}
-	if r.cgroupIDs == nil {
-		r.cgroupIDs = map[string]uint64{}
-	}
-	r.cgroupIDs[path] = id
-	return id, nil
+	return cgroupFacts{id: id, err: err}
 }

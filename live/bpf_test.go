@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/procgate/procgate/bpflsm"
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/kernel/lsm/bpf"
+	"github.com/procgate/procgate/procfs"
 )
 
 // TestLiveBPF reads procgate's BPF rule set as the live model does on a
@@ -35,7 +37,7 @@ func TestLiveBPF(t *testing.T) {
 	if err := os.Symlink("/sys/fs/cgroup", sys+"/fs/cgroup"); err != nil {
 		t.Fatal(err)
 	}
-	if cgroup2Mount("/sys") == "" {
+	if procfs.Cgroup2Mount("/sys") == "" {
 		t.Fatal("no cgroup2 mount")
 	}
 	if err := unix.Mount("bpf", sys+"/fs/bpf", "bpf", 0, "mode=0700"); err != nil {
@@ -62,7 +64,7 @@ func TestLiveBPF(t *testing.T) {
 			path = p
 		}
 	}
-	mine, err := bpflsm.CgroupID(filepath.Join(cgroup2Mount("/sys"), path))
+	mine, err := bpflsm.CgroupID(filepath.Join(procfs.Cgroup2Mount("/sys"), path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +76,12 @@ func TestLiveBPF(t *testing.T) {
 			Classes: []bpf.Class{
 				{Name: "guarded", Clauses: []bpf.Clause{{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: 4242, Hi: 4242}}}}},
 				{Name: "sleepers", Clauses: []bpf.Clause{{Kind: bpf.KindExe, Exes: []kernel.FileID{sleepExe}}}},
+				// Selects no process here; its rule makes the
+				// reader read each task's cgroup path.
+				{Name: "nowhere", Clauses: []bpf.Clause{{Kind: bpf.KindCgroup, Cgroups: []bpf.CgroupSel{{Parent: 1, Level: 1, Name: "procgate-nowhere", Self: true}}}}},
 			},
-			Rules:        []bpf.Rule{{Subject: -1, Target: 0, Access: bpf.Read}, {Subject: -1, Target: 1, Access: bpf.Attach}},
+			Rules: []bpf.Rule{{Subject: -1, Target: 0, Access: bpf.Read}, {Subject: -1, Target: 1, Access: bpf.Attach},
+				{Subject: -1, Target: 2, Access: bpf.Attach}},
 			ExemptCgroup: exempt, Generation: exempt,
 		}
 		if err := bpflsm.PinRuleSet(rs, pinDir); err != nil {
@@ -93,7 +99,7 @@ func TestLiveBPF(t *testing.T) {
 			t.Fatal(err)
 		}
 		m, ok := s.World.LSM("bpf").(*bpf.Module)
-		if !ok || len(m.Rules.Classes) != 2 {
+		if !ok || len(m.Rules.Classes) != 3 {
 			t.Fatalf("the world's modules lack the rule set: %v", s.World.LSMs)
 		}
 		self, target := s.World.TaskByPID(os.Getpid()), s.World.TaskByPID(pid)
@@ -102,6 +108,9 @@ func TestLiveBPF(t *testing.T) {
 		}
 		if self.CgroupID != mine {
 			t.Errorf("the test's cgroup read as %d, want %d", self.CgroupID, mine)
+		}
+		if want, err := procfs.CgroupNodes(procfs.Cgroup2Mount("/sys"), path); err != nil || !slices.Equal(self.Cgroup, want) {
+			t.Errorf("the test's cgroup path read as %v, want %v (%v)", self.Cgroup, want, err)
 		}
 		return s, self, target
 	}

@@ -74,7 +74,7 @@ const (
 	// executables.
 	unkExe
 	// unkCgroup: the task's cgroup could not be read, and procgate's
-	// BPF rule set exempts one.
+	// BPF rule set exempts one or names cgroups.
 	unkCgroup
 )
 
@@ -161,9 +161,9 @@ type reader struct {
 	// afterRead runs between a task's reads and its verification (tests).
 	afterRead func(pid int)
 	// bpf is what the BPF rule set in force needs read of each task;
-	// cgroupIDs caches the ids of the cgroup directories seen.
-	bpf       bpfNeeds
-	cgroupIDs map[string]uint64
+	// cgroups caches what was learned of each cgroup path seen.
+	bpf     bpfNeeds
+	cgroups map[string]cgroupFacts
 }
 
 // testHookAfterRead, when set by tests, runs after a task's files were
@@ -230,6 +230,7 @@ type rawTask struct {
 	// which were read): its cgroup v2 id and its executable.
 	bpf    bpfNeeds
 	cgroup uint64
+	cgPath []kernel.CgroupNode
 	cgErr  error
 	exe    *kernel.FileID
 	exeErr error
@@ -561,7 +562,7 @@ func (r *reader) build(k KernelInfo, raws map[int]*rawTask) (*System, error) {
 		}
 		t.SELinux, t.AppArmor, t.Smack = rt.selinux, rt.apparmr, rt.smack
 		t.PIDNS = rt.pidns
-		t.CgroupID = rt.cgroup
+		t.CgroupID, t.Cgroup = rt.cgroup, rt.cgPath
 		if rt.cgErr != nil {
 			sys.unknown[t] |= unkCgroup
 		}

@@ -211,7 +211,7 @@ func (s *System) Uncertainties() []string {
 		{unkUserDumpable, "saved user_dumpable flag unknown (no address space)"},
 		{unkUserNS, "user namespace unreadable, the initial one assumed"},
 		{unkExe, "executable unreadable (procgate's BPF rule set names executables; none of them assumed)"},
-		{unkCgroup, "cgroup unreadable (procgate's BPF rule set exempts one; not it assumed)"},
+		{unkCgroup, "cgroup unreadable (procgate's BPF rule set exempts one or names cgroups; none of them assumed)"},
 	}
 	var out []string
 	for _, k := range kinds {
@@ -266,6 +266,30 @@ func (s *System) bpfUnknowns(rs *bpf.RuleSet, caller, target *kernel.Task, trace
 				out = append(out, fmt.Sprintf("bpf: the executable of %s could not be read; if it is %s, the answer is %s",
 					x.Name, bpf.Clause{Kind: bpf.KindExe, Exes: []kernel.FileID{e}}, d.Result()))
 				break
+			}
+		}
+	}
+	for i, x := range []*kernel.Task{caller, target} {
+		if s.unknown[x]&unkCgroup == 0 {
+			continue
+		}
+	sels:
+		for _, c := range rs.Classes {
+			for _, cl := range c.Clauses {
+				for _, g := range cl.Cgroups {
+					path := g.Example()
+					d, changed := differs(func(_ *kernel.World, c, t *kernel.Task) func() {
+						y := []*kernel.Task{c, t}[i]
+						old := y.Cgroup
+						y.Cgroup = path
+						return func() { y.Cgroup = old }
+					})
+					if changed {
+						out = append(out, fmt.Sprintf("bpf: the cgroup of %s could not be read; if %s selects it, the answer is %s",
+							x.Name, bpf.Clause{Kind: bpf.KindCgroup, Cgroups: []bpf.CgroupSel{g}}, d.Result()))
+						break sels
+					}
+				}
 			}
 		}
 	}

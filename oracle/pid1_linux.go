@@ -146,6 +146,10 @@ func runVM() error {
 			}
 			rs := withSelfExe(s.BPF, exe)
 			rs.ExemptCgroup = exempt
+			if err := bpflsm.Servable(rs); errors.Is(err, bpflsm.ErrUnsupported) {
+				end.BPFCgroupsRefused = err.Error()
+				rs = WithoutCgroups(rs)
+			}
 			s.BPF = rs
 			serr = errors.Join(serr, bpflsm.Attach(s.BPF, bpflsm.DefaultPinDir))
 		}
@@ -191,7 +195,7 @@ func vmCgroups() (uint64, string, error) {
 	if err := unix.Mount("cgroup2", root, "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
 		return 0, "", fmt.Errorf("mount cgroup2 on %s: %w", root, err)
 	}
-	initCg, cases := root+"/procgate-init", root+"/procgate-cases"
+	initCg, cases := root+"/procgate-init", root+"/"+vmCasesCgroup
 	for _, d := range []string{initCg, cases} {
 		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return 0, "", err

@@ -53,6 +53,10 @@ type Observed struct {
 	// kernel's dev_t), nil when it could not be read: what a BPF LSM
 	// program reads as mm->exe_file.
 	Exe *kernel.FileID `json:"exe,omitempty"`
+	// Cgroup is the cgroup v2 path from the root, each directory with
+	// its id; nil when it could not be read: what a BPF LSM program reads
+	// as task->cgroups->dfl_cgrp.
+	Cgroup []kernel.CgroupNode `json:"cgroup,omitempty"`
 	// Serial numbers the process among those its Runner spawned, from
 	// 1: unlike a pid, which a later process may reuse, it names one
 	// process for the Runner's life. Zero where no Runner spawned it

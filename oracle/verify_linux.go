@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/procgate/procgate/kernel"
 	"golang.org/x/sys/unix"
+
+	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/procfs"
 )
 
 // observe reads what the kernel holds for pid from /proc/PID/status (no
@@ -97,7 +99,28 @@ func observe(pid int, initNS string) (Observed, error) {
 	if exe, err := fileID("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil {
 		o.Exe = &exe
 	}
+	o.Cgroup = cgroupOf(pid)
 	return o, nil
+}
+
+// cgroupOf reads pid's cgroup v2 path with each directory's id (what a
+// BPF LSM program reads of task->cgroups); nil where it cannot be read
+// (no cgroup2 mount showing the whole hierarchy).
+func cgroupOf(pid int) []kernel.CgroupNode {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return nil
+	}
+	path, ok := procfs.CgroupV2Path(string(b))
+	mount := procfs.Cgroup2Mount("/sys")
+	if !ok || mount == "" {
+		return nil
+	}
+	nodes, err := procfs.CgroupNodes(mount, path)
+	if err != nil {
+		return nil
+	}
+	return nodes
 }
 
 // fileID names the file at path (following links) as the kernel does.

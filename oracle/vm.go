@@ -118,6 +118,10 @@ type VMEnd struct {
 	// BPFReload is the reload-under-load check of the steps that attach
 	// procgate's BPF LSM program, one per such step.
 	BPFReload []VMReload `json:"bpf_reload,omitempty"`
+	// BPFCgroupsRefused is why procgate's BPF LSM program refused the
+	// step's cgroup selectors (a kernel before 6.0: bpflsm.Servable),
+	// which then ran without them; "" where it took them.
+	BPFCgroupsRefused string `json:"bpf_cgroups_refused,omitempty"`
 }
 
 // VMReload is what init checks of procgate's BPF LSM program beyond the

@@ -313,6 +313,37 @@ func withSelfExe(rs *bpf.RuleSet, exe kernel.FileID) *bpf.RuleSet {
 	return &out
 }
 
+// vmCasesCgroup is the name of the cgroup, a child of the root, the
+// oracle's processes run in (vmCgroups).
+const vmCasesCgroup = "procgate-cases"
+
+// WithoutCgroups returns rs without its classes that have a cgroup
+// clause, nor their rules: the rule set a kernel that refuses cgroup
+// selectors enforces in the VM's bpf step.
+func WithoutCgroups(rs *bpf.RuleSet) *bpf.RuleSet {
+	out := *rs
+	out.Classes, out.Rules = nil, nil
+	index := make([]int, len(rs.Classes))
+	for i, c := range rs.Classes {
+		index[i] = -1
+		if !slices.ContainsFunc(c.Clauses, func(cl bpf.Clause) bool { return cl.Kind == bpf.KindCgroup }) {
+			index[i] = len(out.Classes)
+			out.Classes = append(out.Classes, c)
+		}
+	}
+	for _, r := range rs.Rules {
+		if index[r.Target] < 0 || r.Subject >= 0 && index[r.Subject] < 0 {
+			continue
+		}
+		r.Target = index[r.Target]
+		if r.Subject >= 0 {
+			r.Subject = index[r.Subject]
+		}
+		out.Rules = append(out.Rules, r)
+	}
+	return &out
+}
+
 // VMGuardedUID is the uid of the process the reload-under-load check
 // reads (VMReload): VMBPFRules protects it from every reader.
 const VMGuardedUID = 3333
@@ -329,7 +360,13 @@ const VMGuardedUID = 3333
 // through positive and negated uid, gid and group clauses — and, through
 // exe clauses naming the oracle's own binary, root's attach to root (by
 // the binary root runs) and reads of processes of any other binary (none
-// here: a wrong exe match would refuse them).
+// here: a wrong exe match would refuse them), and, through cgroup
+// clauses (a path, a path and its descendants, every cgroup), reads of
+// uid 1000 by uid 1000 in the cases' cgroup, attach to processes outside
+// it (none here: a wrong cgroup match would refuse them) and attach to
+// uid 1000 by uid 2000 in any cgroup. A kernel without struct cgroup's
+// ancestors[] (before 6.0) refuses cgroup selectors: there the step
+// runs without those classes (WithoutCgroups) and records the refusal.
 // Init, which reads every process it starts, runs in the cgroup the
 // program exempts (vmCgroups), as the broker's reader would. Processes of
 // uid VMGuardedUID are protected from every reader: the reload-under-load
@@ -339,6 +376,10 @@ func VMBPFRules() *bpf.RuleSet {
 		return bpf.Clause{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: lo, Hi: hi}}}
 	}
 	not := func(c bpf.Clause) bpf.Clause { c.Not = true; return c }
+	// The cases' cgroup (vmCgroups), a child of the root (id 1).
+	cases := func(self, below bool) bpf.Clause {
+		return bpf.Clause{Kind: bpf.KindCgroup, Cgroups: []bpf.CgroupSel{{Parent: 1, Level: 1, Name: vmCasesCgroup, Self: self, Below: below}}}
+	}
 	return &bpf.RuleSet{
 		Classes: []bpf.Class{
 			{Name: "uid1000", Clauses: []bpf.Clause{uid(1000, 1000)}},
@@ -354,6 +395,9 @@ func VMBPFRules() *bpf.RuleSet {
 			}},
 			{Name: "oracle-root", Clauses: []bpf.Clause{{Kind: bpf.KindExe, Exes: []kernel.FileID{vmSelfExe}}, uid(0, 0)}},
 			{Name: "not-oracle", Clauses: []bpf.Clause{{Kind: bpf.KindExe, Not: true, Exes: []kernel.FileID{vmSelfExe}}}},
+			{Name: "cases-uid1000", Clauses: []bpf.Clause{cases(true, false), uid(1000, 1000)}},
+			{Name: "outside-cases", Clauses: []bpf.Clause{not(cases(true, true))}},
+			{Name: "any-cgroup-uid2000", Clauses: []bpf.Clause{{Kind: bpf.KindCgroup, Cgroups: []bpf.CgroupSel{{Root: true}}}, uid(2000, 2000)}},
 		},
 		Rules: []bpf.Rule{
 			{Subject: 1, Target: 0, Access: bpf.Attach, Text: "deny root uid1000 : attach"},
@@ -366,6 +410,9 @@ func VMBPFRules() *bpf.RuleSet {
 			{Subject: 7, Target: 0, Access: bpf.Read, Text: "deny group3000-not-gid1500 uid1000 : read"},
 			{Subject: 8, Target: 1, Access: bpf.Attach, Text: "deny oracle-root root : attach"},
 			{Subject: -1, Target: 9, Access: bpf.Read, Text: "protect not-oracle : read"},
+			{Subject: 10, Target: 0, Access: bpf.Read, Text: "deny cases-uid1000 uid1000 : read"},
+			{Subject: -1, Target: 11, Access: bpf.Attach, Text: "protect outside-cases : attach"},
+			{Subject: 12, Target: 0, Access: bpf.Attach, Text: "deny any-cgroup-uid2000 uid1000 : attach"},
 		},
 		Generation: 1,
 	}

@@ -196,6 +196,9 @@ type Policy struct {
 	needs    Needs
 	warnings []Warning
 	proofs   []Proof
+	// resolver resolved the policy's names; KernelRules resolves the
+	// parents of its cgroup selectors with it.
+	resolver Resolver
 }
 
 // Needs is a set of [Target] fields that a policy's decisions may
@@ -299,7 +302,7 @@ func CompileWith(r Resolver, files ...*File) (*Policy, error) {
 	if r == nil {
 		return nil, errors.New("policy: nil resolver")
 	}
-	c := &compiler{r: r, p: &Policy{files: files, names: map[string]*named{}}}
+	c := &compiler{r: r, p: &Policy{files: files, names: map[string]*named{}, resolver: r}}
 	c.p.opts.kernelBound = true
 	c.options()
 	c.classes()

@@ -19,6 +19,7 @@ var testResolver = MapResolver{
 		"/usr/sbin/sshd":         {Dev: 1, Ino: 102},
 		"/usr/bin/gdb":           {Dev: 1, Ino: 103},
 	},
+	Cgroups: map[string]uint64{"/": 1, "/system.slice": 20, "/kubepods": 30},
 }
 
 func mustLoad(t testing.TB, src string) *Policy {

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"fmt"
+	"path"
+	"strings"
 
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/kernel/lsm/bpf"
@@ -19,11 +21,15 @@ import (
 // What the program cannot tell apart is refused, each with its
 // position: a rule that names items (the hook sees one READ or ATTACH
 // question for every /proc entry and system call, and /proc/PID/status
-// asks none), a rule with when conditions or class exclusions, and a
-// class with a selector other than uid, gid, group and exe (labels,
-// cgroups and containers are not read by the program). Classes that
-// match nothing on this machine (every name of a selector unresolved)
-// are left out with their rules.
+// asks none), a rule with when conditions or class exclusions, a class
+// with a selector other than uid, gid, group, exe and cgroup (labels and
+// containers are not read by the program), and a cgroup pattern other
+// than a path ("/system.slice/ssh.service") or a path's descendants
+// ("/kubepods/**"). The program matches a selected cgroup by its name
+// and its parent's id, which is resolved here: the parent must exist,
+// and the selection holds while it does (the selected cgroup itself may
+// come and go). Classes that match nothing on this machine (every name
+// of a selector unresolved) are left out with their rules.
 func (p *Policy) KernelRules() (*bpf.RuleSet, error) {
 	rs := &bpf.RuleSet{Generation: p.gen}
 	var errs ErrorList
@@ -40,7 +46,7 @@ func (p *Policy) KernelRules() (*bpf.RuleSet, error) {
 		kc := bpf.Class{Name: c.kind.String() + " " + c.name}
 		ok := true
 		for _, cl := range c.clauses {
-			k, err := kernelClause(cl)
+			k, err := p.kernelClause(cl)
 			if err != nil {
 				errs = append(errs, errorAt(c.pos, fmt.Sprintf("class %s: %v", c.name, err)))
 				ok = false
@@ -116,7 +122,7 @@ func (p *Policy) KernelRules() (*bpf.RuleSet, error) {
 }
 
 // kernelClause translates one selector clause for the program.
-func kernelClause(cl clause) (bpf.Clause, error) {
+func (p *Policy) kernelClause(cl clause) (bpf.Clause, error) {
 	k := bpf.Clause{Not: cl.not}
 	switch cl.key {
 	case selUID, selGID, selGroup:
@@ -131,8 +137,54 @@ func kernelClause(cl clause) (bpf.Clause, error) {
 			// compares its own dev_t (s_dev).
 			k.Exes = append(k.Exes, kernel.FileIDOfStat(e.dev, e.ino))
 		}
+	case selCgroup:
+		k.Kind = bpf.KindCgroup
+		for _, g := range cl.globs {
+			sel, err := p.kernelCgroup(g)
+			if err != nil {
+				return k, err
+			}
+			k.Cgroups = append(k.Cgroups, sel)
+		}
 	default:
-		return k, fmt.Errorf("the kernel program reads only uid, gid, group and exe selectors, not %s", selectorKeys[cl.key])
+		return k, fmt.Errorf("the kernel program reads only uid, gid, group, exe and cgroup selectors, not %s", selectorKeys[cl.key])
 	}
 	return k, nil
+}
+
+// kernelCgroup translates one cgroup pattern: a path selects that
+// cgroup, path/** its descendants, /** every cgroup.
+func (p *Policy) kernelCgroup(g glob) (bpf.CgroupSel, error) {
+	var sel bpf.CgroupSel
+	var dir string
+	switch {
+	case g.exact:
+		dir, sel.Self = g.lit, true
+	case g.prefix && g.lit == "/":
+		return bpf.CgroupSel{Root: true}, nil
+	case g.prefix:
+		dir, sel.Below = strings.TrimSuffix(g.lit, "/"), true
+	default:
+		return sel, fmt.Errorf("cgroup %q: the kernel program selects a cgroup by its path (/a/b) or its descendants (/a/b/**), not by a pattern", g.pat)
+	}
+	dir = path.Clean(dir)
+	if dir == "/" {
+		return sel, fmt.Errorf("cgroup %q: the root cgroup alone cannot be selected in the kernel; /** selects every cgroup", g.pat)
+	}
+	parent, name := path.Split(dir)
+	sel.Name = name
+	sel.Level = uint32(strings.Count(dir, "/"))
+	if len(name) > bpf.MaxCgroupName {
+		return sel, fmt.Errorf("cgroup %q: the kernel program compares names of up to %d bytes, %q has %d", g.pat, bpf.MaxCgroupName, name, len(name))
+	}
+	if sel.Level > bpf.MaxCgroupLevel {
+		return sel, fmt.Errorf("cgroup %q: level %d, the kernel program reads up to %d", g.pat, sel.Level, bpf.MaxCgroupLevel)
+	}
+	parent = path.Clean(parent)
+	id, err := p.resolver.CgroupID(parent)
+	if err != nil {
+		return sel, fmt.Errorf("cgroup %q: its parent %s must exist when the rule set is loaded (the kernel program matches the cgroup by name under its parent's id): %v", g.pat, parent, err)
+	}
+	sel.Parent = id
+	return sel, nil
 }

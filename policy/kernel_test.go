@@ -70,16 +70,91 @@ func TestKernelRulesRefused(t *testing.T) {
 		{"items", "subject s { uid 0; }\ntarget t { uid 1; }\ndeny s t : read { environ };\n", "p.pol:3:1: deny: the kernel program cannot restrict single items ({ environ })"},
 		{"when", "subject s { uid 0; }\ntarget t { uid 1; }\ndeny s t : attach when same_uid;\n", "p.pol:3:1: deny: the kernel program evaluates no when conditions"},
 		{"exclusion", "subject s { uid 0-9; }\nsubject u { uid 1; }\ntarget t { uid 1; }\ndeny { s -u } t : attach;\n", "cannot exclude classes"},
-		{"label selector", "subject s { type sshd_t; }\ntarget t { uid 1; }\ndeny s t : attach;\n", "p.pol:1:1: class s: the kernel program reads only uid, gid, group and exe selectors, not type"},
-		{"cgroup selector", "subject s { uid 0; }\ntarget t { cgroup /system.slice/*; }\nprotect t : read;\n", "not cgroup"},
+		{"label selector", "subject s { type sshd_t; }\ntarget t { uid 1; }\ndeny s t : attach;\n", "p.pol:1:1: class s: the kernel program reads only uid, gid, group, exe and cgroup selectors, not type"},
+		{"cgroup pattern", "subject s { uid 0; }\ntarget t { cgroup /system.slice/*; }\nprotect t : read;\n", `p.pol:2:1: class t: cgroup "/system.slice/*": the kernel program selects a cgroup by its path (/a/b) or its descendants (/a/b/**), not by a pattern`},
+		{"cgroup parent missing", "target t { cgroup /nowhere/x.service; }\nprotect t : read;\n", `p.pol:1:1: class t: cgroup "/nowhere/x.service": its parent /nowhere must exist when the rule set is loaded`},
+		{"cgroup root alone", "target t { cgroup /; }\nprotect t : read;\n", "the root cgroup alone cannot be selected in the kernel"},
+		{"cgroup name too long", "target t { cgroup /system.slice/" + strings.Repeat("x", 63) + "; }\nprotect t : read;\n", "names of up to 62 bytes"},
 	} {
-		p, err := Load("p.pol", []byte(tc.src))
+		f, err := Parse("p.pol", []byte(tc.src))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		p, err := CompileWith(testResolver, f)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		_, err = p.KernelRules()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestKernelRulesCgroups: cgroup paths and subtrees become selectors of
+// a name under the parent's resolved id, decided as the program does.
+func TestKernelRulesCgroups(t *testing.T) {
+	p := mustLoad(t, `target ssh { cgroup /system.slice/ssh.service; }
+target pods { cgroup /kubepods/**; }
+subject all { cgroup /**; }
+subject outside { not cgroup /system.slice/**; uid 0; }
+protect ssh : read;
+deny outside pods : attach;
+deny all ssh : attach;
+`)
+	rs, err := p.KernelRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]bpf.CgroupSel{
+		"target ssh":      {{Parent: 20, Level: 2, Name: "ssh.service", Self: true}},
+		"target pods":     {{Parent: 1, Level: 1, Name: "kubepods", Below: true}},
+		"subject all":     {{Root: true}},
+		"subject outside": {{Parent: 1, Level: 1, Name: "system.slice", Below: true}},
+	}
+	for _, c := range rs.Classes {
+		var got []bpf.CgroupSel
+		for _, cl := range c.Clauses {
+			got = append(got, cl.Cgroups...)
+		}
+		if w, ok := want[c.Name]; !ok || len(got) != len(w) || len(got) > 0 && got[0] != w[0] {
+			t.Errorf("class %s: cgroups %+v, want %+v", c.Name, got, w)
+		}
+	}
+	path := func(nodes ...any) []kernel.CgroupNode {
+		out := []kernel.CgroupNode{{ID: 1}}
+		for i := 0; i < len(nodes); i += 2 {
+			out = append(out, kernel.CgroupNode{ID: uint64(nodes[i].(int)), Name: nodes[i+1].(string)})
+		}
+		return out
+	}
+	ssh := path(20, "system.slice", 21, "ssh.service")
+	sshChild := path(20, "system.slice", 21, "ssh.service", 22, "inner")
+	pod := path(30, "kubepods", 31, "pod1")
+	kubepods := path(30, "kubepods")
+	rootMatch := bpf.Match{EUID: 0, Cgroup: path()}
+	for _, tc := range []struct {
+		name            string
+		subject, target bpf.Match
+		a               bpf.Access
+		want            string
+	}{
+		{"ssh.service is protected", rootMatch, bpf.Match{EUID: 5, Cgroup: ssh}, bpf.Read, "protect ssh : read;"},
+		{"a cgroup below it is not", rootMatch, bpf.Match{EUID: 5, Cgroup: sshChild}, bpf.Read, ""},
+		{"ssh.service made again (new id) still is", rootMatch, bpf.Match{EUID: 5, Cgroup: path(20, "system.slice", 99, "ssh.service")}, bpf.Read, "protect ssh : read;"},
+		{"a pod is kubepods/**", rootMatch, bpf.Match{Cgroup: pod}, bpf.Attach, "deny outside pods : attach;"},
+		{"kubepods itself is not", rootMatch, bpf.Match{Cgroup: kubepods}, bpf.Attach, ""},
+		{"a subject in system.slice is not outside", bpf.Match{EUID: 0, Cgroup: ssh}, bpf.Match{Cgroup: pod}, bpf.Attach, ""},
+		{"/** holds every cgroup", bpf.Match{EUID: 7, Cgroup: pod}, bpf.Match{Cgroup: ssh}, bpf.Attach, "deny all ssh : attach;"},
+		{"an unknown cgroup is in no class", bpf.Match{EUID: 7}, bpf.Match{Cgroup: ssh}, bpf.Attach, ""},
+		{"a recreated parent is not the one resolved", rootMatch, bpf.Match{EUID: 5, Cgroup: path(77, "system.slice", 21, "ssh.service")}, bpf.Read, ""},
+	} {
+		got := ""
+		if r := rs.Decide(tc.subject, tc.target, tc.a); r != nil {
+			got = r.Text
+		}
+		if got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }

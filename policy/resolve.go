@@ -16,6 +16,9 @@ type Resolver interface {
 	LookupGroup(name string) (uint32, error)
 	// StatExe returns the device and inode of an executable file.
 	StatExe(path string) (dev, ino uint64, err error)
+	// CgroupID returns the id of a cgroup v2, by its path from the
+	// hierarchy's root ("/system.slice"; "/" is the root, id 1).
+	CgroupID(path string) (uint64, error)
 }
 
 // SystemResolver resolves names with this machine's user and group
@@ -59,6 +62,7 @@ func (SystemResolver) StatExe(path string) (dev, ino uint64, err error) {
 type MapResolver struct {
 	Users, Groups map[string]uint32
 	Exes          map[string]Exe
+	Cgroups       map[string]uint64
 }
 
 // LookupUser implements Resolver.LookupUser.
@@ -83,4 +87,12 @@ func (m MapResolver) StatExe(path string) (dev, ino uint64, err error) {
 		return e.Dev, e.Ino, nil
 	}
 	return 0, 0, fmt.Errorf("stat %s: no such file", path)
+}
+
+// CgroupID implements Resolver.CgroupID.
+func (m MapResolver) CgroupID(path string) (uint64, error) {
+	if id, ok := m.Cgroups[path]; ok {
+		return id, nil
+	}
+	return 0, fmt.Errorf("cgroup %s: no such cgroup", path)
 }

@@ -210,7 +210,8 @@ func (b *builder) task(name string, obs oracle.Observed, c oracle.Creds) (*kerne
 		d = kernel.SuidDumpUser
 	}
 	t := &kernel.Task{Name: name, PID: obs.Pid, TGID: obs.Pid, Comm: "procgate", Cred: cr,
-		MM: &kernel.MM{Dumpable: d, UserNS: ns, Exe: obs.Exe}, AppArmor: appArmorLabel(c.AppArmor), SELinux: c.SELinux}
+		MM: &kernel.MM{Dumpable: d, UserNS: ns, Exe: obs.Exe}, AppArmor: appArmorLabel(c.AppArmor), SELinux: c.SELinux,
+		Cgroup: obs.Cgroup}
 	t.Leader = t
 	b.w.AddTask(t)
 	return t, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/oracle"
 	"github.com/procgate/procgate/verify"
 )
@@ -34,6 +35,8 @@ type stepStats struct {
 	// decides (the model's answer differs without it).
 	bpf        bool
 	bpfDecided int
+	// cgroupDecided counts those its cgroup classes decide.
+	cgroupDecided int
 }
 
 // report is the comparison of one boot with the model.
@@ -202,10 +205,25 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 		}
 	}
 	for _, st := range rep.steps {
-		if st.bpf && st.bpfDecided == 0 && st.probes > 0 {
+		if !st.bpf {
+			continue
+		}
+		if st.bpfDecided == 0 && st.probes > 0 {
 			// Agreement would show nothing of the program.
 			st.predictErrs++
 			rep.checkFailed(fmt.Sprintf("step %s: procgate's BPF LSM rule set decides none of its %d probe answers", st.name, st.probes))
+		}
+		// Cgroup selectors need struct cgroup's ancestors[] (6.0): the
+		// kernels before refuse them, those from take them and decide
+		// with them.
+		refused := run.end != nil && run.end.BPFCgroupsRefused != ""
+		switch old := !rep.release.AtLeast(6, 0, 0); {
+		case old && !refused:
+			rep.checkFailed(fmt.Sprintf("step %s: a %s kernel took cgroup selectors (it has no struct cgroup ancestors[])", st.name, rep.release))
+		case !old && refused:
+			rep.checkFailed(fmt.Sprintf("step %s: cgroup selectors refused on %s: %s", st.name, rep.release, run.end.BPFCgroupsRefused))
+		case !old && st.cgroupDecided == 0 && st.probes > 0:
+			rep.checkFailed(fmt.Sprintf("step %s: the rule set's cgroup classes decide none of its %d probe answers", st.name, st.probes))
 		}
 	}
 	return rep, nil
@@ -224,19 +242,31 @@ func (r *report) checkFailed(msg string) {
 // attached that its rule set decides: the model's answer without the
 // program differs.
 func bpfDecided(k verify.Kernel, f kernel.Features, res oracle.VMRes, pred []oracle.ProbeResult, st *stepStats) error {
-	k.BPF = nil
-	w, caller, target, err := verify.World(k, res.Case, res.Result)
+	predict := func(rs *bpf.RuleSet) ([]oracle.ProbeResult, error) {
+		k.BPF = rs
+		w, caller, target, err := verify.World(k, res.Case, res.Result)
+		if err != nil {
+			return nil, err
+		}
+		w.Features = f
+		return verify.PredictWorld(w, caller, target, res.Result.Probes)
+	}
+	without, err := predict(nil)
 	if err != nil {
 		return err
 	}
-	w.Features = f
-	without, err := verify.PredictWorld(w, caller, target, res.Result.Probes)
+	// The answers the rule set's cgroup classes decide: the model's
+	// answer without them differs.
+	noCgroups, err := predict(oracle.WithoutCgroups(res.BPF))
 	if err != nil {
 		return err
 	}
 	for i := range pred {
 		if i < len(without) && !verify.Same(pred[i], without[i]) {
 			st.bpfDecided++
+		}
+		if i < len(noCgroups) && !verify.Same(pred[i], noCgroups[i]) {
+			st.cgroupDecided++
 		}
 	}
 	return nil

@@ -150,7 +150,7 @@ func TestCompareBPFStep(t *testing.T) {
 		{"pins left", func(r *consoleRun) { r.end.BPFReload[0].PinsLeft = true }, "detach left"},
 		{"still enforcing after detach", func(r *consoleRun) { r.end.BPFReload[0].AfterDetachAllowed = 0 }, "after detach"},
 		{"no broker check", func(r *consoleRun) { r.end.BPFReload[0].Broker = nil }, "no broker check"},
-		{"a read through 10,000 rules", func(r *consoleRun) { r.end.BPFReload[0].LargeAllowed = 1 }, "under 10010 rules"},
+		{"a read through 10,000 rules", func(r *consoleRun) { r.end.BPFReload[0].LargeAllowed = 1 }, "rules the protected environ read 1 of"},
 		{"no denial reports", func(r *consoleRun) { r.end.BPFReload[0].Audit = nil }, "no check of the program's denial reports"},
 		{"a denial neither read nor counted", func(r *consoleRun) { a := *r.end.BPFReload[0].Audit; a.Lost--; r.end.BPFReload[0].Audit = &a }, "the program counted"},
 		{"the broker refused a grant", func(r *consoleRun) { r.end.BPFReload[0].Broker.Items["environ"] = "EACCES" }, "did not serve environ"},
@@ -163,6 +163,14 @@ func TestCompareBPFStep(t *testing.T) {
 				}
 			}
 		}, "decides none"},
+		{"cgroup selectors refused on 6.1", func(r *consoleRun) { r.end.BPFCgroupsRefused = "no ancestors[]" }, "cgroup selectors refused on"},
+		{"cgroup classes that decide nothing", func(r *consoleRun) {
+			for i := range r.results {
+				if r.results[i].BPF != nil {
+					r.results[i].BPF = oracle.WithoutCgroups(r.results[i].BPF)
+				}
+			}
+		}, "cgroup classes decide none"},
 	} {
 		cp := *run
 		end := *run.end
@@ -182,5 +190,33 @@ func TestCompareBPFStep(t *testing.T) {
 		if rep.predictErrs == 0 || !strings.Contains(rep.firstPredictErr, tc.want) {
 			t.Errorf("%s: %d model errors, first %q; want one about %q", tc.name, rep.predictErrs, rep.firstPredictErr, tc.want)
 		}
+	}
+}
+
+// TestCompareBPFCgroupsRefused: a kernel before 6.0 (bullseye's 5.10)
+// must refuse the bpf step's cgroup selectors, and the step then runs
+// and agrees without them.
+func TestCompareBPFCgroupsRefused(t *testing.T) {
+	log := gunzipFile(t, "../verify/testdata/vm-bullseye.log.gz")
+	run, err := readConsole(bytes.NewReader(log), io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &suite{name: SuiteAppArmor, plan: oracle.VMDefaultPlan()}
+	rep, err := compare(run, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.end.BPFCgroupsRefused == "" || rep.predictErrs != 0 || rep.disagreeCases != 0 {
+		t.Fatalf("the committed bullseye log: refusal %q, %d model errors (%s), %d disagreeing cases", run.end.BPFCgroupsRefused, rep.predictErrs, rep.firstPredictErr, rep.disagreeCases)
+	}
+	end := *run.end
+	end.BPFCgroupsRefused = ""
+	run.end = &end
+	if rep, err = compare(run, s); err != nil {
+		t.Fatal(err)
+	}
+	if rep.predictErrs == 0 || !strings.Contains(rep.firstPredictErr, "took cgroup selectors") {
+		t.Errorf("5.10 taking cgroup selectors: %d model errors, first %q", rep.predictErrs, rep.firstPredictErr)
 	}
 }

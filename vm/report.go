@@ -58,7 +58,7 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(w, ", selinux %s", s.selinuxMode)
 		}
 		if s.bpf {
-			fmt.Fprintf(w, ", %d answers decided by procgate's BPF LSM program", s.bpfDecided)
+			fmt.Fprintf(w, ", %d answers decided by procgate's BPF LSM program (%d by its cgroup classes)", s.bpfDecided, s.cgroupDecided)
 		}
 		if s.firstRefusal != "" {
 			fmt.Fprintf(w, " (first: %s)", s.firstRefusal)
@@ -66,6 +66,9 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if r.end != nil {
+		if r.end.BPFCgroupsRefused != "" {
+			fmt.Fprintf(w, "  cgroup selectors refused, the bpf step ran without them: %s\n", r.end.BPFCgroupsRefused)
+		}
 		for _, rl := range r.end.BPFReload {
 			fmt.Fprintf(w, "  reload under load (step %s): %d rule-set swaps in %.1f s, %d reads of a protected environ, %d allowed, refusals %v; status read %d/%d; detach: pins left %v, environ then read %d/%d; per read of an unrestricted environ %.0f ns with the program, %.0f ns with %d rules (protected environ read %d/%d), %.0f ns without (emulated time)",
 				rl.Step, rl.Reloads, rl.Seconds, rl.Opens, rl.Allowed, rl.Errors, rl.StatusAllowed, rl.StatusOpens, rl.PinsLeft, rl.AfterDetachAllowed, rl.AfterDetachOpens, rl.NsWith, rl.NsWithLarge, rl.LargeRules, rl.LargeAllowed, rl.LargeOpens, rl.NsWithout)

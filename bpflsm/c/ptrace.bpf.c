@@ -32,9 +32,11 @@ char LICENSE[] SEC("license") = "GPL";
 #define MAX_RANGES 16
 #define MAX_EXES 16
 #define MAX_GROUPS 8
+#define MAX_CGROUPS 8
+#define CGROUP_NAME 64 // a selected cgroup's name is at most 62 bytes: see read_cgroups
 
 // Selector kinds, in the order of ruleset.pos and ruleset.neg.
-enum { KIND_UID, KIND_GID, KIND_GROUP, KIND_EXE, NKINDS };
+enum { KIND_UID, KIND_GID, KIND_GROUP, KIND_EXE, KIND_CGROUP, NKINDS };
 
 struct idrange {
 	__u32 lo, hi;
@@ -43,6 +45,21 @@ struct idrange {
 
 struct exe {
 	__u64 dev, ino; // the kernel's s_dev (MAJOR << 20 | MINOR) and i_ino
+	__u64 pos, neg;
+};
+
+// A cgroup selector: the cgroup v2 named name whose parent has the id
+// parent (the parent is resolved when the rule set is loaded; the
+// cgroup itself is matched by name, so that it may come and go, as a
+// service's does when it restarts), at level (1 for a child of the
+// root). CG_SELF selects that cgroup, CG_BELOW its descendants; CG_ROOT
+// every cgroup (the policy's "/**").
+enum { CG_SELF = 1, CG_BELOW = 2, CG_ROOT = 4 };
+
+struct cgroupsel {
+	__u64 parent;
+	__u32 level, flags;
+	char name[CGROUP_NAME]; // NUL-padded
 	__u64 pos, neg;
 };
 
@@ -55,6 +72,9 @@ struct ruleset {
 	struct idrange gid[MAX_RANGES];
 	struct idrange group[MAX_RANGES];
 	struct exe exe[MAX_EXES];
+	__u32 ncgroup;
+	__u32 cgroup_top; // the highest level of a cgroup selector
+	struct cgroupsel cgroup[MAX_CGROUPS];
 	// deny[a][s] is the target classes subject class s may not reach with
 	// access a (0 read, 1 attach); protect[a] the target classes nobody
 	// may reach with it.
@@ -134,10 +154,11 @@ struct {
 // Counters: 0 decisions, 1 denials, 2 hooks without a rule set, 3
 // denials whose event the ring buffer had no room for, 4 denials because
 // the hashed rules' slot was empty, 5 denials because a preempted
-// decision's scratch was taken (see owner).
+// decision's scratch was taken (see owner), 6 denials because the rule
+// set has cgroup selectors the kernel's struct cgroup cannot serve.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 6);
+	__uint(max_entries, 7);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
@@ -211,15 +232,108 @@ struct ids {
 	__s64 ngroups;
 	__u32 groups[MAX_GROUPS];
 	__u64 dev, ino; // the executable; both 0 without one (or unread)
+	__u64 cgroups;  // bit i: the task's cgroup is one ruleset.cgroup[i] selects
 };
 
+// cglevels is read_cgroups' scratch: the ids and names of a task's
+// ancestors by level (the root's, level 0, are 1 and "": not read).
+#define CG_LEVELS 16
+struct cgname {
+	__u64 w[CGROUP_NAME / 8];
+};
+
+struct cglevels {
+	__u64 id[CG_LEVELS];
+	struct cgname name[CG_LEVELS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cglevels);
+} cglevels SEC(".maps");
+
+// has_ancestors says whether the kernel's struct cgroup has ancestors[]
+// (6.0), which read_cgroups indexes by level: a CO-RE relocation the
+// loader resolves. Before, bpflsm refuses rule sets with cgroup
+// selectors, and the program denies under one (fail closed).
+#define has_ancestors() bpf_core_field_exists(((struct cgroup *)0)->ancestors)
+
+// read_cgroups sets x->cgroups: which of rs's cgroup selectors hold t's
+// cgroup v2. For selector e at level L, the task's ancestor at L (its own
+// cgroup when its level is L) must be named e->name and its ancestor at
+// L-1 must be e->parent. It reads each level's id and name once, up to
+// the highest level a selector names (rs->cgroup_top, below CG_LEVELS),
+// then compares every selector without a read: branch-free over every
+// entry (unused ones select nothing: no classes); what it reads past the
+// task's own level the level masks out. Names are compared over
+// CGROUP_NAME bytes: a name of 63 bytes or more reads as its first 63
+// and a NUL, never equal to a selector's name of at most 62.
+static __always_inline void read_cgroups(const struct ruleset *rs, struct task_struct *t, struct ids *x, int btf)
+{
+	__u32 k0 = 0;
+	struct cglevels *lv = bpf_map_lookup_elem(&cglevels, &k0);
+	if (!lv)
+		return;
+	if (!has_ancestors())
+		return;
+	struct cgroup *cg;
+	__s64 level;
+	if (btf) {
+		// No branch: a load through a NULL BTF pointer yields 0.
+		cg = t->cgroups->dfl_cgrp;
+		level = cg->level;
+	} else {
+		cg = BPF_CORE_READ(t, cgroups, dfl_cgrp);
+		level = BPF_CORE_READ(cg, level);
+	}
+	__u64 base = (__u64)cg + bpf_core_field_offset(struct cgroup, ancestors);
+	__u64 have = ~zero((__u64)cg); // all ones when the task has a cgroup
+	__u32 top = rs->cgroup_top;
+	lv->id[0] = 1;
+	__builtin_memset(&lv->name[0], 0, sizeof(lv->name[0]));
+#pragma unroll
+	for (int l = 1; l < CG_LEVELS; l++) {
+		if (l <= top) {
+			// Probe reads: the verifier refuses BTF loads past a
+			// struct's end, where ancestors[1…] are.
+			struct cgroup *a = NULL;
+			bpf_probe_read_kernel(&a, sizeof(a), (void *)(base + l * 8));
+			struct kernfs_node *kn = BPF_CORE_READ(a, kn);
+			lv->id[l] = BPF_CORE_READ(kn, id);
+			__builtin_memset(&lv->name[l], 0, sizeof(lv->name[l]));
+			bpf_probe_read_kernel_str(lv->name[l].w, CGROUP_NAME, BPF_CORE_READ(kn, name));
+		}
+	}
+#pragma unroll
+	for (int i = 0; i < MAX_CGROUPS; i++) {
+		const struct cgroupsel *e = &rs->cgroup[i];
+		__u64 L = e->level & (CG_LEVELS - 1);
+		const __u64 *want = (const __u64 *)e->name;
+		const __u64 *got = lv->name[L].w;
+		__u64 diff = lv->id[(L - 1) & (CG_LEVELS - 1)] ^ e->parent;
+#pragma unroll
+		for (int w = 0; w < CGROUP_NAME / 8; w++)
+			diff |= got[w] ^ want[w];
+		__u64 self = -(__u64)((e->flags & CG_SELF) != 0) & zero((__u64)level ^ L);
+		__u64 below = -(__u64)((e->flags & CG_BELOW) != 0) & (__u64)(((__s64)L - level) >> 63);
+		__u64 root = -(__u64)((e->flags & CG_ROOT) != 0);
+		__u64 hit = ((zero(diff) & (self | below)) | root) & have;
+		x->cgroups |= hit & (1ULL << i);
+	}
+}
+
 // read_ids reads t's ids; its groups only when groups, its executable
-// only when exe. With btf, t is a BTF pointer (a hook's argument, or
+// only when exe, its cgroup only when cg. With btf, t is a BTF pointer (a hook's argument, or
 // bpf_get_current_task_btf from 5.11) and the fields are loaded
 // directly; otherwise t is a plain address (bpf_get_current_task before
 // 5.11) and each is a probe read (BPF_CORE_READ), several times dearer.
-static __always_inline void read_ids(struct task_struct *t, struct ids *x, int groups, int exe, int btf)
+static __always_inline void read_ids(const struct ruleset *rs, struct task_struct *t, struct ids *x, int groups, int exe,
+				     int cg, int btf)
 {
+	if (cg)
+		read_cgroups(rs, t, x, btf);
 	if (btf) {
 		const struct cred *c = t->cred;
 		x->euid = c->euid.val;
@@ -355,6 +469,14 @@ static __always_inline __u64 classes_of(const struct ruleset *rs, const struct i
 			neg[KIND_EXE] |= rs->exe[i].neg & hit;
 		}
 	}
+	if (rs->ncgroup) {
+#pragma unroll
+		for (int i = 0; i < MAX_CGROUPS; i++) {
+			__u64 hit = -((x->cgroups >> i) & 1);
+			pos[KIND_CGROUP] |= rs->cgroup[i].pos & hit;
+			neg[KIND_CGROUP] |= rs->cgroup[i].neg & hit;
+		}
+	}
 	__u64 m = rs->classes;
 	for (int k = 0; k < NKINDS; k++)
 		m &= (~rs->pos[k] | pos[k]) & ~neg[k];
@@ -448,9 +570,13 @@ static __always_inline int deny(const struct ruleset *rs, struct task_struct *su
 static __always_inline int judge(const struct ruleset *rs, struct task_struct *subject, struct task_struct *target,
 				 struct ids *s, struct ids *t, int a, int traceme, int given, int sbtf, int tbtf)
 {
-	int groups = rs->ngroup != 0, exe = rs->nexe || (rs->pair_kinds & EXE_KINDS);
+	int groups = rs->ngroup != 0, exe = rs->nexe || (rs->pair_kinds & EXE_KINDS), cg = rs->ncgroup != 0;
+	if (cg && !has_ancestors()) {
+		count(6);
+		return deny(rs, subject, target, t, a, traceme, 0, 0, 0, given); // bpflsm never loads it (fail closed)
+	}
 	if (!given)
-		read_ids(target, t, groups, exe, tbtf);
+		read_ids(rs, target, t, groups, exe, cg, tbtf);
 	__u64 tgt = classes_of(rs, t);
 	if (tgt & rs->protect[a])
 		return deny(rs, subject, target, t, a, traceme, 0, tgt, 0, given);
@@ -471,7 +597,7 @@ static __always_inline int judge(const struct ruleset *rs, struct task_struct *s
 	if (!tgt && !(rs->pair_kinds & SUBJECT_KINDS))
 		goto allow;
 	if (!given)
-		read_ids(subject, s, groups, exe, sbtf);
+		read_ids(rs, subject, s, groups, exe, cg, sbtf);
 	__u64 subj = classes_of(rs, s), denied = 0;
 	const __u64 *row = rs->deny[a];
 	if (subj & rs->subjects[a])

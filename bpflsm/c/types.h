@@ -48,12 +48,33 @@ struct mm_struct {
 	struct file *exe_file;
 } __core;
 
+// kernel/cgroup: a cgroup's kernfs directory (its id is the directory's
+// inode number on 64-bit kernels, bpf_get_current_cgroup_id's value).
+struct kernfs_node {
+	__u64 id;
+	const char *name;
+} __core;
+
+// include/linux/cgroup-defs.h. ancestors[] (6.0: "cgroup: Replace
+// cgroup->ancestor_ids[] with ->ancestors[]") holds the cgroup's
+// ancestors by level, the root's first and its own last.
+struct cgroup {
+	int level;
+	struct kernfs_node *kn;
+	struct cgroup *ancestors[];
+} __core;
+
+struct css_set {
+	struct cgroup *dfl_cgrp; // the task's cgroup v2
+} __core;
+
 struct task_struct {
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
 	const struct cred *cred;
 	struct mm_struct *mm;
+	struct css_set *cgroups;
 	char comm[16];
 } __core;
 

@@ -221,8 +221,8 @@ func enforceStatus(out io.Writer, pinDir string) error {
 		fmt.Fprintf(out, "not attached (nothing pinned under %s)\n", pinDir)
 		return nil
 	}
-	fmt.Fprintf(out, "attached: policy generation %d, %d classes of class bits; %d decisions, %d denials (%d not reported: ring buffer full), %d without a rule set, %d failed closed (%d preempted, %d without hashed rules)\n",
-		st.Generation, st.Classes, st.Decisions, st.Denials, st.Lost, st.Unset, st.Preempted+st.Unslotted, st.Preempted, st.Unslotted)
+	fmt.Fprintf(out, "attached: policy generation %d, %d classes of class bits; %d decisions, %d denials (%d not reported: ring buffer full), %d without a rule set, %d failed closed (%d preempted, %d without hashed rules, %d cgroups unserved)\n",
+		st.Generation, st.Classes, st.Decisions, st.Denials, st.Lost, st.Unset, st.Preempted+st.Unslotted+st.CgroupUnserved, st.Preempted, st.Unslotted, st.CgroupUnserved)
 	return nil
 }
 

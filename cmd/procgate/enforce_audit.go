@@ -120,7 +120,7 @@ func (d *denialAuditor) writeMetrics(w io.Writer, pinDir string) error {
 		{"procgate_bpf_unset_total", "Hook calls that found no rule set.", st.Unset},
 		{"procgate_bpf_denials_unreported_total", "Denials the program's ring buffer had no room to report (audited by count only).", st.Lost},
 		{"procgate_bpf_denials_read_total", "Denials read from the ring buffer by this process.", d.read.Load()},
-		{"procgate_bpf_failed_closed_total", "Denials without a rule's decision: a preempted decision's scratch taken, or the hashed rules' slot empty (not reported).", st.Preempted + st.Unslotted},
+		{"procgate_bpf_failed_closed_total", "Denials without a rule's decision: a preempted decision's scratch taken, the hashed rules' slot empty (not reported), or cgroup selectors the kernel cannot serve.", st.Preempted + st.Unslotted + st.CgroupUnserved},
 	} {
 		if _, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v); err != nil {
 			return err

@@ -9,8 +9,8 @@
 //
 // A rule set names up to [MaxClasses] classes of processes, each a
 // conjunction of clauses on the effective uid, the effective gid, the
-// groups (effective gid or a supplementary group) and the executable,
-// each clause positive or negated; it denies a subject class a target
+// groups (effective gid or a supplementary group), the executable and
+// the cgroup v2, each clause positive or negated; it denies a subject class a target
 // class for READ or ATTACH access, or protects a target class from every
 // subject. A denial is EPERM, which PTRACE_ATTACH and PTRACE_SEIZE return
 // as is, and which /proc turns into its own errno (EACCES for environ,
@@ -42,6 +42,13 @@ const (
 	MaxGroups = 8
 	// MaxPairs bounds the hashed rules (see [Layout]).
 	MaxPairs = 65536
+	// MaxCgroups bounds the cgroup selectors over all classes.
+	MaxCgroups = 8
+	// MaxCgroupName bounds a selected cgroup's name (the program
+	// compares 64 bytes, a NUL among them).
+	MaxCgroupName = 62
+	// MaxCgroupLevel bounds a selected cgroup's level.
+	MaxCgroupLevel = 15
 )
 
 // Kind is what a clause tests.
@@ -49,14 +56,15 @@ type Kind uint8
 
 // The clause kinds, in the program's order.
 const (
-	KindUID   Kind = iota // the effective uid
-	KindGID               // the effective gid
-	KindGroup             // the effective gid or a supplementary group
-	KindExe               // the executable (mm->exe_file)
+	KindUID    Kind = iota // the effective uid
+	KindGID                // the effective gid
+	KindGroup              // the effective gid or a supplementary group
+	KindExe                // the executable (mm->exe_file)
+	KindCgroup             // the cgroup v2 (cgroups->dfl_cgrp)
 	numKinds
 )
 
-var kindNames = [...]string{"uid", "gid", "group", "exe"}
+var kindNames = [...]string{"uid", "gid", "group", "exe", "cgroup"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -69,12 +77,81 @@ func (k Kind) String() string {
 type IDRange struct{ Lo, Hi uint32 }
 
 // Clause is one test of a class: the task's value of Kind is in one of
-// IDs (or is one of Exes), or, when Not, in none of them.
+// IDs (or is one of Exes, or is selected by one of Cgroups), or, when
+// Not, in none of them.
 type Clause struct {
-	Kind Kind
-	Not  bool
-	IDs  []IDRange
-	Exes []kernel.FileID
+	Kind    Kind
+	Not     bool
+	IDs     []IDRange
+	Exes    []kernel.FileID
+	Cgroups []CgroupSel `json:",omitempty"`
+}
+
+// CgroupSel selects cgroups v2 as the program does: the cgroup named
+// Name, at Level (1 for a child of the root), whose parent's id is
+// Parent — the cgroup itself (Self), its descendants (Below), or both;
+// with Root, every cgroup (the policy's "/**"). The parent is resolved
+// when the rule set is made and the cgroup matched by name, so that it
+// may be removed and made again (a service's cgroup, at each restart)
+// and still be selected.
+type CgroupSel struct {
+	Parent      uint64
+	Level       uint32
+	Name        string
+	Self, Below bool
+	Root        bool `json:",omitempty"`
+}
+
+// String renders the selector as the parent's id and a path pattern:
+// "parent 7 level 2 ssh.service/**".
+func (c CgroupSel) String() string {
+	if c.Root {
+		return "/**"
+	}
+	s := fmt.Sprintf("parent %d level %d %s", c.Parent, c.Level, c.Name)
+	switch {
+	case c.Self && c.Below:
+		s += "{,/**}"
+	case c.Below:
+		s += "/**"
+	}
+	return s
+}
+
+// Example returns a cgroup path c selects: its own, or, when it selects
+// only descendants, a child's ("…"). The directories above the parent
+// have id 0 (no cgroup's).
+func (c CgroupSel) Example() []kernel.CgroupNode {
+	if c.Root {
+		return []kernel.CgroupNode{{ID: 1}}
+	}
+	if c.Level < 1 {
+		return nil // selects nothing (Validate refuses it)
+	}
+	path := make([]kernel.CgroupNode, c.Level+1, c.Level+2)
+	path[c.Level-1].ID = c.Parent
+	path[c.Level].Name = c.Name
+	if !c.Self {
+		path = append(path, kernel.CgroupNode{Name: "…"})
+	}
+	return path
+}
+
+// Selects reports whether c selects the cgroup at the end of path (the
+// root first), as ptrace.bpf.c:read_cgroups does.
+func (c *CgroupSel) Selects(path []kernel.CgroupNode) bool {
+	if len(path) == 0 {
+		return false
+	}
+	if c.Root {
+		return true
+	}
+	level := len(path) - 1
+	L := int(c.Level)
+	if L < 1 || L > level || path[L].Name != c.Name || path[L-1].ID != c.Parent {
+		return false
+	}
+	return c.Self && level == L || c.Below && level > L
 }
 
 // String renders the clause as a policy selector line: "uid 0-99",
@@ -90,6 +167,9 @@ func (cl Clause) String() string {
 	}
 	for _, e := range cl.Exes {
 		vals = append(vals, fmt.Sprintf("dev %d:%d ino %d", e.Dev>>20, e.Dev&(1<<20-1), e.Ino))
+	}
+	for _, c := range cl.Cgroups {
+		vals = append(vals, c.String())
 	}
 	s := cl.Kind.String() + " " + strings.Join(vals, " ")
 	if cl.Not {
@@ -296,11 +376,26 @@ func (rs *RuleSet) Validate() error {
 					return fmt.Errorf("bpf rule set: class %s: %s range %d-%d is empty", c.Name, cl.Kind, r.Lo, r.Hi)
 				}
 			}
+			for _, g := range cl.Cgroups {
+				switch {
+				case g.Root:
+				case len(g.Name) == 0 || len(g.Name) > MaxCgroupName || strings.ContainsAny(g.Name, "/\x00"):
+					return fmt.Errorf("bpf rule set: class %s: cgroup name %q: want 1 to %d bytes, no '/' or NUL", c.Name, g.Name, MaxCgroupName)
+				case g.Level < 1 || g.Level > MaxCgroupLevel:
+					return fmt.Errorf("bpf rule set: class %s: cgroup %s: level %d out of 1-%d", c.Name, g.Name, g.Level, MaxCgroupLevel)
+				case !g.Self && !g.Below:
+					return fmt.Errorf("bpf rule set: class %s: cgroup %s selects neither itself nor its descendants", c.Name, g.Name)
+				}
+			}
 			if !general[ci] {
 				continue // hashed, or in no rule
 			}
-			if cl.Kind == KindExe {
+			switch cl.Kind {
+			case KindExe:
 				ranges[KindExe] += len(cl.Exes)
+				continue
+			case KindCgroup:
+				ranges[KindCgroup] += len(cl.Cgroups)
 				continue
 			}
 			ranges[cl.Kind] += len(cl.IDs)
@@ -308,8 +403,11 @@ func (rs *RuleSet) Validate() error {
 	}
 	for k, n := range ranges {
 		limit := MaxRanges
-		if Kind(k) == KindExe {
+		switch Kind(k) {
+		case KindExe:
 			limit = MaxExes
+		case KindCgroup:
+			limit = MaxCgroups
 		}
 		if n > limit {
 			return fmt.Errorf("bpf rule set: %d %s values over all classes, the program holds %d", n, Kind(k), limit)
@@ -325,6 +423,9 @@ type Match struct {
 	// Exe is the executable; nil for a task without an mm (a kernel
 	// thread, an exited task), which no exe clause holds.
 	Exe *kernel.FileID
+	// Cgroup is the task's cgroup v2 path (kernel.Task.Cgroup); nil when
+	// unknown, which no cgroup selector selects.
+	Cgroup []kernel.CgroupNode
 }
 
 // MatchOf reads t as the program does.
@@ -336,6 +437,7 @@ func MatchOf(t *kernel.Task) Match {
 	if t.MM != nil {
 		m.Exe = t.MM.Exe
 	}
+	m.Cgroup = t.Cgroup
 	return m
 }
 
@@ -369,6 +471,12 @@ func (cl *Clause) holds(m Match) bool {
 		return false
 	case KindExe:
 		return m.Exe != nil && slices.Contains(cl.Exes, *m.Exe)
+	case KindCgroup:
+		for i := range cl.Cgroups {
+			if cl.Cgroups[i].Selects(m.Cgroup) {
+				return true
+			}
+		}
 	}
 	return false
 }

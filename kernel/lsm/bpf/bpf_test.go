@@ -213,3 +213,57 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	})
 }
+
+// TestCgroupSelects: a selector holds its named cgroup under the parent's
+// id (Self), the cgroups below it (Below), or every cgroup (Root), and
+// Validate refuses what the program cannot compare.
+func TestCgroupSelects(t *testing.T) {
+	path := func(names ...string) []kernel.CgroupNode {
+		p := []kernel.CgroupNode{{ID: 1}}
+		for i, n := range names {
+			p = append(p, kernel.CgroupNode{ID: uint64(10 + i), Name: n})
+		}
+		return p
+	}
+	svc := CgroupSel{Parent: 10, Level: 2, Name: "svc", Self: true}
+	below := CgroupSel{Parent: 10, Level: 2, Name: "svc", Below: true}
+	for _, tc := range []struct {
+		name string
+		sel  CgroupSel
+		path []kernel.CgroupNode
+		want bool
+	}{
+		{"itself", svc, path("sys", "svc"), true},
+		{"a child is not itself", svc, path("sys", "svc", "x"), false},
+		{"another parent", svc, []kernel.CgroupNode{{ID: 1}, {ID: 99, Name: "sys"}, {ID: 11, Name: "svc"}}, false},
+		{"another name", svc, path("sys", "svd"), false},
+		{"above it", svc, path("sys"), false},
+		{"below: a child", below, path("sys", "svc", "x"), true},
+		{"below: a grandchild", below, path("sys", "svc", "x", "y"), true},
+		{"below: not itself", below, path("sys", "svc"), false},
+		{"root: the root", CgroupSel{Root: true}, path(), true},
+		{"root: any", CgroupSel{Root: true}, path("a", "b"), true},
+		{"unknown", CgroupSel{Root: true}, nil, false},
+	} {
+		if got := tc.sel.Selects(tc.path); got != tc.want {
+			t.Errorf("%s: %s selects %v: %v, want %v", tc.name, tc.sel, tc.path, got, tc.want)
+		}
+		if ex := tc.sel.Example(); !tc.sel.Selects(ex) {
+			t.Errorf("%s: %s does not select its example %v", tc.name, tc.sel, ex)
+		}
+	}
+	for _, tc := range []struct {
+		sel  CgroupSel
+		want string
+	}{
+		{CgroupSel{Parent: 1, Level: 1, Name: strings.Repeat("n", MaxCgroupName+1), Self: true}, "want 1 to 62 bytes"},
+		{CgroupSel{Parent: 1, Level: 1, Name: "a/b", Self: true}, "no '/'"},
+		{CgroupSel{Parent: 1, Level: 0, Name: "a", Self: true}, "level 0 out of 1-15"},
+		{CgroupSel{Parent: 1, Level: 1, Name: "a"}, "neither itself nor its descendants"},
+	} {
+		rs := &RuleSet{Classes: []Class{{Name: "c", Clauses: []Clause{{Kind: KindCgroup, Cgroups: []CgroupSel{tc.sel}}}}}, Rules: []Rule{{Subject: -1, Target: 0}}}
+		if err := rs.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: Validate: %v, want %q", tc.sel, err, tc.want)
+		}
+	}
+}
