@@ -141,11 +141,24 @@ func decodePairs(rs *bpf.RuleSet, pairs map[ptracePairKey]ptracePairVal) error {
 		index uint32
 		rule  bpf.Rule
 	}
-	var rules []hashed
-	for k, v := range pairs {
-		if k == epochKey {
-			continue
+	// In the order of the entries' first rules, so that the classes are
+	// made in one order whatever the map's.
+	first := func(v ptracePairVal) uint32 {
+		if v.Rule[0] == 0 || v.Rule[1] != 0 && v.Rule[1] < v.Rule[0] {
+			return v.Rule[1]
 		}
+		return v.Rule[0]
+	}
+	keys := make([]ptracePairKey, 0, len(pairs))
+	for k := range pairs {
+		if k != epochKey {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b ptracePairKey) int { return cmp.Compare(first(pairs[a]), first(pairs[b])) })
+	var rules []hashed
+	for _, k := range keys {
+		v := pairs[k]
 		t, err := classOf(k.Tkind, k.T)
 		if err != nil {
 			return err

@@ -179,7 +179,15 @@ func Attach(rs *bpf.RuleSet, dir string) error {
 		pinned = append(pinned, path)
 		return nil
 	}
-	if err := errors.Join(pin(pinRuleSets, objs.Rulesets), pin(pinPairSets, objs.Pairsets), pin(pinCounters, objs.Counters), pin(pinDenials, objs.Denials)); err != nil {
+	mirror, err := newMirror()
+	if err != nil {
+		return err
+	}
+	defer mirror.Close()
+	if err := publish(mirror, enc); err != nil {
+		return err
+	}
+	if err := errors.Join(pin(pinRuleSets, objs.Rulesets), pin(pinPairSets, objs.Pairsets), pin(pinCounters, objs.Counters), pin(pinDenials, objs.Denials), pin(pinMirror, mirror)); err != nil {
 		unpin()
 		return err
 	}
@@ -362,7 +370,40 @@ func Reload(rs *bpf.RuleSet, dir string) error {
 	if err != nil {
 		return err
 	}
-	return install(spec, enc, outer, pairsets)
+	mirror, err := openMirrorRW(dir)
+	if err != nil {
+		return err
+	}
+	if mirror == nil {
+		return install(spec, enc, outer, pairsets)
+	}
+	defer mirror.close()
+	img, err := image(enc)
+	if err != nil {
+		return fmt.Errorf("bpflsm: the rule set's image: %w", err)
+	}
+	// Readers of the mirror fail closed from before the swap until the
+	// new image is in.
+	mirror.begin()
+	if err := install(spec, enc, outer, pairsets); err != nil {
+		return errors.Join(err, mirror.end(nil, 0))
+	}
+	return mirror.end(img, enc.val.Epoch)
+}
+
+// publish writes enc into a new mirror.
+func publish(m *ebpf.Map, enc *encoded) error {
+	p, err := mapMirror(m, true)
+	if err != nil {
+		return fmt.Errorf("bpflsm: %w", err)
+	}
+	defer p.close()
+	img, err := image(enc)
+	if err != nil {
+		return fmt.Errorf("bpflsm: the rule set's image: %w", err)
+	}
+	p.begin()
+	return p.end(img, enc.val.Epoch)
 }
 
 // Status is what Stat reports of an attachment.
@@ -428,7 +469,15 @@ func Stat(dir string) (Status, error) {
 // enforcing once the pins are gone. Nothing pinned is not an error.
 func Detach(dir string) error {
 	var errs []error
-	for _, n := range []string{pinAccessCheck, pinTraceme, pinRuleSets, pinPairSets, pinCounters, pinDenials} {
+	// Readers of the mirror learn that it no longer speaks for the
+	// kernel.
+	if m, err := openMirrorRW(dir); err != nil {
+		errs = append(errs, err)
+	} else if m != nil {
+		m.detach()
+		errs = append(errs, m.close())
+	}
+	for _, n := range []string{pinAccessCheck, pinTraceme, pinRuleSets, pinPairSets, pinCounters, pinDenials, pinMirror} {
 		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -543,8 +592,9 @@ func readPairs(path string, epoch uint64) (map[ptracePairKey]ptracePairVal, erro
 }
 
 // PinRuleSet pins, under dir, a rule-set map holding rs as Attach pins the
-// program's, without loading the program: Current reads it back as it
-// reads an attached program's. The readers of the rule set (the model of
+// program's, and its mirror, without loading the program: Current and a
+// Mirror read it back as they read an attached program's (Reload and
+// Detach work on it too). The readers of the rule set (the model of
 // a live system) are tested with it where the kernel refuses LSM
 // programs; nothing enforces it.
 func PinRuleSet(rs *bpf.RuleSet, dir string) error {
@@ -569,8 +619,17 @@ func PinRuleSet(rs *bpf.RuleSet, dir string) error {
 	if err := install(spec, enc, rulesets, pairsets); err != nil {
 		return err
 	}
+	mirror, err := newMirror()
+	if err != nil {
+		return err
+	}
+	defer mirror.Close()
+	if err := publish(mirror, enc); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return errors.Join(rulesets.Pin(filepath.Join(dir, pinRuleSets)), pairsets.Pin(filepath.Join(dir, pinPairSets)))
+	return errors.Join(rulesets.Pin(filepath.Join(dir, pinRuleSets)), pairsets.Pin(filepath.Join(dir, pinPairSets)),
+		mirror.Pin(filepath.Join(dir, pinMirror)))
 }

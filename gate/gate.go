@@ -105,6 +105,15 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
+	if cfg.Live.BPF == nil {
+		// While the process may still open pins: the reader of procgate
+		// serve is confined after this (no bpf(2), no CAP_BPF).
+		m, err := live.OpenBPFMirror(cfg.Live)
+		if err != nil {
+			return nil, fmt.Errorf("gate: %w", err)
+		}
+		cfg.Live.BPF = m
+	}
 	root, err := procfs.Open(cfg.Live.Proc)
 	if err != nil {
 		return nil, fmt.Errorf("gate: %w", err)
@@ -118,6 +127,10 @@ func New(cfg Config) (*Gate, error) {
 		metrics: cfg.Metrics, audit: cfg.Audit,
 		sem: make(chan struct{}, cfg.Workers), stuck: make(chan struct{}, cfg.MaxStuckReads),
 		stall: newStalls(cfg.Stall, cfg.ReadTimeout), shares: newWorkerShares(cfg.Stall.WorkersPerUID),
+	}
+	if m := cfg.Live.BPF; m != nil {
+		g.cache.stamp = m.Seq
+		g.cache.stampAt = m.Seq()
 	}
 	g.bufs.New = func() any { b := make([]byte, 0, 8192); return &b }
 	g.policy.Store(&policyBox{cfg.Policy})

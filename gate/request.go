@@ -323,6 +323,7 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, w work) ([]ProcRes
 			infos[j] = ts[i].info
 		}
 		g.cache.reads.Add(1)
+		stamp := g.cache.now()
 		views, errs, err := buildViews(g.cfg.Live, c.info, infos)
 		if err != nil {
 			if c.Alive() != nil {
@@ -342,7 +343,7 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, w work) ([]ProcRes
 				continue
 			}
 			ts[i].view = views[j]
-			g.cache.put(pairKey{c.info.key, ts[i].info.key}, views[j])
+			g.cache.put(pairKey{c.info.key, ts[i].info.key}, views[j], stamp)
 		}
 	}
 	out := make([]ProcResult, len(pids))

@@ -40,6 +40,12 @@ type viewCache struct {
 	misses  atomic.Uint64
 	evicted atomic.Uint64
 	reads   atomic.Uint64 // model reads (live.ReadPIDs calls)
+	// stamp, when set, numbers the versions of what the views were
+	// computed under beyond the processes (procgate's BPF rule set: its
+	// mirror's sequence number); the cache holds only views of the
+	// current one.
+	stamp   func() uint64
+	stampAt uint64
 }
 
 // callerViews are the cached views of one caller.
@@ -55,13 +61,22 @@ func newViewCache(ttl time.Duration, max int) *viewCache {
 	return &viewCache{callers: map[taskKey]*callerViews{}, intern: map[string]*View{}, born: time.Now(), ttl: ttl, max: max}
 }
 
+// now returns the current stamp (0 without one).
+func (vc *viewCache) now() uint64 {
+	if vc.stamp == nil {
+		return 0
+	}
+	return vc.stamp()
+}
+
 func (vc *viewCache) get(k pairKey) *View {
+	cur := vc.now()
 	vc.mu.RLock()
 	var v *View
 	if cv := vc.callers[k.caller]; cv != nil {
 		v = cv.views[k.target]
 	}
-	expired := time.Since(vc.born) > vc.ttl
+	expired := time.Since(vc.born) > vc.ttl || cur != vc.stampAt
 	vc.mu.RUnlock()
 	if expired {
 		vc.flush()
@@ -75,10 +90,15 @@ func (vc *viewCache) get(k pairKey) *View {
 	return v
 }
 
-func (vc *viewCache) put(k pairKey, v *View) {
+// put caches v, computed under stamp (now, before the model read): a
+// view of an older stamp is not kept.
+func (vc *viewCache) put(k pairKey, v *View, stamp uint64) {
 	sig := v.signature()
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
+	if stamp != vc.stampAt {
+		return
+	}
 	if vc.n >= vc.max {
 		vc.clearLocked()
 	}
@@ -141,9 +161,11 @@ func (vc *viewCache) clearLocked() {
 
 // flush drops every entry (expiry, policy reload, SIGHUP).
 func (vc *viewCache) flush() {
+	cur := vc.now()
 	vc.mu.Lock()
 	vc.clearLocked()
 	vc.born = time.Now()
+	vc.stampAt = cur
 	vc.mu.Unlock()
 }
 

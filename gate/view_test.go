@@ -23,9 +23,9 @@ func TestViewCacheBounded(t *testing.T) {
 	view := func(reason string) *View {
 		return &View{Kernel: make([]KernelAnswer, 2), MAC: []MACAnswer{{Denied: reason != "", Reason: reason}, {}}}
 	}
-	vc.put(pairKey{a, taskKey{pid: 10}}, view("x"))
-	vc.put(pairKey{b, taskKey{pid: 10}}, view("x"))
-	vc.put(pairKey{b, taskKey{pid: 11}}, view("y"))
+	vc.put(pairKey{a, taskKey{pid: 10}}, view("x"), 0)
+	vc.put(pairKey{b, taskKey{pid: 10}}, view("x"), 0)
+	vc.put(pairKey{b, taskKey{pid: 11}}, view("y"), 0)
 	if vc.get(pairKey{a, taskKey{pid: 10}}) != vc.get(pairKey{b, taskKey{pid: 10}}) {
 		t.Error("equal views are not shared")
 	}
@@ -44,19 +44,19 @@ func TestViewCacheBounded(t *testing.T) {
 		t.Errorf("views kept after the caller's last Close (size %d)", vc.size())
 	}
 	for i := range 10 {
-		vc.put(pairKey{b, taskKey{pid: 100 + i}}, view("z"))
+		vc.put(pairKey{b, taskKey{pid: 100 + i}}, view("z"), 0)
 		if vc.size() > 4 {
 			t.Fatalf("size %d > max 4", vc.size())
 		}
 	}
 	vc.flush()
-	vc.put(pairKey{b, taskKey{pid: 10}}, view(""))
+	vc.put(pairKey{b, taskKey{pid: 10}}, view(""), 0)
 	vc.unref(b)
 	if vc.size() != 0 || len(vc.callers) != 0 {
 		t.Errorf("after flush and the last Close: size %d, %d callers", vc.size(), len(vc.callers))
 	}
 	// A view computed for a caller that closed meanwhile is not kept.
-	vc.put(pairKey{a, taskKey{pid: 10}}, view(""))
+	vc.put(pairKey{a, taskKey{pid: 10}}, view(""), 0)
 	if vc.size() != 0 || len(vc.callers) != 0 {
 		t.Errorf("view kept for a closed caller: size %d, %d callers", vc.size(), len(vc.callers))
 	}

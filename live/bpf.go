@@ -47,8 +47,22 @@ func needsOf(rs *bpf.RuleSet) bpfNeeds {
 
 // pinDir is where procgate's program pins its rule set, under the
 // reader's sysfs (bpflsm.DefaultPinDir on the running system).
-func (r *reader) pinDir() string {
-	return filepath.Join(r.opts.Sys, strings.TrimPrefix(bpflsm.DefaultPinDir, "/sys/"))
+func (r *reader) pinDir() string { return pinDirOf(r.opts) }
+
+func pinDirOf(opts Options) string {
+	sys := opts.Sys
+	if sys == "" {
+		sys = "/sys"
+	}
+	return filepath.Join(sys, strings.TrimPrefix(bpflsm.DefaultPinDir, "/sys/"))
+}
+
+// OpenBPFMirror maps the mirror of procgate's BPF LSM program's rule set
+// pinned under opts' sysfs, for Options.BPF: a reader that will give up
+// the privilege to open pins (procgate serve's, confined) calls it
+// first. Nil, nil when nothing is pinned.
+func OpenBPFMirror(opts Options) (*bpflsm.Mirror, error) {
+	return bpflsm.OpenMirror(pinDirOf(opts))
 }
 
 // readBPF reads the rule set of procgate's BPF LSM program when the BPF
@@ -56,6 +70,20 @@ func (r *reader) pinDir() string {
 // pinned but cannot be read. When whether one is pinned cannot be told
 // (an unprivileged reader: the pin directory is root's), it notes so.
 func (r *reader) readBPF(k *KernelInfo) {
+	if m := r.opts.BPF; m != nil {
+		rs, err := m.RuleSet()
+		switch {
+		case err == nil:
+			k.BPF = rs
+			return
+		case !errors.Is(err, bpflsm.ErrDetached):
+			k.BPFUnreadable = err.Error()
+			r.note("%v; decisions it could change are marked", err)
+			return
+		}
+		// Detached since the mirror was mapped: nothing pinned now, or
+		// another attachment, read below (or not: fail closed).
+	}
 	rs, err := bpflsm.Current(r.pinDir())
 	switch {
 	case errors.Is(err, bpflsm.ErrUnreadable):

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/procgate/procgate/bpflsm"
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/kernel/lsm/capability"
@@ -41,6 +42,11 @@ type Options struct {
 	// caller that reads a few processes at a time, many times in a row
 	// (the verifier, once per case), reads them once with ReadKernel.
 	Kernel *KernelInfo
+	// BPF, when set, is the mirror of procgate's BPF LSM program's rule
+	// set (OpenBPFMirror), mapped while the reader could still open it:
+	// the rule set is read from it, without a bpf(2) call, and decoded
+	// only when it changes.
+	BPF *bpflsm.Mirror
 }
 
 // ProcessError reports a process (or thread) that could not be read. A
@@ -495,7 +501,7 @@ func (r *reader) build(k KernelInfo, raws map[int]*rawTask) (*System, error) {
 	for _, m := range k.LSMs {
 		switch {
 		case m == "bpf" && k.BPF != nil:
-			w.LSMs = append(w.LSMs, &bpf.Module{Rules: k.BPF})
+			w.LSMs = append(w.LSMs, bpf.ModuleOf(k.BPF))
 		case m == "bpf" && k.BPFUnreadable != "":
 			sys.Unmodelled = append(sys.Unmodelled, m)
 		case m == "capability" || m == "bpf" || kernel.NoPtraceHook(m):

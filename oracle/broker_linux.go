@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -30,9 +31,20 @@ type VMBroker struct {
 	// environ and maps, and those that read.
 	DirectOpens   int `json:"direct_opens"`
 	DirectAllowed int `json:"direct_allowed"`
+	// Free maps each item asked of a process no rule restricts
+	// (BrokerFreeItems) to the broker's answer, FreeReasons its reasons
+	// for refusals.
+	Free        map[string]string `json:"free,omitempty"`
+	FreeReasons map[string]string `json:"free_reasons,omitempty"`
 	// Err is why the check could not run.
 	Err string `json:"err,omitempty"`
 }
+
+// BrokerFreeItems are the items the broker check asks of a process the
+// program's rule set does not restrict: not granted by BrokerPolicy, but
+// given to the caller (root) by the kernel, so the broker must serve
+// them. The exe link: no mm_access shortcut (6.15) answers it.
+var BrokerFreeItems = []string{"exe"}
 
 // BrokerPolicy is the broker's policy in the VM's broker check: root may
 // read two items of the guarded uid's processes.
@@ -52,9 +64,9 @@ var BrokerItems = []struct {
 
 // vmBrokerCheck starts procgate serve in init's cgroup (the exempt one)
 // with BrokerPolicy, and asks it, as root in the cases' cgroup, for the
-// items of the protected process pid. hammer opens paths directly, as
+// items of the protected process pid and of the unrestricted one free. hammer opens paths directly, as
 // the same kind of caller.
-func (r *Runner) vmBrokerCheck(pid int, guarded uint32, hammer func(millis int, paths ...string) (hammerReport, error)) VMBroker {
+func (r *Runner) vmBrokerCheck(pid, free int, guarded uint32, hammer func(millis int, paths ...string) (hammerReport, error)) VMBroker {
 	var res VMBroker
 	fail := func(err error) VMBroker { res.Err = err.Error(); return res }
 	// Not under /tmp: the broker refuses a policy in a directory others
@@ -97,53 +109,69 @@ func (r *Runner) vmBrokerCheck(pid int, guarded uint32, hammer func(millis int, 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	args := []string{"read", "--socket", sock, "-o", "json", strconv.Itoa(pid)}
-	for _, it := range BrokerItems {
-		args = append(args, it.Name)
-	}
-	read := exec.Command(r.exe, args...)
-	if r.cgroupFD >= 0 {
-		read.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: r.cgroupFD}
-	}
-	var out bytes.Buffer
-	errOut := &tailBuffer{}
-	read.Stdout, read.Stderr = &out, errOut
-	if err := read.Run(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			return fail(fmt.Errorf("procgate read: %w", err))
+	// ask asks the broker, as root in the cases' cgroup, for items of
+	// pid: each item's answer ("ok", "empty", "missing" or the errno),
+	// the reasons of the refusals, and procgate read's exit status.
+	ask := func(pid int, items ...string) (map[string]string, map[string]string, int, error) {
+		args := append([]string{"read", "--socket", sock, "-o", "json", strconv.Itoa(pid)}, items...)
+		read := exec.Command(r.exe, args...)
+		if r.cgroupFD >= 0 {
+			read.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: r.cgroupFD}
 		}
-		res.Exit = ee.ExitCode()
-	}
-	var answer struct {
-		Items map[string]json.RawMessage `json:"items"`
-	}
-	if err := json.Unmarshal(out.Bytes(), &answer); err != nil {
-		return fail(fmt.Errorf("procgate read (exit %d): %w; stderr: %s", res.Exit, err, errOut))
-	}
-	res.Items = map[string]string{}
-	for _, it := range BrokerItems {
-		raw, ok := answer.Items[it.Name]
-		var refused struct {
-			Error *struct {
-				Errno  string `json:"errno"`
-				Reason string `json:"reason"`
-			} `json:"error"`
-		}
-		switch {
-		case !ok:
-			res.Items[it.Name] = "missing"
-		case json.Unmarshal(raw, &refused) == nil && refused.Error != nil:
-			res.Items[it.Name] = refused.Error.Errno
-			if res.Reasons == nil {
-				res.Reasons = map[string]string{}
+		var out bytes.Buffer
+		errOut := &tailBuffer{}
+		read.Stdout, read.Stderr = &out, errOut
+		exit := 0
+		if err := read.Run(); err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				return nil, nil, 0, fmt.Errorf("procgate read: %w", err)
 			}
-			res.Reasons[it.Name] = refused.Error.Reason
-		case len(raw) <= 2: // "" or [] or {}: served, but empty
-			res.Items[it.Name] = "empty"
-		default:
-			res.Items[it.Name] = "ok"
+			exit = ee.ExitCode()
 		}
+		var answer struct {
+			Items map[string]json.RawMessage `json:"items"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &answer); err != nil {
+			return nil, nil, exit, fmt.Errorf("procgate read (exit %d): %w; stderr: %s", exit, err, errOut)
+		}
+		got, reasons := map[string]string{}, map[string]string{}
+		for _, it := range items {
+			raw, ok := answer.Items[it]
+			var refused struct {
+				Error *struct {
+					Errno  string `json:"errno"`
+					Reason string `json:"reason"`
+				} `json:"error"`
+			}
+			switch {
+			case !ok:
+				got[it] = "missing"
+			case json.Unmarshal(raw, &refused) == nil && refused.Error != nil:
+				got[it] = refused.Error.Errno
+				reasons[it] = refused.Error.Reason
+			case len(raw) <= 2: // "" or [] or {}: served, but empty
+				got[it] = "empty"
+			default:
+				got[it] = "ok"
+			}
+		}
+		return got, reasons, exit, nil
+	}
+	var names []string
+	for _, it := range BrokerItems {
+		names = append(names, it.Name)
+	}
+	var err error
+	if res.Items, res.Reasons, res.Exit, err = ask(pid, names...); err != nil {
+		return fail(err)
+	}
+	// What the kernel gives the caller directly, the broker gives too:
+	// its reader reads the program's rule set (through its mirror) and
+	// finds no rule that refuses the caller the free process's exe link
+	// (no policy rule grants it).
+	if res.Free, res.FreeReasons, _, err = ask(free, BrokerFreeItems...); err != nil {
+		return fail(err)
 	}
 	rep, err := hammer(100, procPath(pid, "environ"), procPath(pid, "maps"))
 	if err != nil {
@@ -169,6 +197,16 @@ func (b *VMBroker) Check() error {
 		}
 		if !it.Granted && (got == "ok" || got == "empty" || got == "missing") {
 			errs = append(errs, fmt.Errorf("the broker answered %s, which neither its policy nor the kernel grants the caller: %s", it.Name, got))
+		}
+	}
+	for it, reason := range b.Reasons {
+		if strings.Contains(reason, "rule set unread") {
+			errs = append(errs, fmt.Errorf("the broker's reader could not read the program's rule set (%s: %s)", it, reason))
+		}
+	}
+	for _, it := range BrokerFreeItems {
+		if got := b.Free[it]; got != "ok" {
+			errs = append(errs, fmt.Errorf("the broker did not serve %s of an unrestricted process, which the kernel gives the caller: %s (%s)", it, got, b.FreeReasons[it]))
 		}
 	}
 	if b.Exit != 1 {

@@ -140,7 +140,7 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 	}
 	// The broker, in the exempt cgroup, serves what its policy grants
 	// of the protected process, and only that.
-	b := r.vmBrokerCheck(pg, guarded, func(millis int, paths ...string) (hammerReport, error) {
+	b := r.vmBrokerCheck(pg, pu, guarded, func(millis int, paths ...string) (hammerReport, error) {
 		p, err := hammer(millis, paths...)
 		if err != nil {
 			return hammerReport{}, err

@@ -156,6 +156,10 @@ func TestCompareBPFStep(t *testing.T) {
 		{"the broker refused a grant", func(r *consoleRun) { r.end.BPFReload[0].Broker.Items["environ"] = "EACCES" }, "did not serve environ"},
 		{"the broker served past the program", func(r *consoleRun) { r.end.BPFReload[0].Broker.Items["maps"] = "ok" }, "neither its policy nor the kernel"},
 		{"a direct read went through", func(r *consoleRun) { r.end.BPFReload[0].Broker.DirectAllowed = 1 }, "own reads"},
+		{"the broker's reader without the rule set", func(r *consoleRun) {
+			r.end.BPFReload[0].Broker.Reasons = map[string]string{"maps": "the kernel would refuse the caller (bpf: rule set unread)"}
+		}, "could not read the program's rule set"},
+		{"the broker refused what the kernel gives", func(r *consoleRun) { r.end.BPFReload[0].Broker.Free = map[string]string{"exe": "EACCES"} }, "of an unrestricted process"},
 		{"a rule set that decides nothing", func(r *consoleRun) {
 			for i := range r.results {
 				if r.results[i].BPF != nil {

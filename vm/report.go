@@ -85,8 +85,11 @@ func (r *report) print(w io.Writer) {
 				fmt.Fprintln(w)
 			}
 			if b := rl.Broker; b != nil {
-				fmt.Fprintf(w, "  broker under the program (step %s): the protected process's items through procgate serve %v (read exit %d; refused: %v); the caller's own reads %d/%d",
-					rl.Step, b.Items, b.Exit, b.Reasons, b.DirectAllowed, b.DirectOpens)
+				fmt.Fprintf(w, "  broker under the program (step %s): the protected process's items through procgate serve %v (read exit %d; refused: %v); the caller's own reads %d/%d; an unrestricted process's items %v",
+					rl.Step, b.Items, b.Exit, b.Reasons, b.DirectAllowed, b.DirectOpens, b.Free)
+				if len(b.FreeReasons) > 0 {
+					fmt.Fprintf(w, " (refused: %v)", b.FreeReasons)
+				}
 				if b.Err != "" {
 					fmt.Fprintf(w, " (error: %s)", b.Err)
 				}

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/procgate/procgate/kernel"
 )
@@ -619,6 +620,22 @@ type Module struct {
 
 	once   sync.Once
 	layout *Layout
+}
+
+// lastModule is ModuleOf's last module.
+var lastModule atomic.Pointer[Module]
+
+// ModuleOf returns a Module of rs: the one it returned last when rs is
+// the same rule set, so that a reader that builds a world per question
+// under one rule set (the live model, the broker) lays it out once. A
+// Module is safe for concurrent use.
+func ModuleOf(rs *RuleSet) *Module {
+	if m := lastModule.Load(); m != nil && m.Rules == rs {
+		return m
+	}
+	m := &Module{Rules: rs}
+	lastModule.Store(m)
+	return m
 }
 
 // laid returns the rule set laid out, once.
