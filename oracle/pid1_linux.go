@@ -182,6 +182,10 @@ func runVM() error {
 	return nil
 }
 
+// vmInitCgroup is init's cgroup in the VM, the one procgate's program
+// exempts.
+const vmInitCgroup = "/sys/fs/cgroup/procgate-init"
+
 // vmCgroups mounts cgroup v2 and puts init in a cgroup of its own, the
 // one procgate's BPF program exempts in the steps that attach it (init
 // reads every process it starts, as the broker's reader does); the
@@ -195,7 +199,7 @@ func vmCgroups() (uint64, string, error) {
 	if err := unix.Mount("cgroup2", root, "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
 		return 0, "", fmt.Errorf("mount cgroup2 on %s: %w", root, err)
 	}
-	initCg, cases := root+"/procgate-init", root+"/"+vmCasesCgroup
+	initCg, cases := vmInitCgroup, root+"/"+vmCasesCgroup
 	for _, d := range []string{initCg, cases} {
 		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return 0, "", err

@@ -218,6 +218,19 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 		return fail(fmt.Errorf("under %d rules: %v", len(large.Rules), err))
 	}
 	res.LargeOpens, res.LargeAllowed = rep.Counts[0].Opens, rep.Counts[0].Allowed
+	// procgate enforce, the command, takes over and detaches at the end.
+	cli := r.vmEnforceCLI(pg, pu, guarded, func(millis int, path string) (int, int, error) {
+		p, err := hammer(millis, path)
+		if err != nil {
+			return 0, 0, err
+		}
+		rep, err := report(p, millis)
+		if err != nil || len(rep.Counts) != 1 {
+			return 0, 0, fmt.Errorf("reads of %s: %v", path, err)
+		}
+		return rep.Counts[0].Opens, rep.Counts[0].Allowed, nil
+	})
+	res.CLI = &cli
 	if err := bpflsm.Detach(bpflsm.DefaultPinDir); err != nil {
 		return fail(fmt.Errorf("detach: %w", err))
 	}

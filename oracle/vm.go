@@ -163,6 +163,9 @@ type VMReload struct {
 	Broker *VMBroker `json:"broker,omitempty"`
 	// Audit is the check of the program's reports of its denials.
 	Audit *VMAudit `json:"audit,omitempty"`
+	// CLI is the check of procgate enforce, the command, run last: it
+	// detaches the program (Detach after it finds nothing).
+	CLI *VMEnforceCLI `json:"cli,omitempty"`
 	// Err is why the check could not run.
 	Err string `json:"err,omitempty"`
 }

@@ -192,11 +192,15 @@ func compare(run *consoleRun, s *suite) (*report, error) {
 				bad = "no broker check"
 			case rl.Audit == nil:
 				bad = "no check of the program's denial reports"
+			case rl.CLI == nil:
+				bad = "no check of procgate enforce"
 			default:
 				if err := rl.Broker.Check(); err != nil {
 					bad = "broker: " + err.Error()
 				} else if err := rl.Audit.Check(); err != nil {
 					bad = "denial reports: " + err.Error()
+				} else if err := rl.CLI.Check(); err != nil {
+					bad = "procgate enforce: " + err.Error()
 				}
 			}
 			if bad != "" {

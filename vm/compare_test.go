@@ -159,6 +159,20 @@ func TestCompareBPFStep(t *testing.T) {
 		{"the broker's reader without the rule set", func(r *consoleRun) {
 			r.end.BPFReload[0].Broker.Reasons = map[string]string{"maps": "the kernel would refuse the caller (bpf: rule set unread)"}
 		}, "could not read the program's rule set"},
+		{"no enforce CLI check", func(r *consoleRun) { r.end.BPFReload[0].CLI = nil }, "no check of procgate enforce"},
+		{"the CLI's policy let a read through", func(r *consoleRun) { c := *r.end.BPFReload[0].CLI; c.ProtectedAllowed = 1; r.end.BPFReload[0].CLI = &c }, "under the policy file"},
+		{"SIGHUP did not reload", func(r *consoleRun) {
+			c := *r.end.BPFReload[0].CLI
+			c.Generations = []uint64{c.Generations[0], c.Generations[1], c.Generations[1]}
+			r.end.BPFReload[0].CLI = &c
+		}, "three in turn"},
+		{"no audit records", func(r *consoleRun) { c := *r.end.BPFReload[0].CLI; c.AuditLines = 0; r.end.BPFReload[0].CLI = &c }, "audited none"},
+		{"enforcement ended with the command", func(r *consoleRun) { c := *r.end.BPFReload[0].CLI; c.AfterExitAllowed = 2; r.end.BPFReload[0].CLI = &c }, "after enforce ended"},
+		{"--detach left it attached", func(r *consoleRun) {
+			c := *r.end.BPFReload[0].CLI
+			c.Detached = "attached: policy generation 2"
+			r.end.BPFReload[0].CLI = &c
+		}, "after --detach"},
 		{"the broker refused what the kernel gives", func(r *consoleRun) { r.end.BPFReload[0].Broker.Free = map[string]string{"exe": "EACCES"} }, "of an unrestricted process"},
 		{"a rule set that decides nothing", func(r *consoleRun) {
 			for i := range r.results {

@@ -84,6 +84,14 @@ func (r *report) print(w io.Writer) {
 				}
 				fmt.Fprintln(w)
 			}
+			if c := rl.CLI; c != nil {
+				fmt.Fprintf(w, "  procgate enforce (step %s): --status generations %v; foreground with a policy file: protected environ read %d/%d, %d denial records audited; SIGHUP: released environ read %d/%d, newly protected read %d/%d; SIGTERM: exit %d, still protected %d/%d; --detach: %q",
+					rl.Step, c.Generations, c.ProtectedAllowed, c.ProtectedOpens, c.AuditLines, c.ReleasedAllowed, c.ReleasedOpens, c.SwappedAllowed, c.SwappedOpens, c.Exit, c.AfterExitAllowed, c.AfterExitOpens, c.Detached)
+				if c.Err != "" {
+					fmt.Fprintf(w, " (error: %s)", c.Err)
+				}
+				fmt.Fprintln(w)
+			}
 			if b := rl.Broker; b != nil {
 				fmt.Fprintf(w, "  broker under the program (step %s): the protected process's items through procgate serve %v (read exit %d; refused: %v); the caller's own reads %d/%d; an unrestricted process's items %v",
 					rl.Step, b.Items, b.Exit, b.Reasons, b.DirectAllowed, b.DirectOpens, b.Free)
