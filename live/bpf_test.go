@@ -15,6 +15,7 @@ import (
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/procfs"
+	"github.com/procgate/procgate/scenario"
 )
 
 // TestLiveBPF reads procgate's BPF rule set as the live model does on a
@@ -134,6 +135,26 @@ func TestLiveBPF(t *testing.T) {
 		d := s.Decide(self, target, tc.a, true)
 		if d.Allowed || d.Errno != tc.want || d.Layer != "bpf" {
 			t.Errorf("root -> protected: %v in layer %s, want %v by bpf: %+v", d.Result(), d.Layer, tc.want, d.Steps)
+		}
+	}
+	// A snapshot of the system keeps the program: the rule set and the
+	// facts it reads (executables, cgroups) are written and read back,
+	// and decide alike.
+	out, err := scenario.Marshal(s.World, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := scenario.Load("snapshot.yaml", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if back.World.LSM("bpf") == nil {
+		t.Fatalf("the snapshot lost the program:\n%s", out)
+	}
+	for _, a := range []Access{exe, mem} {
+		want, got := a.Evaluate(s.World, self, target, false), a.Evaluate(back.World, back.World.TaskByPID(self.PID), back.World.TaskByPID(target.PID), false)
+		if got.Allowed != want.Allowed || got.Errno != want.Errno || got.Layer != want.Layer {
+			t.Errorf("the snapshot answers %v by %s, the live system %v by %s", got.Result(), got.Layer, want.Result(), want.Layer)
 		}
 	}
 	// Nothing pinned: no module.

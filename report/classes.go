@@ -79,7 +79,8 @@ func (b *keyBuilder) str(tag, v string) {
 }
 
 // credKey is the part of a key both kinds of class share: credentials,
-// capabilities, user namespace, security labels, Landlock domain, and
+// capabilities, user namespace, security labels, Landlock domain, the
+// executable and cgroup where procgate's BPF program reads them, and
 // what kind of task it is.
 func credKey(b *keyBuilder, t *kernel.Task) {
 	c := &t.Cred
@@ -106,6 +107,19 @@ func credKey(b *keyBuilder, t *kernel.Task) {
 		b.str("ll", domainPath(t.Landlock))
 	}
 	b.str("pn", t.PIDNS)
+	// What procgate's BPF program reads besides (set only where a rule
+	// set needs it): the executable and the cgroup.
+	if t.MM != nil && t.MM.Exe != nil {
+		b.num("exe", t.MM.Exe.Dev)
+		b.num(":", t.MM.Exe.Ino)
+	}
+	for _, c := range t.Cgroup {
+		b.num("cg", c.ID)
+		b.str("", c.Name)
+	}
+	if len(t.Cgroup) == 0 && t.CgroupID != 0 {
+		b.num("cg", t.CgroupID)
+	}
 	if t.Kthread {
 		b.WriteString("kthread ")
 	}

@@ -121,7 +121,7 @@ func (l *loader) load(root *yaml.Node) *Scenario {
 }
 
 func (l *loader) kernel(n *yaml.Node) {
-	k := l.mapping(n, "kernel", "release", "lsm", "yama", "suid_dumpable", "proc", "selinux", "apparmor", "smack", "landlock", "features")
+	k := l.mapping(n, "kernel", "release", "lsm", "yama", "suid_dumpable", "proc", "selinux", "apparmor", "smack", "landlock", "bpf", "features")
 	if v := k["release"]; v != nil {
 		r, err := kernel.ParseRelease(l.str(v, "kernel.release"))
 		if err != nil {
@@ -179,14 +179,15 @@ func (l *loader) kernel(n *yaml.Node) {
 			l.w.LSMs = append(l.w.LSMs, m)
 		}
 	}
-	for _, cfg := range []string{"yama", "selinux", "apparmor", "smack", "landlock"} {
+	for _, cfg := range []string{"yama", "selinux", "apparmor", "smack", "landlock", "bpf"} {
 		if k[cfg] != nil && !seen[cfg] {
 			l.errf(k[cfg], "kernel.%s is configured but %q is not in kernel.lsm", cfg, cfg)
 		}
 	}
 }
 
-// modulesWithoutPtraceHooks are accepted in kernel.lsm but take no part.
+// modulesWithoutPtraceHooks are accepted in kernel.lsm but take no part
+// (bpf without kernel.bpf: no procgate rule set loaded).
 var modulesWithoutPtraceHooks = []string{"lockdown", "bpf", "integrity", "ima", "evm", "safesetid", "loadpin", "ipe", "tomoyo"}
 
 // module builds the named module from its configuration under kernel.

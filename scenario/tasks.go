@@ -1,14 +1,17 @@
 package scenario
 
 import (
+	"strings"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/kernel/lsm/bpf"
 )
 
 var taskKeys = []string{"name", "pid", "tgid", "parent", "uid", "uids", "gid", "gids", "groups", "caps",
 	"userns", "mm", "user_dumpable", "kthread", "state", "selinux", "apparmor", "smack", "landlock",
-	"ptracer", "tracer", "comm", "cmdline", "pidns"}
+	"ptracer", "tracer", "comm", "cmdline", "pidns", "cgroup"}
 
 type taskDef struct {
 	node   *yaml.Node
@@ -128,6 +131,9 @@ func (l *loader) taskCreds(d *taskDef) {
 	t.Cmdline = l.str(m["cmdline"], "task.cmdline")
 	t.SELinux = l.str(m["selinux"], "task.selinux")
 	t.PIDNS = l.str(m["pidns"], "task.pidns")
+	if v := m["cgroup"]; v != nil {
+		l.cgroup(t, v)
+	}
 	t.AppArmor = l.str(m["apparmor"], "task.apparmor")
 	t.Smack = l.str(m["smack"], "task.smack")
 	if v := m["landlock"]; v != nil {
@@ -330,7 +336,7 @@ func (l *loader) taskMM(d *taskDef) {
 	}
 	mm := &kernel.MM{Dumpable: kernel.SuidDumpUser, UserNS: t.Cred.UserNS}
 	if v != nil {
-		mmKeys := l.mapping(v, "task.mm", "dumpable", "userns", "share")
+		mmKeys := l.mapping(v, "task.mm", "dumpable", "userns", "share", "exe")
 		if s := mmKeys["share"]; s != nil {
 			if len(mmKeys) > 1 {
 				l.errf(s, "task.mm: share takes the other task's mm as it is; give no other keys")
@@ -356,6 +362,56 @@ func (l *loader) taskMM(d *taskDef) {
 		if x := mmKeys["userns"]; x != nil {
 			mm.UserNS = l.nsRef(x, "task.mm.userns")
 		}
+		if x := mmKeys["exe"]; x != nil {
+			mm.Exe = l.exe(x)
+		}
 	}
 	t.MM = mm
+}
+
+// exe reads an executable as procgate's BPF rule set names it: "dev
+// 8:1 ino 42" (the kernel's device numbers and the inode).
+func (l *loader) exe(n *yaml.Node) *kernel.FileID {
+	cl, err := bpf.ParseClause("exe " + l.str(n, "task.mm.exe"))
+	if err != nil || len(cl.Exes) != 1 {
+		l.errf(n, "task.mm.exe: want dev MAJOR:MINOR ino N, not %q", n.Value)
+		return nil
+	}
+	return &cl.Exes[0]
+}
+
+// cgroup reads a task's cgroup v2: {path: /a/b, ids: [1, 20, 21]} (the
+// id of each directory from the root), or {id: 21} alone.
+func (l *loader) cgroup(t *kernel.Task, n *yaml.Node) {
+	c := l.mapping(n, "task.cgroup", "path", "ids", "id")
+	if v := c["id"]; v != nil {
+		if c["path"] != nil || c["ids"] != nil {
+			l.errf(v, "task.cgroup: give id alone, or path and ids")
+			return
+		}
+		id, _ := l.integer(v, "task.cgroup.id", 1, 1<<62)
+		t.CgroupID = uint64(id)
+		return
+	}
+	path := l.str(c["path"], "task.cgroup.path")
+	if !strings.HasPrefix(path, "/") {
+		l.errf(n, "task.cgroup.path: want an absolute cgroup path, not %q", path)
+		return
+	}
+	names := []string{""}
+	for _, s := range strings.Split(path, "/") {
+		if s != "" {
+			names = append(names, s)
+		}
+	}
+	ids := l.seq(c["ids"], "task.cgroup.ids")
+	if len(ids) != len(names) {
+		l.errf(n, "task.cgroup: %d ids for the %d directories of %s (the root's first)", len(ids), len(names), path)
+		return
+	}
+	for i, v := range ids {
+		id, _ := l.integer(v, "task.cgroup.ids", 1, 1<<62)
+		t.Cgroup = append(t.Cgroup, kernel.CgroupNode{ID: uint64(id), Name: names[i]})
+	}
+	t.CgroupID = t.Cgroup[len(t.Cgroup)-1].ID
 }

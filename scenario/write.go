@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/kernel/lsm/landlock"
 	"github.com/procgate/procgate/kernel/lsm/yama"
 )
@@ -326,6 +327,9 @@ func (m *marshaller) tasks(w *kernel.World) (*yaml.Node, error) {
 		if t.PIDNS != "" {
 			addPair(n, "pidns", scalar(t.PIDNS))
 		}
+		if c := cgroupNode(t); c != nil {
+			addPair(n, "cgroup", c)
+		}
 		if t.Comm != "" {
 			addPair(n, "comm", scalar(t.Comm))
 		}
@@ -378,7 +382,36 @@ func (m *marshaller) taskMM(n *yaml.Node, t *kernel.Task, owner map[*kernel.MM]*
 	if err != nil {
 		return err
 	}
-	addPair(n, "mm", flowMap("dumpable", intNode(int64(t.MM.Dumpable)), "userns", scalar(ns)))
+	mm := flowMap("dumpable", intNode(int64(t.MM.Dumpable)), "userns", scalar(ns))
+	if e := t.MM.Exe; e != nil {
+		cl := bpf.Clause{Kind: bpf.KindExe, Exes: []kernel.FileID{*e}}
+		addPair(mm, "exe", quoted(strings.TrimPrefix(cl.String(), "exe ")))
+	}
+	addPair(n, "mm", mm)
+	return nil
+}
+
+// cgroupNode writes a task's cgroup v2: its path with each directory's
+// id, or its id alone; nil when unknown.
+func cgroupNode(t *kernel.Task) *yaml.Node {
+	if len(t.Cgroup) > 0 {
+		var path strings.Builder
+		ids := flowSeq()
+		for i, c := range t.Cgroup {
+			if i > 0 {
+				path.WriteString("/" + c.Name)
+			}
+			ids.Content = append(ids.Content, intNode(int64(c.ID)))
+		}
+		p := path.String()
+		if p == "" {
+			p = "/"
+		}
+		return flowMap("path", quoted(p), "ids", ids)
+	}
+	if t.CgroupID != 0 {
+		return flowMap("id", intNode(int64(t.CgroupID)))
+	}
 	return nil
 }
 

@@ -18,9 +18,11 @@
 package bpf
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,7 +111,11 @@ func (c CgroupSel) String() string {
 	if c.Root {
 		return "/**"
 	}
-	s := fmt.Sprintf("parent %d level %d %s", c.Parent, c.Level, c.Name)
+	name := c.Name
+	if !plainName(name) {
+		name = strconv.Quote(name)
+	}
+	s := fmt.Sprintf("parent %d level %d %s", c.Parent, c.Level, name)
 	switch {
 	case c.Self && c.Below:
 		s += "{,/**}"
@@ -117,6 +123,129 @@ func (c CgroupSel) String() string {
 		s += "/**"
 	}
 	return s
+}
+
+// plainName reports whether a cgroup name renders without quotes: it
+// holds only letters, digits and ._@:+- (and does not start with a
+// quote).
+func plainName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._@:+-", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseClause reads a clause as [Clause.String] renders it: "uid 0-99
+// 1000", "not group 10", "exe dev 8:1 ino 42", "cgroup parent 7 level 2
+// ssh.service/**" (a name that is not plain quoted as in Go), "cgroup
+// /**".
+func ParseClause(s string) (Clause, error) {
+	var cl Clause
+	f := strings.Fields(s)
+	if len(f) > 0 && f[0] == "not" {
+		cl.Not, f = true, f[1:]
+	}
+	if len(f) < 2 {
+		return cl, fmt.Errorf("clause %q: want [not] KIND VALUE…", s)
+	}
+	k := slices.Index(kindNames[:], f[0])
+	if k < 0 {
+		return cl, fmt.Errorf("clause %q: unknown kind %q (want %s)", s, f[0], strings.Join(kindNames[:], ", "))
+	}
+	cl.Kind = Kind(k)
+	switch cl.Kind {
+	case KindUID, KindGID, KindGroup:
+		for _, v := range f[1:] {
+			lo, hi, isRange := strings.Cut(v, "-")
+			a, err1 := strconv.ParseUint(lo, 10, 32)
+			b, err2 := a, error(nil)
+			if isRange {
+				b, err2 = strconv.ParseUint(hi, 10, 32)
+			}
+			if err1 != nil || err2 != nil || b < a {
+				return cl, fmt.Errorf("clause %q: %q is not an id or a range of ids", s, v)
+			}
+			cl.IDs = append(cl.IDs, IDRange{uint32(a), uint32(b)})
+		}
+	case KindExe:
+		rest := f[1:]
+		for len(rest) > 0 {
+			var maj, min uint32
+			var ino uint64
+			if len(rest) < 4 || rest[0] != "dev" || rest[2] != "ino" {
+				return cl, fmt.Errorf("clause %q: want exe dev MAJOR:MINOR ino N…", s)
+			}
+			if _, err := fmt.Sscanf(rest[1]+" "+rest[3], "%d:%d %d", &maj, &min, &ino); err != nil {
+				return cl, fmt.Errorf("clause %q: %v", s, err)
+			}
+			cl.Exes = append(cl.Exes, kernel.FileID{Dev: kernel.MkDev(maj, min), Ino: ino})
+			rest = rest[4:]
+		}
+	case KindCgroup:
+		sels, err := parseCgroupSels(strings.TrimSpace(s[strings.Index(s, "cgroup")+len("cgroup"):]))
+		if err != nil {
+			return cl, fmt.Errorf("clause %q: %v", s, err)
+		}
+		cl.Cgroups = sels
+	}
+	return cl, nil
+}
+
+// parseCgroupSels reads cgroup selectors as CgroupSel.String renders
+// them, one after another.
+func parseCgroupSels(s string) ([]CgroupSel, error) {
+	var out []CgroupSel
+	for s != "" {
+		if rest, ok := strings.CutPrefix(s, "/**"); ok {
+			out = append(out, CgroupSel{Root: true})
+			s = strings.TrimSpace(rest)
+			continue
+		}
+		var c CgroupSel
+		f := strings.SplitN(s, " ", 5)
+		if len(f) < 5 || f[0] != "parent" || f[2] != "level" {
+			return nil, errors.New("want parent ID level N NAME[/**|{,/**}] or /**")
+		}
+		parent, err1 := strconv.ParseUint(f[1], 10, 64)
+		level, err2 := strconv.ParseUint(f[3], 10, 32)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("parent %q level %q: want numbers", f[1], f[3])
+		}
+		c.Parent, c.Level, s = parent, uint32(level), f[4]
+		if strings.HasPrefix(s, `"`) {
+			q, err := strconv.QuotedPrefix(s)
+			if err != nil {
+				return nil, err
+			}
+			c.Name, _ = strconv.Unquote(q)
+			s = s[len(q):]
+		} else {
+			end := strings.IndexFunc(s, func(r rune) bool { return r == ' ' || r == '/' || r == '{' })
+			if end < 0 {
+				end = len(s)
+			}
+			c.Name, s = s[:end], s[end:]
+		}
+		switch {
+		case strings.HasPrefix(s, "{,/**}"):
+			c.Self, c.Below, s = true, true, s[len("{,/**}"):]
+		case strings.HasPrefix(s, "/**"):
+			c.Below, s = true, s[len("/**"):]
+		default:
+			c.Self = true
+		}
+		if s != "" && s[0] != ' ' {
+			return nil, fmt.Errorf("unexpected %q after cgroup %s", s, c.Name)
+		}
+		out = append(out, c)
+		s = strings.TrimSpace(s)
+	}
+	return out, nil
 }
 
 // Example returns a cgroup path c selects: its own, or, when it selects

@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -264,6 +265,35 @@ func TestCgroupSelects(t *testing.T) {
 		rs := &RuleSet{Classes: []Class{{Name: "c", Clauses: []Clause{{Kind: KindCgroup, Cgroups: []CgroupSel{tc.sel}}}}}, Rules: []Rule{{Subject: -1, Target: 0}}}
 		if err := rs.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: Validate: %v, want %q", tc.sel, err, tc.want)
+		}
+	}
+}
+
+// TestParseClause: ParseClause reads back what Clause.String renders,
+// for every kind, negated or not, with several values, and refuses what
+// it cannot read with the clause in the message.
+func TestParseClause(t *testing.T) {
+	for _, cl := range []Clause{
+		{Kind: KindUID, IDs: []IDRange{{0, 99}, {1000, 1000}}},
+		{Kind: KindGID, Not: true, IDs: []IDRange{{7, 7}}},
+		{Kind: KindGroup, IDs: []IDRange{{10, 12}}},
+		{Kind: KindExe, Exes: []kernel.FileID{{Dev: kernel.MkDev(8, 1), Ino: 42}, {Dev: kernel.MkDev(259, 3), Ino: 1 << 40}}},
+		{Kind: KindCgroup, Cgroups: []CgroupSel{{Parent: 20, Level: 2, Name: "ssh.service", Self: true}, {Root: true}, {Parent: 1, Level: 1, Name: "kubepods", Below: true}}},
+		{Kind: KindCgroup, Not: true, Cgroups: []CgroupSel{{Parent: 5, Level: 3, Name: "app 1 {x}/y", Self: true, Below: true}}},
+	} {
+		text := cl.String()
+		got, err := ParseClause(text)
+		if err != nil {
+			t.Errorf("%s: %v", text, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, cl) {
+			t.Errorf("%s: read back %+v, want %+v", text, got, cl)
+		}
+	}
+	for _, bad := range []string{"", "uid", "pid 1", "uid x", "uid 9-3", "exe dev 8:1", "exe dev x ino 1", "cgroup parent 1 level", "cgroup parent 1 level 1 a/*", `cgroup parent 1 level 1 "a`} {
+		if _, err := ParseClause(bad); err == nil {
+			t.Errorf("%q: no error", bad)
 		}
 	}
 }
