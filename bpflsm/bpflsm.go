@@ -60,6 +60,7 @@ func encode(rs *bpf.RuleSet, epoch uint64) (*encoded, error) {
 		tab *[bpf.MaxRanges]idRange
 	}{
 		bpf.KindUID: {&out.Nuid, &out.Uid}, bpf.KindGID: {&out.Ngid, &out.Gid}, bpf.KindGroup: {&out.Ngroup, &out.Group},
+		bpf.KindPIDNS: {&out.Npidns, &out.Pidns},
 	}
 	for bitIndex, ci := range l.General {
 		c := rs.Classes[ci]

@@ -1,10 +1,13 @@
 package bpflsm
 
 import (
+	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -172,5 +175,148 @@ func TestHookCgroups(t *testing.T) {
 	t.Logf("%d decisions in %d cgroups, %d denied", judged, len(dirs)+1, denied)
 	if denied == 0 || denied == judged {
 		t.Errorf("%d of %d denied: the cases do not tell the selectors apart", denied, judged)
+	}
+}
+
+// pidnsOf returns the inode of pid's pid namespace (its ns/pid link).
+func pidnsOf(tb testing.TB, pid int) uint32 {
+	tb.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/pid", &st); err != nil {
+		tb.Fatal(err)
+	}
+	return uint32(st.Ino)
+}
+
+// TestHookPIDNS runs the hooks' decision, in this machine's kernel, under
+// rule sets with pid namespace clauses (the policy's container
+// selectors) on the test process and its parent, and requires the
+// model's answer: the program's read of thread_pid->numbers[level].ns
+// checked against the tasks' ns/pid links.
+func TestHookPIDNS(t *testing.T) {
+	j := newJudge(t)
+	h := loadHooks(t, j)
+	self := bpf.Match{PIDNS: pidnsOf(t, os.Getpid())}
+	parent := bpf.Match{PIDNS: pidnsOf(t, os.Getppid())}
+	pidns := func(not bool, inodes ...uint32) bpf.Clause {
+		cl := bpf.Clause{Kind: bpf.KindPIDNS, Not: not}
+		for _, n := range inodes {
+			cl.IDs = append(cl.IDs, bpf.IDRange{Lo: n, Hi: n})
+		}
+		return cl
+	}
+	var denied, judged int
+	for _, cl := range []bpf.Clause{
+		pidns(false, self.PIDNS), pidns(true, self.PIDNS), pidns(false, self.PIDNS+1), pidns(true, self.PIDNS+1),
+		pidns(false, 1, parent.PIDNS), pidns(true, 1, 2),
+	} {
+		class := []bpf.Class{{Name: cl.String(), Clauses: []bpf.Clause{cl}}, {Name: "any"}}
+		for _, rs := range []*bpf.RuleSet{
+			{Classes: class, Rules: []bpf.Rule{{Subject: 0, Target: 1, Access: bpf.Attach, Text: "deny"}}},
+			{Classes: class, Rules: []bpf.Rule{{Subject: -1, Target: 0, Access: bpf.Attach, Text: "protect"}}},
+		} {
+			j.load(t, rs)
+			want := rs.Decide(self, parent, bpf.Attach) != nil
+			for _, prog := range []*ebpf.Program{h.BTF, h.Probe} {
+				got := h.denies(t, j, prog, bpf.Attach)
+				judged++
+				if got {
+					denied++
+				}
+				if got != want {
+					t.Errorf("%s {%s}: the program denies %v, the model %v", rs.Rules[0].Text, cl, got, want)
+				}
+			}
+		}
+	}
+	if denied == 0 || denied == judged {
+		t.Errorf("%d of %d denied: the cases do not tell the clauses apart", denied, judged)
+	}
+}
+
+// TestHookPIDNSNested: the same in a pid namespace below the initial one
+// (a container's), where the program reads the pid's last level: a
+// helper process started in a new pid namespace runs the hooks'
+// decision as the subject, with this process, in the initial one, as
+// its parent (the target), under rule sets naming either namespace.
+func TestHookPIDNSNested(t *testing.T) {
+	j := newJudge(t)
+	h := loadHooks(t, j)
+	dir := t.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	for name, m := range map[string]*ebpf.Map{"rulesets": j.rulesets, "pairsets": j.pairsets, "bench_ids": j.ids, "bench_out": h.Out} {
+		if err := m.Pin(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.ids.Put(uint32(2), ptraceIds{Euid: uint32(bpf.Read)}); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), envHookHelper+"="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("helper: %v", err)
+		}
+	}()
+	answers := bufio.NewScanner(stdout)
+	child := bpf.Match{PIDNS: pidnsOf(t, cmd.Process.Pid)}
+	self := bpf.Match{PIDNS: pidnsOf(t, os.Getpid())}
+	if child.PIDNS == self.PIDNS {
+		t.Fatalf("the helper shares the test's pid namespace %d", self.PIDNS)
+	}
+	pidns := func(not bool, n uint32) bpf.Clause {
+		return bpf.Clause{Kind: bpf.KindPIDNS, Not: not, IDs: []bpf.IDRange{{Lo: n, Hi: n}}}
+	}
+	var denied, judged int
+	for _, cl := range []bpf.Clause{pidns(false, child.PIDNS), pidns(true, child.PIDNS), pidns(false, self.PIDNS), pidns(true, self.PIDNS)} {
+		class := []bpf.Class{{Name: cl.String(), Clauses: []bpf.Clause{cl}}, {Name: "any"}}
+		for _, rs := range []*bpf.RuleSet{
+			{Classes: class, Rules: []bpf.Rule{{Subject: 0, Target: 1, Access: bpf.Read, Text: "deny"}}},
+			{Classes: class, Rules: []bpf.Rule{{Subject: -1, Target: 0, Access: bpf.Read, Text: "protect"}}},
+		} {
+			j.load(t, rs)
+			want := rs.Decide(child, self, bpf.Read) != nil
+			for _, prog := range []string{"btf", "probe"} {
+				if _, err := fmt.Fprintln(stdin, prog); err != nil {
+					t.Fatal(err)
+				}
+				if !answers.Scan() {
+					t.Fatalf("the helper answered nothing: %v", answers.Err())
+				}
+				got := answers.Text() == "1"
+				judged++
+				if got {
+					denied++
+				}
+				if got != want {
+					t.Errorf("%s {%s} (%s reads): the program denies %v, the model %v", rs.Rules[0].Text, cl, prog, got, want)
+				}
+			}
+		}
+	}
+	if denied == 0 || denied == judged {
+		t.Errorf("%d of %d denied: the cases do not tell the clauses apart", denied, judged)
 	}
 }

@@ -23,8 +23,8 @@ func decode(v *ptraceRuleset, pairs map[ptracePairKey]ptracePairVal) (*bpf.RuleS
 	if v.Classes != 1<<n-1 || (v.Protect[0]|v.Protect[1])&^v.Classes != 0 {
 		return nil, fmt.Errorf("bpflsm: rule set with classes %#x protecting %#x, %#x", v.Classes, v.Protect[0], v.Protect[1])
 	}
-	if v.Nuid > bpf.MaxRanges || v.Ngid > bpf.MaxRanges || v.Ngroup > bpf.MaxRanges || v.Nexe > bpf.MaxExes || v.Ncgroup > bpf.MaxCgroups {
-		return nil, fmt.Errorf("bpflsm: rule set with %d/%d/%d ranges, %d executables and %d cgroups", v.Nuid, v.Ngid, v.Ngroup, v.Nexe, v.Ncgroup)
+	if v.Nuid > bpf.MaxRanges || v.Ngid > bpf.MaxRanges || v.Ngroup > bpf.MaxRanges || v.Npidns > bpf.MaxRanges || v.Nexe > bpf.MaxExes || v.Ncgroup > bpf.MaxCgroups {
+		return nil, fmt.Errorf("bpflsm: rule set with %d/%d/%d/%d ranges, %d executables and %d cgroups", v.Nuid, v.Ngid, v.Ngroup, v.Npidns, v.Nexe, v.Ncgroup)
 	}
 	rs := &bpf.RuleSet{Classes: make([]bpf.Class, n), Generation: v.Generation, ExemptCgroup: v.ExemptCgroup}
 	ranges := []struct {
@@ -32,6 +32,7 @@ func decode(v *ptraceRuleset, pairs map[ptracePairKey]ptracePairVal) (*bpf.RuleS
 		tab  []idRange
 	}{
 		{bpf.KindUID, v.Uid[:v.Nuid]}, {bpf.KindGID, v.Gid[:v.Ngid]}, {bpf.KindGroup, v.Group[:v.Ngroup]},
+		{bpf.KindPIDNS, v.Pidns[:v.Npidns]},
 	}
 	for i := range n {
 		bit := uint64(1) << i

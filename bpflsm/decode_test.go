@@ -16,7 +16,7 @@ import (
 // in some of them, and up to 20 rules.
 func randomRuleSet(r *rand.Rand, exes []kernel.FileID) *bpf.RuleSet {
 	rs := &bpf.RuleSet{Generation: r.Uint64(), ExemptCgroup: r.Uint64N(3)}
-	var used [5]int
+	var used [6]int
 	for range 1 + r.IntN(12) {
 		if r.IntN(3) == 0 {
 			// A class of one value: its rules are hashed.
@@ -36,9 +36,9 @@ func randomRuleSet(r *rand.Rand, exes []kernel.FileID) *bpf.RuleSet {
 			continue
 		}
 		var c bpf.Class
-		var positive [5]bool
+		var positive [6]bool
 		for range r.IntN(4) {
-			cl := bpf.Clause{Kind: bpf.Kind(r.IntN(5)), Not: r.IntN(3) == 0}
+			cl := bpf.Clause{Kind: bpf.Kind(r.IntN(6)), Not: r.IntN(3) == 0}
 			if !cl.Not && positive[cl.Kind] {
 				continue
 			}
@@ -104,6 +104,7 @@ func randomMatch(r *rand.Rand, exes []kernel.FileID) bpf.Match {
 	if i := r.IntN(len(randomCgroups) + 1); i < len(randomCgroups) {
 		m.Cgroup = randomCgroups[i]
 	}
+	m.PIDNS = uint32(r.IntN(7)) // 0: unknown
 	return m
 }
 

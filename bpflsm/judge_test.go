@@ -78,6 +78,7 @@ func (j *judge) idsOf(m bpf.Match) ptraceIds {
 	if m.Exe != nil {
 		x.Dev, x.Ino = m.Exe.Dev, m.Exe.Ino
 	}
+	x.Pidns = uint64(m.PIDNS)
 	for i, c := range j.cgroups {
 		if c.Selects(m.Cgroup) {
 			x.Cgroups |= 1 << i

@@ -15,8 +15,8 @@ import (
 
 type ptraceAcc struct {
 	_   structs.HostLayout
-	Pos [5]uint64
-	Neg [5]uint64
+	Pos [6]uint64
+	Neg [6]uint64
 }
 
 type ptraceBenchOut struct {
@@ -45,6 +45,7 @@ type ptraceIds struct {
 	Dev     uint64
 	Ino     uint64
 	Cgroups uint64
+	Pidns   uint64
 }
 
 type ptracePairKey struct {
@@ -65,8 +66,8 @@ type ptracePairVal struct {
 type ptraceRuleset struct {
 	_       structs.HostLayout
 	Classes uint64
-	Pos     [5]uint64
-	Neg     [5]uint64
+	Pos     [6]uint64
+	Neg     [6]uint64
 	Nuid    uint32
 	Ngid    uint32
 	Ngroup  uint32
@@ -109,6 +110,15 @@ type ptraceRuleset struct {
 		Name   [64]int8
 		Pos    uint64
 		Neg    uint64
+	}
+	Npidns uint32
+	Pad1   uint32
+	Pidns  [16]struct {
+		_   structs.HostLayout
+		Lo  uint32
+		Hi  uint32
+		Pos uint64
+		Neg uint64
 	}
 	Deny         [2][64]uint64
 	Protect      [2]uint64

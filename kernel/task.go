@@ -155,6 +155,11 @@ type Task struct {
 	// one. No access check reads it (pids are already global here): it
 	// tells the report which processes are in containers.
 	PIDNS string
+	// PIDNSInode is the inode of the task's pid namespace (its ns/pid
+	// link, "pid:[4026531836]"; the initial one's is PROC_PID_INIT_INO,
+	// 0xEFFFFFFC); 0 when unknown. Only procgate's BPF program reads it
+	// (the policy's container selectors).
+	PIDNSInode uint32
 	// CgroupID is the id of the task's cgroup v2 (the inode number of its
 	// directory); 0 when unknown. No rule of the kernel's own reads it;
 	// procgate's BPF program exempts one cgroup (package lsm/bpf).

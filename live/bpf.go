@@ -22,6 +22,7 @@ const (
 	needCgroup     bpfNeeds = 1 << iota // the rule set exempts a cgroup: its id
 	needExe                             // a class names executables
 	needCgroupPath                      // a class names cgroups: the path from the root, with ids
+	needPIDNS                           // a class names pid namespaces (container selectors)
 )
 
 func needsOf(rs *bpf.RuleSet) bpfNeeds {
@@ -39,6 +40,8 @@ func needsOf(rs *bpf.RuleSet) bpfNeeds {
 				n |= needExe
 			case bpf.KindCgroup:
 				n |= needCgroup | needCgroupPath
+			case bpf.KindPIDNS:
+				n |= needPIDNS
 			}
 		}
 	}
@@ -118,6 +121,16 @@ func (r *reader) readBPFFacts(pid, dirfd int, rt *rawTask) error {
 	}
 	if r.bpf&needCgroup != 0 {
 		rt.cgroup, rt.cgPath, rt.cgErr = r.cgroupOf(dirfd)
+	}
+	if r.bpf&needPIDNS != 0 {
+		// The link asks the ptrace check (READ_FSCREDS): a reader
+		// without the privilege leaves it unknown.
+		l, err := procfs.ReadLink(dirfd, "ns/pid")
+		var ino uint64
+		if err == nil {
+			ino, err = procfs.ParseNSLink([]byte(l), "pid")
+		}
+		rt.pidnsIno, rt.pidnsErr = uint32(ino), err
 	}
 	return nil
 }

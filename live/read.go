@@ -82,6 +82,9 @@ const (
 	// unkCgroup: the task's cgroup could not be read, and procgate's
 	// BPF rule set exempts one or names cgroups.
 	unkCgroup
+	// unkPIDNS: the task's pid namespace could not be read, and
+	// procgate's BPF rule set names pid namespaces.
+	unkPIDNS
 )
 
 // System is the running system read into the model: the world and what
@@ -238,8 +241,12 @@ type rawTask struct {
 	cgroup uint64
 	cgPath []kernel.CgroupNode
 	cgErr  error
-	exe    *kernel.FileID
-	exeErr error
+	// pidnsIno is the inode of its pid namespace (pidnsErr when it
+	// could not be read).
+	pidnsIno uint32
+	pidnsErr error
+	exe      *kernel.FileID
+	exeErr   error
 }
 
 // read reads pids; closure adds parents, leaders and tracers, and makes
@@ -571,6 +578,10 @@ func (r *reader) build(k KernelInfo, raws map[int]*rawTask) (*System, error) {
 		t.CgroupID, t.Cgroup = rt.cgroup, rt.cgPath
 		if rt.cgErr != nil {
 			sys.unknown[t] |= unkCgroup
+		}
+		t.PIDNSInode = rt.pidnsIno
+		if rt.pidnsErr != nil {
+			sys.unknown[t] |= unkPIDNS
 		}
 		tasks[p] = t
 	}

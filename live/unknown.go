@@ -212,6 +212,7 @@ func (s *System) Uncertainties() []string {
 		{unkUserNS, "user namespace unreadable, the initial one assumed"},
 		{unkExe, "executable unreadable (procgate's BPF rule set names executables; none of them assumed)"},
 		{unkCgroup, "cgroup unreadable (procgate's BPF rule set exempts one or names cgroups; none of them assumed)"},
+		{unkPIDNS, "pid namespace unreadable (procgate's BPF rule set names pid namespaces; none of them assumed)"},
 	}
 	var out []string
 	for _, k := range kinds {
@@ -288,6 +289,31 @@ func (s *System) bpfUnknowns(rs *bpf.RuleSet, caller, target *kernel.Task, trace
 						out = append(out, fmt.Sprintf("bpf: the cgroup of %s could not be read; if %s selects it, the answer is %s",
 							x.Name, bpf.Clause{Kind: bpf.KindCgroup, Cgroups: []bpf.CgroupSel{g}}, d.Result()))
 						break sels
+					}
+				}
+			}
+		}
+	}
+	for i, x := range []*kernel.Task{caller, target} {
+		if s.unknown[x]&unkPIDNS == 0 {
+			continue
+		}
+	pidns:
+		for _, c := range rs.Classes {
+			for _, cl := range c.Clauses {
+				if cl.Kind != bpf.KindPIDNS {
+					continue
+				}
+				for _, r := range cl.IDs {
+					d, changed := differs(func(_ *kernel.World, c, t *kernel.Task) func() {
+						y := []*kernel.Task{c, t}[i]
+						old := y.PIDNSInode
+						y.PIDNSInode = r.Lo
+						return func() { y.PIDNSInode = old }
+					})
+					if changed {
+						out = append(out, fmt.Sprintf("bpf: the pid namespace of %s could not be read; if it is pid:[%d], the answer is %s", x.Name, r.Lo, d.Result()))
+						break pidns
 					}
 				}
 			}

@@ -57,6 +57,9 @@ type Observed struct {
 	// its id; nil when it could not be read: what a BPF LSM program reads
 	// as task->cgroups->dfl_cgrp.
 	Cgroup []kernel.CgroupNode `json:"cgroup,omitempty"`
+	// PIDNS is the inode of the process's pid namespace (its ns/pid
+	// link); 0 when it could not be read.
+	PIDNS uint32 `json:"pidns,omitempty"`
 	// Serial numbers the process among those its Runner spawned, from
 	// 1: unlike a pid, which a later process may reuse, it names one
 	// process for the Runner's life. Zero where no Runner spawned it

@@ -100,6 +100,9 @@ func observe(pid int, initNS string) (Observed, error) {
 		o.Exe = &exe
 	}
 	o.Cgroup = cgroupOf(pid)
+	if id, err := fileID("/proc/" + strconv.Itoa(pid) + "/ns/pid"); err == nil {
+		o.PIDNS = uint32(id.Ino)
+	}
 	return o, nil
 }
 

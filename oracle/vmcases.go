@@ -364,7 +364,11 @@ const VMGuardedUID = 3333
 // clauses (a path, a path and its descendants, every cgroup), reads of
 // uid 1000 by uid 1000 in the cases' cgroup, attach to processes outside
 // it (none here: a wrong cgroup match would refuse them) and attach to
-// uid 1000 by uid 2000 in any cgroup. A kernel without struct cgroup's
+// uid 1000 by uid 2000 in any cgroup, and, through pid namespace clauses
+// (the policy's container selectors), root's attach to root by the
+// oracle's binary only in the initial pid namespace (where every case
+// runs: a wrong read would let it through) and attach to processes in
+// any other (none: a wrong read would refuse it). A kernel without struct cgroup's
 // ancestors[] (before 6.0) refuses cgroup selectors: there the step
 // runs without those classes (WithoutCgroups) and records the refusal.
 // Init, which reads every process it starts, runs in the cgroup the
@@ -376,6 +380,8 @@ func VMBPFRules() *bpf.RuleSet {
 		return bpf.Clause{Kind: bpf.KindUID, IDs: []bpf.IDRange{{Lo: lo, Hi: hi}}}
 	}
 	not := func(c bpf.Clause) bpf.Clause { c.Not = true; return c }
+	// The initial pid namespace (PROC_PID_INIT_INO), where every case runs.
+	hostPIDNS := bpf.Clause{Kind: bpf.KindPIDNS, IDs: []bpf.IDRange{{Lo: 0xEFFFFFFC, Hi: 0xEFFFFFFC}}}
 	// The cases' cgroup (vmCgroups), a child of the root (id 1).
 	cases := func(self, below bool) bpf.Clause {
 		return bpf.Clause{Kind: bpf.KindCgroup, Cgroups: []bpf.CgroupSel{{Parent: 1, Level: 1, Name: vmCasesCgroup, Self: self, Below: below}}}
@@ -393,11 +399,12 @@ func VMBPFRules() *bpf.RuleSet {
 				{Kind: bpf.KindGroup, IDs: []bpf.IDRange{{Lo: 3000, Hi: 3000}}},
 				{Kind: bpf.KindGID, Not: true, IDs: []bpf.IDRange{{Lo: 1500, Hi: 1500}}},
 			}},
-			{Name: "oracle-root", Clauses: []bpf.Clause{{Kind: bpf.KindExe, Exes: []kernel.FileID{vmSelfExe}}, uid(0, 0)}},
+			{Name: "oracle-root", Clauses: []bpf.Clause{{Kind: bpf.KindExe, Exes: []kernel.FileID{vmSelfExe}}, uid(0, 0), hostPIDNS}},
 			{Name: "not-oracle", Clauses: []bpf.Clause{{Kind: bpf.KindExe, Not: true, Exes: []kernel.FileID{vmSelfExe}}}},
 			{Name: "cases-uid1000", Clauses: []bpf.Clause{cases(true, false), uid(1000, 1000)}},
 			{Name: "outside-cases", Clauses: []bpf.Clause{not(cases(true, true))}},
 			{Name: "any-cgroup-uid2000", Clauses: []bpf.Clause{{Kind: bpf.KindCgroup, Cgroups: []bpf.CgroupSel{{Root: true}}}, uid(2000, 2000)}},
+			{Name: "in-a-container", Clauses: []bpf.Clause{not(hostPIDNS)}},
 		},
 		Rules: []bpf.Rule{
 			{Subject: 1, Target: 0, Access: bpf.Attach, Text: "deny root uid1000 : attach"},
@@ -413,6 +420,7 @@ func VMBPFRules() *bpf.RuleSet {
 			{Subject: 10, Target: 0, Access: bpf.Read, Text: "deny cases-uid1000 uid1000 : read"},
 			{Subject: -1, Target: 11, Access: bpf.Attach, Text: "protect outside-cases : attach"},
 			{Subject: 12, Target: 0, Access: bpf.Attach, Text: "deny any-cgroup-uid2000 uid1000 : attach"},
+			{Subject: -1, Target: 13, Access: bpf.Attach, Text: "protect in-a-container : attach"},
 		},
 		Generation: 1,
 	}

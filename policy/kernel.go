@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/procgate/procgate/kernel"
@@ -22,8 +24,8 @@ import (
 // position: a rule that names items (the hook sees one READ or ATTACH
 // question for every /proc entry and system call, and /proc/PID/status
 // asks none), a rule with when conditions or class exclusions, a class
-// with a selector other than uid, gid, group, exe and cgroup (labels and
-// containers are not read by the program), and a cgroup pattern other
+// with a selector other than uid, gid, group, exe, cgroup and container
+// (labels are not read by the program), and a cgroup pattern other
 // than a path ("/system.slice/ssh.service") or a path's descendants
 // ("/kubepods/**"). The program matches a selected cgroup by its name
 // and its parent's id, which is resolved here: the parent must exist,
@@ -146,10 +148,44 @@ func (p *Policy) kernelClause(cl clause) (bpf.Clause, error) {
 			}
 			k.Cgroups = append(k.Cgroups, sel)
 		}
+	case selContainer:
+		return kernelContainer(cl), nil
 	default:
-		return k, fmt.Errorf("the kernel program reads only uid, gid, group, exe and cgroup selectors, not %s", selectorKeys[cl.key])
+		return k, fmt.Errorf("the kernel program reads only uid, gid, group, exe, cgroup and container selectors, not %s", selectorKeys[cl.key])
 	}
 	return k, nil
+}
+
+// kernelContainer translates a container clause into one on the pid
+// namespace's inode: host is the initial namespace (PROC_PID_INIT_INO),
+// any every other, a number that one.
+func kernelContainer(cl clause) bpf.Clause {
+	set := map[uint32]bool{}
+	for _, n := range cl.pidns {
+		set[uint32(n)] = true
+	}
+	if cl.host {
+		set[initPIDNS] = true
+	}
+	all := cl.cont && set[initPIDNS] // any and host: every namespace
+	k := bpf.Clause{Kind: bpf.KindPIDNS}
+	switch {
+	case cl.cont && !cl.not && all:
+		k.Not = true // in none of no namespaces: every process
+	case cl.cont && !cl.not:
+		k.Not, k.IDs = true, []bpf.IDRange{{Lo: initPIDNS, Hi: initPIDNS}}
+	case cl.cont && all:
+		// not in any namespace: no process (a positive clause of none)
+	case cl.cont:
+		k.IDs = []bpf.IDRange{{Lo: initPIDNS, Hi: initPIDNS}} // not in a container: the host
+	default:
+		k.Not = cl.not
+		for n := range set {
+			k.IDs = append(k.IDs, bpf.IDRange{Lo: n, Hi: n})
+		}
+		slices.SortFunc(k.IDs, func(a, b bpf.IDRange) int { return cmp.Compare(a.Lo, b.Lo) })
+	}
+	return k
 }
 
 // kernelCgroup translates one cgroup pattern: a path selects that

@@ -70,7 +70,7 @@ func TestKernelRulesRefused(t *testing.T) {
 		{"items", "subject s { uid 0; }\ntarget t { uid 1; }\ndeny s t : read { environ };\n", "p.pol:3:1: deny: the kernel program cannot restrict single items ({ environ })"},
 		{"when", "subject s { uid 0; }\ntarget t { uid 1; }\ndeny s t : attach when same_uid;\n", "p.pol:3:1: deny: the kernel program evaluates no when conditions"},
 		{"exclusion", "subject s { uid 0-9; }\nsubject u { uid 1; }\ntarget t { uid 1; }\ndeny { s -u } t : attach;\n", "cannot exclude classes"},
-		{"label selector", "subject s { type sshd_t; }\ntarget t { uid 1; }\ndeny s t : attach;\n", "p.pol:1:1: class s: the kernel program reads only uid, gid, group, exe and cgroup selectors, not type"},
+		{"label selector", "subject s { type sshd_t; }\ntarget t { uid 1; }\ndeny s t : attach;\n", "p.pol:1:1: class s: the kernel program reads only uid, gid, group, exe, cgroup and container selectors, not type"},
 		{"cgroup pattern", "subject s { uid 0; }\ntarget t { cgroup /system.slice/*; }\nprotect t : read;\n", `p.pol:2:1: class t: cgroup "/system.slice/*": the kernel program selects a cgroup by its path (/a/b) or its descendants (/a/b/**), not by a pattern`},
 		{"cgroup parent missing", "target t { cgroup /nowhere/x.service; }\nprotect t : read;\n", `p.pol:1:1: class t: cgroup "/nowhere/x.service": its parent /nowhere must exist when the rule set is loaded`},
 		{"cgroup root alone", "target t { cgroup /; }\nprotect t : read;\n", "the root cgroup alone cannot be selected in the kernel"},
@@ -148,6 +148,50 @@ deny all ssh : attach;
 		{"/** holds every cgroup", bpf.Match{EUID: 7, Cgroup: pod}, bpf.Match{Cgroup: ssh}, bpf.Attach, "deny all ssh : attach;"},
 		{"an unknown cgroup is in no class", bpf.Match{EUID: 7}, bpf.Match{Cgroup: ssh}, bpf.Attach, ""},
 		{"a recreated parent is not the one resolved", rootMatch, bpf.Match{EUID: 5, Cgroup: path(77, "system.slice", 21, "ssh.service")}, bpf.Read, ""},
+	} {
+		got := ""
+		if r := rs.Decide(tc.subject, tc.target, tc.a); r != nil {
+			got = r.Text
+		}
+		if got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestKernelRulesContainers: container selectors become clauses on the
+// pid namespace's inode, host being the initial namespace's.
+func TestKernelRulesContainers(t *testing.T) {
+	p := mustLoad(t, `target host_t { container host; }
+target boxed { container any; }
+target one { container 4026532301; }
+subject outside { not container any; }
+subject everywhere { container any host; }
+protect host_t : attach;
+protect boxed : read;
+protect one : attach;
+deny outside host_t : read;
+deny everywhere host_t : read;
+`)
+	rs, err := p.KernelRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const init, ns = 0xEFFFFFFC, 4026532301
+	host, boxed, other := bpf.Match{PIDNS: init}, bpf.Match{PIDNS: ns}, bpf.Match{PIDNS: ns + 1}
+	for _, tc := range []struct {
+		name            string
+		subject, target bpf.Match
+		a               bpf.Access
+		want            string
+	}{
+		{"host is the initial namespace", other, host, bpf.Attach, "protect host_t : attach;"},
+		{"a container is not the host", other, boxed, bpf.Read, "protect boxed : read;"},
+		{"any container", host, other, bpf.Read, "protect boxed : read;"},
+		{"the host is in no container", boxed, host, bpf.Read, "deny everywhere host_t : read;"},
+		{"one namespace", host, boxed, bpf.Attach, "protect one : attach;"},
+		{"another namespace is not it", host, other, bpf.Attach, ""},
+		{"not container any: the host", host, host, bpf.Read, "deny outside host_t : read;"},
 	} {
 		got := ""
 		if r := rs.Decide(tc.subject, tc.target, tc.a); r != nil {

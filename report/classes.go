@@ -80,7 +80,8 @@ func (b *keyBuilder) str(tag, v string) {
 
 // credKey is the part of a key both kinds of class share: credentials,
 // capabilities, user namespace, security labels, Landlock domain, the
-// executable and cgroup where procgate's BPF program reads them, and
+// executable, cgroup and pid namespace where procgate's BPF program
+// reads them, and
 // what kind of task it is.
 func credKey(b *keyBuilder, t *kernel.Task) {
 	c := &t.Cred
@@ -119,6 +120,9 @@ func credKey(b *keyBuilder, t *kernel.Task) {
 	}
 	if len(t.Cgroup) == 0 && t.CgroupID != 0 {
 		b.num("cg", t.CgroupID)
+	}
+	if t.PIDNSInode != 0 {
+		b.num("pni", uint64(t.PIDNSInode))
 	}
 	if t.Kthread {
 		b.WriteString("kthread ")

@@ -11,7 +11,7 @@ import (
 
 var taskKeys = []string{"name", "pid", "tgid", "parent", "uid", "uids", "gid", "gids", "groups", "caps",
 	"userns", "mm", "user_dumpable", "kthread", "state", "selinux", "apparmor", "smack", "landlock",
-	"ptracer", "tracer", "comm", "cmdline", "pidns", "cgroup"}
+	"ptracer", "tracer", "comm", "cmdline", "pidns", "pidns_inode", "cgroup"}
 
 type taskDef struct {
 	node   *yaml.Node
@@ -133,6 +133,10 @@ func (l *loader) taskCreds(d *taskDef) {
 	t.PIDNS = l.str(m["pidns"], "task.pidns")
 	if v := m["cgroup"]; v != nil {
 		l.cgroup(t, v)
+	}
+	if v := m["pidns_inode"]; v != nil {
+		ino, _ := l.integer(v, "task.pidns_inode", 1, 1<<32-1)
+		t.PIDNSInode = uint32(ino)
 	}
 	t.AppArmor = l.str(m["apparmor"], "task.apparmor")
 	t.Smack = l.str(m["smack"], "task.smack")

@@ -327,6 +327,9 @@ func (m *marshaller) tasks(w *kernel.World) (*yaml.Node, error) {
 		if t.PIDNS != "" {
 			addPair(n, "pidns", scalar(t.PIDNS))
 		}
+		if t.PIDNSInode != 0 {
+			addPair(n, "pidns_inode", intNode(int64(t.PIDNSInode)))
+		}
 		if c := cgroupNode(t); c != nil {
 			addPair(n, "cgroup", c)
 		}

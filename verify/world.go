@@ -211,7 +211,7 @@ func (b *builder) task(name string, obs oracle.Observed, c oracle.Creds) (*kerne
 	}
 	t := &kernel.Task{Name: name, PID: obs.Pid, TGID: obs.Pid, Comm: "procgate", Cred: cr,
 		MM: &kernel.MM{Dumpable: d, UserNS: ns, Exe: obs.Exe}, AppArmor: appArmorLabel(c.AppArmor), SELinux: c.SELinux,
-		Cgroup: obs.Cgroup}
+		Cgroup: obs.Cgroup, PIDNSInode: obs.PIDNS}
 	t.Leader = t
 	b.w.AddTask(t)
 	return t, nil

@@ -36,7 +36,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define CGROUP_NAME 64 // a selected cgroup's name is at most 62 bytes: see read_cgroups
 
 // Selector kinds, in the order of ruleset.pos and ruleset.neg.
-enum { KIND_UID, KIND_GID, KIND_GROUP, KIND_EXE, KIND_CGROUP, NKINDS };
+enum { KIND_UID, KIND_GID, KIND_GROUP, KIND_EXE, KIND_CGROUP, KIND_PIDNS, NKINDS };
 
 struct idrange {
 	__u32 lo, hi;
@@ -75,6 +75,10 @@ struct ruleset {
 	__u32 ncgroup;
 	__u32 cgroup_top; // the highest level of a cgroup selector
 	struct cgroupsel cgroup[MAX_CGROUPS];
+	// pidns are pid namespaces by inode (lo == hi): the policy's
+	// container selectors.
+	__u32 npidns, pad1;
+	struct idrange pidns[MAX_RANGES];
 	// deny[a][s] is the target classes subject class s may not reach with
 	// access a (0 read, 1 attach); protect[a] the target classes nobody
 	// may reach with it.
@@ -233,6 +237,7 @@ struct ids {
 	__u32 groups[MAX_GROUPS];
 	__u64 dev, ino; // the executable; both 0 without one (or unread)
 	__u64 cgroups;  // bit i: the task's cgroup is one ruleset.cgroup[i] selects
+	__u64 pidns;    // the inode of the task's pid namespace; 0 unread
 };
 
 // cglevels is read_cgroups' scratch: the ids and names of a task's
@@ -324,16 +329,33 @@ static __always_inline void read_cgroups(const struct ruleset *rs, struct task_s
 	}
 }
 
+// read_pidns sets x->pidns: the inode of t's pid namespace, the one its
+// pid belongs to last (task_active_pid_ns: thread_pid->numbers[level].ns).
+// Probe reads: numbers[] is indexed by the pid's level.
+static __always_inline void read_pidns(struct task_struct *t, struct ids *x)
+{
+	struct pid *pid = BPF_CORE_READ(t, thread_pid);
+	__u64 level = BPF_CORE_READ(pid, level) & 31; // MAX_PID_NS_LEVEL 32
+	__u64 at = (__u64)pid + bpf_core_field_offset(struct pid, numbers) + level * bpf_core_type_size(struct upid) +
+		   bpf_core_field_offset(struct upid, ns);
+	struct pid_namespace *ns = NULL;
+	bpf_probe_read_kernel(&ns, sizeof(ns), (void *)at);
+	x->pidns = BPF_CORE_READ(ns, ns.inum);
+}
+
 // read_ids reads t's ids; its groups only when groups, its executable
-// only when exe, its cgroup only when cg. With btf, t is a BTF pointer (a hook's argument, or
+// only when exe, its cgroup only when cg, its pid namespace only when
+// pidns. With btf, t is a BTF pointer (a hook's argument, or
 // bpf_get_current_task_btf from 5.11) and the fields are loaded
 // directly; otherwise t is a plain address (bpf_get_current_task before
 // 5.11) and each is a probe read (BPF_CORE_READ), several times dearer.
 static __always_inline void read_ids(const struct ruleset *rs, struct task_struct *t, struct ids *x, int groups, int exe,
-				     int cg, int btf)
+				     int cg, int pidns, int btf)
 {
 	if (cg)
 		read_cgroups(rs, t, x, btf);
+	if (pidns)
+		read_pidns(t, x);
 	if (btf) {
 		const struct cred *c = t->cred;
 		x->euid = c->euid.val;
@@ -469,6 +491,8 @@ static __always_inline __u64 classes_of(const struct ruleset *rs, const struct i
 			neg[KIND_EXE] |= rs->exe[i].neg & hit;
 		}
 	}
+	if (rs->npidns)
+		match_ranges(rs->pidns, x->pidns, ~zero(x->pidns), &pos[KIND_PIDNS], &neg[KIND_PIDNS]);
 	if (rs->ncgroup) {
 #pragma unroll
 		for (int i = 0; i < MAX_CGROUPS; i++) {
@@ -570,13 +594,14 @@ static __always_inline int deny(const struct ruleset *rs, struct task_struct *su
 static __always_inline int judge(const struct ruleset *rs, struct task_struct *subject, struct task_struct *target,
 				 struct ids *s, struct ids *t, int a, int traceme, int given, int sbtf, int tbtf)
 {
-	int groups = rs->ngroup != 0, exe = rs->nexe || (rs->pair_kinds & EXE_KINDS), cg = rs->ncgroup != 0;
+	int groups = rs->ngroup != 0, exe = rs->nexe || (rs->pair_kinds & EXE_KINDS), cg = rs->ncgroup != 0,
+	    pidns = rs->npidns != 0;
 	if (cg && !has_ancestors()) {
 		count(6);
 		return deny(rs, subject, target, t, a, traceme, 0, 0, 0, given); // bpflsm never loads it (fail closed)
 	}
 	if (!given)
-		read_ids(rs, target, t, groups, exe, cg, tbtf);
+		read_ids(rs, target, t, groups, exe, cg, pidns, tbtf);
 	__u64 tgt = classes_of(rs, t);
 	if (tgt & rs->protect[a])
 		return deny(rs, subject, target, t, a, traceme, 0, tgt, 0, given);
@@ -597,7 +622,7 @@ static __always_inline int judge(const struct ruleset *rs, struct task_struct *s
 	if (!tgt && !(rs->pair_kinds & SUBJECT_KINDS))
 		goto allow;
 	if (!given)
-		read_ids(rs, subject, s, groups, exe, cg, sbtf);
+		read_ids(rs, subject, s, groups, exe, cg, pidns, sbtf);
 	__u64 subj = classes_of(rs, s), denied = 0;
 	const __u64 *row = rs->deny[a];
 	if (subj & rs->subjects[a])

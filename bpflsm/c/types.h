@@ -68,6 +68,25 @@ struct css_set {
 	struct cgroup *dfl_cgrp; // the task's cgroup v2
 } __core;
 
+// include/linux/pid.h, include/linux/pid_namespace.h, include/linux/ns_common.h
+struct ns_common {
+	unsigned int inum;
+} __core;
+
+struct pid_namespace {
+	struct ns_common ns;
+} __core;
+
+struct upid {
+	int nr;
+	struct pid_namespace *ns;
+} __core;
+
+struct pid {
+	unsigned int level;
+	struct upid numbers[];
+} __core;
+
 struct task_struct {
 	int pid;
 	int tgid;
@@ -75,6 +94,7 @@ struct task_struct {
 	const struct cred *cred;
 	struct mm_struct *mm;
 	struct css_set *cgroups;
+	struct pid *thread_pid;
 	char comm[16];
 } __core;
 

@@ -9,8 +9,8 @@
 //
 // A rule set names up to [MaxClasses] classes of processes, each a
 // conjunction of clauses on the effective uid, the effective gid, the
-// groups (effective gid or a supplementary group), the executable and
-// the cgroup v2, each clause positive or negated; it denies a subject class a target
+// groups (effective gid or a supplementary group), the executable, the
+// cgroup v2 and the pid namespace, each clause positive or negated; it denies a subject class a target
 // class for READ or ATTACH access, or protects a target class from every
 // subject. A denial is EPERM, which PTRACE_ATTACH and PTRACE_SEIZE return
 // as is, and which /proc turns into its own errno (EACCES for environ,
@@ -64,10 +64,11 @@ const (
 	KindGroup              // the effective gid or a supplementary group
 	KindExe                // the executable (mm->exe_file)
 	KindCgroup             // the cgroup v2 (cgroups->dfl_cgrp)
+	KindPIDNS              // the pid namespace, by inode (the policy's container selectors)
 	numKinds
 )
 
-var kindNames = [...]string{"uid", "gid", "group", "exe", "cgroup"}
+var kindNames = [...]string{"uid", "gid", "group", "exe", "cgroup", "pidns"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -159,7 +160,7 @@ func ParseClause(s string) (Clause, error) {
 	}
 	cl.Kind = Kind(k)
 	switch cl.Kind {
-	case KindUID, KindGID, KindGroup:
+	case KindUID, KindGID, KindGroup, KindPIDNS:
 		for _, v := range f[1:] {
 			lo, hi, isRange := strings.Cut(v, "-")
 			a, err1 := strconv.ParseUint(lo, 10, 32)
@@ -556,6 +557,9 @@ type Match struct {
 	// Cgroup is the task's cgroup v2 path (kernel.Task.Cgroup); nil when
 	// unknown, which no cgroup selector selects.
 	Cgroup []kernel.CgroupNode
+	// PIDNS is the inode of the task's pid namespace; 0 when unknown,
+	// which no pidns clause holds.
+	PIDNS uint32
 }
 
 // MatchOf reads t as the program does.
@@ -568,6 +572,7 @@ func MatchOf(t *kernel.Task) Match {
 		m.Exe = t.MM.Exe
 	}
 	m.Cgroup = t.Cgroup
+	m.PIDNS = t.PIDNSInode
 	return m
 }
 
@@ -601,6 +606,8 @@ func (cl *Clause) holds(m Match) bool {
 		return false
 	case KindExe:
 		return m.Exe != nil && slices.Contains(cl.Exes, *m.Exe)
+	case KindPIDNS:
+		return m.PIDNS != 0 && inRanges(cl.IDs, m.PIDNS)
 	case KindCgroup:
 		for i := range cl.Cgroups {
 			if cl.Cgroups[i].Selects(m.Cgroup) {
