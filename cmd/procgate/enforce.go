@@ -35,10 +35,10 @@ and its /proc reads that ask the kernel's ptrace check (environ, maps, fd/,
 the exe/cwd/root links, io, stat's masked fields…) fail as the kernel's own
 rules fail them (EACCES, or masked fields); /proc/PID/status asks no check
 and stays readable. Rules the program cannot evaluate (items, when
-conditions, exclusions, SELinux/AppArmor label selectors, cgroup patterns other
-than a path or path/**) are refused with their positions. --exempt-cgroup names the cgroup of procgate's own reader
-(the broker's or the FUSE mount's service), whose reads the rules must not
-stop. The program is pinned under --pin-dir and enforces until
+conditions, exclusions, SELinux/AppArmor label selectors, cgroup patterns
+other than a path or path/**) are refused with their positions.
+--exempt-cgroup names the cgroup of procgate's own reader (the broker's or
+the FUSE mount's service), whose reads the rules must not stop. The program is pinned under --pin-dir and enforces until
 --detach, also after this command exits.
 
 Without --once, enforce stays in the foreground: SIGHUP reloads the policy
