@@ -84,6 +84,13 @@ func encode(rs *bpf.RuleSet, epoch uint64) (*encoded, error) {
 				}
 				continue
 			}
+			if cl.Kind == bpf.KindCap {
+				e := &out.Cap[out.Ncap]
+				e.Caps = uint64(cl.Caps)
+				masks(&e.Pos, &e.Neg)
+				out.Ncap++
+				continue
+			}
 			if cl.Kind == bpf.KindCgroup {
 				for _, g := range cl.Cgroups {
 					e := &out.Cgroup[out.Ncgroup]

@@ -3,10 +3,12 @@ package bpflsm
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -234,14 +236,19 @@ func TestHookPIDNS(t *testing.T) {
 	}
 }
 
-// TestHookPIDNSNested: the same in a pid namespace below the initial one
-// (a container's), where the program reads the pid's last level: a
-// helper process started in a new pid namespace runs the hooks'
-// decision as the subject, with this process, in the initial one, as
-// its parent (the target), under rule sets naming either namespace.
-func TestHookPIDNSNested(t *testing.T) {
-	j := newJudge(t)
-	h := loadHooks(t, j)
+// hookHelper is a helper process (runHookHelper) running the hooks'
+// decision as the subject, its parent (this process) the target.
+type hookHelper struct {
+	pid     int
+	stdin   io.WriteCloser
+	answers *bufio.Scanner
+}
+
+// startHookHelper starts a helper on j's and h's maps, pinned in a bpffs
+// of the test's own, with extra clone flags and, when caps is not nil,
+// the capability set its thread keeps.
+func startHookHelper(t *testing.T, j *judge, h *hookProgs, cloneflags uintptr, caps *kernel.CapSet) *hookHelper {
+	t.Helper()
 	dir := t.TempDir()
 	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
 		t.Fatalf("mount bpffs: %v", err)
@@ -252,16 +259,16 @@ func TestHookPIDNSNested(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := j.ids.Put(uint32(2), ptraceIds{Euid: uint32(bpf.Read)}); err != nil {
-		t.Fatal(err)
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), envHookHelper+"="+dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	if caps != nil {
+		cmd.Env = append(cmd.Env, envHookCaps+"="+strconv.FormatUint(uint64(*caps), 16))
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneflags}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -274,38 +281,50 @@ func TestHookPIDNSNested(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		stdin.Close()
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("helper: %v", err)
 		}
-	}()
-	answers := bufio.NewScanner(stdout)
-	child := bpf.Match{PIDNS: pidnsOf(t, cmd.Process.Pid)}
-	self := bpf.Match{PIDNS: pidnsOf(t, os.Getpid())}
-	if child.PIDNS == self.PIDNS {
-		t.Fatalf("the helper shares the test's pid namespace %d", self.PIDNS)
+	})
+	hh := &hookHelper{pid: cmd.Process.Pid, stdin: stdin, answers: bufio.NewScanner(stdout)}
+	if !hh.answers.Scan() || hh.answers.Text() != "ready" {
+		t.Fatalf("the helper did not start: %q %v", hh.answers.Text(), hh.answers.Err())
 	}
-	pidns := func(not bool, n uint32) bpf.Clause {
-		return bpf.Clause{Kind: bpf.KindPIDNS, Not: not, IDs: []bpf.IDRange{{Lo: n, Hi: n}}}
+	return hh
+}
+
+// denies runs the hook (btf or probe) once in the helper.
+func (hh *hookHelper) denies(t *testing.T, prog string) bool {
+	t.Helper()
+	if _, err := fmt.Fprintln(hh.stdin, prog); err != nil {
+		t.Fatal(err)
+	}
+	if !hh.answers.Scan() {
+		t.Fatalf("the helper answered nothing: %v", hh.answers.Err())
+	}
+	return hh.answers.Text() == "1"
+}
+
+// runHelperCases runs the helper's hooks under one rule set per class
+// and kind of rule (a deny of its class to any target, a protect of
+// its class), requiring the model's answer for helper and self.
+func runHelperCases(t *testing.T, j *judge, hh *hookHelper, helper, self bpf.Match, a bpf.Access, clauses []bpf.Clause) {
+	t.Helper()
+	if err := j.ids.Put(uint32(2), ptraceIds{Euid: uint32(a)}); err != nil {
+		t.Fatal(err)
 	}
 	var denied, judged int
-	for _, cl := range []bpf.Clause{pidns(false, child.PIDNS), pidns(true, child.PIDNS), pidns(false, self.PIDNS), pidns(true, self.PIDNS)} {
+	for _, cl := range clauses {
 		class := []bpf.Class{{Name: cl.String(), Clauses: []bpf.Clause{cl}}, {Name: "any"}}
 		for _, rs := range []*bpf.RuleSet{
-			{Classes: class, Rules: []bpf.Rule{{Subject: 0, Target: 1, Access: bpf.Read, Text: "deny"}}},
-			{Classes: class, Rules: []bpf.Rule{{Subject: -1, Target: 0, Access: bpf.Read, Text: "protect"}}},
+			{Classes: class, Rules: []bpf.Rule{{Subject: 0, Target: 1, Access: a, Text: "deny"}}},
+			{Classes: class, Rules: []bpf.Rule{{Subject: -1, Target: 0, Access: a, Text: "protect"}}},
 		} {
 			j.load(t, rs)
-			want := rs.Decide(child, self, bpf.Read) != nil
+			want := rs.Decide(helper, self, a) != nil
 			for _, prog := range []string{"btf", "probe"} {
-				if _, err := fmt.Fprintln(stdin, prog); err != nil {
-					t.Fatal(err)
-				}
-				if !answers.Scan() {
-					t.Fatalf("the helper answered nothing: %v", answers.Err())
-				}
-				got := answers.Text() == "1"
+				got := hh.denies(t, prog)
 				judged++
 				if got {
 					denied++
@@ -319,4 +338,54 @@ func TestHookPIDNSNested(t *testing.T) {
 	if denied == 0 || denied == judged {
 		t.Errorf("%d of %d denied: the cases do not tell the clauses apart", denied, judged)
 	}
+}
+
+// TestHookPIDNSNested: the same in a pid namespace below the initial one
+// (a container's), where the program reads the pid's last level: a
+// helper process started in a new pid namespace runs the hooks'
+// decision as the subject, with this process, in the initial one, as
+// its parent (the target), under rule sets naming either namespace.
+func TestHookPIDNSNested(t *testing.T) {
+	j := newJudge(t)
+	h := loadHooks(t, j)
+	hh := startHookHelper(t, j, h, syscall.CLONE_NEWPID, nil)
+	helper := bpf.Match{PIDNS: pidnsOf(t, hh.pid)}
+	self := bpf.Match{PIDNS: pidnsOf(t, os.Getpid())}
+	if helper.PIDNS == self.PIDNS {
+		t.Fatalf("the helper shares the test's pid namespace %d", self.PIDNS)
+	}
+	pidns := func(not bool, n uint32) bpf.Clause {
+		return bpf.Clause{Kind: bpf.KindPIDNS, Not: not, IDs: []bpf.IDRange{{Lo: n, Hi: n}}}
+	}
+	runHelperCases(t, j, hh, helper, self, bpf.Read, []bpf.Clause{pidns(false, helper.PIDNS), pidns(true, helper.PIDNS), pidns(false, self.PIDNS), pidns(true, self.PIDNS)})
+}
+
+// TestHookCaps: cap clauses on the permitted capability sets, read by
+// the program from two real tasks' credentials: a helper whose thread
+// keeps only CAP_SYS_ADMIN, CAP_BPF and CAP_PERFMON (what running the
+// programs needs) as the subject, this process (root, every capability)
+// as the target.
+func TestHookCaps(t *testing.T) {
+	j := newJudge(t)
+	h := loadHooks(t, j)
+	keep := kernel.CapsOf(kernel.CapSysAdmin, kernel.CapBPF, kernel.CapPerfmon)
+	hh := startHookHelper(t, j, h, 0, &keep)
+	st, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prm uint64
+	for line := range strings.Lines(string(st)) {
+		if v, ok := strings.CutPrefix(line, "CapPrm:"); ok {
+			prm, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	helper, self := bpf.Match{CapPermitted: keep}, bpf.Match{CapPermitted: kernel.CapSet(prm)}
+	caps := func(not bool, cs ...kernel.Cap) bpf.Clause {
+		return bpf.Clause{Kind: bpf.KindCap, Not: not, Caps: kernel.CapsOf(cs...)}
+	}
+	runHelperCases(t, j, hh, helper, self, bpf.Attach, []bpf.Clause{
+		caps(false, kernel.CapSysPtrace), caps(true, kernel.CapSysPtrace), caps(false, kernel.CapSysAdmin),
+		caps(false, kernel.CapNetRaw, kernel.CapBPF), caps(true, kernel.CapCheckpointRestore),
+	})
 }

@@ -23,7 +23,7 @@ func decode(v *ptraceRuleset, pairs map[ptracePairKey]ptracePairVal) (*bpf.RuleS
 	if v.Classes != 1<<n-1 || (v.Protect[0]|v.Protect[1])&^v.Classes != 0 {
 		return nil, fmt.Errorf("bpflsm: rule set with classes %#x protecting %#x, %#x", v.Classes, v.Protect[0], v.Protect[1])
 	}
-	if v.Nuid > bpf.MaxRanges || v.Ngid > bpf.MaxRanges || v.Ngroup > bpf.MaxRanges || v.Npidns > bpf.MaxRanges || v.Nexe > bpf.MaxExes || v.Ncgroup > bpf.MaxCgroups {
+	if v.Nuid > bpf.MaxRanges || v.Ngid > bpf.MaxRanges || v.Ngroup > bpf.MaxRanges || v.Npidns > bpf.MaxRanges || v.Ncap > bpf.MaxRanges || v.Nexe > bpf.MaxExes || v.Ncgroup > bpf.MaxCgroups {
 		return nil, fmt.Errorf("bpflsm: rule set with %d/%d/%d/%d ranges, %d executables and %d cgroups", v.Nuid, v.Ngid, v.Ngroup, v.Npidns, v.Nexe, v.Ncgroup)
 	}
 	rs := &bpf.RuleSet{Classes: make([]bpf.Class, n), Generation: v.Generation, ExemptCgroup: v.ExemptCgroup}
@@ -61,6 +61,15 @@ func decode(v *ptraceRuleset, pairs map[ptracePairKey]ptracePairVal) (*bpf.RuleS
 				for _, e := range v.Exe[:v.Nexe] {
 					if has(e.Pos, e.Neg) {
 						cl.Exes = append(cl.Exes, kernel.FileID{Dev: e.Dev, Ino: e.Ino})
+					}
+				}
+				c.Clauses = append(c.Clauses, cl)
+			}
+			if has(v.Pos[bpf.KindCap], v.Neg[bpf.KindCap]) {
+				cl := bpf.Clause{Kind: bpf.KindCap, Not: not}
+				for _, e := range v.Cap[:v.Ncap] {
+					if has(e.Pos, e.Neg) {
+						cl.Caps |= kernel.CapSet(e.Caps)
 					}
 				}
 				c.Clauses = append(c.Clauses, cl)

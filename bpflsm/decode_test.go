@@ -16,7 +16,7 @@ import (
 // in some of them, and up to 20 rules.
 func randomRuleSet(r *rand.Rand, exes []kernel.FileID) *bpf.RuleSet {
 	rs := &bpf.RuleSet{Generation: r.Uint64(), ExemptCgroup: r.Uint64N(3)}
-	var used [6]int
+	var used [7]int
 	for range 1 + r.IntN(12) {
 		if r.IntN(3) == 0 {
 			// A class of one value: its rules are hashed.
@@ -36,9 +36,9 @@ func randomRuleSet(r *rand.Rand, exes []kernel.FileID) *bpf.RuleSet {
 			continue
 		}
 		var c bpf.Class
-		var positive [6]bool
+		var positive [7]bool
 		for range r.IntN(4) {
-			cl := bpf.Clause{Kind: bpf.Kind(r.IntN(6)), Not: r.IntN(3) == 0}
+			cl := bpf.Clause{Kind: bpf.Kind(r.IntN(7)), Not: r.IntN(3) == 0}
 			if !cl.Not && positive[cl.Kind] {
 				continue
 			}
@@ -58,6 +58,8 @@ func randomRuleSet(r *rand.Rand, exes []kernel.FileID) *bpf.RuleSet {
 					cl.Exes = append(cl.Exes, exes[r.IntN(len(exes))])
 				case bpf.KindCgroup:
 					cl.Cgroups = append(cl.Cgroups, randomCgroupSels[r.IntN(len(randomCgroupSels))])
+				case bpf.KindCap:
+					cl.Caps |= kernel.CapsOf(kernel.Cap(r.IntN(4)))
 				default:
 					lo := uint32(r.IntN(6))
 					cl.IDs = append(cl.IDs, bpf.IDRange{Lo: lo, Hi: lo + uint32(r.IntN(3))})
@@ -105,6 +107,7 @@ func randomMatch(r *rand.Rand, exes []kernel.FileID) bpf.Match {
 		m.Cgroup = randomCgroups[i]
 	}
 	m.PIDNS = uint32(r.IntN(7)) // 0: unknown
+	m.CapPermitted = kernel.CapSet(r.IntN(16))
 	return m
 }
 

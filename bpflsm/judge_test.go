@@ -79,6 +79,7 @@ func (j *judge) idsOf(m bpf.Match) ptraceIds {
 		x.Dev, x.Ino = m.Exe.Dev, m.Exe.Ino
 	}
 	x.Pidns = uint64(m.PIDNS)
+	x.Capprm = uint64(m.CapPermitted)
 	for i, c := range j.cgroups {
 		if c.Selects(m.Cgroup) {
 			x.Cgroups |= 1 << i

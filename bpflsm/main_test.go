@@ -5,14 +5,21 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // envHookHelper makes the test binary the hook helper (runHookHelper)
 // instead of running the tests.
 const envHookHelper = "PROCGATE_BPFLSM_HOOK_HELPER"
+
+// envHookCaps, when set, is the permitted (and effective) capability set
+// the hook helper's thread keeps before it runs the hooks, in hex.
+const envHookCaps = "PROCGATE_BPFLSM_HOOK_CAPS"
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(envHookHelper); dir != "" {
@@ -53,6 +60,21 @@ func runHookHelper(dir string) error {
 	}
 	defer h.BTF.Close()
 	defer h.Probe.Close()
+	if v := os.Getenv(envHookCaps); v != "" {
+		// Capabilities are per thread: this one keeps the set and runs
+		// the programs (BPF_PROG_TEST_RUN runs them in the caller).
+		caps, err := strconv.ParseUint(v, 16, 64)
+		if err != nil {
+			return err
+		}
+		runtime.LockOSThread()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		data := [2]unix.CapUserData{{Effective: uint32(caps), Permitted: uint32(caps)}, {Effective: uint32(caps >> 32), Permitted: uint32(caps >> 32)}}
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			return fmt.Errorf("capset: %w", err)
+		}
+	}
+	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		prog := h.BTF

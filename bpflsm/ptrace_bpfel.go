@@ -15,8 +15,8 @@ import (
 
 type ptraceAcc struct {
 	_   structs.HostLayout
-	Pos [6]uint64
-	Neg [6]uint64
+	Pos [7]uint64
+	Neg [7]uint64
 }
 
 type ptraceBenchOut struct {
@@ -46,6 +46,7 @@ type ptraceIds struct {
 	Ino     uint64
 	Cgroups uint64
 	Pidns   uint64
+	Capprm  uint64
 }
 
 type ptracePairKey struct {
@@ -66,8 +67,8 @@ type ptracePairVal struct {
 type ptraceRuleset struct {
 	_       structs.HostLayout
 	Classes uint64
-	Pos     [6]uint64
-	Neg     [6]uint64
+	Pos     [7]uint64
+	Neg     [7]uint64
 	Nuid    uint32
 	Ngid    uint32
 	Ngroup  uint32
@@ -119,6 +120,14 @@ type ptraceRuleset struct {
 		Hi  uint32
 		Pos uint64
 		Neg uint64
+	}
+	Ncap uint32
+	Pad2 uint32
+	Cap  [16]struct {
+		_    structs.HostLayout
+		Caps uint64
+		Pos  uint64
+		Neg  uint64
 	}
 	Deny         [2][64]uint64
 	Protect      [2]uint64

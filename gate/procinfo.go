@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/policy"
 	"github.com/procgate/procgate/procfs"
 )
@@ -192,7 +193,7 @@ func (pi *procInfo) subject(uid, gid uint32) policy.Subject {
 	return policy.Subject{Process: policy.Process{
 		PID: pi.st.Pid, Comm: pi.st.Name, UID: uid, GID: gid, Groups: pi.st.Groups,
 		SELinux: pi.labelsSELinux, AppArmor: pi.labelsAppArmor,
-		Exe: pi.exe, Cgroup: pi.cgroup, PIDNS: pi.pidns,
+		Exe: pi.exe, Cgroup: pi.cgroup, PIDNS: pi.pidns, CapPermitted: kernel.CapSet(pi.st.CapPrm),
 	}}
 }
 
@@ -201,6 +202,6 @@ func (pi *procInfo) target(dumpable bool) policy.Target {
 	return policy.Target{Process: policy.Process{
 		PID: pi.st.Pid, Comm: pi.st.Name, UID: pi.st.UIDs[1], GID: pi.st.GIDs[1], Groups: pi.st.Groups,
 		SELinux: pi.labelsSELinux, AppArmor: pi.labelsAppArmor,
-		Exe: pi.exe, Cgroup: pi.cgroup, PIDNS: pi.pidns,
+		Exe: pi.exe, Cgroup: pi.cgroup, PIDNS: pi.pidns, CapPermitted: kernel.CapSet(pi.st.CapPrm),
 	}, Dumpable: dumpable}
 }

@@ -352,7 +352,8 @@ const VMGuardedUID = 3333
 // VM's bpf step, over the Yama cases (vmYamaCases) at scope 0: each rule
 // denies something the kernel's own rules allow in some case — root's
 // attach to uid 1000 (root holds CAP_SYS_PTRACE), a uid-2000 caller's
-// read of uid 1000 (with CAP_SYS_PTRACE), any read of processes with
+// read of uid 1000 (with CAP_SYS_PTRACE: a cap clause on the permitted
+// set, 64 bits in two u32 before 6.3), any read of processes with
 // kuids 100000-100999 (a root-made user namespace's: protect, which
 // refuses root too), and attach to uid 1000 by everyone but root and uid
 // 2000 (same-uid attach), attach to it by group 2000 (effective or
@@ -390,7 +391,7 @@ func VMBPFRules() *bpf.RuleSet {
 		Classes: []bpf.Class{
 			{Name: "uid1000", Clauses: []bpf.Clause{uid(1000, 1000)}},
 			{Name: "root", Clauses: []bpf.Clause{uid(0, 0)}},
-			{Name: "uid2000", Clauses: []bpf.Clause{uid(2000, 2000)}},
+			{Name: "uid2000", Clauses: []bpf.Clause{uid(2000, 2000), {Kind: bpf.KindCap, Caps: kernel.CapsOf(kernel.CapSysPtrace)}}},
 			{Name: "nsroot", Clauses: []bpf.Clause{uid(100000, 100999)}},
 			{Name: "others", Clauses: []bpf.Clause{not(uid(0, 0)), not(uid(2000, 2000))}},
 			{Name: "guarded", Clauses: []bpf.Clause{uid(VMGuardedUID, VMGuardedUID)}},

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/procgate/procgate/internal/suggest"
+	"github.com/procgate/procgate/kernel"
 )
 
 // initPIDNS is the inode of the initial pid namespace (PROC_PID_INIT_INO,
@@ -46,6 +47,7 @@ const (
 	selExe
 	selCgroup
 	selContainer
+	selCap
 )
 
 type idRange struct{ lo, hi uint32 }
@@ -62,6 +64,7 @@ type clause struct {
 	pidns []uint64
 	host  bool // container host
 	cont  bool // container any
+	caps  kernel.CapSet
 }
 
 func inRanges(rs []idRange, id uint32) bool {
@@ -118,6 +121,8 @@ func (c *clause) match(v *view) bool {
 		return false
 	case selCgroup:
 		return v.cgroup != "" && anyGlob(c.globs, v.cgroup)
+	case selCap:
+		return v.capPrm&c.caps != 0
 	case selContainer:
 		if v.pidns == 0 {
 			return false
@@ -431,7 +436,7 @@ func (c *compiler) compileClass(d *ClassDecl) *class {
 		}
 	}
 	for _, cc := range cl.clauses {
-		if !cc.not && len(cc.ids)+len(cc.globs)+len(cc.exes)+len(cc.pidns) == 0 && !cc.host && !cc.cont {
+		if !cc.not && len(cc.ids)+len(cc.globs)+len(cc.exes)+len(cc.pidns) == 0 && !cc.host && !cc.cont && cc.caps == 0 {
 			cl.empty = true
 			c.warnf(d.Pos, "%s class %q matches no process: no value of its %s selector exists on this machine", d.Kind, d.Name, selectorKeys[cc.key])
 		}
@@ -480,6 +485,13 @@ func (c *compiler) addValue(cl *clause, key string, v Value) {
 			return
 		}
 		cl.exes = append(cl.exes, devIno{dev, ino})
+	case selCap:
+		c2, err := kernel.ParseCap(v.Text)
+		if err != nil {
+			c.errorf(v.Pos, "cap: %v", err)
+			return
+		}
+		cl.caps |= kernel.CapsOf(c2)
 	case selContainer:
 		switch v.Text {
 		case "host":

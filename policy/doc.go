@@ -12,7 +12,7 @@
 //	neverallow * sshd : attach;
 //
 // Classes are built from selectors (uid, gid, group, type, label,
-// apparmor, exe, cgroup, container, each optionally negated with not):
+// apparmor, exe, cgroup, container, cap, each optionally negated with not):
 // values of one key are ORed, different keys ANDed. Rules are allow,
 // deny, auditallow, dontaudit, protect (the target refuses) and
 // neverallow (an assertion checked at load). The semantics are SELinux's:

@@ -24,8 +24,8 @@ import (
 // position: a rule that names items (the hook sees one READ or ATTACH
 // question for every /proc entry and system call, and /proc/PID/status
 // asks none), a rule with when conditions or class exclusions, a class
-// with a selector other than uid, gid, group, exe, cgroup and container
-// (labels are not read by the program), and a cgroup pattern other
+// with a selector other than uid, gid, group, exe, cgroup, container and
+// cap (labels are not read by the program), and a cgroup pattern other
 // than a path ("/system.slice/ssh.service") or a path's descendants
 // ("/kubepods/**"). The program matches a selected cgroup by its name
 // and its parent's id, which is resolved here: the parent must exist,
@@ -150,8 +150,10 @@ func (p *Policy) kernelClause(cl clause) (bpf.Clause, error) {
 		}
 	case selContainer:
 		return kernelContainer(cl), nil
+	case selCap:
+		k.Kind, k.Caps = bpf.KindCap, cl.caps
 	default:
-		return k, fmt.Errorf("the kernel program reads only uid, gid, group, exe, cgroup and container selectors, not %s", selectorKeys[cl.key])
+		return k, fmt.Errorf("the kernel program reads only uid, gid, group, exe, cgroup, container and cap selectors, not %s", selectorKeys[cl.key])
 	}
 	return k, nil
 }

@@ -70,7 +70,7 @@ func TestKernelRulesRefused(t *testing.T) {
 		{"items", "subject s { uid 0; }\ntarget t { uid 1; }\ndeny s t : read { environ };\n", "p.pol:3:1: deny: the kernel program cannot restrict single items ({ environ })"},
 		{"when", "subject s { uid 0; }\ntarget t { uid 1; }\ndeny s t : attach when same_uid;\n", "p.pol:3:1: deny: the kernel program evaluates no when conditions"},
 		{"exclusion", "subject s { uid 0-9; }\nsubject u { uid 1; }\ntarget t { uid 1; }\ndeny { s -u } t : attach;\n", "cannot exclude classes"},
-		{"label selector", "subject s { type sshd_t; }\ntarget t { uid 1; }\ndeny s t : attach;\n", "p.pol:1:1: class s: the kernel program reads only uid, gid, group, exe, cgroup and container selectors, not type"},
+		{"label selector", "subject s { type sshd_t; }\ntarget t { uid 1; }\ndeny s t : attach;\n", "p.pol:1:1: class s: the kernel program reads only uid, gid, group, exe, cgroup, container and cap selectors, not type"},
 		{"cgroup pattern", "subject s { uid 0; }\ntarget t { cgroup /system.slice/*; }\nprotect t : read;\n", `p.pol:2:1: class t: cgroup "/system.slice/*": the kernel program selects a cgroup by its path (/a/b) or its descendants (/a/b/**), not by a pattern`},
 		{"cgroup parent missing", "target t { cgroup /nowhere/x.service; }\nprotect t : read;\n", `p.pol:1:1: class t: cgroup "/nowhere/x.service": its parent /nowhere must exist when the rule set is loaded`},
 		{"cgroup root alone", "target t { cgroup /; }\nprotect t : read;\n", "the root cgroup alone cannot be selected in the kernel"},
@@ -200,5 +200,51 @@ deny everywhere host_t : read;
 		if got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestCapSelector: a cap selector holds a process whose permitted set has
+// one of its capabilities, in the policy and in the kernel program alike.
+func TestCapSelector(t *testing.T) {
+	p := mustLoad(t, `subject tracers { cap sys_ptrace CAP_SYS_ADMIN; }
+subject plain { not cap sys_ptrace; uid 1000; }
+target privileged { cap sys_admin; }
+target users { uid 1000; }
+allow tracers users : read { environ };
+allow plain users : read { status };
+protect privileged : attach;
+deny tracers users : attach;
+`)
+	rs, err := p.KernelRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, ptracer := kernel.CapsOf(kernel.CapSysAdmin), kernel.CapsOf(kernel.CapSysPtrace)
+	for _, tc := range []struct {
+		name      string
+		subj, tgt kernel.CapSet
+		environ   bool
+		attachBy  string
+	}{
+		{"a ptrace holder", ptracer, 0, true, "deny tracers users : attach;"},
+		{"an admin", admin, 0, true, "deny tracers users : attach;"},
+		{"neither", 0, 0, false, ""},
+		{"a privileged target", 0, admin, false, "protect privileged : attach;"},
+	} {
+		subj := &Subject{Process: Process{UID: 1000, GID: 1000, CapPermitted: tc.subj}}
+		tgt := &Target{Process: Process{UID: 1000, GID: 1000, CapPermitted: tc.tgt}, Dumpable: true}
+		if got := p.Decide(subj, tgt, 0, ItemEnviron).Allowed; got != tc.environ {
+			t.Errorf("%s: environ %v, want %v", tc.name, got, tc.environ)
+		}
+		got := ""
+		if r := rs.Decide(bpf.Match{EUID: 1000, CapPermitted: tc.subj}, bpf.Match{EUID: 1000, CapPermitted: tc.tgt}, bpf.Attach); r != nil {
+			got = r.Text
+		}
+		if got != tc.attachBy {
+			t.Errorf("%s: the kernel program's attach: %q, want %q", tc.name, got, tc.attachBy)
+		}
+	}
+	if _, err := Load("p.pol", []byte("subject s { cap sys_ptrase; }\n")); err == nil || !strings.Contains(err.Error(), "p.pol:1:17") || !strings.Contains(err.Error(), "sys_ptrace") {
+		t.Errorf("an unknown capability: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/procgate/procgate/internal/suggest"
+	"github.com/procgate/procgate/kernel"
 )
 
 // maxErrors bounds the errors one Parse reports.
@@ -14,7 +15,7 @@ const maxErrors = 50
 
 var (
 	statementKeywords = []string{"subject", "target", "attribute", "allow", "deny", "auditallow", "dontaudit", "protect", "neverallow", "option"}
-	selectorKeys      = []string{"uid", "gid", "group", "type", "label", "apparmor", "exe", "cgroup", "container"}
+	selectorKeys      = []string{"uid", "gid", "group", "type", "label", "apparmor", "exe", "cgroup", "container", "cap"}
 	conditionNames    = []string{"same_uid", "same_gid", "same_container", "same_cgroup", "same_label", "descendant", "nondumpable"}
 	optionNames       = []string{"default_audit", "kernel_bound", "same_container"}
 	optionValues      = map[string][]string{
@@ -289,6 +290,10 @@ func checkValue(key, v string) string {
 	case "cgroup":
 		if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "*") {
 			return fmt.Sprintf("cgroup %q: want an absolute cgroup path or glob (\"/system.slice/*\")", v)
+		}
+	case "cap":
+		if _, err := kernel.ParseCap(v); err != nil {
+			return fmt.Sprintf("cap: %v", err)
 		}
 	case "container":
 		if v != "host" && v != "any" && !isNumber(v) {

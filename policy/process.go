@@ -1,6 +1,10 @@
 package policy
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/procgate/procgate/kernel"
+)
 
 // Exe identifies an executable by the device and inode of the file the
 // process runs (stat of /proc/<pid>/exe), with its path for messages. An
@@ -39,6 +43,10 @@ type Process struct {
 	Cgroup string
 	// PIDNS is the inode of the process's pid namespace (0 = unknown).
 	PIDNS uint64
+	// CapPermitted is the permitted capability set (status "CapPrm"):
+	// what cap selectors test. Not the effective set, which the process
+	// lowers and raises at will within the permitted one.
+	CapPermitted kernel.CapSet
 }
 
 // Subject is the process asking for access.
@@ -182,8 +190,9 @@ type view struct {
 	exe               *Exe
 	cgroup            string
 	pidns             uint64
+	capPrm            kernel.CapSet
 }
 
 func (p *Process) view() view {
-	return view{p.UID, p.GID, p.Groups, p.SELinux, p.AppArmor, &p.Exe, p.Cgroup, p.PIDNS}
+	return view{p.UID, p.GID, p.Groups, p.SELinux, p.AppArmor, &p.Exe, p.Cgroup, p.PIDNS, p.CapPermitted}
 }

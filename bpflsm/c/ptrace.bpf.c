@@ -36,7 +36,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define CGROUP_NAME 64 // a selected cgroup's name is at most 62 bytes: see read_cgroups
 
 // Selector kinds, in the order of ruleset.pos and ruleset.neg.
-enum { KIND_UID, KIND_GID, KIND_GROUP, KIND_EXE, KIND_CGROUP, KIND_PIDNS, NKINDS };
+enum { KIND_UID, KIND_GID, KIND_GROUP, KIND_EXE, KIND_CGROUP, KIND_PIDNS, KIND_CAP, NKINDS };
 
 struct idrange {
 	__u32 lo, hi;
@@ -63,6 +63,10 @@ struct cgroupsel {
 	__u64 pos, neg;
 };
 
+struct capsel {
+	__u64 caps, pos, neg;
+};
+
 struct ruleset {
 	__u64 classes;      // the classes in use
 	__u64 pos[NKINDS];  // classes with a positive clause of each kind
@@ -79,6 +83,10 @@ struct ruleset {
 	// container selectors.
 	__u32 npidns, pad1;
 	struct idrange pidns[MAX_RANGES];
+	// caps are capability sets: a clause holds when the task's
+	// permitted set has one of them (the policy's cap selector).
+	__u32 ncap, pad2;
+	struct capsel cap[MAX_RANGES];
 	// deny[a][s] is the target classes subject class s may not reach with
 	// access a (0 read, 1 attach); protect[a] the target classes nobody
 	// may reach with it.
@@ -108,6 +116,13 @@ struct ruleset {
 enum { HK_UID, HK_GID, HK_EXE, HK_ANY, NHKINDS };
 #define HK_PAIR(s, t) (1u << ((s) * 4 + (t)))
 #define MAX_PAIRS 65536
+
+// The pairs of kinds with a subject's key, and those with an executable's.
+#define SUBJECT_KINDS (HK_PAIR(HK_UID, HK_UID) | HK_PAIR(HK_UID, HK_GID) | HK_PAIR(HK_UID, HK_EXE) | \
+		       HK_PAIR(HK_GID, HK_UID) | HK_PAIR(HK_GID, HK_GID) | HK_PAIR(HK_GID, HK_EXE) | \
+		       HK_PAIR(HK_EXE, HK_UID) | HK_PAIR(HK_EXE, HK_GID) | HK_PAIR(HK_EXE, HK_EXE))
+#define EXE_KINDS (HK_PAIR(HK_UID, HK_EXE) | HK_PAIR(HK_GID, HK_EXE) | HK_PAIR(HK_EXE, HK_EXE) | HK_PAIR(HK_ANY, HK_EXE) | \
+		   HK_PAIR(HK_EXE, HK_UID) | HK_PAIR(HK_EXE, HK_GID))
 
 struct pair_key {
 	__u8 skind, tkind; // HK_*; skind HK_ANY: every subject (protect)
@@ -238,6 +253,7 @@ struct ids {
 	__u64 dev, ino; // the executable; both 0 without one (or unread)
 	__u64 cgroups;  // bit i: the task's cgroup is one ruleset.cgroup[i] selects
 	__u64 pidns;    // the inode of the task's pid namespace; 0 unread
+	__u64 capprm;   // the task's permitted capabilities (cred->cap_permitted)
 };
 
 // cglevels is read_cgroups' scratch: the ids and names of a task's
@@ -343,29 +359,36 @@ static __always_inline void read_pidns(struct task_struct *t, struct ids *x)
 	x->pidns = BPF_CORE_READ(ns, ns.inum);
 }
 
-// read_ids reads t's ids; its groups only when groups, its executable
-// only when exe, its cgroup only when cg, its pid namespace only when
-// pidns. With btf, t is a BTF pointer (a hook's argument, or
+// read_ids reads t's ids: its groups, executable, cgroup, pid namespace
+// and capabilities only when a rule of rs reads them. With btf, t is a BTF pointer (a hook's argument, or
 // bpf_get_current_task_btf from 5.11) and the fields are loaded
 // directly; otherwise t is a plain address (bpf_get_current_task before
 // 5.11) and each is a probe read (BPF_CORE_READ), several times dearer.
-static __always_inline void read_ids(const struct ruleset *rs, struct task_struct *t, struct ids *x, int groups, int exe,
-				     int cg, int pidns, int btf)
+static __always_inline void read_ids(const struct ruleset *rs, struct task_struct *t, struct ids *x, int btf)
 {
-	if (cg)
+	// What to read is asked of rs at each test, not held in variables:
+	// a variable known zero on one path and not on the other keeps the
+	// verifier's states apart for the rest of the program.
+	if (rs->ncgroup)
 		read_cgroups(rs, t, x, btf);
-	if (pidns)
+	if (rs->npidns)
 		read_pidns(t, x);
+	if (rs->ncap) {
+		// A probe read of the 64 bits: kernel_cap_t is a u64 from 6.3,
+		// two u32 before (the same bits on a little-endian machine).
+		const struct cred *c = BPF_CORE_READ(t, cred);
+		bpf_core_read(&x->capprm, sizeof(x->capprm), &c->cap_permitted);
+	}
 	if (btf) {
 		const struct cred *c = t->cred;
 		x->euid = c->euid.val;
 		x->egid = c->egid.val;
-		if (groups) {
+		if (rs->ngroup) {
 			struct group_info *gi = c->group_info;
 			x->ngroups = gi->ngroups;
 			bpf_core_read(x->groups, sizeof(x->groups), &gi->gid[0]);
 		}
-		if (exe) {
+		if (rs->nexe || (rs->pair_kinds & EXE_KINDS)) {
 			// No branch: a load through a NULL BTF pointer (no mm,
 			// no exe_file) yields 0, as a probe read does.
 			struct inode *ino = t->mm->exe_file->f_inode;
@@ -377,7 +400,7 @@ static __always_inline void read_ids(const struct ruleset *rs, struct task_struc
 	const struct cred *c = BPF_CORE_READ(t, cred);
 	x->euid = BPF_CORE_READ(c, euid.val);
 	x->egid = BPF_CORE_READ(c, egid.val);
-	if (groups) {
+	if (rs->ngroup) {
 		struct group_info *gi = BPF_CORE_READ(c, group_info);
 		x->ngroups = BPF_CORE_READ(gi, ngroups);
 		// One probe read of the first MAX_GROUPS entries (past
@@ -385,7 +408,7 @@ static __always_inline void read_ids(const struct ruleset *rs, struct task_struc
 		// masked out).
 		bpf_core_read(x->groups, sizeof(x->groups), &gi->gid[0]);
 	}
-	if (exe) {
+	if (rs->nexe || (rs->pair_kinds & EXE_KINDS)) {
 		// A probe read through NULL (no mm, no exe_file) yields 0.
 		struct inode *ino = BPF_CORE_READ(t, mm, exe_file, f_inode);
 		x->dev = BPF_CORE_READ(ino, i_sb, s_dev);
@@ -493,6 +516,14 @@ static __always_inline __u64 classes_of(const struct ruleset *rs, const struct i
 	}
 	if (rs->npidns)
 		match_ranges(rs->pidns, x->pidns, ~zero(x->pidns), &pos[KIND_PIDNS], &neg[KIND_PIDNS]);
+	if (rs->ncap) {
+#pragma unroll
+		for (int i = 0; i < MAX_RANGES; i++) {
+			__u64 hit = ~zero(x->capprm & rs->cap[i].caps);
+			pos[KIND_CAP] |= rs->cap[i].pos & hit;
+			neg[KIND_CAP] |= rs->cap[i].neg & hit;
+		}
+	}
 	if (rs->ncgroup) {
 #pragma unroll
 		for (int i = 0; i < MAX_CGROUPS; i++) {
@@ -573,12 +604,6 @@ static __always_inline int deny(const struct ruleset *rs, struct task_struct *su
 	return -EPERM;
 }
 
-#define SUBJECT_KINDS (HK_PAIR(HK_UID, HK_UID) | HK_PAIR(HK_UID, HK_GID) | HK_PAIR(HK_UID, HK_EXE) | \
-		       HK_PAIR(HK_GID, HK_UID) | HK_PAIR(HK_GID, HK_GID) | HK_PAIR(HK_GID, HK_EXE) | \
-		       HK_PAIR(HK_EXE, HK_UID) | HK_PAIR(HK_EXE, HK_GID) | HK_PAIR(HK_EXE, HK_EXE))
-#define EXE_KINDS (HK_PAIR(HK_UID, HK_EXE) | HK_PAIR(HK_GID, HK_EXE) | HK_PAIR(HK_EXE, HK_EXE) | HK_PAIR(HK_ANY, HK_EXE) | \
-		   HK_PAIR(HK_EXE, HK_UID) | HK_PAIR(HK_EXE, HK_GID))
-
 // TRY looks up the hashed rule of kinds sk and tk unless one was found.
 #define TRY(sk, tk) \
 	if (!rule && (rs->pair_kinds & HK_PAIR(sk, tk))) \
@@ -594,14 +619,12 @@ static __always_inline int deny(const struct ruleset *rs, struct task_struct *su
 static __always_inline int judge(const struct ruleset *rs, struct task_struct *subject, struct task_struct *target,
 				 struct ids *s, struct ids *t, int a, int traceme, int given, int sbtf, int tbtf)
 {
-	int groups = rs->ngroup != 0, exe = rs->nexe || (rs->pair_kinds & EXE_KINDS), cg = rs->ncgroup != 0,
-	    pidns = rs->npidns != 0;
-	if (cg && !has_ancestors()) {
+	if (rs->ncgroup && !has_ancestors()) {
 		count(6);
 		return deny(rs, subject, target, t, a, traceme, 0, 0, 0, given); // bpflsm never loads it (fail closed)
 	}
 	if (!given)
-		read_ids(rs, target, t, groups, exe, cg, pidns, tbtf);
+		read_ids(rs, target, t, tbtf);
 	__u64 tgt = classes_of(rs, t);
 	if (tgt & rs->protect[a])
 		return deny(rs, subject, target, t, a, traceme, 0, tgt, 0, given);
@@ -622,7 +645,7 @@ static __always_inline int judge(const struct ruleset *rs, struct task_struct *s
 	if (!tgt && !(rs->pair_kinds & SUBJECT_KINDS))
 		goto allow;
 	if (!given)
-		read_ids(rs, subject, s, groups, exe, cg, pidns, sbtf);
+		read_ids(rs, subject, s, sbtf);
 	__u64 subj = classes_of(rs, s), denied = 0;
 	const __u64 *row = rs->deny[a];
 	if (subj & rs->subjects[a])

@@ -25,9 +25,15 @@ struct group_info {
 	kgid_t gid[];
 } __core;
 
+// include/linux/capability.h: a u64 from 6.3, __u32 cap[2] before.
+typedef struct {
+	__u64 val;
+} kernel_cap_t;
+
 struct cred {
 	kuid_t euid;
 	kgid_t egid;
+	kernel_cap_t cap_permitted;
 	struct group_info *group_info;
 } __core;
 

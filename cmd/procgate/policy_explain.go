@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/policy"
 )
 
@@ -133,7 +134,7 @@ func splitKV(args []string) ([][2]string, error) {
 	return out, nil
 }
 
-var procKeys = []string{"pid", "comm", "uid", "gid", "groups", "selinux", "apparmor", "exe", "cgroup", "pidns", "dumpable"}
+var procKeys = []string{"pid", "comm", "uid", "gid", "groups", "selinux", "apparmor", "exe", "cgroup", "pidns", "caps", "dumpable"}
 
 // setProcField sets the field key of p to val; dumpable, the target's
 // flag, is nil for a subject.
@@ -182,6 +183,15 @@ func setProcField(p *policy.Process, dumpable *bool, key, val string) error {
 		p.Exe.Dev, p.Exe.Ino = dev, ino
 	case "cgroup":
 		p.Cgroup = val
+	case "caps":
+		p.CapPermitted = 0
+		for _, name := range strings.FieldsFunc(val, func(r rune) bool { return r == ',' || r == '+' || r == ' ' }) {
+			c, err := kernel.ParseCap(name)
+			if err != nil {
+				return fmt.Errorf("caps=%q: %w", val, err)
+			}
+			p.CapPermitted |= kernel.CapsOf(c)
+		}
 	case "pidns":
 		p.PIDNS, err = strconv.ParseUint(val, 10, 64)
 		if err != nil {

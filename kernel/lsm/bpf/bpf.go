@@ -10,7 +10,8 @@
 // A rule set names up to [MaxClasses] classes of processes, each a
 // conjunction of clauses on the effective uid, the effective gid, the
 // groups (effective gid or a supplementary group), the executable, the
-// cgroup v2 and the pid namespace, each clause positive or negated; it denies a subject class a target
+// cgroup v2, the pid namespace and the permitted capabilities, each
+// clause positive or negated; it denies a subject class a target
 // class for READ or ATTACH access, or protects a target class from every
 // subject. A denial is EPERM, which PTRACE_ATTACH and PTRACE_SEIZE return
 // as is, and which /proc turns into its own errno (EACCES for environ,
@@ -65,10 +66,11 @@ const (
 	KindExe                // the executable (mm->exe_file)
 	KindCgroup             // the cgroup v2 (cgroups->dfl_cgrp)
 	KindPIDNS              // the pid namespace, by inode (the policy's container selectors)
+	KindCap                // the permitted capabilities (cred->cap_permitted)
 	numKinds
 )
 
-var kindNames = [...]string{"uid", "gid", "group", "exe", "cgroup", "pidns"}
+var kindNames = [...]string{"uid", "gid", "group", "exe", "cgroup", "pidns", "cap"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -89,6 +91,9 @@ type Clause struct {
 	IDs     []IDRange
 	Exes    []kernel.FileID
 	Cgroups []CgroupSel `json:",omitempty"`
+	// Caps, for a cap clause: it holds when the permitted set has one
+	// of them.
+	Caps kernel.CapSet `json:",omitempty"`
 }
 
 // CgroupSel selects cgroups v2 as the program does: the cgroup named
@@ -186,6 +191,14 @@ func ParseClause(s string) (Clause, error) {
 			}
 			cl.Exes = append(cl.Exes, kernel.FileID{Dev: kernel.MkDev(maj, min), Ino: ino})
 			rest = rest[4:]
+		}
+	case KindCap:
+		for _, v := range f[1:] {
+			c, err := kernel.ParseCap(v)
+			if err != nil {
+				return cl, fmt.Errorf("clause %q: %v", s, err)
+			}
+			cl.Caps |= kernel.CapsOf(c)
 		}
 	case KindCgroup:
 		sels, err := parseCgroupSels(strings.TrimSpace(s[strings.Index(s, "cgroup")+len("cgroup"):]))
@@ -300,6 +313,9 @@ func (cl Clause) String() string {
 		vals = append(vals, fmt.Sprintf("dev %d:%d ino %d", e.Dev>>20, e.Dev&(1<<20-1), e.Ino))
 	}
 	for _, c := range cl.Cgroups {
+		vals = append(vals, c.String())
+	}
+	for _, c := range cl.Caps.Caps() {
 		vals = append(vals, c.String())
 	}
 	s := cl.Kind.String() + " " + strings.Join(vals, " ")
@@ -528,6 +544,9 @@ func (rs *RuleSet) Validate() error {
 			case KindCgroup:
 				ranges[KindCgroup] += len(cl.Cgroups)
 				continue
+			case KindCap:
+				ranges[KindCap]++
+				continue
 			}
 			ranges[cl.Kind] += len(cl.IDs)
 		}
@@ -560,6 +579,8 @@ type Match struct {
 	// PIDNS is the inode of the task's pid namespace; 0 when unknown,
 	// which no pidns clause holds.
 	PIDNS uint32
+	// CapPermitted is the task's permitted capability set.
+	CapPermitted kernel.CapSet
 }
 
 // MatchOf reads t as the program does.
@@ -573,6 +594,7 @@ func MatchOf(t *kernel.Task) Match {
 	}
 	m.Cgroup = t.Cgroup
 	m.PIDNS = t.PIDNSInode
+	m.CapPermitted = t.Cred.CapPermitted
 	return m
 }
 
@@ -608,6 +630,8 @@ func (cl *Clause) holds(m Match) bool {
 		return m.Exe != nil && slices.Contains(cl.Exes, *m.Exe)
 	case KindPIDNS:
 		return m.PIDNS != 0 && inRanges(cl.IDs, m.PIDNS)
+	case KindCap:
+		return m.CapPermitted&cl.Caps != 0
 	case KindCgroup:
 		for i := range cl.Cgroups {
 			if cl.Cgroups[i].Selects(m.Cgroup) {
