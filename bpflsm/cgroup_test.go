@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/procgate/procgate/internal/proctest"
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/procfs"
@@ -241,7 +242,7 @@ func TestHookPIDNS(t *testing.T) {
 type hookHelper struct {
 	pid     int
 	stdin   io.WriteCloser
-	answers *bufio.Scanner
+	answers *bufio.Reader
 }
 
 // startHookHelper starts a helper on j's and h's maps, pinned in a bpffs
@@ -269,27 +270,10 @@ func startHookHelper(t *testing.T, j *judge, h *hookProgs, cloneflags uintptr, c
 		cmd.Env = append(cmd.Env, envHookCaps+"="+strconv.FormatUint(uint64(*caps), 16))
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneflags}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("helper: %v", err)
-		}
-	})
-	hh := &hookHelper{pid: cmd.Process.Pid, stdin: stdin, answers: bufio.NewScanner(stdout)}
-	if !hh.answers.Scan() || hh.answers.Text() != "ready" {
-		t.Fatalf("the helper did not start: %q %v", hh.answers.Text(), hh.answers.Err())
+	in, out := proctest.StartRole(t, cmd, false)
+	hh := &hookHelper{pid: cmd.Process.Pid, stdin: in, answers: out}
+	if line, err := out.ReadString('\n'); line != "ready\n" {
+		t.Fatalf("the helper did not start: %q %v", line, err)
 	}
 	return hh
 }
@@ -300,10 +284,11 @@ func (hh *hookHelper) denies(t *testing.T, prog string) bool {
 	if _, err := fmt.Fprintln(hh.stdin, prog); err != nil {
 		t.Fatal(err)
 	}
-	if !hh.answers.Scan() {
-		t.Fatalf("the helper answered nothing: %v", hh.answers.Err())
+	line, err := hh.answers.ReadString('\n')
+	if err != nil {
+		t.Fatalf("the helper answered nothing: %v", err)
 	}
-	return hh.answers.Text() == "1"
+	return line == "1\n"
 }
 
 // runHelperCases runs the helper's hooks under one rule set per class

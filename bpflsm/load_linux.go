@@ -179,14 +179,11 @@ func Attach(rs *bpf.RuleSet, dir string) error {
 		pinned = append(pinned, path)
 		return nil
 	}
-	mirror, err := newMirror()
+	mirror, err := newMirror(enc)
 	if err != nil {
 		return err
 	}
 	defer mirror.Close()
-	if err := publish(mirror, enc); err != nil {
-		return err
-	}
 	if err := errors.Join(pin(pinRuleSets, objs.Rulesets), pin(pinPairSets, objs.Pairsets), pin(pinCounters, objs.Counters), pin(pinDenials, objs.Denials), pin(pinMirror, mirror)); err != nil {
 		unpin()
 		return err
@@ -389,21 +386,6 @@ func Reload(rs *bpf.RuleSet, dir string) error {
 		return errors.Join(err, mirror.end(nil, 0))
 	}
 	return mirror.end(img, enc.val.Epoch)
-}
-
-// publish writes enc into a new mirror.
-func publish(m *ebpf.Map, enc *encoded) error {
-	p, err := mapMirror(m, true)
-	if err != nil {
-		return fmt.Errorf("bpflsm: %w", err)
-	}
-	defer p.close()
-	img, err := image(enc)
-	if err != nil {
-		return fmt.Errorf("bpflsm: the rule set's image: %w", err)
-	}
-	p.begin()
-	return p.end(img, enc.val.Epoch)
 }
 
 // Status is what Stat reports of an attachment.
@@ -619,14 +601,11 @@ func PinRuleSet(rs *bpf.RuleSet, dir string) error {
 	if err := install(spec, enc, rulesets, pairsets); err != nil {
 		return err
 	}
-	mirror, err := newMirror()
+	mirror, err := newMirror(enc)
 	if err != nil {
 		return err
 	}
 	defer mirror.Close()
-	if err := publish(mirror, enc); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}

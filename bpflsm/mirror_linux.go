@@ -172,8 +172,8 @@ func (p *mapping) detach() {
 	p.begin()
 }
 
-// newMirror creates a mirror map (not pinned).
-func newMirror() (*ebpf.Map, error) {
+// newMirror creates a mirror map (not pinned) holding enc.
+func newMirror(enc *encoded) (*ebpf.Map, error) {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{
 		Name: "procgate_mirror", Type: ebpf.Array, KeySize: 4, ValueSize: 8,
 		MaxEntries: mirrorWords(), Flags: unix.BPF_F_MMAPABLE,
@@ -181,18 +181,42 @@ func newMirror() (*ebpf.Map, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bpflsm: create the rule set's mirror: %w", err)
 	}
+	p, err := mapMirror(m, true)
+	if err == nil {
+		var img []byte
+		if img, err = image(enc); err == nil {
+			p.begin()
+			err = p.end(img, enc.val.Epoch)
+		}
+		err = errors.Join(err, p.close())
+	}
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("bpflsm: the rule set's mirror: %w", err)
+	}
 	return m, nil
 }
 
-// openMirrorRW maps the mirror pinned under dir for writing; nil, nil
-// when none is pinned (an attachment by an earlier version).
-func openMirrorRW(dir string) (*mapping, error) {
+// loadMirror opens the mirror pinned under dir; nil, nil when none is
+// (an attachment by an earlier version, or none). Opened for writing
+// even to read it: the kernel maps no map opened read-only (EINVAL).
+func loadMirror(dir string) (*ebpf.Map, error) {
 	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, pinMirror), nil)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bpflsm: open the rule set's mirror: %w", err)
+	}
+	return m, nil
+}
+
+// openMirrorRW maps the mirror pinned under dir for writing; nil, nil
+// when none is pinned.
+func openMirrorRW(dir string) (*mapping, error) {
+	m, err := loadMirror(dir)
+	if m == nil || err != nil {
+		return nil, err
 	}
 	defer m.Close()
 	return mapMirror(m, true)
@@ -213,16 +237,13 @@ type Mirror struct {
 // giving up the privilege to open pins (CAP_BPF before 6.5, bpf(2)
 // itself). Nil, nil when nothing is pinned.
 func OpenMirror(dir string) (*Mirror, error) {
-	// Opened for writing, mapped for reading: the kernel maps no map
-	// opened read-only (EINVAL). The mapping could be made writable
-	// again (mprotect), which would let a subverted reader corrupt only
-	// its own model, never the program's rule set.
-	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, pinMirror), nil)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("bpflsm: open the rule set's mirror: %w", err)
+	// Mapped for reading only. The mapping could be made writable again
+	// (mprotect: the descriptor was opened for writing), which would let
+	// a subverted reader corrupt only its own model, never the
+	// program's rule set.
+	m, err := loadMirror(dir)
+	if m == nil || err != nil {
+		return nil, err
 	}
 	defer m.Close()
 	if m.MaxEntries() != mirrorWords() || m.ValueSize() != 8 {

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/procgate/procgate/bpflsm"
 	"github.com/procgate/procgate/gate"
 	"github.com/procgate/procgate/internal/testenv"
@@ -27,20 +25,7 @@ import (
 // nothing enforces the rule set (PinRuleSet).
 func TestGateBPFMirror(t *testing.T) {
 	testenv.RequireRoot(t, "pins BPF maps")
-	sys := t.TempDir()
-	if err := os.MkdirAll(sys+"/kernel/security", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(sys+"/kernel/security/lsm", []byte("capability,bpf"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(sys+"/fs/bpf", 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("bpf", sys+"/fs/bpf", "bpf", 0, "mode=0700"); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(sys+"/fs/bpf", unix.MNT_DETACH) })
+	sys := testenv.SysWithBPF(t, "capability,bpf")
 	pinDir := filepath.Join(sys, strings.TrimPrefix(bpflsm.DefaultPinDir, "/sys/"))
 
 	pid, _ := startHelper(t, false, 4242)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/bpflsm"
+	"github.com/procgate/procgate/internal/testenv"
 	"github.com/procgate/procgate/kernel"
 	"github.com/procgate/procgate/kernel/lsm/bpf"
 	"github.com/procgate/procgate/procfs"
@@ -25,26 +26,10 @@ import (
 // exemption, and the decisions they make.
 func TestLiveBPF(t *testing.T) {
 	needRoot(t)
-	sys := t.TempDir()
-	if err := os.MkdirAll(sys+"/kernel/security", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(sys+"/kernel/security/lsm", []byte("capability,bpf"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(sys+"/fs/bpf", 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("/sys/fs/cgroup", sys+"/fs/cgroup"); err != nil {
-		t.Fatal(err)
-	}
+	sys := testenv.SysWithBPF(t, "capability,bpf")
 	if procfs.Cgroup2Mount("/sys") == "" {
 		t.Fatal("no cgroup2 mount")
 	}
-	if err := unix.Mount("bpf", sys+"/fs/bpf", "bpf", 0, "mode=0700"); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(sys+"/fs/bpf", unix.MNT_DETACH) })
 	pinDir := sys + "/fs/bpf/procgate"
 
 	sleep := exec.Command("sleep", "60")

@@ -235,86 +235,81 @@ func (s *System) Uncertainties() []string {
 // question, so callers that group tasks (the report) key on it.
 func (s *System) Uncertain(t *kernel.Task) uint8 { return uint8(s.unknown[t]) }
 
+// whatIf is one value a fact the program reads could have had: set
+// gives it to a task and returns the undo.
+type whatIf struct {
+	set  func(y *kernel.Task) (undo func())
+	text string // "if it is dev 8:1 ino 42"
+}
+
+// bpfWhatIfs lists, per fact procgate's BPF rule set reads, the values
+// its classes name: executables, cgroup selections, pid namespaces.
+func bpfWhatIfs(rs *bpf.RuleSet) (exes, cgroups, pidns []whatIf) {
+	seen := map[string]bool{}
+	add := func(list *[]whatIf, text string, set func(y *kernel.Task) func()) {
+		if !seen[text] {
+			seen[text] = true
+			*list = append(*list, whatIf{set, text})
+		}
+	}
+	for _, c := range rs.Classes {
+		for _, cl := range c.Clauses {
+			for _, e := range cl.Exes {
+				add(&exes, "if it is "+bpf.Clause{Kind: bpf.KindExe, Exes: []kernel.FileID{e}}.String(), func(y *kernel.Task) func() {
+					if y.MM == nil {
+						return func() {}
+					}
+					old := y.MM.Exe
+					y.MM.Exe = &e
+					return func() { y.MM.Exe = old }
+				})
+			}
+			for _, g := range cl.Cgroups {
+				path := g.Example()
+				add(&cgroups, "if "+bpf.Clause{Kind: bpf.KindCgroup, Cgroups: []bpf.CgroupSel{g}}.String()+" selects it", func(y *kernel.Task) func() {
+					old := y.Cgroup
+					y.Cgroup = path
+					return func() { y.Cgroup = old }
+				})
+			}
+			if cl.Kind != bpf.KindPIDNS {
+				continue
+			}
+			for _, r := range cl.IDs {
+				add(&pidns, fmt.Sprintf("if it is pid:[%d]", r.Lo), func(y *kernel.Task) func() {
+					old := y.PIDNSInode
+					y.PIDNSInode = r.Lo
+					return func() { y.PIDNSInode = old }
+				})
+			}
+		}
+	}
+	return exes, cgroups, pidns
+}
+
 // bpfUnknowns asks what procgate's BPF rule set would answer if the facts
-// it reads that could not be read were otherwise: each executable its
-// classes name, for a task whose executable is unknown, and the exempt
-// cgroup, for a caller whose cgroup is unknown.
+// it reads that could not be read were otherwise: each executable, cgroup
+// selection and pid namespace its classes name, for a task whose
+// executable, cgroup or pid namespace is unknown, and the exempt cgroup,
+// for a caller whose cgroup is unknown.
 func (s *System) bpfUnknowns(rs *bpf.RuleSet, caller, target *kernel.Task, traceme bool,
 	differs func(func(w *kernel.World, c, t *kernel.Task) func()) (kernel.Decision, bool)) []string {
 	var out []string
-	var exes []kernel.FileID
-	for _, c := range rs.Classes {
-		for _, cl := range c.Clauses {
-			for _, x := range cl.Exes {
-				if !slices.Contains(exes, x) {
-					exes = append(exes, x)
-				}
+	exes, cgroups, pidns := bpfWhatIfs(rs)
+	for _, f := range []struct {
+		bit    uncertain
+		what   string
+		values []whatIf
+	}{{unkExe, "executable", exes}, {unkCgroup, "cgroup", cgroups}, {unkPIDNS, "pid namespace", pidns}} {
+		for i, x := range []*kernel.Task{caller, target} {
+			if s.unknown[x]&f.bit == 0 {
+				continue
 			}
-		}
-	}
-	for i, x := range []*kernel.Task{caller, target} {
-		if s.unknown[x]&unkExe == 0 || x.MM == nil {
-			continue
-		}
-		for _, e := range exes {
-			d, changed := differs(func(_ *kernel.World, c, t *kernel.Task) func() {
-				y := []*kernel.Task{c, t}[i]
-				old := y.MM.Exe
-				y.MM.Exe = &e
-				return func() { y.MM.Exe = old }
-			})
-			if changed {
-				out = append(out, fmt.Sprintf("bpf: the executable of %s could not be read; if it is %s, the answer is %s",
-					x.Name, bpf.Clause{Kind: bpf.KindExe, Exes: []kernel.FileID{e}}, d.Result()))
-				break
-			}
-		}
-	}
-	for i, x := range []*kernel.Task{caller, target} {
-		if s.unknown[x]&unkCgroup == 0 {
-			continue
-		}
-	sels:
-		for _, c := range rs.Classes {
-			for _, cl := range c.Clauses {
-				for _, g := range cl.Cgroups {
-					path := g.Example()
-					d, changed := differs(func(_ *kernel.World, c, t *kernel.Task) func() {
-						y := []*kernel.Task{c, t}[i]
-						old := y.Cgroup
-						y.Cgroup = path
-						return func() { y.Cgroup = old }
-					})
-					if changed {
-						out = append(out, fmt.Sprintf("bpf: the cgroup of %s could not be read; if %s selects it, the answer is %s",
-							x.Name, bpf.Clause{Kind: bpf.KindCgroup, Cgroups: []bpf.CgroupSel{g}}, d.Result()))
-						break sels
-					}
-				}
-			}
-		}
-	}
-	for i, x := range []*kernel.Task{caller, target} {
-		if s.unknown[x]&unkPIDNS == 0 {
-			continue
-		}
-	pidns:
-		for _, c := range rs.Classes {
-			for _, cl := range c.Clauses {
-				if cl.Kind != bpf.KindPIDNS {
-					continue
-				}
-				for _, r := range cl.IDs {
-					d, changed := differs(func(_ *kernel.World, c, t *kernel.Task) func() {
-						y := []*kernel.Task{c, t}[i]
-						old := y.PIDNSInode
-						y.PIDNSInode = r.Lo
-						return func() { y.PIDNSInode = old }
-					})
-					if changed {
-						out = append(out, fmt.Sprintf("bpf: the pid namespace of %s could not be read; if it is pid:[%d], the answer is %s", x.Name, r.Lo, d.Result()))
-						break pidns
-					}
+			for _, v := range f.values {
+				d, changed := differs(func(_ *kernel.World, c, t *kernel.Task) func() { return v.set([]*kernel.Task{c, t}[i]) })
+				if changed {
+					out = append(out, fmt.Sprintf("bpf: the %s of %s could not be read; %s, the answer is %s", f.what, x.Name, v.text, d.Result()))
+					break
 				}
 			}
 		}

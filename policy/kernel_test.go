@@ -36,12 +36,7 @@ neverallow * * : read { environ };
 	user := bpf.Match{EUID: 1200, EGID: 1200}
 	user1500 := bpf.Match{EUID: 1500, EGID: 1500}
 	agent := bpf.Match{EUID: 2000, EGID: 7, Exe: &self}
-	for _, tc := range []struct {
-		name            string
-		subject, target bpf.Match
-		a               bpf.Access
-		want            string
-	}{
+	wantRules(t, rs, []ruleCase{
 		{"protect: root may not read the agent", root, agent, bpf.Read, "protect agent : read;"},
 		{"protect: nor a user", user, agent, bpf.Read, "protect agent : read;"},
 		{"protect is read only", root, agent, bpf.Attach, ""},
@@ -50,15 +45,7 @@ neverallow * * : read { environ };
 		{"users may attach nobody", user, root, bpf.Attach, "deny users * : attach;"},
 		{"uid 1500 is not in users", user1500, root, bpf.Attach, ""},
 		{"allow rules restrict nothing", user, user, bpf.Read, ""},
-	} {
-		got := ""
-		if r := rs.Decide(tc.subject, tc.target, tc.a); r != nil {
-			got = r.Text
-		}
-		if got != tc.want {
-			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
-		}
-	}
+	})
 }
 
 // TestKernelRulesRefused: what the program cannot evaluate is an error
@@ -133,12 +120,7 @@ deny all ssh : attach;
 	pod := path(30, "kubepods", 31, "pod1")
 	kubepods := path(30, "kubepods")
 	rootMatch := bpf.Match{EUID: 0, Cgroup: path()}
-	for _, tc := range []struct {
-		name            string
-		subject, target bpf.Match
-		a               bpf.Access
-		want            string
-	}{
+	wantRules(t, rs, []ruleCase{
 		{"ssh.service is protected", rootMatch, bpf.Match{EUID: 5, Cgroup: ssh}, bpf.Read, "protect ssh : read;"},
 		{"a cgroup below it is not", rootMatch, bpf.Match{EUID: 5, Cgroup: sshChild}, bpf.Read, ""},
 		{"ssh.service made again (new id) still is", rootMatch, bpf.Match{EUID: 5, Cgroup: path(20, "system.slice", 99, "ssh.service")}, bpf.Read, "protect ssh : read;"},
@@ -148,15 +130,7 @@ deny all ssh : attach;
 		{"/** holds every cgroup", bpf.Match{EUID: 7, Cgroup: pod}, bpf.Match{Cgroup: ssh}, bpf.Attach, "deny all ssh : attach;"},
 		{"an unknown cgroup is in no class", bpf.Match{EUID: 7}, bpf.Match{Cgroup: ssh}, bpf.Attach, ""},
 		{"a recreated parent is not the one resolved", rootMatch, bpf.Match{EUID: 5, Cgroup: path(77, "system.slice", 21, "ssh.service")}, bpf.Read, ""},
-	} {
-		got := ""
-		if r := rs.Decide(tc.subject, tc.target, tc.a); r != nil {
-			got = r.Text
-		}
-		if got != tc.want {
-			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
-		}
-	}
+	})
 }
 
 // TestKernelRulesContainers: container selectors become clauses on the
@@ -179,12 +153,7 @@ deny everywhere host_t : read;
 	}
 	const init, ns = 0xEFFFFFFC, 4026532301
 	host, boxed, other := bpf.Match{PIDNS: init}, bpf.Match{PIDNS: ns}, bpf.Match{PIDNS: ns + 1}
-	for _, tc := range []struct {
-		name            string
-		subject, target bpf.Match
-		a               bpf.Access
-		want            string
-	}{
+	wantRules(t, rs, []ruleCase{
 		{"host is the initial namespace", other, host, bpf.Attach, "protect host_t : attach;"},
 		{"a container is not the host", other, boxed, bpf.Read, "protect boxed : read;"},
 		{"any container", host, other, bpf.Read, "protect boxed : read;"},
@@ -192,15 +161,7 @@ deny everywhere host_t : read;
 		{"one namespace", host, boxed, bpf.Attach, "protect one : attach;"},
 		{"another namespace is not it", host, other, bpf.Attach, ""},
 		{"not container any: the host", host, host, bpf.Read, "deny outside host_t : read;"},
-	} {
-		got := ""
-		if r := rs.Decide(tc.subject, tc.target, tc.a); r != nil {
-			got = r.Text
-		}
-		if got != tc.want {
-			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
-		}
-	}
+	})
 }
 
 // TestCapSelector: a cap selector holds a process whose permitted set has
@@ -246,5 +207,28 @@ deny tracers users : attach;
 	}
 	if _, err := Load("p.pol", []byte("subject s { cap sys_ptrase; }\n")); err == nil || !strings.Contains(err.Error(), "p.pol:1:17") || !strings.Contains(err.Error(), "sys_ptrace") {
 		t.Errorf("an unknown capability: %v", err)
+	}
+}
+
+// ruleCase is a question to a kernel rule set and the text of the rule
+// that must answer it ("" for none).
+type ruleCase struct {
+	name            string
+	subject, target bpf.Match
+	a               bpf.Access
+	want            string
+}
+
+// wantRules asks rs each case's question.
+func wantRules(t *testing.T, rs *bpf.RuleSet, cases []ruleCase) {
+	t.Helper()
+	for _, tc := range cases {
+		got := ""
+		if r := rs.Decide(tc.subject, tc.target, tc.a); r != nil {
+			got = r.Text
+		}
+		if got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

@@ -119,16 +119,7 @@ func TestCompareRefusalsAndNoBegin(t *testing.T) {
 // open through, did nothing, or could not run. The committed logs of the
 // four kernels have a bpf step that passes both.
 func TestCompareBPFStep(t *testing.T) {
-	log := gunzipFile(t, "../verify/testdata/vm-bookworm.log.gz")
-	run, err := readConsole(bytes.NewReader(log), io.Discard, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &suite{name: SuiteAppArmor, plan: oracle.VMDefaultPlan()}
-	rep, err := compare(run, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	run, s, rep := compareLog(t, "vm-bookworm.log.gz")
 	decided := -1
 	for _, st := range rep.steps {
 		if st.bpf {
@@ -215,8 +206,26 @@ func TestCompareBPFStep(t *testing.T) {
 // must refuse the bpf step's cgroup selectors, and the step then runs
 // and agrees without them.
 func TestCompareBPFCgroupsRefused(t *testing.T) {
-	log := gunzipFile(t, "../verify/testdata/vm-bullseye.log.gz")
-	run, err := readConsole(bytes.NewReader(log), io.Discard, nil)
+	run, s, rep := compareLog(t, "vm-bullseye.log.gz")
+	if run.end.BPFCgroupsRefused == "" || rep.predictErrs != 0 || rep.disagreeCases != 0 {
+		t.Fatalf("the committed bullseye log: refusal %q, %d model errors (%s), %d disagreeing cases", run.end.BPFCgroupsRefused, rep.predictErrs, rep.firstPredictErr, rep.disagreeCases)
+	}
+	end := *run.end
+	end.BPFCgroupsRefused = ""
+	run.end = &end
+	rep, err := compare(run, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.predictErrs == 0 || !strings.Contains(rep.firstPredictErr, "took cgroup selectors") {
+		t.Errorf("5.10 taking cgroup selectors: %d model errors, first %q", rep.predictErrs, rep.firstPredictErr)
+	}
+}
+
+// compareLog compares a committed AppArmor boot's log with the model.
+func compareLog(t *testing.T, name string) (*consoleRun, *suite, *report) {
+	t.Helper()
+	run, err := readConsole(bytes.NewReader(gunzipFile(t, "../verify/testdata/"+name)), io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,16 +234,5 @@ func TestCompareBPFCgroupsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.end.BPFCgroupsRefused == "" || rep.predictErrs != 0 || rep.disagreeCases != 0 {
-		t.Fatalf("the committed bullseye log: refusal %q, %d model errors (%s), %d disagreeing cases", run.end.BPFCgroupsRefused, rep.predictErrs, rep.firstPredictErr, rep.disagreeCases)
-	}
-	end := *run.end
-	end.BPFCgroupsRefused = ""
-	run.end = &end
-	if rep, err = compare(run, s); err != nil {
-		t.Fatal(err)
-	}
-	if rep.predictErrs == 0 || !strings.Contains(rep.firstPredictErr, "took cgroup selectors") {
-		t.Errorf("5.10 taking cgroup selectors: %d model errors, first %q", rep.predictErrs, rep.firstPredictErr)
-	}
+	return run, s, rep
 }

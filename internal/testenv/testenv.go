@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // EnvRequireRoot names the variable that turns a missing root into a
@@ -76,4 +78,30 @@ func Group(t testing.TB, name string) uint32 {
 		t.Fatal(fmt.Errorf("group %s: gid %q: %w", name, g.Gid, err))
 	}
 	return uint32(id)
+}
+
+// SysWithBPF returns a directory standing for sysfs, as the live reader
+// takes one (live.Options.Sys): its kernel/security/lsm lists lsms, a
+// bpffs of the test's own is mounted on fs/bpf (unmounted when the test
+// ends), and fs/cgroup is this machine's. Root only.
+func SysWithBPF(t testing.TB, lsms string) string {
+	t.Helper()
+	sys := t.TempDir()
+	if err := os.MkdirAll(sys+"/kernel/security", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sys+"/kernel/security/lsm", []byte(lsms), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(sys+"/fs/bpf", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/sys/fs/cgroup", sys+"/fs/cgroup"); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("bpf", sys+"/fs/bpf", "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(sys+"/fs/bpf", unix.MNT_DETACH) })
+	return sys
 }
