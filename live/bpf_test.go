@@ -189,6 +189,31 @@ func TestUnknownBPF(t *testing.T) {
 		t.Errorf("unknown cgroup: %v %q", d.Result(), d.Unknown)
 	}
 
+	// Cgroup and pid namespace selectors: the target's unknown cgroup or
+	// namespace, and the selection that would protect it.
+	daemon.MM.Exe = nil
+	sel := bpf.CgroupSel{Parent: 20, Level: 2, Name: "agent.service", Self: true}
+	w.LSMs[len(w.LSMs)-1] = &bpf.Module{Rules: &bpf.RuleSet{
+		Classes: []bpf.Class{
+			{Name: "agents", Clauses: []bpf.Clause{{Kind: bpf.KindCgroup, Cgroups: []bpf.CgroupSel{sel}}}},
+			{Name: "boxed", Clauses: []bpf.Clause{{Kind: bpf.KindPIDNS, IDs: []bpf.IDRange{{Lo: 4026532301, Hi: 4026532301}}}}},
+		},
+		Rules: []bpf.Rule{{Subject: -1, Target: 0, Access: bpf.Read}, {Subject: -1, Target: 1, Access: bpf.Read}},
+	}}
+	for _, tc := range []struct {
+		bit  uncertain
+		want string
+	}{
+		{unkCgroup, "bpf: the cgroup of rootdaemon could not be read; if cgroup parent 20 level 2 agent.service selects it, the answer is EACCES"},
+		{unkPIDNS, "bpf: the pid namespace of rootdaemon could not be read; if it is pid:[4026532301], the answer is EACCES"},
+	} {
+		s.unknown = map[*kernel.Task]uncertain{daemon: tc.bit}
+		d = s.Decide(root, daemon, environ, false)
+		if !d.Allowed || bpfUnknown(d.Unknown) != tc.want {
+			t.Errorf("unknown %b: %v %q, want %q", tc.bit, d.Result(), d.Unknown, tc.want)
+		}
+	}
+
 	s = system(t, "bpf")
 	w = s.World
 	d = s.Decide(w.Task("rootnocaps"), w.Task("rootdaemon"), environ, false)
