@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -137,4 +139,62 @@ func TestMirrorUnderReloads(t *testing.T) {
 	if _, err := m.RuleSet(); !errors.Is(err, ErrDetached) {
 		t.Errorf("after detach: %v, want ErrDetached", err)
 	}
+}
+
+// TestMirrorFailsClosed: a mirror whose image does not decode, or that
+// stays odd (a reload that never ends), gives no rule set but an error
+// wrapping ErrUnreadable — the live model then fails closed — never a
+// rule set it did not hold.
+func TestMirrorFailsClosed(t *testing.T) {
+	dir := mirrorDir(t)
+	if err := PinRuleSet(bigRuleSet(10), dir); err != nil {
+		t.Fatal(err)
+	}
+	m, err := OpenMirror(dir)
+	if err != nil || m == nil {
+		t.Fatalf("open the mirror: %v, %v", m, err)
+	}
+	defer m.Close()
+	w, err := openMirrorRW(dir)
+	if err != nil || w == nil {
+		t.Fatalf("map the mirror for writing: %v", err)
+	}
+	defer w.close()
+	if _, err := m.RuleSet(); err != nil {
+		t.Fatal(err)
+	}
+	// A reload that never ends.
+	w.begin()
+	start := time.Now()
+	if rs, err := m.RuleSet(); rs != nil || !errors.Is(err, ErrUnreadable) {
+		t.Errorf("while odd: %v, %v; want ErrUnreadable", rs, err)
+	}
+	if d := time.Since(start); d < mirrorWait {
+		t.Errorf("gave up after %v, before the %v a reload may take", d, mirrorWait)
+	}
+	// Images that do not decode: cut short, and an epoch that is not
+	// its hashed rules'.
+	n := *w.word(mirrorLen)
+	for _, tc := range []struct {
+		name string
+		mut  func()
+	}{
+		{"cut short", func() { *w.word(mirrorLen) = n - 8 }},
+		{"too long", func() { *w.word(mirrorLen) = uint64(len(w.mem)) }},
+		{"another epoch", func() { *w.word(mirrorLen) = n; w.mem[mirrorHeader*8+int(binarySizeRuleSetEpochOffset())]++ }},
+	} {
+		w.begin()
+		tc.mut()
+		w.end(nil, 0)
+		if rs, err := m.RuleSet(); rs != nil || !errors.Is(err, ErrUnreadable) {
+			t.Errorf("%s: %v, %v; want ErrUnreadable", tc.name, rs, err)
+		}
+	}
+}
+
+// binarySizeRuleSetEpochOffset is the offset of the epoch in the image
+// of a rule set (struct ruleset's field, as binary.Write lays it out).
+func binarySizeRuleSetEpochOffset() int {
+	var v ptraceRuleset
+	return int(unsafe.Offsetof(v.Epoch))
 }
