@@ -39,6 +39,12 @@ func pairSide(k bpf.Key) [2]uint64 {
 // epochKey is the pair map's entry that holds its epoch.
 var epochKey = ptracePairKey{Skind: 0xff, Tkind: 0xff}
 
+// epochOf returns the epoch a map of hashed rules holds, if it holds one.
+func epochOf(pairs map[ptracePairKey]ptracePairVal) (uint64, bool) {
+	e, ok := pairs[epochKey]
+	return uint64(e.Rule[0]) | uint64(e.Rule[1])<<32, ok
+}
+
 // encoded is a rule set as the program holds it: its rule-set value and
 // its hashed rules.
 type encoded struct {
@@ -49,10 +55,10 @@ type encoded struct {
 // encode lays rs out as the program's rule set (struct ruleset) and hash
 // map of rules (struct pair_key → struct pair_val), for epoch.
 func encode(rs *bpf.RuleSet, epoch uint64) (*encoded, error) {
-	if err := rs.Validate(); err != nil {
+	l := rs.Layout()
+	if err := l.Validate(); err != nil {
 		return nil, err
 	}
-	l := rs.Layout()
 	out := &ptraceRuleset{Generation: rs.Generation, ExemptCgroup: rs.ExemptCgroup, Epoch: epoch}
 	// The id range tables by kind, with their lengths.
 	ranges := map[bpf.Kind]struct {
@@ -84,14 +90,13 @@ func encode(rs *bpf.RuleSet, epoch uint64) (*encoded, error) {
 				}
 				continue
 			}
-			if cl.Kind == bpf.KindCap {
+			switch cl.Kind {
+			case bpf.KindCap:
 				e := &out.Cap[out.Ncap]
 				e.Caps = uint64(cl.Caps)
 				masks(&e.Pos, &e.Neg)
 				out.Ncap++
-				continue
-			}
-			if cl.Kind == bpf.KindCgroup {
+			case bpf.KindCgroup:
 				for _, g := range cl.Cgroups {
 					e := &out.Cgroup[out.Ncgroup]
 					e.Parent, e.Level, e.Flags = g.Parent, g.Level, cgroupFlags(g)
@@ -102,16 +107,15 @@ func encode(rs *bpf.RuleSet, epoch uint64) (*encoded, error) {
 					masks(&e.Pos, &e.Neg)
 					out.Ncgroup++
 				}
-				continue
-			}
-			if cl.Kind != bpf.KindExe {
+			case bpf.KindExe:
+				for _, x := range cl.Exes {
+					e := &out.Exe[out.Nexe]
+					e.Dev, e.Ino = x.Dev, x.Ino
+					masks(&e.Pos, &e.Neg)
+					out.Nexe++
+				}
+			default:
 				return nil, fmt.Errorf("bpf rule set: class %s: unknown clause kind %d", c.Name, cl.Kind)
-			}
-			for _, x := range cl.Exes {
-				e := &out.Exe[out.Nexe]
-				e.Dev, e.Ino = x.Dev, x.Ino
-				masks(&e.Pos, &e.Neg)
-				out.Nexe++
 			}
 		}
 	}

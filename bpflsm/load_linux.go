@@ -75,9 +75,10 @@ func Supported() error {
 }
 
 // Servable refuses a rule set the program cannot enforce on the running
-// kernel (Attach and Reload call it): cgroup selectors need struct cgroup's ancestors[] (Linux 6.0,
-// "cgroup: Replace cgroup->ancestor_ids[] with ->ancestors[]"), which
-// the program indexes by level.
+// kernel (Attach and Reload call it): cgroup selectors need struct
+// cgroup's ancestors[] (Linux 6.0, "cgroup: Replace
+// cgroup->ancestor_ids[] with ->ancestors[]"), which the program indexes
+// by level.
 func Servable(rs *bpf.RuleSet) error {
 	if !selectsCgroups(rs) {
 		return nil
@@ -100,14 +101,7 @@ func Servable(rs *bpf.RuleSet) error {
 
 // selectsCgroups reports whether a class of rs has a cgroup clause.
 func selectsCgroups(rs *bpf.RuleSet) bool {
-	for _, c := range rs.Classes {
-		for _, cl := range c.Clauses {
-			if cl.Kind == bpf.KindCgroup {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(rs.Classes, func(c bpf.Class) bool { return c.Reads(bpf.KindCgroup) })
 }
 
 // refused wraps an error of the kernel refusing to load or attach a
@@ -372,20 +366,10 @@ func Reload(rs *bpf.RuleSet, dir string) error {
 		return err
 	}
 	if mirror == nil {
-		return install(spec, enc, outer, pairsets)
+		return fmt.Errorf("bpflsm: not attached by this version: no mirror in %s (detach, then attach)", dir)
 	}
 	defer mirror.close()
-	img, err := image(enc)
-	if err != nil {
-		return fmt.Errorf("bpflsm: the rule set's image: %w", err)
-	}
-	// Readers of the mirror fail closed from before the swap until the
-	// new image is in.
-	mirror.begin()
-	if err := install(spec, enc, outer, pairsets); err != nil {
-		return errors.Join(err, mirror.end(nil, 0))
-	}
-	return mirror.end(img, enc.val.Epoch)
+	return mirror.publish(enc, func() error { return install(spec, enc, outer, pairsets) })
 }
 
 // Status is what Stat reports of an attachment.
@@ -566,10 +550,9 @@ func readPairs(path string, epoch uint64) (map[ptracePairKey]ptracePairVal, erro
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if h := out[epochKey]; uint64(h.Rule[0])|uint64(h.Rule[1])<<32 != epoch {
+	if e, ok := epochOf(out); !ok || e != epoch {
 		return nil, fmt.Errorf("%s: the hashed rules are of another epoch than the rule set's %d (reloaded while read)", path, epoch)
 	}
-	delete(out, epochKey)
 	return out, nil
 }
 

@@ -27,9 +27,8 @@ import (
 // reads it as memory, without a system call.
 //
 // Layout, in 64-bit little-endian words: 0 a sequence number, odd while
-// the mirror is rewritten (a seqlock); 1 the rule set's epoch; 2 the
-// length in bytes of its image, which starts at word 4; 3 flags
-// (mirrorDetached). The image is the program's rule-set value (struct
+// the mirror is rewritten (a seqlock); 1 the length in bytes of the rule
+// set's image, which starts at word 3; 2 flags (mirrorDetached). The image is the program's rule-set value (struct
 // ruleset) followed by the number of hashed-rule entries and the entries
 // (struct pair_key, struct pair_val), each as the program holds it.
 //
@@ -39,7 +38,6 @@ import (
 // fails closed in between). Detach marks it detached before it unpins.
 const (
 	mirrorSeq = iota
-	mirrorEpoch
 	mirrorLen
 	mirrorFlags
 	mirrorHeader // words
@@ -110,7 +108,7 @@ func fromImage(img []byte) (*bpf.RuleSet, error) {
 	if r.Len() != 0 {
 		return nil, fmt.Errorf("%d bytes past the hashed rules", r.Len())
 	}
-	if e, ok := pairs[epochKey]; !ok || uint64(e.Rule[0])|uint64(e.Rule[1])<<32 != val.Epoch {
+	if e, ok := epochOf(pairs); !ok || e != val.Epoch {
 		return nil, fmt.Errorf("hashed rules of another epoch than the rule set's %d", val.Epoch)
 	}
 	return decode(&val, pairs)
@@ -138,7 +136,16 @@ func mapMirror(m *ebpf.Map, write bool) (*mapping, error) {
 
 func (p *mapping) word(i int) *uint64 { return (*uint64)(unsafe.Pointer(&p.mem[i*8])) }
 
-func (p *mapping) close() error { return unix.Munmap(p.mem) }
+// close unmaps the mirror, once: a second munmap of the range could
+// unmap what was mapped there since.
+func (p *mapping) close() error {
+	if p.mem == nil {
+		return nil
+	}
+	err := unix.Munmap(p.mem)
+	p.mem = nil
+	return err
+}
 
 // begin makes the mirror odd: readers fail closed until end.
 func (p *mapping) begin() {
@@ -148,15 +155,14 @@ func (p *mapping) begin() {
 	}
 }
 
-// end writes img as epoch's image and makes the mirror even again; with
-// img nil it keeps the image it holds (a reload that failed).
-func (p *mapping) end(img []byte, epoch uint64) error {
+// end writes img as the image and makes the mirror even again; with img
+// nil it keeps the image it holds (a reload that failed).
+func (p *mapping) end(img []byte) error {
 	if img != nil {
 		if mirrorHeader*8+len(img) > len(p.mem) {
 			return fmt.Errorf("bpflsm: a rule set image of %d bytes, the mirror holds %d", len(img), len(p.mem)-mirrorHeader*8)
 		}
 		copy(p.mem[mirrorHeader*8:], img)
-		atomic.StoreUint64(p.word(mirrorEpoch), epoch)
 		atomic.StoreUint64(p.word(mirrorLen), uint64(len(img)))
 	}
 	s := atomic.LoadUint64(p.word(mirrorSeq))
@@ -164,6 +170,24 @@ func (p *mapping) end(img []byte, epoch uint64) error {
 		atomic.StoreUint64(p.word(mirrorSeq), s+1)
 	}
 	return nil
+}
+
+// publish writes enc's image into the mirror around swap, which puts
+// enc in force in the program (nil: nothing to swap): readers fail
+// closed from before the swap until the image is in, and keep the old
+// image if the swap fails.
+func (p *mapping) publish(enc *encoded, swap func() error) error {
+	img, err := image(enc)
+	if err != nil {
+		return fmt.Errorf("bpflsm: the rule set's image: %w", err)
+	}
+	p.begin()
+	if swap != nil {
+		if err := swap(); err != nil {
+			return errors.Join(err, p.end(nil))
+		}
+	}
+	return p.end(img)
 }
 
 // detach marks the mirror detached, for good.
@@ -183,12 +207,7 @@ func newMirror(enc *encoded) (*ebpf.Map, error) {
 	}
 	p, err := mapMirror(m, true)
 	if err == nil {
-		var img []byte
-		if img, err = image(enc); err == nil {
-			p.begin()
-			err = p.end(img, enc.val.Epoch)
-		}
-		err = errors.Join(err, p.close())
+		err = errors.Join(p.publish(enc, nil), p.close())
 	}
 	if err != nil {
 		m.Close()
@@ -197,9 +216,9 @@ func newMirror(enc *encoded) (*ebpf.Map, error) {
 	return m, nil
 }
 
-// loadMirror opens the mirror pinned under dir; nil, nil when none is
-// (an attachment by an earlier version, or none). Opened for writing
-// even to read it: the kernel maps no map opened read-only (EINVAL).
+// loadMirror opens the mirror pinned under dir; nil, nil when none is.
+// Opened for writing even to read it: the kernel maps no map opened
+// read-only (EINVAL).
 func loadMirror(dir string) (*ebpf.Map, error) {
 	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, pinMirror), nil)
 	if errors.Is(err, os.ErrNotExist) {
@@ -264,8 +283,12 @@ func (m *Mirror) Seq() uint64 {
 	return atomic.LoadUint64(m.p.word(mirrorSeq)) ^ atomic.LoadUint64(m.p.word(mirrorFlags))<<63
 }
 
-// Close unmaps the mirror.
-func (m *Mirror) Close() error { return m.p.close() }
+// Close unmaps the mirror; the Mirror must not be used after.
+func (m *Mirror) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.p.close()
+}
 
 // mirrorWait bounds how long RuleSet waits for a reload to finish.
 const mirrorWait = 500 * time.Millisecond

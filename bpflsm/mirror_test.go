@@ -185,7 +185,7 @@ func TestMirrorFailsClosed(t *testing.T) {
 	} {
 		w.begin()
 		tc.mut()
-		w.end(nil, 0)
+		w.end(nil)
 		if rs, err := m.RuleSet(); rs != nil || !errors.Is(err, ErrUnreadable) {
 			t.Errorf("%s: %v, %v; want ErrUnreadable", tc.name, rs, err)
 		}

@@ -3,6 +3,7 @@ package gate
 import (
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -58,18 +59,21 @@ type Config struct {
 // Gate decides and reads process state for callers: the one path shared
 // by the enforcement points.
 type Gate struct {
-	cfg     Config
-	root    *procfs.Root
-	policy  atomic.Pointer[policyBox]
-	cache   *viewCache
-	metrics *Metrics
-	audit   *Auditor
-	sem     chan struct{}
-	stuck   chan struct{}
-	stall   *stalls
-	shares  *workerShares
-	mods    labelMods
-	bufs    sync.Pool
+	cfg Config
+	// ownMirror is the BPF rule set's mirror New mapped (not one the
+	// caller gave in Config.Live).
+	ownMirror io.Closer
+	root      *procfs.Root
+	policy    atomic.Pointer[policyBox]
+	cache     *viewCache
+	metrics   *Metrics
+	audit     *Auditor
+	sem       chan struct{}
+	stuck     chan struct{}
+	stall     *stalls
+	shares    *workerShares
+	mods      labelMods
+	bufs      sync.Pool
 	// hidepidOff reports that /proc has no hidepid= option, so plain
 	// items are readable by every caller.
 	hidepidOff bool
@@ -105,15 +109,6 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	if cfg.Live.BPF == nil {
-		// While the process may still open pins: the reader of procgate
-		// serve is confined after this (no bpf(2), no CAP_BPF).
-		m, err := live.OpenBPFMirror(cfg.Live)
-		if err != nil {
-			return nil, fmt.Errorf("gate: %w", err)
-		}
-		cfg.Live.BPF = m
-	}
 	root, err := procfs.Open(cfg.Live.Proc)
 	if err != nil {
 		return nil, fmt.Errorf("gate: %w", err)
@@ -122,7 +117,20 @@ func New(cfg Config) (*Gate, error) {
 		root.Close()
 		return nil, fmt.Errorf("gate: %s is not the procfs of this pid namespace (self=%q): pids cannot be pinned", root.Path(), root.Self())
 	}
-	g := &Gate{
+	var ownMirror io.Closer
+	if cfg.Live.BPF == nil {
+		// While the process may still open pins: the reader of procgate
+		// serve is confined after this (no bpf(2), no CAP_BPF).
+		m, err := live.OpenBPFMirror(cfg.Live)
+		if err != nil {
+			root.Close()
+			return nil, fmt.Errorf("gate: %w", err)
+		}
+		if m != nil {
+			cfg.Live.BPF, ownMirror = m, m
+		}
+	}
+	g := &Gate{ownMirror: ownMirror,
 		cfg: cfg, root: root, cache: newViewCache(cfg.CacheTTL, 1<<16),
 		metrics: cfg.Metrics, audit: cfg.Audit,
 		sem: make(chan struct{}, cfg.Workers), stuck: make(chan struct{}, cfg.MaxStuckReads),
@@ -162,8 +170,15 @@ func New(cfg Config) (*Gate, error) {
 	return g, nil
 }
 
-// Close releases the gate's descriptors.
-func (g *Gate) Close() error { return g.root.Close() }
+// Close releases the gate's descriptors, and the mapping of the BPF
+// rule set's mirror it made.
+func (g *Gate) Close() error {
+	err := g.root.Close()
+	if g.ownMirror != nil {
+		err = errors.Join(err, g.ownMirror.Close())
+	}
+	return err
+}
 
 // Metrics returns the gate's metrics.
 func (g *Gate) Metrics() *Metrics { return g.metrics }

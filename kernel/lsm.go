@@ -1,5 +1,7 @@
 package kernel
 
+import "slices"
+
 // LSM is one security module's part in the decision: the three hooks the
 // ptrace paths call (include/linux/lsm_hook_defs.h: ptrace_access_check,
 // ptrace_traceme, capable). Each returns OK or the errno the module
@@ -147,15 +149,15 @@ func (w *World) procInodeLSM(e Env, c, t *Task, class InodeClass, access InodeAc
 	return OK, ""
 }
 
+// noPtraceHooks are the modules NoPtraceHook names.
+var noPtraceHooks = []string{"lockdown", "integrity", "ima", "evm", "safesetid", "loadpin", "ipe", "tomoyo"}
+
 // NoPtraceHook reports whether the security module that lsm= (and
 // /sys/kernel/security/lsm) names name registers neither
 // ptrace_access_check nor ptrace_traceme, so takes no part in a ptrace
 // access decision. The BPF LSM ("bpf") is not one of them: it takes part
 // through the programs attached to those hooks.
-func NoPtraceHook(name string) bool {
-	switch name {
-	case "lockdown", "integrity", "ima", "evm", "safesetid", "loadpin", "ipe", "tomoyo":
-		return true
-	}
-	return false
-}
+func NoPtraceHook(name string) bool { return slices.Contains(noPtraceHooks, name) }
+
+// NoPtraceHookModules lists the modules NoPtraceHook names.
+func NoPtraceHookModules() []string { return slices.Clone(noPtraceHooks) }

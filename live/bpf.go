@@ -100,7 +100,8 @@ func (r *reader) readBPF(k *KernelInfo) {
 }
 
 // readBPFFacts reads the task's cgroup and executable when the rule set
-// needs them. An executable that cannot be read (its link asks the
+// needs them (its pid namespace is read with the ns/pid link, in
+// readFiles). An executable that cannot be read (its link asks the
 // ptrace check) or a cgroup that cannot be resolved leaves the fact
 // unknown; a task without an address space has no executable.
 func (r *reader) readBPFFacts(pid, dirfd int, rt *rawTask) error {
@@ -121,16 +122,6 @@ func (r *reader) readBPFFacts(pid, dirfd int, rt *rawTask) error {
 	}
 	if r.bpf&needCgroup != 0 {
 		rt.cgroup, rt.cgPath, rt.cgErr = r.cgroupOf(dirfd)
-	}
-	if r.bpf&needPIDNS != 0 {
-		// The link asks the ptrace check (READ_FSCREDS): a reader
-		// without the privilege leaves it unknown.
-		l, err := procfs.ReadLink(dirfd, "ns/pid")
-		var ino uint64
-		if err == nil {
-			ino, err = procfs.ParseNSLink([]byte(l), "pid")
-		}
-		rt.pidnsIno, rt.pidnsErr = uint32(ino), err
 	}
 	return nil
 }

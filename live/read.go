@@ -482,11 +482,23 @@ func (r *reader) readFiles(pid, dirfd int) (*rawTask, error) {
 	}
 	// A task with more than one pid lives in a descendant pid namespace
 	// (a container): its ns/pid link names which ("pid:[4026532301]").
-	if len(st.NSpid) > 1 {
-		if l, err := procfs.ReadLink(dirfd, "ns/pid"); err == nil {
+	// procgate's BPF rule set may need the namespace of every task. The
+	// link asks the ptrace check (READ_FSCREDS): a reader without the
+	// privilege leaves it unknown.
+	if len(st.NSpid) > 1 || r.bpf&needPIDNS != 0 {
+		l, err := procfs.ReadLink(dirfd, "ns/pid")
+		if len(st.NSpid) > 1 {
 			rt.pidns = l
-		} else {
-			rt.pidns = "pid:[?]"
+			if err != nil {
+				rt.pidns = "pid:[?]"
+			}
+		}
+		if r.bpf&needPIDNS != 0 {
+			var ino uint64
+			if err == nil {
+				ino, err = procfs.ParseNSLink([]byte(l), "pid")
+			}
+			rt.pidnsIno, rt.pidnsErr = uint32(ino), err
 		}
 	}
 	return rt, nil

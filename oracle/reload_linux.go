@@ -210,16 +210,8 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 	if res.NsWithLarge, err = ns(); err != nil {
 		return fail(err)
 	}
-	p, err := hammer(200, procPath(pg, "environ"))
-	if err != nil {
-		return fail(err)
-	}
-	if rep, err = report(p, 200); err != nil || len(rep.Counts) != 1 {
-		return fail(fmt.Errorf("under %d rules: %v", len(large.Rules), err))
-	}
-	res.LargeOpens, res.LargeAllowed = rep.Counts[0].Opens, rep.Counts[0].Allowed
-	// procgate enforce, the command, takes over and detaches at the end.
-	cli := r.vmEnforceCLI(pg, pu, guarded, func(millis int, path string) (int, int, error) {
+	// reads opens path for millis: the opens and those that read.
+	reads := func(millis int, path string) (int, int, error) {
 		p, err := hammer(millis, path)
 		if err != nil {
 			return 0, 0, err
@@ -229,7 +221,12 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 			return 0, 0, fmt.Errorf("reads of %s: %v", path, err)
 		}
 		return rep.Counts[0].Opens, rep.Counts[0].Allowed, nil
-	})
+	}
+	if res.LargeOpens, res.LargeAllowed, err = reads(200, procPath(pg, "environ")); err != nil {
+		return fail(fmt.Errorf("under %d rules: %w", len(large.Rules), err))
+	}
+	// procgate enforce, the command, takes over and detaches at the end.
+	cli := r.vmEnforceCLI(pg, pu, guarded, reads)
 	res.CLI = &cli
 	if err := bpflsm.Detach(bpflsm.DefaultPinDir); err != nil {
 		return fail(fmt.Errorf("detach: %w", err))
@@ -241,14 +238,9 @@ func (r *Runner) vmEnforceChecks(step string, rs *bpf.RuleSet, guarded uint32, r
 		return fail(err)
 	}
 	// Detached: the protected process's environ reads again.
-	p, err = hammer(100, procPath(pg, "environ"))
-	if err != nil {
-		return fail(err)
+	if res.AfterDetachOpens, res.AfterDetachAllowed, err = reads(100, procPath(pg, "environ")); err != nil {
+		return fail(fmt.Errorf("after detach: %w", err))
 	}
-	if rep, err = report(p, 100); err != nil || len(rep.Counts) != 1 {
-		return fail(fmt.Errorf("after detach: %v", err))
-	}
-	res.AfterDetachOpens, res.AfterDetachAllowed = rep.Counts[0].Opens, rep.Counts[0].Allowed
 	return res
 }
 

@@ -326,7 +326,7 @@ func WithoutCgroups(rs *bpf.RuleSet) *bpf.RuleSet {
 	index := make([]int, len(rs.Classes))
 	for i, c := range rs.Classes {
 		index[i] = -1
-		if !slices.ContainsFunc(c.Clauses, func(cl bpf.Clause) bool { return cl.Kind == bpf.KindCgroup }) {
+		if !c.Reads(bpf.KindCgroup) {
 			index[i] = len(out.Classes)
 			out.Classes = append(out.Classes, c)
 		}

@@ -169,24 +169,20 @@ func kernelContainer(cl clause) bpf.Clause {
 	if cl.host {
 		set[initPIDNS] = true
 	}
-	all := cl.cont && set[initPIDNS] // any and host: every namespace
-	k := bpf.Clause{Kind: bpf.KindPIDNS}
-	switch {
-	case cl.cont && !cl.not && all:
-		k.Not = true // in none of no namespaces: every process
-	case cl.cont && !cl.not:
-		k.Not, k.IDs = true, []bpf.IDRange{{Lo: initPIDNS, Hi: initPIDNS}}
-	case cl.cont && all:
-		// not in any namespace: no process (a positive clause of none)
-	case cl.cont:
-		k.IDs = []bpf.IDRange{{Lo: initPIDNS, Hi: initPIDNS}} // not in a container: the host
-	default:
-		k.Not = cl.not
-		for n := range set {
-			k.IDs = append(k.IDs, bpf.IDRange{Lo: n, Hi: n})
+	if cl.cont {
+		// any is the complement of the initial namespace, or of no
+		// namespace when the clause names that one too: every one.
+		k := bpf.Clause{Kind: bpf.KindPIDNS, Not: !cl.not}
+		if !set[initPIDNS] {
+			k.IDs = []bpf.IDRange{{Lo: initPIDNS, Hi: initPIDNS}}
 		}
-		slices.SortFunc(k.IDs, func(a, b bpf.IDRange) int { return cmp.Compare(a.Lo, b.Lo) })
+		return k
 	}
+	k := bpf.Clause{Kind: bpf.KindPIDNS, Not: cl.not}
+	for n := range set {
+		k.IDs = append(k.IDs, bpf.IDRange{Lo: n, Hi: n})
+	}
+	slices.SortFunc(k.IDs, func(a, b bpf.IDRange) int { return cmp.Compare(a.Lo, b.Lo) })
 	return k
 }
 

@@ -60,14 +60,14 @@ func (l *loader) bpf(_, cfg *yaml.Node) kernel.LSM {
 		rs.Classes = append(rs.Classes, cl)
 	}
 	classIndex := func(n *yaml.Node, what string, any bool) int {
-		if any && n != nil && n.Value == "*" {
+		if any && n.Value == "*" {
 			return -1
 		}
-		i, ok := l.integer(n, what, 0, int64(max(len(rs.Classes)-1, 0)))
-		if !ok || len(rs.Classes) == 0 {
-			l.errf(n, "%s: want a class index below %d%s", what, len(rs.Classes), map[bool]string{true: ` or "*"`}[any])
+		if len(rs.Classes) == 0 {
+			l.errf(n, "%s: no class to name (kernel.bpf.classes is empty)", what)
 			return 0
 		}
+		i, _ := l.integer(n, what, 0, int64(len(rs.Classes)-1)) // reports what is not a class index
 		return int(i)
 	}
 	for _, rn := range l.seq(c["rules"], "kernel.bpf.rules") {

@@ -186,10 +186,6 @@ func (l *loader) kernel(n *yaml.Node) {
 	}
 }
 
-// modulesWithoutPtraceHooks are accepted in kernel.lsm but take no part
-// (bpf without kernel.bpf: no procgate rule set loaded).
-var modulesWithoutPtraceHooks = []string{"lockdown", "bpf", "integrity", "ima", "evm", "safesetid", "loadpin", "ipe", "tomoyo"}
-
 // module builds the named module from its configuration under kernel.
 func (l *loader) module(name string, pos *yaml.Node, k map[string]*yaml.Node) kernel.LSM {
 	switch name {
@@ -222,10 +218,11 @@ func (l *loader) module(name string, pos *yaml.Node, k map[string]*yaml.Node) ke
 	if b, ok := moduleBuilders[name]; ok {
 		return b(l, pos, k[name])
 	}
-	if slices.Contains(modulesWithoutPtraceHooks, name) {
+	// Accepted in kernel.lsm but taking no part (kernel.NoPtraceHook).
+	if kernel.NoPtraceHook(name) {
 		return nil
 	}
-	known := append([]string{"capability", "yama", "landlock"}, modulesWithoutPtraceHooks...)
+	known := append([]string{"capability", "yama", "landlock"}, kernel.NoPtraceHookModules()...)
 	for n := range moduleBuilders {
 		known = append(known, n)
 	}

@@ -38,8 +38,9 @@ and stays readable. Rules the program cannot evaluate (items, when
 conditions, exclusions, SELinux/AppArmor label selectors, cgroup patterns
 other than a path or path/**) are refused with their positions.
 --exempt-cgroup names the cgroup of procgate's own reader (the broker's or
-the FUSE mount's service), whose reads the rules must not stop. The program is pinned under --pin-dir and enforces until
---detach, also after this command exits.
+the FUSE mount's service), whose reads the rules must not stop. The
+program is pinned under --pin-dir and enforces until --detach, also after
+this command exits.
 
 Without --once, enforce stays in the foreground: SIGHUP reloads the policy
 file and swaps the rule set in one map update (the old one stays on any

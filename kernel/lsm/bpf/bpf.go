@@ -332,6 +332,12 @@ type Class struct {
 	Clauses []Clause
 }
 
+// Reads reports whether a clause of c is of kind k: whether the program
+// reads that fact of a task to place it in c.
+func (c *Class) Reads(k Kind) bool {
+	return slices.ContainsFunc(c.Clauses, func(cl Clause) bool { return cl.Kind == k })
+}
+
 // Access is what a rule restricts: READ or ATTACH modes.
 type Access uint8
 
@@ -488,13 +494,17 @@ func (rs *RuleSet) Layout() *Layout {
 }
 
 // Validate checks the rule set against the program's limits.
-func (rs *RuleSet) Validate() error {
+func (rs *RuleSet) Validate() error { return rs.Layout().Validate() }
+
+// Validate checks the rule set laid out against the program's limits
+// (one who lays it out to encode it need not lay it out again).
+func (l *Layout) Validate() error {
+	rs := l.rs
 	for _, r := range rs.Rules {
 		if r.Target < 0 || r.Target >= len(rs.Classes) || r.Subject >= len(rs.Classes) {
 			return fmt.Errorf("bpf rule set: rule %q names a class out of range", r.Text)
 		}
 	}
-	l := rs.Layout()
 	if len(l.General) > MaxClasses {
 		return fmt.Errorf("bpf rule set: %d classes in rules the program cannot hash, it holds %d (a rule is hashed when its target, and its subject unless every process, is one uid, gid or executable)", len(l.General), MaxClasses)
 	}
@@ -540,15 +550,13 @@ func (rs *RuleSet) Validate() error {
 			switch cl.Kind {
 			case KindExe:
 				ranges[KindExe] += len(cl.Exes)
-				continue
 			case KindCgroup:
 				ranges[KindCgroup] += len(cl.Cgroups)
-				continue
 			case KindCap:
 				ranges[KindCap]++
-				continue
+			default:
+				ranges[cl.Kind] += len(cl.IDs)
 			}
-			ranges[cl.Kind] += len(cl.IDs)
 		}
 	}
 	for k, n := range ranges {
