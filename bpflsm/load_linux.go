@@ -297,18 +297,29 @@ func graceful() {
 	}
 }
 
-// current reads the rule set in force from the outer map.
+// current reads the rule set in force from the outer map. The slot names
+// the inner map by id, and a reload that swaps it in between frees the
+// map that id named (ENOENT when it is opened): read again, a few times.
 func current(rulesets *ebpf.Map) (*ptraceRuleset, error) {
-	var inner *ebpf.Map
-	if err := rulesets.Lookup(uint32(0), &inner); err != nil {
-		return nil, fmt.Errorf("the rule-set slot: %w", err)
+	var err error
+	for range 5 {
+		var inner *ebpf.Map
+		if err = rulesets.Lookup(uint32(0), &inner); err != nil {
+			err = fmt.Errorf("the rule-set slot: %w", err)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return nil, err
+		}
+		var val ptraceRuleset
+		err = inner.Lookup(uint32(0), &val)
+		inner.Close()
+		if err != nil {
+			return nil, fmt.Errorf("the rule set: %w", err)
+		}
+		return &val, nil
 	}
-	defer inner.Close()
-	var val ptraceRuleset
-	if err := inner.Lookup(uint32(0), &val); err != nil {
-		return nil, fmt.Errorf("the rule set: %w", err)
-	}
-	return &val, nil
+	return nil, err
 }
 
 // lockDir holds an exclusive lock on dir until the returned function
@@ -410,10 +421,12 @@ func Stat(dir string) (Status, error) {
 		return st, fmt.Errorf("bpflsm: %w", err)
 	}
 	defer outer.Close()
-	if val, err := current(outer); err == nil {
-		st.Generation = val.Generation
-		st.Classes = bits.OnesCount64(val.Classes)
+	val, err := current(outer)
+	if err != nil {
+		return st, fmt.Errorf("bpflsm: %w", err)
 	}
+	st.Generation = val.Generation
+	st.Classes = bits.OnesCount64(val.Classes)
 	counters, err := ebpf.LoadPinnedMap(filepath.Join(dir, pinCounters), nil)
 	if err != nil {
 		return st, fmt.Errorf("bpflsm: %w", err)

@@ -119,6 +119,21 @@ func TestMirrorUnderReloads(t *testing.T) {
 			}
 		}()
 	}
+	// And through the maps (bpf(2)): the slot's inner map may be swapped
+	// out and freed between its lookup and its opening.
+	var mapReads atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !done.Load() {
+			rs, err := Current(dir)
+			if err != nil || rs.Generation < 1 || rs.Generation > reloads {
+				t.Errorf("Current during reloads: %v, %v", rs, err)
+				return
+			}
+			mapReads.Add(1)
+		}
+	}()
 	for i := uint32(2); i <= reloads; i++ {
 		if err := Reload(ruleSet(i), dir); err != nil {
 			t.Fatal(err)
@@ -126,13 +141,16 @@ func TestMirrorUnderReloads(t *testing.T) {
 	}
 	done.Store(true)
 	wg.Wait()
+	if mapReads.Load() == 0 {
+		t.Error("no read of the maps during the reloads")
+	}
 	if mixed.Load() != 0 || reads.Load() == 0 {
 		t.Errorf("%d of %d reads were not one reload's rule set", mixed.Load(), reads.Load())
 	}
 	if rs, err := m.RuleSet(); err != nil || rs.Generation != reloads {
 		t.Errorf("after the reloads: generation %v, %v; want %d", rs, err, reloads)
 	}
-	t.Logf("%d reads during %d reloads", reads.Load(), reloads-1)
+	t.Logf("%d reads of the mirror, %d of the maps during %d reloads", reads.Load(), mapReads.Load(), reloads-1)
 	if err := Detach(dir); err != nil {
 		t.Fatal(err)
 	}
