@@ -526,11 +526,19 @@ func Current(dir string) (*bpf.RuleSet, error) {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrUnreadable, path, err)
 	}
 	defer outer.Close()
-	val, err := current(outer)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrUnreadable, path, err)
+	// Two reloads between reading the rule set and reading its hashed
+	// rules fill their slot with another epoch's: read both again.
+	var val *ptraceRuleset
+	var pairs map[ptracePairKey]ptracePairVal
+	for range 8 {
+		if val, err = current(outer); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrUnreadable, path, err)
+		}
+		pairs, err = readPairs(filepath.Join(dir, pinPairSets), val.Epoch)
+		if !errors.Is(err, errReloaded) {
+			break
+		}
 	}
-	pairs, err := readPairs(filepath.Join(dir, pinPairSets), val.Epoch)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
@@ -541,6 +549,10 @@ func Current(dir string) (*bpf.RuleSet, error) {
 	return rs, nil
 }
 
+// errReloaded says that the hashed rules read were not the epoch's: the
+// rule set was reloaded twice while it was read.
+var errReloaded = errors.New("reloaded while read")
+
 // readPairs reads the hashed rules of epoch from the pinned outer map.
 func readPairs(path string, epoch uint64) (map[ptracePairKey]ptracePairVal, error) {
 	outer, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
@@ -549,7 +561,11 @@ func readPairs(path string, epoch uint64) (map[ptracePairKey]ptracePairVal, erro
 	}
 	defer outer.Close()
 	var pm *ebpf.Map
-	if err := outer.Lookup(uint32(epoch&1), &pm); err != nil {
+	if err := outer.Lookup(uint32(epoch&1), &pm); errors.Is(err, os.ErrNotExist) {
+		// The map the slot named was swapped out and freed before it
+		// was opened.
+		return nil, fmt.Errorf("%s: slot %d: %w: %w", path, epoch&1, err, errReloaded)
+	} else if err != nil {
 		return nil, fmt.Errorf("%s: slot %d: %w", path, epoch&1, err)
 	}
 	defer pm.Close()
@@ -564,7 +580,7 @@ func readPairs(path string, epoch uint64) (map[ptracePairKey]ptracePairVal, erro
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if e, ok := epochOf(out); !ok || e != epoch {
-		return nil, fmt.Errorf("%s: the hashed rules are of another epoch than the rule set's %d (reloaded while read)", path, epoch)
+		return nil, fmt.Errorf("%s: the hashed rules are of another epoch than the rule set's %d: %w", path, epoch, errReloaded)
 	}
 	return out, nil
 }
