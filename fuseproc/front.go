@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -54,10 +55,25 @@ type Front struct {
 	stopping chan struct{}
 }
 
+// readerHeadroom returns the GOMAXPROCS to serve with when it was procs
+// as the server was made. go-fuse keeps up to one more than
+// min(max(procs, 2), 16) goroutines waiting in read(2) on /dev/fuse,
+// and each holds a P while it waits. When they hold all of them, the
+// runtime's monitor wakes every 20 µs to take the Ps back, and each
+// request's reader then wakes another thread to get one: a dozen more
+// context switches per FUSE request, which a virtual machine makes
+// expensive (docs/benchmarks.md). Ps beyond the waiting readers leave
+// one idle, and the monitor asleep; the Ps are not threads, and the
+// work in hand is what it was.
+func readerHeadroom(procs int) int {
+	return procs + min(max(procs, 2), 16) + 2
+}
+
 // envUnmount names the mount point an unmounter watches.
 const envUnmount = "PROCGATE_FUSE_UNMOUNTER"
 
-// Prepare mounts the tree on Dir and starts the unmounter.
+// Prepare mounts the tree on Dir and starts the unmounter. It raises
+// the process's GOMAXPROCS (see readerHeadroom).
 func (f *Front) Prepare(be privsep.Backend) error {
 	if f.Log == nil {
 		f.Log = slog.Default()
@@ -109,6 +125,7 @@ func (f *Front) Prepare(be privsep.Backend) error {
 		return fmt.Errorf("mount: %s: %w", dir, err)
 	}
 	f.server = srv
+	runtime.GOMAXPROCS(readerHeadroom(runtime.GOMAXPROCS(0)))
 	if err := f.startUnmounter(); err != nil {
 		srv.Unmount()
 		return err

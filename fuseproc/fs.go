@@ -65,13 +65,16 @@ type Config struct {
 
 // Timeouts the kernel is told. Process directories are looked up again
 // on every path walk (each caller, each pid namespace, gets its own
-// answer) and their attributes last a second; the entries inside a
+// answer) and their attributes last a second. The entries inside a
 // process directory are the same for every caller (the decision is made
-// at open), as are the pass-through files.
+// at open) and for the directory's life (it is one process's): their
+// names are kept as long as their directory's entry is, which its next
+// walk by a caller who names another process with it drops. The
+// pass-through files are the same for every caller.
 const (
 	pidEntryTimeout  = 0
 	pidAttrTimeout   = time.Second
-	fileEntryTimeout = time.Second
+	fileEntryTimeout = time.Hour
 	passTimeout      = 10 * time.Second
 )
 

@@ -534,6 +534,79 @@ func TestPIDNamespace(t *testing.T) {
 	}
 }
 
+// TestOneNameTwoProcesses: pid 1 is the host's init to a caller here
+// and the container's own init to a caller in a pid namespace of its
+// own, and both walk the same mount, whose names inside a process
+// directory the kernel keeps. Read alternately, every read answers the
+// process its caller names: the container's walk must not reach the
+// host's entries under a kept name, nor the host's the container's.
+func TestOneNameTwoProcesses(t *testing.T) {
+	m := startMount(t)
+	want, err := os.ReadFile("/proc/1/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) == "sh\n" {
+		t.Skip("the host's init is sh: the two processes' comm would not differ")
+	}
+	host := filepath.Join(m.dir, "1", "comm")
+	// The container's init (sh, pid 1 there) reads its own comm through
+	// the mount bound over its /proc each time the test writes a line,
+	// and answers on stdout.
+	script := `mount --bind "$0" /proc || exit 1
+while read -r _; do
+	c=$(cat /proc/1/comm 2>&1) || c="failed: $c"; echo "$c"
+	s=$(head -n 1 /proc/1/status 2>&1) || s="failed: $s"; echo "$s"
+done`
+	cmd := exec.Command("unshare", "-m", "-p", "-f", "--propagation", "private", "sh", "-c", script, m.dir)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outp, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Wait() })
+	out := bufio.NewReader(outp)
+	for i := range 20 {
+		if got, err := os.ReadFile(host); err != nil || string(got) != string(want) {
+			t.Fatalf("round %d: the host's pid 1 comm through the mount: %q, %v; want %q", i, got, err, want)
+		}
+		if st, err := os.ReadFile(filepath.Join(m.dir, "1", "status")); err != nil || !strings.HasPrefix(string(st), "Name:\t"+strings.TrimSpace(string(want))+"\n") {
+			t.Fatalf("round %d: the host's pid 1 status through the mount: %.40q, %v", i, st, err)
+		}
+		if _, err := in.Write([]byte("\n")); err != nil {
+			t.Fatal(err)
+		}
+		type answer struct {
+			comm, name string
+			err        error
+		}
+		got := make(chan answer, 1)
+		go func() {
+			var a answer
+			if a.comm, a.err = out.ReadString('\n'); a.err == nil {
+				a.name, a.err = out.ReadString('\n')
+			}
+			got <- a
+		}()
+		select {
+		case a := <-got:
+			if a.err != nil || a.comm != "sh\n" || a.name != "Name:\tsh\n" {
+				t.Fatalf("round %d: the container's pid 1 through the mount: comm %q, status %q (%v); want sh", i, a.comm, a.name, a.err)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("round %d: no answer from the container in 30 s", i)
+		}
+	}
+}
+
 // TestUnseenCaller runs the daemon in a pid namespace (and a /proc) of
 // its own, its mount shared back to this namespace: a caller here is
 // one the daemon's pid namespace cannot see, so the kernel sends pid 0.

@@ -20,7 +20,8 @@ type pairKey struct{ caller, target taskKey }
 // viewCache caches Views by the fingerprints of both processes. Any
 // change of credentials, capabilities, relations, state, dump owner, user
 // namespace or labels changes a fingerprint and so misses. Kernel
-// settings (Yama scope, hidepid) are re-read when the cache expires.
+// settings (Yama scope, hidepid, the modules) are read at the first miss
+// after the cache expires, and kept with the views.
 //
 // Its memory is bounded: entries are grouped by caller, so a caller's
 // fingerprint is stored once, and dropped when the last connection of
@@ -46,6 +47,10 @@ type viewCache struct {
 	// current one.
 	stamp   func() uint64
 	stampAt uint64
+	// kernel holds the kernel-wide facts the views are computed with
+	// (modules, sysctls, procfs's mount options), read at the first miss
+	// after each flush instead of at every one.
+	kernel *live.KernelInfo
 }
 
 // callerViews are the cached views of one caller.
@@ -76,7 +81,7 @@ func (vc *viewCache) get(k pairKey) *View {
 	if cv := vc.callers[k.caller]; cv != nil {
 		v = cv.views[k.target]
 	}
-	expired := time.Since(vc.born) > vc.ttl || cur != vc.stampAt
+	expired := vc.expiredLocked(cur)
 	vc.mu.RUnlock()
 	if expired {
 		vc.flush()
@@ -88,6 +93,40 @@ func (vc *viewCache) get(k pairKey) *View {
 		vc.misses.Add(1)
 	}
 	return v
+}
+
+// expiredLocked reports whether the cache outlived its time to live or
+// its stamp (cur). The caller holds mu, for reading or writing.
+func (vc *viewCache) expiredLocked(cur uint64) bool {
+	return time.Since(vc.born) > vc.ttl || cur != vc.stampAt
+}
+
+// kernelInfo returns the kernel-wide facts for the next model read,
+// reading them with opts at the first call after a flush. A rule set
+// of procgate's BPF LSM that could not be read is not kept: the next
+// miss reads it again.
+func (vc *viewCache) kernelInfo(opts live.Options) (*live.KernelInfo, error) {
+	cur := vc.now()
+	vc.mu.RLock()
+	k, expired := vc.kernel, vc.expiredLocked(cur)
+	vc.mu.RUnlock()
+	if expired {
+		vc.flush()
+	} else if k != nil {
+		return k, nil
+	}
+	ki, err := live.ReadKernel(opts)
+	if err != nil {
+		return nil, err
+	}
+	if ki.BPFUnreadable == "" {
+		vc.mu.Lock()
+		if vc.stampAt == cur {
+			vc.kernel = &ki
+		}
+		vc.mu.Unlock()
+	}
+	return &ki, nil
 }
 
 // put caches v, computed under stamp (now, before the model read): a
@@ -157,6 +196,7 @@ func (vc *viewCache) clearLocked() {
 	}
 	vc.n = 0
 	clear(vc.intern)
+	vc.kernel = nil
 }
 
 // flush drops every entry (expiry, policy reload, SIGHUP).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/procgate/procgate/kernel"
+	"github.com/procgate/procgate/live"
 	"github.com/procgate/procgate/policy"
 )
 
@@ -130,4 +131,42 @@ func selfGate(t *testing.T, pol *policy.Policy) (*Gate, *Caller) {
 	}
 	t.Cleanup(c.Close)
 	return g, c
+}
+
+// TestKernelInfoKept: the kernel-wide facts are read at the first miss
+// and kept with the views until they are flushed, expire or the stamp
+// (the BPF rule set's mirror) changes.
+func TestKernelInfoKept(t *testing.T) {
+	stamp := uint64(1)
+	vc := newViewCache(time.Hour, 4)
+	vc.stamp = func() uint64 { return stamp }
+	vc.stampAt = stamp
+	read := func() *live.KernelInfo {
+		t.Helper()
+		k, err := vc.kernelInfo(live.Options{})
+		if err != nil || k == nil || k.Release == "" {
+			t.Fatalf("kernelInfo: %v, %v", k, err)
+		}
+		return k
+	}
+	k := read()
+	if read() != k {
+		t.Error("read again before any flush")
+	}
+	vc.flush()
+	if k2 := read(); k2 == k {
+		t.Error("kept across a flush (SIGHUP)")
+	} else {
+		k = k2
+	}
+	stamp++
+	if k2 := read(); k2 == k {
+		t.Error("kept across a change of the BPF rule set")
+	} else {
+		k = k2
+	}
+	vc.ttl = time.Nanosecond
+	if read() == k {
+		t.Error("kept past the time to live")
+	}
 }
