@@ -33,11 +33,14 @@ run: build ## run the main job: the broker (procgate serve) with its embedded de
 	@if [ "$$(id -u)" = 0 ]; then exec ./$(BIN) serve --audit-log -; else exec sudo ./$(BIN) serve --audit-log -; fi
 
 # The FUSE tests run unmodified tools against procgate mount; fusermount3
-# (fuse3) unmounts where a direct unmount cannot.
-DEPS := fusermount3:fuse3 ps:procps top:procps lsof:lsof setpriv:util-linux unshare:util-linux chromium:chromium
+# (fuse3) unmounts where a direct unmount cannot; BenchmarkRead builds
+# its C floor with libfuse3-dev.
+DEPS := fusermount3:fuse3 ps:procps top:procps lsof:lsof setpriv:util-linux unshare:util-linux chromium:chromium \
+	cc:gcc pkg-config:pkg-config /usr/include/fuse3/fuse_lowlevel.h:libfuse3-dev
 
-deps: ## install the packages the tests run (fuse3, procps, lsof, util-linux, chromium) when missing (apt-get, as root)
-	@missing=""; for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
+deps: ## install the packages the tests run (fuse3, procps, lsof, util-linux, chromium, libfuse3-dev) when missing (apt-get, as root)
+	@missing=""; for d in $(DEPS); do \
+		case $${d%%:*} in /*) [ -e $${d%%:*} ] ;; *) command -v $${d%%:*} >/dev/null 2>&1 ;; esac || missing="$$missing $${d#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "deps: missing$$missing: install them (apt-get install$$missing) or run as root"; exit 0; fi; \
 		echo "deps: installing$$missing"; \

@@ -3,6 +3,7 @@ package fuseproc_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,15 +138,20 @@ func BenchmarkRead(b *testing.B) {
 	}
 	np := startMount(b, "--no-privsep")
 	ps := startMount(b)
+	floorDir, floorPID := startFloor(b)
 	for _, tc := range []struct {
 		name, path string
 		server     int
 	}{
 		{"proc", "/proc/" + pid + "/status", 0},
+		{"c-libfuse", filepath.Join(floorDir, "status"), floorPID},
 		{"bare-fuse", filepath.Join(bareDirPath, "status"), bare.Process.Pid},
 		{"mount-inprocess", filepath.Join(np.dir, pid, "status"), np.cmd.Process.Pid},
 		{"mount-privsep", filepath.Join(ps.dir, pid, "status"), ps.cmd.Process.Pid},
 	} {
+		if tc.server < 0 {
+			continue
+		}
 		b.Run(tc.name, func(b *testing.B) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
@@ -201,4 +207,47 @@ func BenchmarkRead(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		}
 	})
+}
+
+// startFloor builds and mounts testdata/fusefloor.c, the FUSE floor in C
+// (libfuse, one thread, one fixed file), and returns its mount point and
+// pid; pid -1 when it cannot be built here (no C compiler or no
+// libfuse3-dev), which the benchmark then leaves out, saying so.
+func startFloor(b *testing.B) (string, int) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "fusefloor")
+	flags, err := exec.Command("pkg-config", "--cflags", "--libs", "fuse3").Output()
+	if err == nil {
+		args := append([]string{"-O2", "-o", bin, "testdata/fusefloor.c"}, strings.Fields(string(flags))...)
+		var out []byte
+		if out, err = exec.Command("cc", args...).CombinedOutput(); err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+	}
+	if err != nil {
+		b.Logf("c-libfuse left out: cannot build testdata/fusefloor.c (needs cc and libfuse3-dev): %v", err)
+		return "", -1
+	}
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, mnt)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		syscall.Unmount(mnt, syscall.MNT_DETACH)
+	})
+	var ready [6]byte
+	if _, err := io.ReadFull(stderr, ready[:]); err != nil || string(ready[:]) != "ready\n" {
+		b.Fatalf("c-libfuse: %q, %v", ready, err)
+	}
+	return mnt, cmd.Process.Pid
 }
