@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -69,6 +70,9 @@ func readerHeadroom(procs int) int {
 	return procs + min(max(procs, 2), 16) + 2
 }
 
+// headroom raises GOMAXPROCS once per process (the first mount's).
+var headroom sync.Once
+
 // envUnmount names the mount point an unmounter watches.
 const envUnmount = "PROCGATE_FUSE_UNMOUNTER"
 
@@ -125,7 +129,7 @@ func (f *Front) Prepare(be privsep.Backend) error {
 		return fmt.Errorf("mount: %s: %w", dir, err)
 	}
 	f.server = srv
-	runtime.GOMAXPROCS(readerHeadroom(runtime.GOMAXPROCS(0)))
+	headroom.Do(func() { runtime.GOMAXPROCS(readerHeadroom(runtime.GOMAXPROCS(0))) })
 	if err := f.startUnmounter(); err != nil {
 		srv.Unmount()
 		return err
