@@ -46,7 +46,33 @@ func TestMain(m *testing.M) {
 	if os.Getenv(procfsEnv) != "" {
 		os.Exit(runProcfs())
 	}
+	if v := os.Getenv(harnessEnv); v != "" {
+		os.Exit(runHarness(v))
+	}
 	os.Exit(m.Run())
+}
+
+// harnessEnv makes the test binary a test harness that starts procgate
+// mount as the tests do and then waits to be killed: "BINARY DIR".
+const harnessEnv = "PROCGATE_FUSE_HARNESS"
+
+func runHarness(v string) int {
+	bin, dir, _ := strings.Cut(v, " ")
+	cmd := daemonCommand([]string{bin, "mount", dir}, nil)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for i := 0; !mounted(dir); i++ {
+		if i == 500 {
+			fmt.Fprintln(os.Stderr, "the mount did not come up")
+			return 1
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Printf("%d\n", cmd.Process.Pid)
+	select {}
 }
 
 // runProcfs reads a process through github.com/prometheus/procfs.
@@ -172,11 +198,28 @@ func newMount(t testing.TB) *mount {
 	return m
 }
 
+// daemonCommand returns the command that runs a daemon for a test. The
+// kernel sends it SIGTERM when the test binary dies without running its
+// cleanups (a -timeout panic, SIGKILL), so that it drains and unmounts
+// instead of serving a mount nobody will remove (TestHarnessKilled).
+// attr, when set, is copied.
+func daemonCommand(argv []string, attr *syscall.SysProcAttr) *exec.Cmd {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	a := syscall.SysProcAttr{}
+	if attr != nil {
+		a = *attr
+	}
+	if a.Pdeathsig == 0 {
+		a.Pdeathsig = syscall.SIGTERM
+	}
+	cmd.SysProcAttr = &a
+	return cmd
+}
+
 func (m *mount) start(t testing.TB, args ...string) {
 	t.Helper()
 	argv := append(append(slices.Clone(m.prefix), binary, "mount", m.dir, "--audit-log", m.audit), args...)
-	m.cmd = exec.Command(argv[0], argv[1:]...)
-	m.cmd.SysProcAttr = m.attr
+	m.cmd = daemonCommand(argv, m.attr)
 	m.log = &testenv.Buffer{}
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
@@ -603,6 +646,53 @@ done`
 		case <-time.After(30 * time.Second):
 			cmd.Process.Kill()
 			t.Fatalf("round %d: no answer from the container in 30 s", i)
+		}
+	}
+}
+
+// TestHarnessKilled: a test binary that dies mid-test runs none of its
+// cleanups (go test's -timeout panics; CI may SIGKILL it). The daemon
+// it started is told by the kernel (Pdeathsig) and unmounts: no mount
+// is left behind, served or dead.
+func TestHarnessKilled(t *testing.T) {
+	setUp(t)
+	base := t.TempDir()
+	os.Chmod(base, 0o755)
+	dir := filepath.Join(base, "proc")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 4 && mounted(dir); i++ {
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	h := exec.Command(os.Args[0])
+	h.Env = append(os.Environ(), harnessEnv+"="+binary+" "+dir)
+	h.Stderr = os.Stderr
+	out, err := h.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var daemon int
+	if _, err := fmt.Fscan(out, &daemon); err != nil {
+		h.Process.Kill()
+		h.Wait()
+		t.Fatalf("the harness did not mount: %v", err)
+	}
+	h.Process.Kill()
+	h.Wait()
+	if !waitUnmounted(dir, 15*time.Second) {
+		syscall.Kill(daemon, syscall.SIGTERM)
+		t.Fatal("the mount outlived its harness by 15 s")
+	}
+	for end := time.Now().Add(15 * time.Second); syscall.Kill(daemon, 0) == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			syscall.Kill(daemon, syscall.SIGKILL)
+			t.Fatal("the daemon outlived its harness by 15 s")
 		}
 	}
 }
