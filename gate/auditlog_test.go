@@ -50,10 +50,23 @@ func auditedGate(t *testing.T, src string, cfg gate.AuditConfig) (*gate.Gate, *g
 func TestAuditRecordBeforeAnswer(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	g, c, a := auditedGate(t, auditAll, gate.AuditConfig{Path: path})
-	// recorded returns the pids whose status grant the log records.
+	// recorded returns the pids whose status grant the log records in
+	// whole lines. A record another chunk is writing meanwhile may be
+	// seen in part: a read(2) of a regular file is not atomic with a
+	// write(2) that crosses a page, so the last line may be cut until
+	// that write ends (whole lines are checked after the flush).
 	recorded := func() map[int]bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = b[:bytes.LastIndexByte(b, '\n')+1]
 		pids := map[int]bool{}
-		for _, r := range parseLog(t, path) {
+		for line := range strings.Lines(string(b)) {
+			r, err := audit.Parse(strings.TrimSuffix(line, "\n"))
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
 			if r.Granted && r.Item == "status" {
 				pids[r.Target.PID] = true
 			}
@@ -74,13 +87,6 @@ func TestAuditRecordBeforeAnswer(t *testing.T) {
 				return nil // gone meanwhile
 			}
 			answers++
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			if len(b) > 0 && b[len(b)-1] != '\n' {
-				t.Errorf("the log ends in the middle of a line: %q", b[max(0, len(b)-80):])
-			}
 			if !recorded()[r.PID] {
 				early = append(early, r.PID)
 			}
@@ -91,6 +97,9 @@ func TestAuditRecordBeforeAnswer(t *testing.T) {
 		}
 		if err := a.Flush(); err != nil {
 			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(path); err != nil || len(b) == 0 || b[len(b)-1] != '\n' {
+			t.Errorf("after the flush, the log ends in the middle of a line: %q, %v", b[max(0, len(b)-80):], err)
 		}
 		final := recorded()
 		n := 0
