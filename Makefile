@@ -38,9 +38,14 @@ run: build ## run the main job: the broker (procgate serve) with its embedded de
 DEPS := fusermount3:fuse3 ps:procps top:procps lsof:lsof setpriv:util-linux unshare:util-linux chromium:chromium \
 	cc:gcc pkg-config:pkg-config /usr/include/fuse3/fuse_lowlevel.h:libfuse3-dev
 
+# missing sets the shell variable missing to the packages of the
+# COMMAND:PACKAGE (or /PATH:PACKAGE) pairs in $(1) whose command is not
+# on PATH (or whose file does not exist).
+missing = missing=""; for d in $(1); do \
+		case $${d%%:*} in /*) [ -e $${d%%:*} ] ;; *) command -v $${d%%:*} >/dev/null 2>&1 ;; esac || missing="$$missing $${d\#*:}"; done
+
 deps: ## install the packages the tests run (fuse3, procps, lsof, util-linux, chromium, libfuse3-dev) when missing (apt-get, as root)
-	@missing=""; for d in $(DEPS); do \
-		case $${d%%:*} in /*) [ -e $${d%%:*} ] ;; *) command -v $${d%%:*} >/dev/null 2>&1 ;; esac || missing="$$missing $${d#*:}"; done; \
+	@$(call missing,$(DEPS)); \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "deps: missing$$missing: install them (apt-get install$$missing) or run as root"; exit 0; fi; \
 		echo "deps: installing$$missing"; \
@@ -88,8 +93,7 @@ verify-vm: ## the model against Debian's kernels under qemu (VM_RELEASES): Yama 
 	scripts/vm-verify.sh --release $(VM_RELEASES) --kernels-md .cache/vm/kernels.md
 
 bpf: ## regenerate bpflsm's BPF objects from bpflsm/c (clang, llvm, libbpf-dev; installed here when missing, as root): only after changing the C
-	@missing=""; for d in clang:clang llvm-strip:llvm /usr/include/bpf/bpf_helpers.h:libbpf-dev; do \
-		case $${d%%:*} in /*) [ -e $${d%%:*} ] ;; *) command -v $${d%%:*} >/dev/null 2>&1 ;; esac || missing="$$missing $${d#*:}"; done; \
+	@$(call missing,clang:clang llvm-strip:llvm /usr/include/bpf/bpf_helpers.h:libbpf-dev); \
 	if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
 	cd bpflsm && $(GO) generate ./
 

@@ -257,31 +257,62 @@ func newPairs(spec *ebpf.CollectionSpec, pairs map[ptracePairKey]ptracePairVal) 
 	return m, nil
 }
 
-// install puts an encoded rule set in force: its hashed rules into the
-// slot of its epoch (the rule set in force uses the other; the one two
-// epochs old, whose slot it is, is no hook's since the last install's
-// grace period), then the rule set itself, in one update of the outer
-// map, and waits for a grace period. BPF_ANY: an array of
-// maps refuses every other flag (kernel/bpf/arraymap.c:
-// bpf_fd_array_map_update_elem).
+// install puts an encoded rule set in force: it stages the rule set's
+// maps, swaps them in and waits for a grace period.
 func install(spec *ebpf.CollectionSpec, enc *encoded, rulesets, pairsets *ebpf.Map) error {
-	pm, err := newPairs(spec, enc.pairs)
+	st, err := stage(spec, enc)
 	if err != nil {
 		return err
 	}
-	defer pm.Close()
-	if err := pairsets.Update(uint32(enc.val.Epoch&1), pm, ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("bpflsm: install the hashed rules: %w", err)
+	defer st.close()
+	if err := st.swap(rulesets, pairsets); err != nil {
+		return err
+	}
+	graceful()
+	return nil
+}
+
+// staged is an encoded rule set's maps, made and filled, not yet in
+// force.
+type staged struct {
+	epoch       uint64
+	pairs, rule *ebpf.Map
+}
+
+// stage makes and fills the maps of enc: its hashed rules and its rule
+// set.
+func stage(spec *ebpf.CollectionSpec, enc *encoded) (*staged, error) {
+	pm, err := newPairs(spec, enc.pairs)
+	if err != nil {
+		return nil, err
 	}
 	inner, err := newInner(spec, enc.val)
 	if err != nil {
-		return err
+		pm.Close()
+		return nil, err
 	}
-	defer inner.Close()
-	if err := rulesets.Update(uint32(0), inner, ebpf.UpdateAny); err != nil {
+	return &staged{epoch: enc.val.Epoch, pairs: pm, rule: inner}, nil
+}
+
+func (st *staged) close() {
+	st.pairs.Close()
+	st.rule.Close()
+}
+
+// swap puts the staged rule set in force: its hashed rules into the
+// slot of its epoch (the rule set in force uses the other; the one two
+// epochs old, whose slot it is, is no hook's since the last install's
+// grace period), then the rule set itself, in one update of the outer
+// map. The caller then waits for a grace period (graceful) before the
+// next swap. BPF_ANY: an array of maps refuses every other flag
+// (kernel/bpf/arraymap.c: bpf_fd_array_map_update_elem).
+func (st *staged) swap(rulesets, pairsets *ebpf.Map) error {
+	if err := pairsets.Update(uint32(st.epoch&1), st.pairs, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("bpflsm: install the hashed rules: %w", err)
+	}
+	if err := rulesets.Update(uint32(0), st.rule, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("bpflsm: swap the rule set: %w", err)
 	}
-	graceful()
 	return nil
 }
 
@@ -380,7 +411,20 @@ func Reload(rs *bpf.RuleSet, dir string) error {
 		return fmt.Errorf("bpflsm: not attached by this version: no mirror in %s (detach, then attach)", dir)
 	}
 	defer mirror.close()
-	return mirror.publish(enc, func() error { return install(spec, enc, outer, pairsets) })
+	// The mirror is being rewritten (its readers wait) only while the
+	// maps are swapped: they are made before, and the grace period
+	// (which orders this swap before the next reload's) is waited for
+	// after.
+	st, err := stage(spec, enc)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	if err := mirror.publish(enc, func() error { return st.swap(outer, pairsets) }); err != nil {
+		return err
+	}
+	graceful()
+	return nil
 }
 
 // Status is what Stat reports of an attachment.
@@ -526,6 +570,12 @@ func Current(dir string) (*bpf.RuleSet, error) {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrUnreadable, path, err)
 	}
 	defer outer.Close()
+	pairsPath := filepath.Join(dir, pinPairSets)
+	pairSets, err := ebpf.LoadPinnedMap(pairsPath, &ebpf.LoadPinOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %w", ErrUnreadable, pairsPath, err)
+	}
+	defer pairSets.Close()
 	// Two reloads between reading the rule set and reading its hashed
 	// rules fill their slot with another epoch's: read both again.
 	var val *ptraceRuleset
@@ -534,7 +584,7 @@ func Current(dir string) (*bpf.RuleSet, error) {
 		if val, err = current(outer); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrUnreadable, path, err)
 		}
-		pairs, err = readPairs(filepath.Join(dir, pinPairSets), val.Epoch)
+		pairs, err = readPairs(pairSets, pairsPath, val.Epoch)
 		if !errors.Is(err, errReloaded) {
 			break
 		}
@@ -553,13 +603,9 @@ func Current(dir string) (*bpf.RuleSet, error) {
 // rule set was reloaded twice while it was read.
 var errReloaded = errors.New("reloaded while read")
 
-// readPairs reads the hashed rules of epoch from the pinned outer map.
-func readPairs(path string, epoch uint64) (map[ptracePairKey]ptracePairVal, error) {
-	outer, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer outer.Close()
+// readPairs reads the hashed rules of epoch from outer, the map of
+// hashed-rule maps pinned at path.
+func readPairs(outer *ebpf.Map, path string, epoch uint64) (map[ptracePairKey]ptracePairVal, error) {
 	var pm *ebpf.Map
 	if err := outer.Lookup(uint32(epoch&1), &pm); errors.Is(err, os.ErrNotExist) {
 		// The map the slot named was swapped out and freed before it

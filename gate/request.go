@@ -324,12 +324,7 @@ func (g *Gate) readChunk(c *Caller, pol Policy, req *Request, w work) ([]ProcRes
 		}
 		g.cache.reads.Add(1)
 		stamp := g.cache.now()
-		opts := g.cfg.Live
-		if opts.Kernel == nil {
-			// On an error the model's read reads them and reports it.
-			opts.Kernel, _ = g.cache.kernelInfo(opts)
-		}
-		views, errs, err := buildViews(opts, c.info, infos)
+		views, errs, err := g.buildViews(c.info, infos)
 		if err != nil {
 			if c.Alive() != nil {
 				return nil, ErrCallerGone

@@ -307,6 +307,20 @@ func buildViews(opts live.Options, caller *procInfo, targets []*procInfo) ([]*Vi
 	return views, errs, nil
 }
 
+// buildViews is buildViews with the gate's options and the kernel-wide
+// facts its view cache keeps.
+func (g *Gate) buildViews(caller *procInfo, targets []*procInfo) ([]*View, []error, error) {
+	opts := g.cfg.Live
+	if opts.Kernel == nil {
+		k, err := g.cache.kernelInfo(opts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gate: read the model: %w", err)
+		}
+		opts.Kernel = k
+	}
+	return buildViews(opts, caller, targets)
+}
+
 // errChangedErr wraps errChanged with EAGAIN, the errno a caller sees.
 var errChangedErr = fmt.Errorf("%w (%w)", errChanged, unix.EAGAIN)
 
