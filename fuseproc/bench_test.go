@@ -237,10 +237,13 @@ func startFloor(b *testing.B) (string, int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	w, err := startDaemon(cmd)
+	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
+		w.Process.Kill()
+		w.Wait()
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 		syscall.Unmount(mnt, syscall.MNT_DETACH)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"github.com/procgate/procgate/internal/proctest"
 	"github.com/procgate/procgate/internal/testenv"
@@ -49,24 +51,29 @@ func TestMain(m *testing.M) {
 	if v := os.Getenv(harnessEnv); v != "" {
 		os.Exit(runHarness(v))
 	}
+	if v := os.Getenv(watchEnv); v != "" {
+		os.Exit(runWatch(v))
+	}
 	os.Exit(m.Run())
 }
 
 // harnessEnv makes the test binary a test harness that starts procgate
-// mount as the tests do and then waits to be killed: "BINARY DIR".
+// mount as the tests do, waits until it serves and then waits to be
+// killed: "BINARY DIR".
 const harnessEnv = "PROCGATE_FUSE_HARNESS"
 
 func runHarness(v string) int {
 	bin, dir, _ := strings.Cut(v, " ")
-	cmd := daemonCommand([]string{bin, "mount", dir}, nil)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
+	cmd := exec.Command(bin, "mount", dir)
+	log := &testenv.Buffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if _, err := startDaemon(cmd); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	for i := 0; !mounted(dir); i++ {
+	for i := 0; !strings.Contains(log.String(), "msg=serving") || !mounted(dir); i++ {
 		if i == 500 {
-			fmt.Fprintln(os.Stderr, "the mount did not come up")
+			fmt.Fprintf(os.Stderr, "the mount did not come up:\n%s", log.String())
 			return 1
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -152,6 +159,8 @@ type mount struct {
 	// it (so that signals reach it); attr are that command's attributes.
 	prefix []string
 	attr   *syscall.SysProcAttr
+	// watch is the daemon's watchdog (startDaemon).
+	watch *exec.Cmd
 }
 
 // startMount runs procgate mount on a new directory. Its cleanup,
@@ -177,6 +186,10 @@ func newMount(t testing.TB) *mount {
 	m := &mount{dir: filepath.Join(base, "proc"), audit: filepath.Join(base, "audit.log"), log: &testenv.Buffer{}, done: make(chan error, 1)}
 	os.Mkdir(m.dir, 0o755)
 	t.Cleanup(func() {
+		if m.watch != nil {
+			m.watch.Process.Kill()
+			m.watch.Wait()
+		}
 		if m.cmd != nil && m.cmd.Process != nil {
 			m.cmd.Process.Signal(syscall.SIGTERM)
 			select {
@@ -198,33 +211,83 @@ func newMount(t testing.TB) *mount {
 	return m
 }
 
-// daemonCommand returns the command that runs a daemon for a test. The
-// kernel sends it SIGTERM when the test binary dies without running its
+// watchEnv makes the test binary a watchdog for one daemon: its pid.
+const watchEnv = "PROCGATE_FUSE_WATCH"
+
+// startDaemon starts cmd, a daemon for a test, and a watchdog that
+// sends it SIGTERM when the test binary dies without running its
 // cleanups (a -timeout panic, SIGKILL), so that it drains and unmounts
 // instead of serving a mount nobody will remove (TestHarnessKilled).
-// attr, when set, is copied.
-func daemonCommand(argv []string, attr *syscall.SysProcAttr) *exec.Cmd {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	a := syscall.SysProcAttr{}
-	if attr != nil {
-		a = *attr
+// The watchdog is this binary, told by the kernel (a parent-death
+// signal): the daemon's own would not do, since changing its
+// credentials clears it (prctl(2), PR_SET_PDEATHSIG). The caller kills
+// the returned watchdog when it stops the daemon itself.
+func startDaemon(cmd *exec.Cmd) (*exec.Cmd, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
 	}
-	if a.Pdeathsig == 0 {
-		a.Pdeathsig = syscall.SIGTERM
+	w := exec.Command(os.Args[0])
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, harnessEnv+"=") {
+			w.Env = append(w.Env, kv)
+		}
 	}
-	cmd.SysProcAttr = &a
-	return cmd
+	w.Env = append(w.Env, watchEnv+"="+strconv.Itoa(cmd.Process.Pid))
+	w.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	w.Stderr = os.Stderr
+	out, err := w.StdoutPipe()
+	if err == nil {
+		err = w.Start()
+	}
+	if err == nil {
+		var ready string
+		if _, err = fmt.Fscan(out, &ready); err == nil && ready != "watching" {
+			err = fmt.Errorf("watchdog: %q", ready)
+		}
+		if err != nil {
+			w.Process.Kill()
+			w.Wait()
+		}
+	}
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("the daemon's watchdog: %w", err)
+	}
+	return w, nil
+}
+
+// runWatch pins the daemon pid and, when SIGTERM comes, sends it on.
+func runWatch(v string) int {
+	pid, err := strconv.Atoi(v)
+	if err != nil {
+		return 2
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "watchdog:", err)
+		return 1
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	fmt.Println("watching")
+	<-term
+	unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0)
+	return 0
 }
 
 func (m *mount) start(t testing.TB, args ...string) {
 	t.Helper()
 	argv := append(append(slices.Clone(m.prefix), binary, "mount", m.dir, "--audit-log", m.audit), args...)
-	m.cmd = daemonCommand(argv, m.attr)
+	m.cmd = exec.Command(argv[0], argv[1:]...)
+	m.cmd.SysProcAttr = m.attr
 	m.log = &testenv.Buffer{}
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
-	if err := m.cmd.Start(); err != nil {
+	w, err := startDaemon(m.cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
+	m.watch = w
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.cmd.Wait() }()
 	for i := 0; ; i++ {

@@ -87,11 +87,13 @@ int main(int argc, char *argv[]) {
 	if (fuse_parse_cmdline(&args, &opts) != 0 || opts.mountpoint == NULL)
 		return 2;
 	struct fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, NULL);
-	if (se == NULL || fuse_session_mount(se, opts.mountpoint) != 0)
+	// SIGTERM ends the loop, and the server unmounts.
+	if (se == NULL || fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, opts.mountpoint) != 0)
 		return 1;
 	fprintf(stderr, "ready\n");
 	int r = fuse_session_loop(se);
 	fuse_session_unmount(se);
+	fuse_remove_signal_handlers(se);
 	fuse_session_destroy(se);
 	return r != 0;
 }
